@@ -1,0 +1,59 @@
+/**
+ * Every number and code that crosses the wire lives here, so the protocol can be
+ * read (and changed) in one place.
+ */
+
+/** WebSocket close codes sent by the gateway. 4000–4499: the client may reconnect with backoff; 4500–4999: it must not without a new user action. */
+export const CloseCode = {
+  /** Server shutting down (sent to every socket on `app.close()`). */
+  GOING_AWAY: 1001,
+  /** Inbound frame above the payload limit. */
+  MESSAGE_TOO_BIG: 1009,
+  /** Send buffer over its cap: the client was not reading. */
+  SLOW_CONSUMER: 4001,
+  /** Events may have been missed; reconnect and resync state over HTTP. */
+  RESYNC_NEEDED: 4003,
+  /** The access token expired while connected. */
+  TOKEN_EXPIRED: 4005,
+  /** Sustained flood of client messages. */
+  RATE_LIMITED: 4006,
+  /** Replaced by a newer connection of the same user. */
+  REPLACED: 4500,
+  /** The access token was revoked. */
+  TOKEN_REVOKED: 4501,
+  /** The backend forced a logout. */
+  FORCED_LOGOUT: 4502,
+  /** Repeated invalid messages. */
+  PROTOCOL_VIOLATION: 4503
+} as const
+export type CloseCode = typeof CloseCode[keyof typeof CloseCode]
+
+/** `code` values of `{"event":"error"}` replies to client messages. */
+export const ProtocolErrorCode = {
+  INVALID_MESSAGE: 'INVALID_MESSAGE',
+  UNKNOWN_EVENT: 'UNKNOWN_EVENT',
+  UNKNOWN_CHANNEL: 'UNKNOWN_CHANNEL',
+  RATE_LIMITED: 'RATE_LIMITED',
+  TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS'
+} as const
+export type ProtocolErrorCode = typeof ProtocolErrorCode[keyof typeof ProtocolErrorCode]
+
+/** Exact `message` strings of the handshake table in SPEC.md. */
+export const HandshakeMessage = {
+  DISABLED: 'WebSocket is disabled',
+  SHUTTING_DOWN: 'Server is shutting down',
+  ORIGIN_NOT_ALLOWED: 'Origin not allowed',
+  MISSING_TOKEN: 'Missing access token',
+  INVALID_TOKEN: 'Invalid or expired token',
+  TOKEN_STORE_UNAVAILABLE: 'Token store unavailable',
+  SERVER_FULL: 'Too many connections on this server',
+  TOO_MANY_FROM_ADDRESS: 'Too many connections from this address',
+  UPGRADE_REQUIRED: 'WebSocket upgrade required'
+} as const
+
+/** The channel every socket is subscribed to on connect. */
+export const SETTINGS_CHANNEL = 'settings'
+/** The channel force-logout events travel on; delivered without a subscription. */
+export const FORCE_LOGOUT_CHANNEL = 'mobile.force.logout'
+/** The seed's event name for a forced logout. */
+export const FORCE_LOGOUT_EVENT = 'MOBILE_USER_FORCE_LOGOUT_EVENT'

@@ -1,0 +1,75 @@
+import type { Duplex } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { HandshakeMessage } from '../constants.js'
+import { sendError } from '../http/envelope.js'
+import { readAccessToken } from '../http/token-redaction.js'
+import type { Resolution } from '../tokens/resolve-with-deadline.js'
+import type { TokenState } from '../tokens/token-store.js'
+import type { ConnectionLimiter } from './connection-limiter.js'
+
+/** What the gate learned about an admitted handshake, for the connection handler. */
+export interface Admitted {
+  token: string
+  state: TokenState
+}
+
+export const kAdmitted = Symbol('fastify-realtime.admitted')
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    [kAdmitted]: Admitted | null
+  }
+}
+
+export interface GateDependencies {
+  isEnabled: () => boolean
+  isDraining: () => boolean
+  isOriginAllowed: (origin: string | undefined) => boolean
+  resolveToken: (token: string) => Promise<Resolution>
+  limiter: ConnectionLimiter
+  tokenRetryAfterSeconds: number
+  limitRetryAfterSeconds: number
+}
+
+/**
+ * The `onRequest` hook of the WebSocket route: the checks of SPEC's handshake
+ * table, in the table's order, answered over HTTP before any upgrade (the
+ * last row, 426 for a GET without `Upgrade`, is the route handler's).
+ */
+export function createHandshakeGate (deps: GateDependencies) {
+  return async function handshakeGate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (!deps.isEnabled()) return reject(request, reply, 503, HandshakeMessage.DISABLED, 'disabled')
+    if (deps.isDraining()) return reject(request, reply, 503, HandshakeMessage.SHUTTING_DOWN, 'draining')
+    if (!deps.isOriginAllowed(request.headers.origin)) return reject(request, reply, 403, HandshakeMessage.ORIGIN_NOT_ALLOWED, 'origin')
+
+    const token = readAccessToken(request.raw)
+    if (token === undefined) return reject(request, reply, 401, HandshakeMessage.MISSING_TOKEN, 'missing token')
+    const resolution = await deps.resolveToken(token)
+    if (resolution.outcome === 'invalid') return reject(request, reply, 401, HandshakeMessage.INVALID_TOKEN, 'invalid token')
+    if (resolution.outcome === 'unavailable') {
+      request.log.warn({ err: resolution.error }, 'fastify-realtime: token store unavailable')
+      reply.header('retry-after', String(deps.tokenRetryAfterSeconds))
+      return reject(request, reply, 503, HandshakeMessage.TOKEN_STORE_UNAVAILABLE, 'token store unavailable')
+    }
+
+    // A plain GET is only measured against the caps; an upgrade takes a slot.
+    // (`injectWS` requests have no TCP socket to hold one.)
+    const socket = request.raw.socket as Duplex | undefined
+    const admission = request.ws && socket !== undefined
+      ? deps.limiter.admit(socket, request.ip)
+      : deps.limiter.check(request.ip)
+    if (admission !== 'admitted') {
+      reply.header('retry-after', String(deps.limitRetryAfterSeconds))
+      return admission === 'server-full'
+        ? reject(request, reply, 503, HandshakeMessage.SERVER_FULL, 'server full')
+        : reject(request, reply, 429, HandshakeMessage.TOO_MANY_FROM_ADDRESS, 'address over its cap')
+    }
+    // A plain GET goes on to the route handler, which answers 426.
+    if (request.ws) request[kAdmitted] = { token, state: resolution.state }
+  }
+}
+
+function reject (request: FastifyRequest, reply: FastifyReply, statusCode: number, message: string, reason: string): void {
+  request.log.info({ reason, statusCode }, 'fastify-realtime: handshake rejected')
+  sendError(request, reply, statusCode, message)
+}

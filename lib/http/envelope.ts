@@ -1,0 +1,20 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+
+/** The JSON envelope of every HTTP answer the plugin gives (SPEC "Error shape"). */
+export interface Envelope<Data> {
+  status_code: number
+  message: string
+  trace_id: string
+  data: Data
+}
+
+/** Answers an error in the envelope; `trace_id` is the request id its log lines carry. */
+export function sendError (request: FastifyRequest, reply: FastifyReply, statusCode: number, message: string): FastifyReply {
+  const body: Envelope<null> = { status_code: statusCode, message, trace_id: String(request.id), data: null }
+  return reply.code(statusCode).type('application/json; charset=utf-8').send(body)
+}
+
+/** Answers success in the same envelope, with `data` set. */
+export function envelope<Data> (request: FastifyRequest, data: Data, message = 'OK', statusCode = 200): Envelope<Data> {
+  return { status_code: statusCode, message, trace_id: String(request.id), data }
+}

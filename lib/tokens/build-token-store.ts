@@ -1,0 +1,44 @@
+import { FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED } from '../errors.js'
+import type { NormalizedOptions } from '../options.js'
+import type { RedisClient } from '../redis/connection.js'
+import { MemoryTokenStore } from './memory-store.js'
+import { RedisTokenStore } from './redis-store.js'
+import { type TokenLookup } from './resolve-with-deadline.js'
+import { type TokenState, type TokenStore, checkToken } from './token-store.js'
+
+/**
+ * Picks the token store for the mode: a custom resolver if the user gave one,
+ * Redis in cluster mode, memory otherwise.
+ */
+export function buildTokenStore (options: NormalizedOptions, redis: RedisClient | undefined): TokenStore {
+  if (options.tokens.resolver !== undefined) return new ResolverTokenStore(options.tokens.resolver)
+  if (redis !== undefined) return new RedisTokenStore(redis, { keyPrefix: options.keyPrefix, keyFor: options.tokens.keyFor, parse: options.tokens.parse })
+  return new MemoryTokenStore()
+}
+
+/**
+ * A backend that owns its token state entirely: the plugin only asks. It
+ * cannot mint tokens, and revoking is the backend's own business (the plugin
+ * still closes the sockets that used the token).
+ */
+class ResolverTokenStore implements TokenStore {
+  readonly #lookup: TokenLookup
+
+  constructor (lookup: TokenLookup) {
+    this.#lookup = lookup
+  }
+
+  async issue (): Promise<string> {
+    throw new FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED()
+  }
+
+  async revoke (token: string): Promise<void> {
+    checkToken(token)
+  }
+
+  async resolve (token: string): Promise<TokenState | null> {
+    return await this.#lookup(checkToken(token))
+  }
+
+  close (): void {}
+}

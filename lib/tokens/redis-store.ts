@@ -1,0 +1,50 @@
+import type { Cluster, Redis } from 'ioredis'
+import {
+  type TokenState, type TokenStore, checkToken, checkTtl, formatTokenValue, hashToken, isLive, mintToken,
+  normalizeUserId, nowSeconds, parseTokenValue
+} from './token-store.js'
+
+export interface RedisTokenStoreOptions {
+  keyPrefix: string
+  keyFor?: (token: string) => string
+  parse?: (raw: string) => TokenState | null
+}
+
+/**
+ * Token state in Redis, in SPEC's layout by default: key
+ * `{keyPrefix}token:{sha256 hex}`, a JSON value, TTL up to the expiry. The rest
+ * of the backend may write these keys itself; `keyFor` and `parse` adapt the
+ * store to another layout.
+ */
+export class RedisTokenStore implements TokenStore {
+  readonly #redis: Redis | Cluster
+  readonly #keyFor: (token: string) => string
+  readonly #parse: (raw: string) => TokenState | null
+
+  constructor (redis: Redis | Cluster, options: RedisTokenStoreOptions) {
+    this.#redis = redis
+    this.#keyFor = options.keyFor ?? ((token) => `${options.keyPrefix}token:${hashToken(token)}`)
+    this.#parse = options.parse ?? parseTokenValue
+  }
+
+  async issue (userId: string | number, { ttlSeconds }: { ttlSeconds: number }): Promise<string> {
+    const ttl = checkTtl(ttlSeconds)
+    const state = { userId: normalizeUserId(userId), expiresAt: nowSeconds() + ttl }
+    const token = mintToken()
+    await this.#redis.set(this.#keyFor(token), formatTokenValue(state), 'EX', ttl)
+    return token
+  }
+
+  async revoke (token: string): Promise<void> {
+    await this.#redis.del(this.#keyFor(checkToken(token)))
+  }
+
+  async resolve (token: string): Promise<TokenState | null> {
+    const raw = await this.#redis.get(this.#keyFor(checkToken(token)))
+    if (raw === null) return null
+    const state = this.#parse(raw)
+    return isLive(state) ? state : null
+  }
+
+  close (): void {}
+}

@@ -1,0 +1,88 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { FST_REALTIME_INVALID_ARGUMENT } from '../errors.js'
+
+/** What a token resolves to. `expiresAt` is unix seconds, as in the Redis layout. */
+export interface TokenState {
+  userId: string
+  expiresAt: number
+}
+
+/**
+ * Where access-token state lives. Two implementations share these semantics:
+ * `MemoryTokenStore` (embedded mode) and `RedisTokenStore` (cluster mode).
+ * `resolve` answers `null` for unknown, expired and revoked tokens alike.
+ */
+export interface TokenStore {
+  issue (userId: string | number, options: { ttlSeconds: number }): Promise<string>
+  revoke (token: string): Promise<void>
+  resolve (token: string): Promise<TokenState | null>
+  close (): void
+}
+
+/** 256 random bits, URL-safe, so a token survives a query string unescaped. */
+export function mintToken (): string {
+  return randomBytes(32).toString('base64url')
+}
+
+/** The default key material: tokens are never stored in the clear. */
+export function hashToken (token: string): string {
+  return createHash('sha256').update(token).digest('hex')
+}
+
+const USER_ID = /^[^\s]{1,128}$/
+
+/**
+ * User ids are strings on the wire and in the API; numbers are accepted and
+ * normalized. Anything else is a caller bug, reported with a coded error.
+ */
+export function normalizeUserId (userId: unknown, argument = 'userId'): string {
+  const text = typeof userId === 'number' && Number.isSafeInteger(userId) ? String(userId) : userId
+  if (typeof text !== 'string' || !USER_ID.test(text)) {
+    throw new FST_REALTIME_INVALID_ARGUMENT(argument, 'must be a non-empty string (or safe integer) of at most 128 characters without whitespace')
+  }
+  return text
+}
+
+export function checkTtl (ttlSeconds: unknown): number {
+  if (typeof ttlSeconds !== 'number' || !Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1) {
+    throw new FST_REALTIME_INVALID_ARGUMENT('ttlSeconds', 'must be a positive integer')
+  }
+  return ttlSeconds
+}
+
+export function checkToken (token: unknown): string {
+  if (typeof token !== 'string' || token.length === 0) {
+    throw new FST_REALTIME_INVALID_ARGUMENT('token', 'must be a non-empty string')
+  }
+  return token
+}
+
+export const nowSeconds = (): number => Math.floor(Date.now() / 1000)
+
+/**
+ * Parses the default stored value `{"user_id":"120045","expires_at":1740748800}`
+ * (`"revoked": true` means revoked). Malformed values count as unknown tokens:
+ * a corrupt entry must not let anyone in.
+ */
+export function parseTokenValue (raw: string): TokenState | null {
+  let value: unknown
+  try {
+    value = JSON.parse(raw)
+  } catch {
+    return null
+  }
+  if (typeof value !== 'object' || value === null) return null
+  const { user_id: userId, expires_at: expiresAt, revoked } = value as Record<string, unknown>
+  if (revoked === true || typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) return null
+  if ((typeof userId !== 'string' && typeof userId !== 'number') || !USER_ID.test(String(userId))) return null
+  return { userId: String(userId), expiresAt }
+}
+
+/** The serialized form of `parseTokenValue`'s input. */
+export function formatTokenValue (state: TokenState): string {
+  return JSON.stringify({ user_id: state.userId, expires_at: state.expiresAt })
+}
+
+/** True while a state is usable for a new connection. */
+export const isLive = (state: TokenState | null): state is TokenState =>
+  state !== null && state.expiresAt > nowSeconds()
