@@ -26,7 +26,7 @@ export const CloseCode = {
   /** Repeated invalid messages. */
   PROTOCOL_VIOLATION: 4503
 } as const
-export type CloseCode = typeof CloseCode[keyof typeof CloseCode]
+export type CloseCodeValue = typeof CloseCode[keyof typeof CloseCode]
 
 /** `code` values of `{"event":"error"}` replies to client messages. */
 export const ProtocolErrorCode = {
@@ -36,7 +36,7 @@ export const ProtocolErrorCode = {
   RATE_LIMITED: 'RATE_LIMITED',
   TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS'
 } as const
-export type ProtocolErrorCode = typeof ProtocolErrorCode[keyof typeof ProtocolErrorCode]
+export type ProtocolErrorCodeValue = typeof ProtocolErrorCode[keyof typeof ProtocolErrorCode]
 
 /** Exact `message` strings of the handshake table in SPEC.md. */
 export const HandshakeMessage = {

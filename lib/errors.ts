@@ -33,6 +33,30 @@ export const FST_REALTIME_INVALID_ARGUMENT = createError<'FST_REALTIME_INVALID_A
 
 export const FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED = createError(
   'FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED',
-  'tokens.issue() needs the built-in token store; it is not available with a custom tokens.resolver',
+  'tokens.issue() cannot write this token layout: it needs the default layout, or tokens.format beside a custom tokens.parse (a custom tokens.resolver cannot issue at all)',
   500
+)
+
+export const FST_REALTIME_UNKNOWN_CHANNEL = createError<'FST_REALTIME_UNKNOWN_CHANNEL', [string]>(
+  'FST_REALTIME_UNKNOWN_CHANNEL',
+  'Unknown channel "%s"',
+  400
+)
+
+export const FST_REALTIME_USER_ID_REQUIRED = createError<'FST_REALTIME_USER_ID_REQUIRED', [string]>(
+  'FST_REALTIME_USER_ID_REQUIRED',
+  'Channel "%s" is user-scoped: publish needs { userId }',
+  400
+)
+
+export const FST_REALTIME_USER_ID_FORBIDDEN = createError<'FST_REALTIME_USER_ID_FORBIDDEN', [string]>(
+  'FST_REALTIME_USER_ID_FORBIDDEN',
+  'Channel "%s" is global: publish takes no userId',
+  400
+)
+
+export const FST_REALTIME_INVALID_DATA = createError<'FST_REALTIME_INVALID_DATA', [string, string]>(
+  'FST_REALTIME_INVALID_DATA',
+  'Invalid data for channel "%s": %s',
+  400
 )

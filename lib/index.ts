@@ -3,31 +3,23 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { WebSocket } from 'ws'
-import { normalizeOptions, type RealtimeOptions } from './options.js'
-import { connectRedis, isRedisReady, waitForRedis } from './redis/connection.js'
-import { createTokenExtractor, createClientErrorScrubber } from './http/token-redaction.js'
+import { normalizeOptions, type NormalizedOptions, type RealtimeOptions } from './options.js'
+import { HandshakeMessage } from './constants.js'
+import { connectRedis, isRedisReady, waitForRedis, type RedisConnection } from './redis/connection.js'
+import { createTokenExtractor, createClientErrorScrubber, createPrefixMatcher } from './http/token-redaction.js'
 import { genTraceId } from './http/request-id.js'
 import { sendError } from './http/envelope.js'
-import { HandshakeMessage } from './constants.js'
 import { createOriginCheck } from './handshake/origin.js'
 import { ConnectionLimiter } from './handshake/connection-limiter.js'
-import { createHandshakeGate, kAdmitted } from './handshake/gate.js'
+import { createDrainResponder } from './handshake/drain.js'
+import { createHandshakeGate, kAdmitted, type Admitted } from './handshake/gate.js'
 import { createDeadlineResolver } from './tokens/resolve-with-deadline.js'
 import { buildTokenStore } from './tokens/build-token-store.js'
-import type { TokenStore, TokenState } from './tokens/token-store.js'
-
-export interface RealtimeTokens {
-  /** Mints a random token (256 bits) for `userId` and stores its state. */
-  issue (userId: string | number, options: { ttlSeconds: number }): Promise<string>
-  /** The token stops working for new connections. */
-  revoke (token: string): Promise<void>
-  /** The state of a live token, or `null` if it is unknown, expired or revoked. */
-  resolve (token: string): Promise<TokenState | null>
-}
-
-export interface Realtime {
-  tokens: RealtimeTokens
-}
+import { ChannelCatalog } from './channels/catalog.js'
+import { Gateway } from './connection/gateway.js'
+import { MemoryBroker } from './broker/memory.js'
+import { GatewayStats } from './stats.js'
+import { buildRealtimeApi, type Realtime } from './realtime-api.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -37,21 +29,42 @@ declare module 'fastify' {
 
 const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealtime (fastify, rawOptions) {
   const options = normalizeOptions(rawOptions)
+
+  // Token state: Redis when configured, memory otherwise.
   const redis = options.redis === undefined ? undefined : connectRedis(fastify, options.redis, fastify.log)
-  const store: TokenStore = buildTokenStore(options, redis?.client)
+  const store = buildTokenStore(options, redis?.client)
   fastify.addHook('onClose', async () => {
     store.close()
     if (redis?.owned === true) await redis.client.quit().catch(() => redis.client.disconnect())
   })
   if (redis !== undefined) await waitForRedis(redis.client, fastify.log)
 
-  if (!fastify.hasDecorator('websocketServer')) await fastify.register(websocket, options.websocket)
+  // Sockets, channels and delivery.
+  const stats = new GatewayStats()
+  const catalog = new ChannelCatalog(options.channels)
+  const gateway = new Gateway({
+    catalog,
+    limits: options.limits,
+    heartbeatIntervalMs: options.heartbeat.intervalMs,
+    shutdownTimeoutMs: options.shutdownTimeoutMs,
+    stats,
+    log: fastify.log
+  })
+  const broker = new MemoryBroker(gateway, catalog)
+  fastify.decorate('realtime', buildRealtimeApi({ catalog, broker, gateway, store, stats }))
 
-  installTokenRedaction(fastify, fastify.prefix + options.prefix, options.tokens)
-
+  // The WebSocket server and the route, behind the handshake gate.
+  if (!fastify.hasDecorator('websocketServer')) {
+    await fastify.register(websocket, {
+      ...options.websocket,
+      options: { maxPayload: options.limits.maxPayloadBytes, clientTracking: false, ...options.websocket.options },
+      // The gateway closes its sockets with 1001 itself (below).
+      preClose: options.websocket.preClose ?? ((done) => done())
+    })
+  }
+  const routePath = fastify.prefix + options.prefix
   let draining = false
-  fastify.addHook('preClose', async () => { draining = true })
-
+  installTokenRedaction(fastify, routePath, options.tokens)
   const gate = createHandshakeGate({
     isEnabled: () => options.enabled,
     isDraining: () => draining,
@@ -59,23 +72,16 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     resolveToken: createDeadlineResolver({
       lookup: (token) => store.resolve(token),
       timeoutMs: options.tokens.timeoutMs,
-      isAvailable: redis === undefined || options.tokens.resolver !== undefined ? () => true : () => isRedisReady(redis.client)
+      isAvailable: tokenStoreAvailability(options, redis)
     }),
     limiter: new ConnectionLimiter(options.limits),
     tokenRetryAfterSeconds: options.tokens.retryAfterSeconds,
     limitRetryAfterSeconds: options.limits.retryAfterSeconds
   })
 
-  fastify.decorate('realtime', {
-    tokens: {
-      issue: (userId, issueOptions) => store.issue(userId, issueOptions),
-      revoke: (token) => store.revoke(token),
-      resolve: (token) => store.resolve(token)
-    }
-  } satisfies Realtime)
-
   // Routes live in their own context so their request ids (the `trace_id` of
-  // every answer) can be unique across nodes without changing the user's.
+  // every answer, and the connection ids) can be unique across nodes without
+  // changing the user's.
   await fastify.register(async function realtimeRoutes (routes) {
     routes.setGenReqId(genTraceId)
     routes.decorateRequest(kAdmitted, null)
@@ -85,16 +91,28 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
       onRequest: gate,
       handler: answerUpgradeRequired,
       wsHandler: function onConnection (socket: WebSocket, request) {
-        const admitted = request[kAdmitted]
-        socket.on('error', () => socket.terminate())
-        socket.send(JSON.stringify({
-          event: 'connected',
-          channel: null,
-          data: { connection_id: request.id, user_id: admitted?.state.userId, subscriptions: ['settings'], heartbeat_interval_ms: options.heartbeat.intervalMs }
-        }))
+        gateway.accept(socket, request, request[kAdmitted] as Admitted)
       }
     })
   })
+
+  // Graceful shutdown: refuse new upgrades, 1001 to every socket, wait, terminate stragglers.
+  const answerWhileDraining = createDrainResponder(createPrefixMatcher(routePath), fastify.log)
+  fastify.addHook('preClose', async () => {
+    draining = true
+    fastify.server.on('upgrade', answerWhileDraining)
+    await gateway.drain()
+  })
+  fastify.addHook('onClose', async () => {
+    fastify.server.removeListener('upgrade', answerWhileDraining)
+    await broker.close()
+  })
+}
+
+/** Fails handshakes fast while the Redis behind the default token store is down. */
+function tokenStoreAvailability (options: NormalizedOptions, redis: RedisConnection | undefined): () => boolean {
+  if (redis === undefined || options.tokens.resolver !== undefined) return () => true
+  return () => isRedisReady(redis.client)
 }
 
 /** A plain GET that passed every check of the gate: the route only speaks WebSocket. */
@@ -103,7 +121,8 @@ async function answerUpgradeRequired (request: FastifyRequest, reply: FastifyRep
   return sendError(request, reply, 426, HandshakeMessage.UPGRADE_REQUIRED)
 }
 
-function installTokenRedaction (fastify: FastifyInstance, prefix: string, tokenOptions: ReturnType<typeof normalizeOptions>['tokens']): void {
+/** Takes tokens out of requests under the prefix before Fastify (and its logger) sees them. */
+function installTokenRedaction (fastify: FastifyInstance, prefix: string, tokenOptions: NormalizedOptions['tokens']): void {
   const extractToken = createTokenExtractor({ prefix, ...tokenOptions })
   const scrubClientError = createClientErrorScrubber(tokenOptions.queryParam)
   fastify.server.prependListener('request', extractToken)
@@ -120,5 +139,9 @@ export default fp(fastifyRealtime, { fastify: '5.x', name: 'fastify-realtime' })
 export { fastifyRealtime }
 export type { RealtimeOptions, TokenOptions } from './options.js'
 export type { TokenState } from './tokens/token-store.js'
+export type { ChannelDefinition, ChannelScope } from './channels/catalog.js'
+export type { Realtime, RealtimeChannels, RealtimeTokens, ChannelHelper, PublishOptions, UserId } from './realtime-api.js'
+export type { ConnectionInfo } from './connection/connection.js'
+export type { StatsSnapshot } from './stats.js'
 export { CloseCode, ProtocolErrorCode } from './constants.js'
 export * as errors from './errors.js'

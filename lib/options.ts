@@ -4,6 +4,7 @@ import type { Redis, Cluster } from 'ioredis'
 import type { WebsocketPluginOptions } from '@fastify/websocket'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
 import type { TokenState } from './tokens/token-store.js'
+import { SEED_CHANNELS, type ChannelDefinition } from './channels/catalog.js'
 
 const isFunction = (value: unknown): boolean => typeof value === 'function'
 const FunctionSchema = Type.Refine(Type.Unknown(), isFunction, () => 'must be a function')
@@ -25,6 +26,7 @@ const RedisOptionSchema = Type.Union([
   RedisClientSchema
 ])
 const PositiveInteger = Type.Integer({ minimum: 1 })
+const CHANNEL_NAME = '^[A-Za-z0-9_.:-]{1,128}$'
 
 /** What `app.register(realtime, opts)` accepts; every field is optional. */
 export const RealtimeOptionsSchema = Type.Object({
@@ -45,20 +47,36 @@ export const RealtimeOptionsSchema = Type.Object({
     retryAfterSeconds: Type.Optional(PositiveInteger),
     keyFor: Type.Optional(FunctionSchema),
     parse: Type.Optional(FunctionSchema),
+    format: Type.Optional(FunctionSchema),
     resolver: Type.Optional(FunctionSchema)
   }, { additionalProperties: false })),
   limits: Type.Optional(Type.Object({
     maxConnections: Type.Optional(Type.Integer({ minimum: 0 })),
     maxConnectionsPerIp: Type.Optional(Type.Integer({ minimum: 0 })),
-    retryAfterSeconds: Type.Optional(PositiveInteger)
+    retryAfterSeconds: Type.Optional(PositiveInteger),
+    maxPayloadBytes: Type.Optional(Type.Integer({ minimum: 64 })),
+    messagesPerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    messageBurst: Type.Optional(PositiveInteger),
+    floodCloseAfter: Type.Optional(PositiveInteger),
+    maxInvalidMessages: Type.Optional(PositiveInteger),
+    maxSubscriptions: Type.Optional(PositiveInteger),
+    maxBufferedBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
+    fanoutSliceSize: Type.Optional(PositiveInteger)
   }, { additionalProperties: false })),
+  channels: Type.Optional(Type.Record(Type.String({ pattern: CHANNEL_NAME }), Type.Object({
+    scope: Type.Union([Type.Literal('global'), Type.Literal('user')]),
+    schema: Type.Optional(Type.Refine(Type.Unknown(), (value) => typeof value === 'object' && value !== null, () => 'must be a typebox schema'))
+  }, { additionalProperties: false }))),
+  shutdownTimeoutMs: Type.Optional(Type.Integer({ minimum: 0 })),
   websocket: Type.Optional(Type.Object({}, { additionalProperties: true }))
 }, { additionalProperties: false })
 
 type SchemaOptions = Static<typeof RealtimeOptionsSchema>
 
 /** Options of `fastify-realtime`, with the function and client fields typed precisely. */
-export interface RealtimeOptions extends Omit<SchemaOptions, 'allowedOrigins' | 'redis' | 'tokens' | 'websocket'> {
+export interface RealtimeOptions extends Omit<SchemaOptions, 'allowedOrigins' | 'redis' | 'tokens' | 'websocket' | 'channels'> {
+  /** Application channels, added to the seed's; a seed channel may be given a schema but keeps its scope. */
+  channels?: Record<string, ChannelDefinition>
   allowedOrigins?: Array<string | RegExp>
   redis?: string | Redis | Cluster | { namespace?: string }
   tokens?: TokenOptions
@@ -81,6 +99,8 @@ export interface TokenOptions {
   keyFor?: (token: string) => string
   /** Turns the stored string into token state; `null` means unknown or revoked. */
   parse?: (raw: string) => TokenState | null
+  /** Writes token state in the layout `parse` reads, so `tokens.issue` works with it. */
+  format?: (state: TokenState) => string
   /** Replaces the store lookup entirely. */
   resolver?: (token: string) => Promise<TokenState | null> | TokenState | null
 }
@@ -95,8 +115,23 @@ export interface NormalizedOptions {
   keyPrefix: string
   heartbeat: { intervalMs: number }
   tokens: Required<Pick<TokenOptions, 'queryParam' | 'authorizationHeader' | 'protocolPrefix' | 'timeoutMs' | 'retryAfterSeconds'>> &
-  Pick<TokenOptions, 'keyFor' | 'parse' | 'resolver'>
-  limits: { maxConnections: number, maxConnectionsPerIp: number, retryAfterSeconds: number }
+  Pick<TokenOptions, 'keyFor' | 'parse' | 'format' | 'resolver'>
+  limits: {
+    maxConnections: number
+    maxConnectionsPerIp: number
+    retryAfterSeconds: number
+    maxPayloadBytes: number
+    messagesPerSecond: number
+    messageBurst: number
+    floodCloseAfter: number
+    maxInvalidMessages: number
+    invalidWindowMs: number
+    maxSubscriptions: number
+    maxBufferedBytes: number
+    fanoutSliceSize: number
+  }
+  channels: Record<string, ChannelDefinition>
+  shutdownTimeoutMs: number
   websocket: WebsocketPluginOptions
 }
 
@@ -108,10 +143,47 @@ export const defaults = {
   retryAfterSeconds: 1,
   maxConnections: 50_000,
   maxConnectionsPerIp: 1000,
-  limitRetryAfterSeconds: 5
+  limitRetryAfterSeconds: 5,
+  maxPayloadBytes: 16 * 1024,
+  messagesPerSecond: 10,
+  messageBurst: 20,
+  floodCloseAfter: 50,
+  maxInvalidMessages: 10,
+  invalidWindowMs: 60_000,
+  maxSubscriptions: 32,
+  maxBufferedBytes: 1024 * 1024,
+  fanoutSliceSize: 2000,
+  shutdownTimeoutMs: 5000
 } as const
 
 const checkOptions = Compile(RealtimeOptionsSchema)
+
+interface SchemaError { keyword: string, instancePath: string, schemaPath: string, message: string }
+
+/**
+ * Turns typebox's errors into one readable complaint about the first wrong
+ * option: an extra key is "unknown option"; for a union, the most specific
+ * branch error (deepest path, then a refinement's own message) explains best.
+ */
+function describeFirstError (errors: SchemaError[]): { path: string, message: string } {
+  const top = errors[0].instancePath.split('/').slice(0, 2).join('/')
+  const candidates = errors.filter((error) => error.instancePath.startsWith(top) && error.keyword !== 'anyOf')
+  const depth = (error: SchemaError): number => error.instancePath.split('/').length * 2 + (error.keyword === '~refine' ? 1 : 0)
+  const best = candidates.reduce((chosen, error) => depth(error) > depth(chosen) ? error : chosen)
+  const path = best.instancePath.slice(1).replaceAll('/', '.')
+  if (best.keyword === 'boolean' && best.schemaPath.endsWith('/additionalProperties')) return { path, message: 'unknown option' }
+  return { path, message: best.message }
+}
+
+function checkChannels (channels: Record<string, ChannelDefinition>): Record<string, ChannelDefinition> {
+  for (const [name, definition] of Object.entries(channels)) {
+    const seed = SEED_CHANNELS[name]
+    if (seed !== undefined && seed.scope !== definition.scope) {
+      throw new FST_REALTIME_INVALID_OPTION(`channels.${name}.scope`, `the seed channel "${name}" is ${seed.scope}-scoped`)
+    }
+  }
+  return channels
+}
 
 /**
  * Validates the raw options once, at registration, and fills in every default.
@@ -119,11 +191,8 @@ const checkOptions = Compile(RealtimeOptionsSchema)
  */
 export function normalizeOptions (raw: RealtimeOptions = {}): NormalizedOptions {
   if (!checkOptions.Check(raw)) {
-    const [first] = checkOptions.Errors(raw)
-    let path = first.instancePath.slice(1).replaceAll('/', '.')
-    const extra = (first.params as { additionalProperties?: string[] }).additionalProperties
-    if (first.keyword === 'additionalProperties' && extra) path = [path, extra[0]].filter(Boolean).join('.')
-    throw new FST_REALTIME_INVALID_OPTION(path, first.keyword === 'additionalProperties' ? 'unknown option' : first.message)
+    const { path, message } = describeFirstError([...checkOptions.Errors(raw)])
+    throw new FST_REALTIME_INVALID_OPTION(path, message)
   }
   const tokens = raw.tokens ?? {}
   return {
@@ -142,13 +211,25 @@ export function normalizeOptions (raw: RealtimeOptions = {}): NormalizedOptions 
       retryAfterSeconds: tokens.retryAfterSeconds ?? defaults.retryAfterSeconds,
       keyFor: tokens.keyFor,
       parse: tokens.parse,
+      format: tokens.format,
       resolver: tokens.resolver
     },
     limits: {
       maxConnections: raw.limits?.maxConnections ?? defaults.maxConnections,
       maxConnectionsPerIp: raw.limits?.maxConnectionsPerIp ?? defaults.maxConnectionsPerIp,
-      retryAfterSeconds: raw.limits?.retryAfterSeconds ?? defaults.limitRetryAfterSeconds
+      retryAfterSeconds: raw.limits?.retryAfterSeconds ?? defaults.limitRetryAfterSeconds,
+      maxPayloadBytes: raw.limits?.maxPayloadBytes ?? defaults.maxPayloadBytes,
+      messagesPerSecond: raw.limits?.messagesPerSecond ?? defaults.messagesPerSecond,
+      messageBurst: raw.limits?.messageBurst ?? defaults.messageBurst,
+      floodCloseAfter: raw.limits?.floodCloseAfter ?? defaults.floodCloseAfter,
+      maxInvalidMessages: raw.limits?.maxInvalidMessages ?? defaults.maxInvalidMessages,
+      invalidWindowMs: defaults.invalidWindowMs,
+      maxSubscriptions: raw.limits?.maxSubscriptions ?? defaults.maxSubscriptions,
+      maxBufferedBytes: raw.limits?.maxBufferedBytes ?? defaults.maxBufferedBytes,
+      fanoutSliceSize: raw.limits?.fanoutSliceSize ?? defaults.fanoutSliceSize
     },
+    channels: checkChannels(raw.channels ?? {}),
+    shutdownTimeoutMs: raw.shutdownTimeoutMs ?? defaults.shutdownTimeoutMs,
     websocket: raw.websocket ?? {}
   }
 }

@@ -13,8 +13,3 @@ export function sendError (request: FastifyRequest, reply: FastifyReply, statusC
   const body: Envelope<null> = { status_code: statusCode, message, trace_id: String(request.id), data: null }
   return reply.code(statusCode).type('application/json; charset=utf-8').send(body)
 }
-
-/** Answers success in the same envelope, with `data` set. */
-export function envelope<Data> (request: FastifyRequest, data: Data, message = 'OK', statusCode = 200): Envelope<Data> {
-  return { status_code: statusCode, message, trace_id: String(request.id), data }
-}

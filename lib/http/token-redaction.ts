@@ -27,6 +27,18 @@ function decodePath (path: string): string {
 }
 
 /**
+ * True for every URL whose path starts with `prefix`, compared decoded and
+ * case-insensitively so that no spelling of a typo escapes redaction.
+ */
+export function createPrefixMatcher (prefix: string) {
+  const lowered = prefix.toLowerCase()
+  return function isUnderPrefix (url: string): boolean {
+    const queryStart = url.indexOf('?')
+    return decodePath(queryStart === -1 ? url : url.slice(0, queryStart)).startsWith(lowered)
+  }
+}
+
+/**
  * Removes `param` from the query of `url`. Returns the first value it carried
  * (or undefined) and the URL without it; percent-encoded names are caught too.
  */
@@ -54,15 +66,14 @@ export function stripQueryParam (url: string, param: string): { url: string, val
  * sees it as a subprotocol it could echo back.
  */
 export function createTokenExtractor (options: TokenExtractionOptions) {
-  const prefix = options.prefix.toLowerCase()
+  const isUnderPrefix = createPrefixMatcher(options.prefix)
 
   return function extractToken (raw: IncomingMessage): void {
     const carrier = raw as TokenCarrier
     if (carrier[kExtracted] === true) return
     carrier[kExtracted] = true
     const url = raw.url ?? '/'
-    const queryStart = url.indexOf('?')
-    if (!decodePath(queryStart === -1 ? url : url.slice(0, queryStart)).startsWith(prefix)) return
+    if (!isUnderPrefix(url)) return
 
     let token: string | undefined
     if (options.queryParam !== false) {

@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Redis, type Cluster } from 'ioredis'
 import { FST_REALTIME_INVALID_OPTION } from '../errors.js'
@@ -13,6 +12,7 @@ export interface RedisConnection {
 }
 
 const STARTUP_WAIT_MS = 2000
+const COMMAND_TIMEOUT_MS = 2000
 
 /**
  * Turns the `redis` option into a client. A URL makes a client the plugin owns;
@@ -23,7 +23,13 @@ export function connectRedis (fastify: FastifyInstance, option: NonNullable<Real
   if (typeof option === 'string') {
     // No offline queue: while Redis is down a command must fail at once (the
     // handshake answers 503) rather than wait in memory for a reconnect.
-    const client = new Redis(option, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectionName: 'fastify-realtime' })
+    const client = new Redis(option, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      // A frozen Redis keeps the link up; fail commands instead of piling them up.
+      commandTimeout: COMMAND_TIMEOUT_MS,
+      connectionName: 'fastify-realtime'
+    })
     client.on('error', (error: Error) => log.warn({ err: error }, 'fastify-realtime: Redis connection error'))
     return { client, owned: true }
   }
@@ -47,15 +53,16 @@ export function connectRedis (fastify: FastifyInstance, option: NonNullable<Real
 export async function waitForRedis (client: RedisClient, log: FastifyBaseLogger): Promise<void> {
   if (client.status === 'ready') return
   if (client.status === 'wait') client.connect().catch(() => {})
-  const controller = new AbortController()
-  const timer = setTimeout(() => controller.abort(), STARTUP_WAIT_MS).unref()
-  try {
-    await once(client, 'ready', { signal: controller.signal })
-  } catch {
-    log.warn('fastify-realtime: Redis is not ready yet; handshakes answer 503 until it is')
-  } finally {
-    clearTimeout(timer)
-  }
+  // Connection errors are expected while it retries; only the deadline ends the wait.
+  const ready = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => { client.off('ready', onReady); resolve(false) }, STARTUP_WAIT_MS)
+    function onReady (): void {
+      clearTimeout(timer)
+      resolve(true)
+    }
+    client.once('ready', onReady)
+  })
+  if (!ready) log.warn('fastify-realtime: Redis is not ready yet; handshakes answer 503 until it is')
 }
 
 export function isRedisReady (client: RedisClient): boolean {

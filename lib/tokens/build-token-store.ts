@@ -4,7 +4,7 @@ import type { RedisClient } from '../redis/connection.js'
 import { MemoryTokenStore } from './memory-store.js'
 import { RedisTokenStore } from './redis-store.js'
 import { type TokenLookup } from './resolve-with-deadline.js'
-import { type TokenState, type TokenStore, checkToken } from './token-store.js'
+import { type TokenState, type TokenStore, checkToken, isLive, normalizeUserId } from './token-store.js'
 
 /**
  * Picks the token store for the mode: a custom resolver if the user gave one,
@@ -12,7 +12,10 @@ import { type TokenState, type TokenStore, checkToken } from './token-store.js'
  */
 export function buildTokenStore (options: NormalizedOptions, redis: RedisClient | undefined): TokenStore {
   if (options.tokens.resolver !== undefined) return new ResolverTokenStore(options.tokens.resolver)
-  if (redis !== undefined) return new RedisTokenStore(redis, { keyPrefix: options.keyPrefix, keyFor: options.tokens.keyFor, parse: options.tokens.parse })
+  if (redis !== undefined) {
+    const { keyFor, parse, format } = options.tokens
+    return new RedisTokenStore(redis, { keyPrefix: options.keyPrefix, keyFor, parse, format })
+  }
   return new MemoryTokenStore()
 }
 
@@ -37,7 +40,8 @@ class ResolverTokenStore implements TokenStore {
   }
 
   async resolve (token: string): Promise<TokenState | null> {
-    return await this.#lookup(checkToken(token))
+    const state = await this.#lookup(checkToken(token))
+    return isLive(state) ? { userId: normalizeUserId(state.userId), expiresAt: state.expiresAt } : null
   }
 
   close (): void {}

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
+import { FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED } from '../errors.js'
 import {
   type TokenState, type TokenStore, checkToken, checkTtl, formatTokenValue, hashToken, isLive, mintToken,
   normalizeUserId, nowSeconds, parseTokenValue
@@ -8,6 +9,7 @@ export interface RedisTokenStoreOptions {
   keyPrefix: string
   keyFor?: (token: string) => string
   parse?: (raw: string) => TokenState | null
+  format?: (state: TokenState) => string
 }
 
 /**
@@ -20,18 +22,22 @@ export class RedisTokenStore implements TokenStore {
   readonly #redis: Redis | Cluster
   readonly #keyFor: (token: string) => string
   readonly #parse: (raw: string) => TokenState | null
+  readonly #format: ((state: TokenState) => string) | undefined
 
   constructor (redis: Redis | Cluster, options: RedisTokenStoreOptions) {
     this.#redis = redis
     this.#keyFor = options.keyFor ?? ((token) => `${options.keyPrefix}token:${hashToken(token)}`)
     this.#parse = options.parse ?? parseTokenValue
+    // A custom parser reads a layout the default writer does not produce.
+    this.#format = options.format ?? (options.parse === undefined ? formatTokenValue : undefined)
   }
 
   async issue (userId: string | number, { ttlSeconds }: { ttlSeconds: number }): Promise<string> {
+    if (this.#format === undefined) throw new FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED()
     const ttl = checkTtl(ttlSeconds)
     const state = { userId: normalizeUserId(userId), expiresAt: nowSeconds() + ttl }
     const token = mintToken()
-    await this.#redis.set(this.#keyFor(token), formatTokenValue(state), 'EX', ttl)
+    await this.#redis.set(this.#keyFor(token), this.#format(state), 'EX', ttl)
     return token
   }
 
@@ -43,7 +49,7 @@ export class RedisTokenStore implements TokenStore {
     const raw = await this.#redis.get(this.#keyFor(checkToken(token)))
     if (raw === null) return null
     const state = this.#parse(raw)
-    return isLive(state) ? state : null
+    return isLive(state) ? { userId: normalizeUserId(state.userId), expiresAt: state.expiresAt } : null
   }
 
   close (): void {}

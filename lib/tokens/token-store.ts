@@ -74,8 +74,9 @@ export function parseTokenValue (raw: string): TokenState | null {
   if (typeof value !== 'object' || value === null) return null
   const { user_id: userId, expires_at: expiresAt, revoked } = value as Record<string, unknown>
   if (revoked === true || typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) return null
-  if ((typeof userId !== 'string' && typeof userId !== 'number') || !USER_ID.test(String(userId))) return null
-  return { userId: String(userId), expiresAt }
+  const id = typeof userId === 'number' && Number.isSafeInteger(userId) ? String(userId) : userId
+  if (typeof id !== 'string' || !USER_ID.test(id)) return null
+  return { userId: id, expiresAt }
 }
 
 /** The serialized form of `parseTokenValue`'s input. */

@@ -34,10 +34,15 @@ export function captureLogs (): { lines: string[], stream: Writable } {
 }
 
 /** Builds and starts an app with the plugin on a free loopback port. */
-export async function startApp (options: RealtimeOptions = {}, fastifyOptions: FastifyServerOptions = {}): Promise<TestApp> {
+export async function startApp (
+  options: RealtimeOptions = {},
+  fastifyOptions: FastifyServerOptions = {},
+  beforeListen: (app: FastifyInstance) => unknown = () => {}
+): Promise<TestApp> {
   const { lines, stream } = captureLogs()
   const app = Fastify({ logger: { level: 'trace', stream }, ...fastifyOptions })
   await app.register(realtime, options)
+  await beforeListen(app)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as { port: number }
   return { app, port, wsBase: `ws://127.0.0.1:${port}`, httpBase: `http://127.0.0.1:${port}`, logs: lines }

@@ -1,0 +1,105 @@
+import type { Socket } from 'node:net'
+import type { WebSocket } from 'ws'
+import { SETTINGS_CHANNEL } from '../constants.js'
+import { TokenBucket } from './token-bucket.js'
+
+export interface ConnectionInit {
+  id: string
+  userId: string
+  tokenHash: string
+  expiresAt: number
+  socket: WebSocket
+  /** The TCP socket under `socket`, for corked writes; absent for `injectWS` sockets. */
+  transport: Socket | undefined
+  remoteAddress: string
+  userAgent: string | null
+  origin: string | null
+  bucket: TokenBucket
+}
+
+/**
+ * One live socket and everything the gateway tracks about it. Owned by the
+ * registry; the `ws` object itself carries nothing of ours.
+ */
+export class Connection {
+  readonly id: string
+  readonly userId: string
+  readonly tokenHash: string
+  readonly expiresAt: number
+  readonly socket: WebSocket
+  readonly transport: Socket | undefined
+  readonly remoteAddress: string
+  readonly userAgent: string | null
+  readonly origin: string | null
+  readonly connectedAt = Date.now()
+  readonly subscriptions = new Set<string>([SETTINGS_CHANNEL])
+  readonly bucket: TokenBucket
+  lastPongAt: number
+  messagesIn = 0
+  messagesOut = 0
+  /** Replied to the last protocol ping (or none sent yet). */
+  alive = true
+  /** Inside a corked write batch of the outbox. */
+  corked = false
+  /** Left the registry; nothing more is sent to it. */
+  closed = false
+  /** The code the gateway closed (or cut) this socket with, once it has. */
+  closeCode: number | undefined = undefined
+  /** The second whose expiry bucket holds this connection. */
+  expiryBucket = 0
+  /** Recent invalid messages, for the protocol-violation rule. */
+  invalidMessages = 0
+  invalidWindowStartedAt = Date.now()
+  /** Messages refused by the rate limit since the last accepted one. */
+  rateLimitedInARow = 0
+
+  constructor (init: ConnectionInit) {
+    this.id = init.id
+    this.userId = init.userId
+    this.tokenHash = init.tokenHash
+    this.expiresAt = init.expiresAt
+    this.socket = init.socket
+    this.transport = init.transport
+    this.remoteAddress = init.remoteAddress
+    this.userAgent = init.userAgent
+    this.origin = init.origin
+    this.bucket = init.bucket
+    this.lastPongAt = this.connectedAt
+  }
+
+  /** Bytes accepted for sending that the peer has not taken yet. */
+  get bufferedBytes (): number {
+    return this.socket.bufferedAmount
+  }
+
+  /** The diagnostic view (SPEC's connection fields); never includes the token. */
+  describe (): ConnectionInfo {
+    return {
+      connection_id: this.id,
+      user_id: this.userId,
+      connected_at: new Date(this.connectedAt).toISOString(),
+      remote_address: this.remoteAddress,
+      user_agent: this.userAgent,
+      origin: this.origin,
+      subscriptions: [...this.subscriptions],
+      last_pong_at: new Date(this.lastPongAt).toISOString(),
+      messages_in: this.messagesIn,
+      messages_out: this.messagesOut,
+      buffered_bytes: this.bufferedBytes
+    }
+  }
+}
+
+export interface ConnectionInfo {
+  connection_id: string
+  user_id: string
+  connected_at: string
+  remote_address: string
+  user_agent: string | null
+  origin: string | null
+  subscriptions: string[]
+  last_pong_at: string
+  messages_in: number
+  messages_out: number
+  buffered_bytes: number
+}

@@ -1,0 +1,227 @@
+import type { Socket } from 'node:net'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { WebSocket, type RawData } from 'ws'
+import { CloseCode } from '../constants.js'
+import type { ChannelCatalog } from '../channels/catalog.js'
+import { Dispatcher } from '../delivery/dispatcher.js'
+import { Outbox } from '../delivery/outbox.js'
+import { encodeEvent, type EncodedEvent } from '../protocol/server-event.js'
+import type { GatewayStats } from '../stats.js'
+import { hashToken } from '../tokens/token-store.js'
+import type { Admitted } from '../handshake/gate.js'
+import { Connection } from './connection.js'
+import { ExpiryWheel } from './expiry.js'
+import { Heartbeat, markAlive } from './heartbeat.js'
+import { Registry } from './registry.js'
+import { handleClientFrame, type SessionContext, type SessionLimits } from './session.js'
+import { TokenBucket } from './token-bucket.js'
+
+export interface GatewayLimits extends SessionLimits {
+  messagesPerSecond: number
+  messageBurst: number
+  maxBufferedBytes: number
+  fanoutSliceSize: number
+}
+
+export interface GatewayOptions {
+  catalog: ChannelCatalog
+  limits: GatewayLimits
+  heartbeatIntervalMs: number
+  shutdownTimeoutMs: number
+  stats: GatewayStats
+  log: FastifyBaseLogger
+}
+
+/**
+ * The sockets of this node: admits them, answers their messages, delivers
+ * events to them, and closes them with the right code. One set of listeners
+ * serves every socket; per-socket state lives in `Connection`.
+ */
+export class Gateway {
+  readonly registry = new Registry()
+  readonly #connections = new WeakMap<WebSocket, Connection>()
+  readonly #closing = new Set<Connection>()
+  readonly #options: GatewayOptions
+  readonly #outbox: Outbox
+  readonly #dispatcher: Dispatcher
+  readonly #heartbeat: Heartbeat
+  readonly #expiry: ExpiryWheel
+  readonly #session: SessionContext
+  #draining = false
+  #drained: (() => void) | undefined
+
+  // Shared listeners: `this` is the socket.
+  readonly #onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void
+  readonly #onPong: (this: WebSocket) => void
+  readonly #onClose: (this: WebSocket, code: number) => void
+  readonly #onError: (this: WebSocket, error: Error) => void
+
+  constructor (options: GatewayOptions) {
+    this.#options = options
+    this.#outbox = new Outbox({ maxBufferedBytes: options.limits.maxBufferedBytes, onSlowConsumer: (connection) => this.#cutSlowConsumer(connection), stats: options.stats })
+    this.#dispatcher = new Dispatcher(this.#outbox, options.limits.fanoutSliceSize)
+    this.#heartbeat = new Heartbeat(options.heartbeatIntervalMs, () => this.registry, (connection) => this.#terminate(connection, 1006, 'heartbeat timeout'))
+    this.#expiry = new ExpiryWheel((connection) => this.close(connection, CloseCode.TOKEN_EXPIRED, 'Access token expired'))
+    this.#session = {
+      catalog: options.catalog,
+      registry: this.registry,
+      limits: options.limits,
+      reply: (connection, event, channel, data) => { this.#outbox.send(connection, encodeEvent(event, channel, data)) },
+      close: (connection, code, reason) => this.close(connection, code, reason)
+    }
+    const connections = this.#connections
+    const session = this.#session
+    const stats = options.stats
+    this.#onMessage = function (data, isBinary) {
+      const connection = connections.get(this) as Connection
+      stats.messagesIn++
+      if (!connection.closed) handleClientFrame(session, connection, data, isBinary)
+    }
+    this.#onPong = function () {
+      markAlive(connections.get(this) as Connection)
+    }
+    const gone = (connection: Connection, code: number): void => this.#gone(connection, code)
+    this.#onClose = function (code) {
+      gone(connections.get(this) as Connection, code)
+    }
+    const log = options.log
+    this.#onError = function (error) {
+      const connection = connections.get(this) as Connection
+      log.debug({ err: error, connectionId: connection.id }, 'fastify-realtime: socket error')
+      this.terminate()
+    }
+  }
+
+  /**
+   * Takes over a freshly upgraded socket. Listeners are attached synchronously,
+   * before anything can arrive; the `connected` event is the first message.
+   */
+  accept (socket: WebSocket, request: FastifyRequest, admitted: Admitted): void {
+    const connection = new Connection({
+      id: String(request.id),
+      userId: admitted.state.userId,
+      tokenHash: hashToken(admitted.token),
+      expiresAt: admitted.state.expiresAt,
+      socket,
+      transport: request.raw.socket as Socket | undefined,
+      remoteAddress: request.ip,
+      userAgent: request.headers['user-agent'] ?? null,
+      origin: request.headers.origin ?? null,
+      bucket: new TokenBucket(this.#options.limits.messageBurst, this.#options.limits.messagesPerSecond)
+    })
+    this.#connections.set(socket, connection)
+    socket.on('message', this.#onMessage)
+    socket.on('pong', this.#onPong)
+    socket.on('close', this.#onClose)
+    socket.on('error', this.#onError)
+    this.#options.stats.connects++
+
+    if (this.#draining) {
+      this.close(connection, CloseCode.GOING_AWAY, 'Server shutting down')
+      return
+    }
+    const replaced = this.registry.add(connection)
+    if (replaced !== undefined) this.#closeSocket(replaced, CloseCode.REPLACED, 'Replaced by a newer connection')
+    this.#expiry.add(connection)
+    this.#outbox.send(connection, encodeEvent('connected', null, {
+      connection_id: connection.id,
+      user_id: connection.userId,
+      subscriptions: [...connection.subscriptions],
+      heartbeat_interval_ms: this.#options.heartbeatIntervalMs
+    }))
+  }
+
+  /** Sends `event` to the user's socket here, if it is subscribed to `channel` (or `alwaysDelivered`). */
+  deliverToUser (userId: string, channel: string, alwaysDelivered: boolean, event: EncodedEvent): boolean {
+    const connection = this.registry.forUser(userId)
+    if (connection === undefined || (!alwaysDelivered && !connection.subscriptions.has(channel))) {
+      this.#options.stats.undelivered++
+      return false
+    }
+    this.#dispatcher.deliver([connection], event, alwaysDelivered ? null : channel)
+    return true
+  }
+
+  /** Sends `event` to every socket here subscribed to the global `channel`. */
+  deliverToChannel (channel: string, event: EncodedEvent): number {
+    const targets = this.registry.subscribersOf(channel)
+    if (targets.length === 0) this.#options.stats.undelivered++
+    else this.#dispatcher.deliver(targets, event, channel)
+    return targets.length
+  }
+
+  /** Closes the user's socket here, after `finalEvent` (if any) has gone out. */
+  disconnectUser (userId: string, code: number, reason: string, finalEvent?: EncodedEvent): boolean {
+    const connection = this.registry.forUser(userId)
+    if (connection === undefined) return false
+    if (finalEvent !== undefined) this.#dispatcher.deliver([connection], finalEvent, null)
+    this.#dispatcher.then(() => this.close(connection, code, reason))
+    return true
+  }
+
+  /** Closes every socket here that authenticated with the token of `tokenHash`. */
+  closeToken (tokenHash: string, code: number, reason: string): number {
+    const connections = this.registry.forToken(tokenHash)
+    for (const connection of connections) this.#dispatcher.then(() => this.close(connection, code, reason))
+    return connections.length
+  }
+
+  /** Takes `connection` out of the registry and starts the close handshake with `code`. */
+  close (connection: Connection, code: number, reason: string): void {
+    this.registry.remove(connection)
+    this.#closeSocket(connection, code, reason)
+  }
+
+  /**
+   * Graceful shutdown: no new sockets, 1001 to every open one, then wait for
+   * their close handshakes until `shutdownTimeoutMs` and terminate the rest.
+   */
+  async drain (): Promise<void> {
+    this.#draining = true
+    this.#heartbeat.stop()
+    this.#expiry.stop()
+    for (const connection of [...this.registry]) this.close(connection, CloseCode.GOING_AWAY, 'Server shutting down')
+    if (this.#closing.size > 0) {
+      const done = new Promise<void>((resolve) => { this.#drained = resolve })
+      const deadline = setTimeout(() => {
+        for (const connection of this.#closing) connection.socket.terminate()
+      }, this.#options.shutdownTimeoutMs)
+      await done
+      clearTimeout(deadline)
+    }
+    this.#outbox.flush()
+  }
+
+  #closeSocket (connection: Connection, code: number, reason: string): void {
+    this.#expiry.remove(connection)
+    if (connection.closeCode !== undefined) return
+    connection.closeCode = code
+    this.#closing.add(connection)
+    this.#options.log.debug({ connectionId: connection.id, userId: connection.userId, code, reason }, 'fastify-realtime: closing socket')
+    if (connection.socket.readyState === WebSocket.OPEN) connection.socket.close(code, reason)
+    else connection.socket.terminate()
+  }
+
+  #terminate (connection: Connection, code: number, reason: string): void {
+    this.registry.remove(connection)
+    this.#expiry.remove(connection)
+    if (connection.closeCode !== undefined) return
+    connection.closeCode = code
+    this.#closing.add(connection)
+    this.#options.log.info({ connectionId: connection.id, userId: connection.userId, code, reason }, 'fastify-realtime: terminating socket')
+    connection.socket.terminate()
+  }
+
+  #cutSlowConsumer (connection: Connection): void {
+    this.#options.stats.slowConsumerCuts++
+    this.#terminate(connection, CloseCode.SLOW_CONSUMER, 'slow consumer')
+  }
+
+  #gone (connection: Connection, code: number): void {
+    this.registry.remove(connection)
+    this.#expiry.remove(connection)
+    this.#options.stats.recordClose(connection.closeCode ?? code)
+    this.#closing.delete(connection)
+    if (this.#drained !== undefined && this.#closing.size === 0) this.#drained()
+  }
+}

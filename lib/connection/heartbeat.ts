@@ -1,0 +1,33 @@
+import type { Connection } from './connection.js'
+
+/**
+ * One timer for all sockets: every `intervalMs` it terminates the sockets that
+ * did not answer the previous protocol ping and pings the others. (A timer per
+ * socket would cost memory and wake-ups per connection.)
+ */
+export class Heartbeat {
+  readonly #timer: NodeJS.Timeout
+
+  constructor (intervalMs: number, connections: () => Iterable<Connection>, onDead: (connection: Connection) => void) {
+    this.#timer = setInterval(() => {
+      for (const connection of connections()) {
+        if (!connection.alive) {
+          onDead(connection)
+          continue
+        }
+        connection.alive = false
+        connection.socket.ping()
+      }
+    }, intervalMs).unref()
+  }
+
+  stop (): void {
+    clearInterval(this.#timer)
+  }
+}
+
+/** The shared `pong` listener: `this` is the socket, the connection comes from the lookup. */
+export function markAlive (connection: Connection): void {
+  connection.alive = true
+  connection.lastPongAt = Date.now()
+}

@@ -1,0 +1,84 @@
+import type { Connection } from './connection.js'
+
+/**
+ * Every live connection of this node, indexed the ways the gateway looks them
+ * up: by id, by user (one socket per user), by token (revocation) and, for
+ * global channels, by subscription (fan-out without scanning every socket).
+ */
+export class Registry {
+  readonly #byId = new Map<string, Connection>()
+  readonly #byUser = new Map<string, Connection>()
+  readonly #byToken = new Map<string, Set<Connection>>()
+  readonly #globalSubscribers = new Map<string, Set<Connection>>()
+
+  get size (): number {
+    return this.#byId.size
+  }
+
+  /** Adds `connection`; returns the user's previous connection, which the caller must close. */
+  add (connection: Connection): Connection | undefined {
+    const previous = this.#byUser.get(connection.userId)
+    if (previous !== undefined) this.remove(previous)
+    this.#byId.set(connection.id, connection)
+    this.#byUser.set(connection.userId, connection)
+    addTo(this.#byToken, connection.tokenHash, connection)
+    // A new connection holds only the auto-subscribed global channel (`settings`).
+    for (const channel of connection.subscriptions) addTo(this.#globalSubscribers, channel, connection)
+    return previous
+  }
+
+  /** Removes `connection` everywhere and marks it closed; false if it was already gone. */
+  remove (connection: Connection): boolean {
+    if (connection.closed) return false
+    connection.closed = true
+    this.#byId.delete(connection.id)
+    if (this.#byUser.get(connection.userId) === connection) this.#byUser.delete(connection.userId)
+    removeFrom(this.#byToken, connection.tokenHash, connection)
+    for (const channel of connection.subscriptions) removeFrom(this.#globalSubscribers, channel, connection)
+    return true
+  }
+
+  subscribe (connection: Connection, channel: string, isGlobal: boolean): void {
+    connection.subscriptions.add(channel)
+    if (isGlobal) addTo(this.#globalSubscribers, channel, connection)
+  }
+
+  unsubscribe (connection: Connection, channel: string): void {
+    connection.subscriptions.delete(channel)
+    removeFrom(this.#globalSubscribers, channel, connection)
+  }
+
+  forUser (userId: string): Connection | undefined {
+    return this.#byUser.get(userId)
+  }
+
+  forToken (tokenHash: string): Connection[] {
+    return [...this.#byToken.get(tokenHash) ?? []]
+  }
+
+  /** A snapshot of a global channel's subscribers. */
+  subscribersOf (channel: string): Connection[] {
+    return [...this.#globalSubscribers.get(channel) ?? []]
+  }
+
+  userIds (): string[] {
+    return [...this.#byUser.keys()]
+  }
+
+  [Symbol.iterator] (): IterableIterator<Connection> {
+    return this.#byId.values()
+  }
+}
+
+function addTo<K, V> (index: Map<K, Set<V>>, key: K, value: V): void {
+  const set = index.get(key)
+  if (set === undefined) index.set(key, new Set([value]))
+  else set.add(value)
+}
+
+function removeFrom<K, V> (index: Map<K, Set<V>>, key: K, value: V): void {
+  const set = index.get(key)
+  if (set === undefined) return
+  set.delete(value)
+  if (set.size === 0) index.delete(key)
+}

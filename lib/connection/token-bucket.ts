@@ -1,0 +1,26 @@
+/**
+ * A token bucket for inbound client messages: `burst` messages at once, refilled
+ * at `perSecond`. Refilled lazily on each take, so an idle socket costs nothing.
+ */
+export class TokenBucket {
+  readonly #capacity: number
+  readonly #perMs: number
+  #tokens: number
+  #refilledAt: number
+
+  constructor (burst: number, perSecond: number, now = Date.now()) {
+    this.#capacity = burst
+    this.#perMs = perSecond / 1000
+    this.#tokens = burst
+    this.#refilledAt = now
+  }
+
+  /** Takes one token; false when the bucket is empty. */
+  take (now = Date.now()): boolean {
+    this.#tokens = Math.min(this.#capacity, this.#tokens + (now - this.#refilledAt) * this.#perMs)
+    this.#refilledAt = now
+    if (this.#tokens < 1) return false
+    this.#tokens -= 1
+    return true
+  }
+}

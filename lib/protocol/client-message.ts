@@ -1,0 +1,46 @@
+import Type, { type Static } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { ProtocolErrorCode, type ProtocolErrorCodeValue } from '../constants.js'
+
+// Extra properties are tolerated (clients add ids and the like); the known ones are strict.
+const ChannelField = Type.String({ minLength: 1, maxLength: 128 })
+export const SubscribeMessageSchema = Type.Object({ event: Type.Literal('subscribe'), channel: ChannelField })
+export const UnsubscribeMessageSchema = Type.Object({ event: Type.Literal('unsubscribe'), channel: ChannelField })
+export const PingMessageSchema = Type.Object({ event: Type.Literal('ping') })
+export const ClientMessageSchema = Type.Union([SubscribeMessageSchema, UnsubscribeMessageSchema, PingMessageSchema])
+export type ClientMessage = Static<typeof ClientMessageSchema>
+
+const KNOWN_EVENTS = new Set(['subscribe', 'unsubscribe', 'ping'])
+const checkMessage = Compile(ClientMessageSchema)
+
+export type ParsedMessage =
+  | { ok: true, message: ClientMessage }
+  | { ok: false, code: ProtocolErrorCodeValue, message: string, channel: string | null }
+
+/**
+ * Reads one client frame. Never throws: whatever arrives — binary, broken JSON,
+ * `__proto__` keys, huge numbers — comes back as a message or as one of the
+ * documented protocol errors.
+ */
+export function parseClientMessage (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): ParsedMessage {
+  if (isBinary) return invalid('Messages must be JSON text frames', null)
+  let value: unknown
+  try {
+    value = JSON.parse(data.toString())
+  } catch {
+    return invalid('Message is not valid JSON', null)
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return invalid('Message must be a JSON object', null)
+  const record = value as Record<string, unknown>
+  const channel = typeof record.channel === 'string' && record.channel.length <= 128 ? record.channel : null
+  if (typeof record.event !== 'string') return invalid('Message needs an "event" string', channel)
+  if (!KNOWN_EVENTS.has(record.event)) {
+    return { ok: false, code: ProtocolErrorCode.UNKNOWN_EVENT, message: 'Unknown event; expected subscribe, unsubscribe or ping', channel }
+  }
+  if (!checkMessage.Check(value)) return invalid(`"${record.event}" needs a "channel" string of 1 to 128 characters`, channel)
+  return { ok: true, message: value }
+}
+
+function invalid (message: string, channel: string | null): ParsedMessage {
+  return { ok: false, code: ProtocolErrorCode.INVALID_MESSAGE, message, channel }
+}

@@ -1,0 +1,167 @@
+import type { ChannelCatalog } from './channels/catalog.js'
+import { CloseCode, FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT } from './constants.js'
+import type { Broker } from './broker/broker.js'
+import type { ConnectionInfo } from './connection/connection.js'
+import type { Gateway } from './connection/gateway.js'
+import {
+  FST_REALTIME_INVALID_ARGUMENT, FST_REALTIME_INVALID_DATA, FST_REALTIME_UNKNOWN_CHANNEL,
+  FST_REALTIME_USER_ID_FORBIDDEN, FST_REALTIME_USER_ID_REQUIRED
+} from './errors.js'
+import { encodeEvent, type EncodedEvent } from './protocol/server-event.js'
+import type { GatewayStats, StatsSnapshot } from './stats.js'
+import { hashToken, checkToken, normalizeUserId, type TokenState, type TokenStore } from './tokens/token-store.js'
+
+type EventData = Record<string, unknown>
+
+/**
+ * The channels TypeScript knows. Applications add theirs by declaration merging
+ * so `publish` checks `data` against the channel's type:
+ *
+ * ```ts
+ * declare module 'fastify-realtime' {
+ *   interface RealtimeChannels {
+ *     'transfer.events': { scope: 'user', data: Static<typeof TransferSchema> }
+ *   }
+ * }
+ * ```
+ */
+export interface RealtimeChannels {
+  settings: { scope: 'global', data: EventData }
+  'notification.events': { scope: 'user', data: EventData }
+  'payment_order.events': { scope: 'user', data: EventData }
+  'card.events': { scope: 'user', data: EventData }
+  'card.create.events': { scope: 'user', data: EventData }
+  'card.withdraw.events': { scope: 'user', data: EventData }
+  'kyc.events': { scope: 'user', data: EventData }
+  'mobile.force.logout': { scope: 'user', data: EventData }
+}
+
+export type UserId = string | number
+
+export interface PublishOptions {
+  /** Required for user-scoped channels, refused for global ones. */
+  userId?: UserId
+}
+
+/** The typed helper of one channel: `channels['kyc.events'].publish(userId, event, data)`. */
+export type ChannelHelper<C extends keyof RealtimeChannels> = RealtimeChannels[C]['scope'] extends 'user'
+  ? { publish: (userId: UserId, event: string, data: RealtimeChannels[C]['data']) => Promise<void> }
+  : { publish: (event: string, data: RealtimeChannels[C]['data']) => Promise<void> }
+
+export interface RealtimeTokens {
+  /** Mints a random token (256 bits) for `userId` and stores its state. */
+  issue: (userId: UserId, options: { ttlSeconds: number }) => Promise<string>
+  /** The token stops working for new connections, and its open sockets close with 4501. */
+  revoke: (token: string) => Promise<void>
+  /** The state of a live token, or `null` if it is unknown, expired or revoked. */
+  resolve: (token: string) => Promise<TokenState | null>
+}
+
+export interface Realtime {
+  /** Publishes one event; resolves once it is handed to the broker. */
+  publish: {
+    <C extends keyof RealtimeChannels>(channel: C, event: string, data: RealtimeChannels[C]['data'], options?: PublishOptions): Promise<void>
+    <C extends string>(channel: C extends keyof RealtimeChannels ? never : C, event: string, data: EventData, options?: PublishOptions): Promise<void>
+  }
+  /** A typed helper per channel, keyed by channel name. */
+  channels: { [C in keyof RealtimeChannels]: ChannelHelper<C> }
+  /** Sends MOBILE_USER_FORCE_LOGOUT_EVENT on `mobile.force.logout`, then closes the user's socket with 4502. */
+  forceLogout: (userId: UserId, data?: EventData) => Promise<void>
+  /** Closes the user's socket with `code` (1000 or 4000–4999; default 1000). */
+  disconnect: (userId: UserId, options?: { code?: number, reason?: string }) => Promise<void>
+  tokens: RealtimeTokens
+  /** Users with a socket on this node. */
+  connectedUsers: () => string[]
+  /** The connections of this node, as diagnostics show them (never a token). */
+  connections: () => ConnectionInfo[]
+  /** Counters of this node since it started. */
+  stats: () => StatsSnapshot
+}
+
+export interface RealtimeParts {
+  catalog: ChannelCatalog
+  broker: Broker
+  gateway: Gateway
+  store: TokenStore
+  stats: GatewayStats
+}
+
+/** Builds `app.realtime`: argument checks and encoding here, delivery in the broker. */
+export function buildRealtimeApi ({ catalog, broker, gateway, store, stats }: RealtimeParts): Realtime {
+  async function publish (channelName: string, event: string, data: unknown, options: PublishOptions = {}): Promise<void> {
+    const channel = catalog.get(channelName)
+    if (channel === undefined) throw new FST_REALTIME_UNKNOWN_CHANNEL(String(channelName))
+    checkEventName(event)
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+      throw new FST_REALTIME_INVALID_DATA(channel.name, 'data must be an object')
+    }
+    const problem = channel.checkData(data)
+    if (problem !== undefined) throw new FST_REALTIME_INVALID_DATA(channel.name, problem)
+    const encoded = encode(channel.name, event, data)
+    stats.publishes++
+    if (channel.scope === 'global') {
+      if (options.userId !== undefined) throw new FST_REALTIME_USER_ID_FORBIDDEN(channel.name)
+      await broker.publishToChannel(channel.name, encoded)
+      return
+    }
+    if (options.userId === undefined) throw new FST_REALTIME_USER_ID_REQUIRED(channel.name)
+    await broker.publishToUser(normalizeUserId(options.userId), channel.name, encoded)
+  }
+
+  const channels: Record<string, unknown> = {}
+  for (const channel of catalog) {
+    channels[channel.name] = channel.scope === 'user'
+      ? { publish: async (userId: UserId, event: string, data: EventData) => await publish(channel.name, event, data, { userId }) }
+      : { publish: async (event: string, data: EventData) => await publish(channel.name, event, data) }
+  }
+
+  return {
+    publish: publish as Realtime['publish'],
+    channels: channels as Realtime['channels'],
+    async forceLogout (userId, data = {}) {
+      const id = normalizeUserId(userId)
+      const event = encode(FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT, { ...data, mobile_user_id: seedUserId(id), is_force_logout: true })
+      await broker.disconnectUser(id, CloseCode.FORCED_LOGOUT, 'Forced logout', event)
+    },
+    async disconnect (userId, { code = 1000, reason = '' } = {}) {
+      const id = normalizeUserId(userId)
+      if (code !== 1000 && (!Number.isInteger(code) || code < 4000 || code > 4999)) {
+        throw new FST_REALTIME_INVALID_ARGUMENT('code', 'must be 1000 or an application code 4000-4999')
+      }
+      if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
+        throw new FST_REALTIME_INVALID_ARGUMENT('reason', 'must be a string of at most 123 bytes')
+      }
+      await broker.disconnectUser(id, code, reason)
+    },
+    tokens: {
+      issue: async (userId, options) => await store.issue(userId, options),
+      async revoke (token) {
+        await store.revoke(checkToken(token))
+        await broker.revokeToken(hashToken(token))
+      },
+      resolve: async (token) => await store.resolve(token)
+    },
+    connectedUsers: () => gateway.registry.userIds(),
+    connections: () => Array.from(gateway.registry, (connection) => connection.describe()),
+    stats: () => stats.snapshot()
+  }
+}
+
+function encode (channel: string, event: string, data: object): EncodedEvent {
+  try {
+    return encodeEvent(event, channel, data)
+  } catch (error) {
+    throw new FST_REALTIME_INVALID_DATA(channel, `not serializable to JSON (${(error as Error).message})`)
+  }
+}
+
+function checkEventName (event: unknown): void {
+  if (typeof event !== 'string' || event.length === 0 || event.length > 128) {
+    throw new FST_REALTIME_INVALID_ARGUMENT('event', 'must be a string of 1 to 128 characters')
+  }
+}
+
+/** The seed sends `mobile_user_id` as a number when the id is numeric. */
+function seedUserId (userId: string): string | number {
+  return /^\d+$/.test(userId) && Number.isSafeInteger(Number(userId)) ? Number(userId) : userId
+}

@@ -1,0 +1,41 @@
+/**
+ * Counters of what the gateway did since it started, per node. Close codes are
+ * the ones the gateway decided (4001 for a slow consumer it terminated) or,
+ * for closes it did not start, the ones it saw.
+ */
+export class GatewayStats {
+  connects = 0
+  messagesIn = 0
+  messagesOut = 0
+  publishes = 0
+  /** Events that had no local recipient (user not connected here or not subscribed). */
+  undelivered = 0
+  slowConsumerCuts = 0
+  readonly closes = new Map<number, number>()
+
+  recordClose (code: number): void {
+    this.closes.set(code, (this.closes.get(code) ?? 0) + 1)
+  }
+
+  snapshot (): StatsSnapshot {
+    return {
+      connects: this.connects,
+      messages_in: this.messagesIn,
+      messages_out: this.messagesOut,
+      publishes: this.publishes,
+      undelivered: this.undelivered,
+      slow_consumer_cuts: this.slowConsumerCuts,
+      closes: Object.fromEntries(this.closes)
+    }
+  }
+}
+
+export interface StatsSnapshot {
+  connects: number
+  messages_in: number
+  messages_out: number
+  publishes: number
+  undelivered: number
+  slow_consumer_cuts: number
+  closes: Record<string, number>
+}
