@@ -59,6 +59,7 @@ export const RealtimeOptionsSchema = Type.Object({
     messageBurst: Type.Optional(PositiveInteger),
     floodCloseAfter: Type.Optional(PositiveInteger),
     maxInvalidMessages: Type.Optional(PositiveInteger),
+    invalidWindowMs: Type.Optional(Type.Integer({ minimum: 100 })),
     maxSubscriptions: Type.Optional(PositiveInteger),
     maxBufferedBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
     fanoutSliceSize: Type.Optional(PositiveInteger)
@@ -223,7 +224,7 @@ export function normalizeOptions (raw: RealtimeOptions = {}): NormalizedOptions 
       messageBurst: raw.limits?.messageBurst ?? defaults.messageBurst,
       floodCloseAfter: raw.limits?.floodCloseAfter ?? defaults.floodCloseAfter,
       maxInvalidMessages: raw.limits?.maxInvalidMessages ?? defaults.maxInvalidMessages,
-      invalidWindowMs: defaults.invalidWindowMs,
+      invalidWindowMs: raw.limits?.invalidWindowMs ?? defaults.invalidWindowMs,
       maxSubscriptions: raw.limits?.maxSubscriptions ?? defaults.maxSubscriptions,
       maxBufferedBytes: raw.limits?.maxBufferedBytes ?? defaults.maxBufferedBytes,
       fanoutSliceSize: raw.limits?.fanoutSliceSize ?? defaults.fanoutSliceSize

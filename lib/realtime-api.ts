@@ -97,15 +97,13 @@ export function buildRealtimeApi ({ catalog, broker, gateway, store, stats }: Re
     }
     const problem = channel.checkData(data)
     if (problem !== undefined) throw new FST_REALTIME_INVALID_DATA(channel.name, problem)
+    if (channel.scope === 'global' && options.userId !== undefined) throw new FST_REALTIME_USER_ID_FORBIDDEN(channel.name)
+    if (channel.scope === 'user' && options.userId === undefined) throw new FST_REALTIME_USER_ID_REQUIRED(channel.name)
+    const userId = options.userId === undefined ? undefined : normalizeUserId(options.userId)
     const encoded = encode(channel.name, event, data)
     stats.publishes++
-    if (channel.scope === 'global') {
-      if (options.userId !== undefined) throw new FST_REALTIME_USER_ID_FORBIDDEN(channel.name)
-      await broker.publishToChannel(channel.name, encoded)
-      return
-    }
-    if (options.userId === undefined) throw new FST_REALTIME_USER_ID_REQUIRED(channel.name)
-    await broker.publishToUser(normalizeUserId(options.userId), channel.name, encoded)
+    if (userId === undefined) await broker.publishToChannel(channel.name, encoded)
+    else await broker.publishToUser(userId, channel.name, encoded)
   }
 
   const channels: Record<string, unknown> = {}

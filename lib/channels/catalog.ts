@@ -64,10 +64,6 @@ export class ChannelCatalog {
     return this.#channels.get(name)
   }
 
-  names (): string[] {
-    return [...this.#channels.keys()]
-  }
-
   [Symbol.iterator] (): IterableIterator<Channel> {
     return this.#channels.values()
   }

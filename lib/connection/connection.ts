@@ -49,7 +49,7 @@ export class Connection {
   expiryBucket = 0
   /** Recent invalid messages, for the protocol-violation rule. */
   invalidMessages = 0
-  invalidWindowStartedAt = Date.now()
+  invalidWindowStartedAt = performance.now()
   /** Messages refused by the rate limit since the last accepted one. */
   rateLimitedInARow = 0
 

@@ -75,7 +75,8 @@ export class Gateway {
     this.#onMessage = function (data, isBinary) {
       const connection = connections.get(this) as Connection
       stats.messagesIn++
-      if (!connection.closed) handleClientFrame(session, connection, data, isBinary)
+      // The socket's binaryType is the default 'nodebuffer': every frame arrives as one Buffer.
+      if (!connection.closed) handleClientFrame(session, connection, data as Buffer, isBinary)
     }
     this.#onPong = function () {
       markAlive(connections.get(this) as Connection)
@@ -203,9 +204,9 @@ export class Gateway {
   }
 
   #terminate (connection: Connection, code: number, reason: string): void {
+    // Only sockets still in the registry get here (heartbeat sweep, outbox), so none is closing yet.
     this.registry.remove(connection)
     this.#expiry.remove(connection)
-    if (connection.closeCode !== undefined) return
     connection.closeCode = code
     this.#closing.add(connection)
     this.#options.log.info({ connectionId: connection.id, userId: connection.userId, code, reason }, 'fastify-realtime: terminating socket')

@@ -11,10 +11,6 @@ export class Registry {
   readonly #byToken = new Map<string, Set<Connection>>()
   readonly #globalSubscribers = new Map<string, Set<Connection>>()
 
-  get size (): number {
-    return this.#byId.size
-  }
-
   /** Adds `connection`; returns the user's previous connection, which the caller must close. */
   add (connection: Connection): Connection | undefined {
     const previous = this.#byUser.get(connection.userId)

@@ -1,4 +1,3 @@
-import type { RawData } from 'ws'
 import { CloseCode, ProtocolErrorCode, type ProtocolErrorCodeValue } from '../constants.js'
 import type { ChannelCatalog } from '../channels/catalog.js'
 import { parseClientMessage } from '../protocol/client-message.js'
@@ -23,18 +22,15 @@ export interface SessionContext {
   close: (connection: Connection, code: number, reason: string) => void
 }
 
-// Mistakes that say the client speaks another protocol; rate limits and the
-// subscription cap are the client's business and do not count.
-const VIOLATIONS = new Set<ProtocolErrorCodeValue>([ProtocolErrorCode.INVALID_MESSAGE, ProtocolErrorCode.UNKNOWN_EVENT, ProtocolErrorCode.UNKNOWN_CHANNEL])
-
 /**
  * Answers one client frame per SPEC's message table. A bad message gets an
  * `error` event and never closes the socket by itself; a flood (4006), a
  * client that keeps sending garbage (4503) and an oversized frame (1009) do.
  */
-export function handleClientFrame (context: SessionContext, connection: Connection, data: RawData, isBinary: boolean): void {
+export function handleClientFrame (context: SessionContext, connection: Connection, data: Buffer, isBinary: boolean): void {
   connection.messagesIn++
-  if (byteLength(data) > context.limits.maxPayloadBytes) {
+  // `ws` enforces maxPayload itself when this plugin registered it; this covers a user's own @fastify/websocket.
+  if (data.length > context.limits.maxPayloadBytes) {
     context.close(connection, CloseCode.MESSAGE_TOO_BIG, 'Message too big')
     return
   }
@@ -76,10 +72,14 @@ export function handleClientFrame (context: SessionContext, connection: Connecti
   context.reply(connection, 'unsubscribed', channel.name, { subscriptions: [...connection.subscriptions] })
 }
 
+/**
+ * Answers a message that says the client speaks another protocol, and counts
+ * it toward 4503. (Rate limits and the subscription cap do not count: those
+ * are the client's business.)
+ */
 function refuse (context: SessionContext, connection: Connection, code: ProtocolErrorCodeValue, message: string, channel: string | null): void {
   replyError(context, connection, code, message, channel)
-  if (!VIOLATIONS.has(code)) return
-  const now = Date.now()
+  const now = performance.now()
   if (now - connection.invalidWindowStartedAt > context.limits.invalidWindowMs) {
     connection.invalidWindowStartedAt = now
     connection.invalidMessages = 0
@@ -91,9 +91,4 @@ function refuse (context: SessionContext, connection: Connection, code: Protocol
 
 function replyError (context: SessionContext, connection: Connection, code: ProtocolErrorCodeValue, message: string, channel: string | null): void {
   context.reply(connection, 'error', channel, { code, message })
-}
-
-function byteLength (data: RawData): number {
-  if (Array.isArray(data)) return data.reduce((total, chunk) => total + chunk.length, 0)
-  return data.byteLength
 }

@@ -8,7 +8,7 @@ export class TokenBucket {
   #tokens: number
   #refilledAt: number
 
-  constructor (burst: number, perSecond: number, now = Date.now()) {
+  constructor (burst: number, perSecond: number, now = performance.now()) {
     this.#capacity = burst
     this.#perMs = perSecond / 1000
     this.#tokens = burst
@@ -16,7 +16,7 @@ export class TokenBucket {
   }
 
   /** Takes one token; false when the bucket is empty. */
-  take (now = Date.now()): boolean {
+  take (now = performance.now()): boolean {
     this.#tokens = Math.min(this.#capacity, this.#tokens + (now - this.#refilledAt) * this.#perMs)
     this.#refilledAt = now
     if (this.#tokens < 1) return false

@@ -34,11 +34,6 @@ export class Dispatcher {
     this.#sliceSize = sliceSize
   }
 
-  /** Sockets still waiting for queued work (for tests and diagnostics). */
-  get pending (): number {
-    return this.#queue.length
-  }
-
   deliver (targets: Connection[], event: EncodedEvent, channel: string | null): void {
     if (this.#queue.length === 0 && targets.length <= this.#sliceSize) {
       this.#sendAll(targets, event, channel, 0, targets.length)

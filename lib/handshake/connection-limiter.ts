@@ -31,11 +31,6 @@ export class ConnectionLimiter {
     }
   }
 
-  /** Sockets holding a slot right now (connected or mid-upgrade). */
-  get size (): number {
-    return this.#total
-  }
-
   /** What `admit` would answer, without taking a slot. */
   check (address: string): Admission {
     if (this.#maxConnections > 0 && this.#total >= this.#maxConnections) return 'server-full'

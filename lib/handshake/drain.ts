@@ -17,7 +17,7 @@ import { genTraceId } from '../http/request-id.js'
  */
 export function createDrainResponder (isUnderPrefix: (url: string) => boolean, log: FastifyBaseLogger) {
   return function answerWhileDraining (raw: IncomingMessage, socket: Duplex): void {
-    if (!isUnderPrefix(raw.url ?? '/')) {
+    if (!isUnderPrefix(raw.url as string)) {
       socket.destroy()
       return
     }

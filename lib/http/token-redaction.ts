@@ -1,11 +1,9 @@
 import type { IncomingMessage } from 'node:http'
 
 const kAccessToken = Symbol('fastify-realtime.accessToken')
-const kExtracted = Symbol('fastify-realtime.tokenExtracted')
 
 interface TokenCarrier extends IncomingMessage {
   [kAccessToken]?: string
-  [kExtracted]?: boolean
 }
 
 export interface TokenExtractionOptions {
@@ -47,7 +45,7 @@ export function stripQueryParam (url: string, param: string): { url: string, val
   if (queryStart === -1) return { url, value: undefined }
   const query = new URLSearchParams(url.slice(queryStart + 1))
   if (!query.has(param)) return { url, value: undefined }
-  const value = query.get(param) ?? undefined
+  const value = query.get(param) as string
   query.delete(param)
   const rest = query.toString()
   return { url: url.slice(0, queryStart) + (rest === '' ? '' : '?' + rest), value }
@@ -69,10 +67,7 @@ export function createTokenExtractor (options: TokenExtractionOptions) {
   const isUnderPrefix = createPrefixMatcher(options.prefix)
 
   return function extractToken (raw: IncomingMessage): void {
-    const carrier = raw as TokenCarrier
-    if (carrier[kExtracted] === true) return
-    carrier[kExtracted] = true
-    const url = raw.url ?? '/'
+    const url = raw.url as string
     if (!isUnderPrefix(url)) return
 
     let token: string | undefined
@@ -88,7 +83,7 @@ export function createTokenExtractor (options: TokenExtractionOptions) {
     if (options.protocolPrefix !== false) {
       token ??= takeProtocolToken(raw, options.protocolPrefix)
     }
-    if (token !== undefined && token !== '') carrier[kAccessToken] = token
+    if (token !== undefined && token !== '') (raw as TokenCarrier)[kAccessToken] = token
   }
 }
 

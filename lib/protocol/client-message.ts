@@ -3,7 +3,9 @@ import { Compile } from 'typebox/compile'
 import { ProtocolErrorCode, type ProtocolErrorCodeValue } from '../constants.js'
 
 // Extra properties are tolerated (clients add ids and the like); the known ones are strict.
-const ChannelField = Type.String({ minLength: 1, maxLength: 128 })
+// The 128 limit is checked in UTF-16 units below, the same unit as the echo rule.
+const ChannelField = Type.String({ minLength: 1 })
+const MAX_CHANNEL_LENGTH = 128
 export const SubscribeMessageSchema = Type.Object({ event: Type.Literal('subscribe'), channel: ChannelField })
 export const UnsubscribeMessageSchema = Type.Object({ event: Type.Literal('unsubscribe'), channel: ChannelField })
 export const PingMessageSchema = Type.Object({ event: Type.Literal('ping') })
@@ -22,7 +24,7 @@ export type ParsedMessage =
  * `__proto__` keys, huge numbers — comes back as a message or as one of the
  * documented protocol errors.
  */
-export function parseClientMessage (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): ParsedMessage {
+export function parseClientMessage (data: Buffer, isBinary: boolean): ParsedMessage {
   if (isBinary) return invalid('Messages must be JSON text frames', null)
   let value: unknown
   try {
@@ -32,12 +34,12 @@ export function parseClientMessage (data: Buffer | ArrayBuffer | Buffer[], isBin
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return invalid('Message must be a JSON object', null)
   const record = value as Record<string, unknown>
-  const channel = typeof record.channel === 'string' && record.channel.length <= 128 ? record.channel : null
+  const channel = typeof record.channel === 'string' && record.channel.length <= MAX_CHANNEL_LENGTH ? record.channel : null
   if (typeof record.event !== 'string') return invalid('Message needs an "event" string', channel)
   if (!KNOWN_EVENTS.has(record.event)) {
     return { ok: false, code: ProtocolErrorCode.UNKNOWN_EVENT, message: 'Unknown event; expected subscribe, unsubscribe or ping', channel }
   }
-  if (!checkMessage.Check(value)) return invalid(`"${record.event}" needs a "channel" string of 1 to 128 characters`, channel)
+  if (!checkMessage.Check(value) || (record.event !== 'ping' && channel === null)) return invalid(`"${record.event}" needs a "channel" string of 1 to 128 characters`, channel)
   return { ok: true, message: value }
 }
 

@@ -27,14 +27,15 @@ export function createDeadlineResolver ({ lookup, timeoutMs, isAvailable }: Dead
     const deadline = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => reject(new FST_REALTIME_TOKEN_STORE_TIMEOUT(timeoutMs)), timeoutMs)
     })
-    try {
-      const state = await Promise.race([lookup(token), deadline])
-      if (!isLive(state)) return { outcome: 'invalid' }
-      return { outcome: 'valid', state: { userId: normalizeUserId(state.userId), expiresAt: state.expiresAt } }
-    } catch (error) {
-      return { outcome: 'unavailable', error: error as Error }
-    } finally {
-      clearTimeout(timer)
-    }
+    // A synchronous throw of a custom resolver lands in the same rejection path.
+    const lookedUp = Promise.resolve(token).then(lookup)
+    const resolution = await Promise.race([lookedUp, deadline]).then(toResolution, (error: Error): Resolution => ({ outcome: 'unavailable', error }))
+    clearTimeout(timer)
+    return resolution
   }
+}
+
+function toResolution (state: TokenState | null): Resolution {
+  if (!isLive(state)) return { outcome: 'invalid' }
+  return { outcome: 'valid', state: { userId: normalizeUserId(state.userId), expiresAt: state.expiresAt } }
 }

@@ -231,6 +231,12 @@ t.test('token sources: Sec-WebSocket-Protocol, never echoed back as the subproto
   t.equal((opened.first.data as { user_id: string }).user_id, 'u1')
   opened.socket.terminate()
   assertRejected(t, await handshake(`${wsBase}/api/v1/ws`, { protocols: ['realtime.v1'] }), 401, 'Missing access token')
+  assertRejected(t, await handshake(`${wsBase}/api/v1/ws`), 401, 'Missing access token')
+  const viaQuery = await connect(`${wsBase}/api/v1/ws?token=${token}`)
+  t.equal(viaQuery.protocol, '', 'the query still works with the protocol source on')
+  viaQuery.socket.terminate()
+  // Offering only the token leaves nothing to select; clients must offer another protocol.
+  await t.rejects(handshake(`${wsBase}/api/v1/ws`, { protocols: [`bearer.${token}`] }), { message: 'Server sent no subprotocol' })
 })
 
 t.test('query source can be turned off', async (t) => {

@@ -52,6 +52,7 @@ t.test('the token never reaches a log line (level trace) or a body, whatever the
     `/api/v1/ws/?token=${token}`, // trailing slash
     `/API/V1/WS?token=${token}`, // case
     `/api/v1/ws/connections?%74oken=${token}`, // encoded parameter name
+    `/api/v1/ws%zz?token=${token}`, // undecodable path
     `/api/v1/ws?token=${token}` // plain GET: 426
   ]) {
     const response = await fetch(httpBase + path)
@@ -102,6 +103,9 @@ t.test('the client error scrubber leaves errors without a raw packet alone', asy
   const noQuery = Object.assign(new Error('x'), { rawPacket: Buffer.from('garbage') })
   scrub(noQuery)
   t.equal(noQuery.rawPacket.toString(), 'garbage')
+  const withOthers = Object.assign(new Error('x'), { rawPacket: Buffer.from('GET /p?a=1&token=abc&b=2 HTTP/1.1\r\n') })
+  scrub(withOthers)
+  t.equal(withOthers.rawPacket.toString(), 'GET /p?a=1&b=2&token=[REDACTED] HTTP/1.1\r\n')
   const off = Object.assign(new Error('x'), { rawPacket: Buffer.from('GET /?token=abc HTTP/1.1\r\nCookie: s=1\r\n') })
   createClientErrorScrubber(false)(off)
   t.equal(off.rawPacket.toString(), 'GET /?token=abc HTTP/1.1\r\nCookie: [REDACTED]\r\n', 'with the query source off only headers are scrubbed')
