@@ -18,6 +18,8 @@ import { buildTokenStore } from './tokens/build-token-store.js'
 import { ChannelCatalog } from './channels/catalog.js'
 import { Gateway } from './connection/gateway.js'
 import { MemoryBroker } from './broker/memory.js'
+import { joinCluster } from './cluster/cluster.js'
+import { LocalPresence } from './cluster/presence.js'
 import { GatewayStats } from './stats.js'
 import { buildRealtimeApi, type Realtime } from './realtime-api.js'
 
@@ -33,10 +35,6 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   // Token state: Redis when configured, memory otherwise.
   const redis = options.redis === undefined ? undefined : connectRedis(fastify, options.redis, fastify.log)
   const store = buildTokenStore(options, redis?.client)
-  fastify.addHook('onClose', async () => {
-    store.close()
-    if (redis?.owned === true) await redis.client.quit().catch(() => redis.client.disconnect())
-  })
   if (redis !== undefined) await waitForRedis(redis.client, fastify.log)
 
   // Sockets, channels and delivery.
@@ -50,8 +48,13 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     stats,
     log: fastify.log
   })
-  const broker = new MemoryBroker(gateway, catalog)
-  fastify.decorate('realtime', buildRealtimeApi({ catalog, broker, gateway, store, stats }))
+  // Delivery and presence: through Redis across nodes, or in this process.
+  const cluster = redis === undefined
+    ? undefined
+    : joinCluster({ redis: redis.client, keyPrefix: options.keyPrefix, ...options.cluster, gateway, catalog, heartbeatIntervalMs: options.heartbeat.intervalMs, log: fastify.log })
+  const broker = cluster?.broker ?? new MemoryBroker(gateway, catalog)
+  const presence = cluster?.presence ?? new LocalPresence(gateway.registry, options.cluster.nodeId)
+  fastify.decorate('realtime', buildRealtimeApi({ catalog, broker, presence, gateway, store, stats, nodeId: options.cluster.nodeId }))
 
   // The WebSocket server and the route, behind the handshake gate.
   if (!fastify.hasDecorator('websocketServer')) {
@@ -103,9 +106,12 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     fastify.server.on('upgrade', answerWhileDraining)
     await gateway.drain()
   })
+  // What the plugin created, it closes; a Redis client it was given stays open.
   fastify.addHook('onClose', async () => {
     fastify.server.removeListener('upgrade', answerWhileDraining)
-    await broker.close()
+    await (cluster?.stop() ?? broker.close())
+    store.close()
+    if (redis?.owned === true) await redis.client.quit().catch(() => redis.client.disconnect())
   })
 }
 
@@ -143,5 +149,6 @@ export type { ChannelDefinition, ChannelScope } from './channels/catalog.js'
 export type { Realtime, RealtimeChannels, RealtimeTokens, ChannelHelper, PublishOptions, UserId } from './realtime-api.js'
 export type { ConnectionInfo } from './connection/connection.js'
 export type { StatsSnapshot } from './stats.js'
+export type { PresenceEntry } from './cluster/presence.js'
 export { CloseCode, ProtocolErrorCode } from './constants.js'
 export * as errors from './errors.js'

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import Type, { type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type { Redis, Cluster } from 'ioredis'
@@ -69,6 +70,10 @@ export const RealtimeOptionsSchema = Type.Object({
     schema: Type.Optional(Type.Refine(Type.Unknown(), (value) => typeof value === 'object' && value !== null, () => 'must be a typebox schema'))
   }, { additionalProperties: false }))),
   shutdownTimeoutMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  cluster: Type.Optional(Type.Object({
+    nodeId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })),
+    probeIntervalMs: Type.Optional(Type.Integer({ minimum: 10 }))
+  }, { additionalProperties: false })),
   websocket: Type.Optional(Type.Object({}, { additionalProperties: true }))
 }, { additionalProperties: false })
 
@@ -133,6 +138,7 @@ export interface NormalizedOptions {
   }
   channels: Record<string, ChannelDefinition>
   shutdownTimeoutMs: number
+  cluster: { nodeId: string, probeIntervalMs: number }
   websocket: WebsocketPluginOptions
 }
 
@@ -154,7 +160,8 @@ export const defaults = {
   maxSubscriptions: 32,
   maxBufferedBytes: 1024 * 1024,
   fanoutSliceSize: 2000,
-  shutdownTimeoutMs: 5000
+  shutdownTimeoutMs: 5000,
+  probeIntervalMs: 5000
 } as const
 
 const checkOptions = Compile(RealtimeOptionsSchema)
@@ -231,6 +238,10 @@ export function normalizeOptions (raw: RealtimeOptions = {}): NormalizedOptions 
     },
     channels: checkChannels(raw.channels ?? {}),
     shutdownTimeoutMs: raw.shutdownTimeoutMs ?? defaults.shutdownTimeoutMs,
+    cluster: {
+      nodeId: raw.cluster?.nodeId ?? randomBytes(6).toString('hex'),
+      probeIntervalMs: raw.cluster?.probeIntervalMs ?? defaults.probeIntervalMs
+    },
     websocket: raw.websocket ?? {}
   }
 }

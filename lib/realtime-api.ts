@@ -9,6 +9,7 @@ import {
 } from './errors.js'
 import { encodeEvent, type EncodedEvent } from './protocol/server-event.js'
 import type { GatewayStats, StatsSnapshot } from './stats.js'
+import type { Presence, PresenceEntry } from './cluster/presence.js'
 import { hashToken, checkToken, normalizeUserId, type TokenState, type TokenStore } from './tokens/token-store.js'
 
 type EventData = Record<string, unknown>
@@ -76,6 +77,13 @@ export interface Realtime {
   connections: () => ConnectionInfo[]
   /** Counters of this node since it started. */
   stats: () => StatsSnapshot
+  /** This node's id (in cluster-wide listings and Redis keys). */
+  nodeId: string
+  /** Cluster-wide views, read from Redis in cluster mode (this process in embedded mode). */
+  presence: {
+    connectedUsers: () => Promise<string[]>
+    connections: () => Promise<PresenceEntry[]>
+  }
 }
 
 export interface RealtimeParts {
@@ -84,10 +92,12 @@ export interface RealtimeParts {
   gateway: Gateway
   store: TokenStore
   stats: GatewayStats
+  presence: Presence
+  nodeId: string
 }
 
 /** Builds `app.realtime`: argument checks and encoding here, delivery in the broker. */
-export function buildRealtimeApi ({ catalog, broker, gateway, store, stats }: RealtimeParts): Realtime {
+export function buildRealtimeApi ({ catalog, broker, gateway, store, stats, presence, nodeId }: RealtimeParts): Realtime {
   async function publish (channelName: string, event: string, data: unknown, options: PublishOptions = {}): Promise<void> {
     const channel = catalog.get(channelName)
     if (channel === undefined) throw new FST_REALTIME_UNKNOWN_CHANNEL(String(channelName))
@@ -141,7 +151,12 @@ export function buildRealtimeApi ({ catalog, broker, gateway, store, stats }: Re
     },
     connectedUsers: () => gateway.registry.userIds(),
     connections: () => Array.from(gateway.registry, (connection) => connection.describe()),
-    stats: () => stats.snapshot()
+    stats: () => stats.snapshot(),
+    nodeId,
+    presence: {
+      connectedUsers: async () => await presence.connectedUsers(),
+      connections: async () => await presence.connections()
+    }
   }
 }
 

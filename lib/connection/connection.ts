@@ -43,6 +43,8 @@ export class Connection {
   corked = false
   /** Left the registry; nothing more is sent to it. */
   closed = false
+  /** Cluster mode: the per-user generation this socket claimed (newest wins across nodes). */
+  generation: number | undefined = undefined
   /** The code the gateway closed (or cut) this socket with, once it has. */
   closeCode: number | undefined = undefined
   /** The second whose expiry bucket holds this connection. */

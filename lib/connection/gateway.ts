@@ -151,6 +151,11 @@ export class Gateway {
     return targets.length
   }
 
+  /** Sends `event` to every socket here, subscribed or not (a `resync` after events may have been lost). */
+  broadcastLocal (event: EncodedEvent): void {
+    this.#dispatcher.deliver([...this.registry], event, null)
+  }
+
   /** Closes the user's socket here, after `finalEvent` (if any) has gone out. */
   disconnectUser (userId: string, code: number, reason: string, finalEvent?: EncodedEvent): boolean {
     const connection = this.registry.forUser(userId)

@@ -5,11 +5,23 @@ import type { Connection } from './connection.js'
  * up: by id, by user (one socket per user), by token (revocation) and, for
  * global channels, by subscription (fan-out without scanning every socket).
  */
+export interface RegistryListener {
+  added: (connection: Connection) => void
+  /** Called after removal: `forUser()` already tells whether the user has another socket here. */
+  removed: (connection: Connection) => void
+}
+
 export class Registry {
   readonly #byId = new Map<string, Connection>()
   readonly #byUser = new Map<string, Connection>()
   readonly #byToken = new Map<string, Set<Connection>>()
   readonly #globalSubscribers = new Map<string, Set<Connection>>()
+  readonly #listeners: RegistryListener[] = []
+
+  /** Cluster mode follows every add and remove (presence, user channels, fencing). */
+  listen (listener: RegistryListener): void {
+    this.#listeners.push(listener)
+  }
 
   /** Adds `connection`; returns the user's previous connection, which the caller must close. */
   add (connection: Connection): Connection | undefined {
@@ -20,6 +32,7 @@ export class Registry {
     addTo(this.#byToken, connection.tokenHash, connection)
     // A new connection holds only the auto-subscribed global channel (`settings`).
     for (const channel of connection.subscriptions) addTo(this.#globalSubscribers, channel, connection)
+    for (const listener of this.#listeners) listener.added(connection)
     return previous
   }
 
@@ -31,6 +44,7 @@ export class Registry {
     if (this.#byUser.get(connection.userId) === connection) this.#byUser.delete(connection.userId)
     removeFrom(this.#byToken, connection.tokenHash, connection)
     for (const channel of connection.subscriptions) removeFrom(this.#globalSubscribers, channel, connection)
+    for (const listener of this.#listeners) listener.removed(connection)
     return true
   }
 

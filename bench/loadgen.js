@@ -1,0 +1,203 @@
+// The load generator: `ws` clients kept as cheap as possible
+// (skipUTF8Validation, no compression, no JSON.parse: only the timestamp is
+// read out of each message). Driven by the orchestrator over IPC.
+import WebSocket from 'ws'
+import { serve, announce, sleep } from './lib/rpc.js'
+import { latencySummary } from './lib/stats.js'
+import { STAMP_MARK } from './lib/payload.js'
+
+const MARK = Buffer.from(STAMP_MARK)
+const clients = []
+const failures = {}
+let unexpectedCloses = 0
+
+// The current measurement: counts and latencies (ns) of bench messages.
+let received = 0
+let expected = 0
+let local = new Float64Array(0)
+let remote = new Float64Array(0)
+let localCount = 0
+let remoteCount = 0
+let lastNs = 0
+
+function onBenchMessage (data, at, node) {
+  const now = Number(process.hrtime.bigint())
+  let stamp = 0
+  for (let index = at + MARK.length; ; index++) {
+    const digit = data[index]
+    if (digit === 34) break
+    stamp = stamp * 10 + (digit - 48)
+  }
+  received++
+  lastNs = now
+  if (node === 0) {
+    if (localCount < local.length) local[localCount++] = now - stamp
+  } else if (remoteCount < remote.length) {
+    remote[remoteCount++] = now - stamp
+  }
+}
+
+/**
+ * Opens client `index` and resolves once it can receive: on `open` for bare
+ * ws, on the `connected` event for the plugin, on the CONNECT ack for Socket.IO.
+ */
+function open (url, kind, node, user) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 15_000 })
+    const client = { ws, node, paused: false, ready: false, onControl: null }
+    const settle = (error) => {
+      if (client.ready) return
+      if (error === undefined) {
+        client.ready = true
+        clients.push(client)
+        resolve()
+      } else {
+        ws.terminate()
+        reject(error)
+      }
+    }
+    ws.on('message', (data) => {
+      const at = data.indexOf(MARK)
+      if (at !== -1 && at < 64) return onBenchMessage(data, at, node)
+      if (kind === 'sio') {
+        if (data[0] === 48 && data[1] !== 52) ws.send(`40{"user":"${user}"}`) // engine.io OPEN: join namespace "/"
+        else if (data[0] === 52 && data[1] === 48) settle() // "40{…}": namespace joined
+        else if (data.length === 1 && data[0] === 50) ws.send('3') // engine.io PING
+        return
+      }
+      if (!client.ready && kind === 'plugin') {
+        if (data.includes('"event":"connected"')) settle()
+        else settle(new Error(`unexpected first message ${String(data).slice(0, 80)}`))
+        return
+      }
+      client.onControl?.(data)
+    })
+    ws.on('open', () => { if (kind === 'ws') settle() })
+    ws.on('unexpected-response', (request, response) => {
+      settle(new Error(`HTTP ${response.statusCode}`))
+      response.resume()
+    })
+    ws.on('error', (error) => settle(error))
+    ws.on('close', () => {
+      if (client.ready && !client.closing) unexpectedCloses++
+      settle(new Error('closed before ready'))
+    })
+  })
+}
+
+serve({
+  /** Opens `count` more clients with at most `concurrency` handshakes in flight; client i uses urls[i % urls.length]. */
+  async connect ({ urls, count, concurrency, kind, tokens, timeoutMs = 120_000 }) {
+    const first = clients.length
+    let next = 0
+    let failed = 0
+    const deadline = performance.now() + timeoutMs
+    const started = performance.now()
+    async function worker () {
+      while (next < count && performance.now() < deadline) {
+        const offset = next++
+        const index = first + offset
+        const node = index % urls.length
+        let url = urls[node]
+        if (tokens !== undefined) url += `?token=${tokens[offset]}`
+        try {
+          await open(url, kind, node, `user-${index}`)
+        } catch (error) {
+          failed++
+          failures[error.message] = (failures[error.message] ?? 0) + 1
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
+    const ms = performance.now() - started
+    return { opened: clients.length - first, failed, ms, perSecond: (clients.length - first) / (ms / 1000), failures }
+  },
+
+  /** Plugin clients subscribe to `channel` and wait for every `subscribed`. */
+  async subscribe ({ channel, timeoutMs = 30_000 }) {
+    const message = JSON.stringify({ event: 'subscribe', channel })
+    let acked = 0
+    await Promise.race([
+      Promise.all(clients.map((client) => new Promise((resolve) => {
+        client.onControl = (data) => {
+          if (data.includes('"event":"subscribed"')) {
+            client.onControl = null
+            acked++
+            resolve()
+          }
+        }
+        client.ws.send(message)
+      }))),
+      sleep(timeoutMs)
+    ])
+    return { acked, clients: clients.length }
+  },
+
+  /** Stops reading on the first `count` clients: their bytes pile up in the kernel, then in the server. */
+  pause ({ count }) {
+    for (const client of clients.slice(0, count)) {
+      client.paused = true
+      client.ws._socket.pause()
+    }
+    return { paused: Math.min(count, clients.length) }
+  },
+
+  /** Starts a measurement that expects `count` bench messages. */
+  record ({ count }) {
+    received = 0
+    expected = count
+    local = new Float64Array(count)
+    remote = new Float64Array(count)
+    localCount = 0
+    remoteCount = 0
+    lastNs = 0
+    unexpectedCloses = 0
+    return { clients: clients.length }
+  },
+
+  /**
+   * Waits until every expected message arrived, or nothing arrived for
+   * `idleMs`, or `timeoutMs` passed; then summarizes what arrived.
+   */
+  async wait ({ timeoutMs = 60_000, idleMs = 3000 }) {
+    const started = performance.now()
+    let seen = -1
+    let lastProgress = performance.now()
+    while (received < expected && performance.now() - started < timeoutMs) {
+      if (received !== seen) {
+        seen = received
+        lastProgress = performance.now()
+      } else if (performance.now() - lastProgress > idleMs) {
+        break
+      }
+      await sleep(20)
+    }
+    const all = new Float64Array(localCount + remoteCount)
+    all.set(local.subarray(0, localCount))
+    all.set(remote.subarray(0, remoteCount), localCount)
+    return {
+      received,
+      expected,
+      lastNs: String(lastNs),
+      latency: latencySummary(all),
+      local: latencySummary(local.subarray(0, localCount)),
+      remote: latencySummary(remote.subarray(0, remoteCount)),
+      unexpectedCloses
+    }
+  },
+
+  /** Closes every client (terminate: no close handshake to wait for). */
+  async close () {
+    for (const client of clients) {
+      client.closing = true
+      client.ws.terminate()
+    }
+    clients.length = 0
+    return null
+  },
+
+  shutdown () {
+    setImmediate(() => process.exit(0))
+  }
+})
+announce({})

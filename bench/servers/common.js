@@ -1,0 +1,108 @@
+// What every benchmark server does the same way: command-line options, the
+// IPC commands the orchestrator drives it with, and the measurements taken
+// inside the server process (CPU, memory after GC, event-loop delay, RSS peak).
+import { parseArgs } from 'node:util'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { serve, announce, sleep } from '../lib/rpc.js'
+
+/**
+ * Server options: `--redis URL --nodes 2 --node 0 --key-prefix bench:…:`.
+ * Without `--redis` the arm runs as a single node.
+ */
+export function serverOptions () {
+  const { values } = parseArgs({
+    options: {
+      redis: { type: 'string' },
+      nodes: { type: 'string', default: '1' },
+      node: { type: 'string', default: '0' },
+      'key-prefix': { type: 'string', default: 'bench:' }
+    }
+  })
+  return { redis: values.redis, nodes: Number(values.nodes), node: Number(values.node), keyPrefix: values['key-prefix'] }
+}
+
+/**
+ * Runs one arm. `arm` is what the arm's `start()` returned:
+ * `{ port, path, publish(seq, size), publishTo?(user, seq, size), issueTokens?(from, count), stats?(), close() }`.
+ */
+export function runServer (arm) {
+  const eld = monitorEventLoopDelay({ resolution: 1 })
+  let rssPeak = 0
+  let rssTimer
+
+  serve({
+    async mem () {
+      // Twice, with a turn in between, so weak callbacks and finalizers settle.
+      global.gc()
+      await sleep(20)
+      global.gc()
+      const { heapUsed, rss, external, arrayBuffers } = process.memoryUsage()
+      return { heapUsed, rss, external, arrayBuffers }
+    },
+    cpu () {
+      const { user, system } = process.cpuUsage()
+      return { user, system, total: user + system }
+    },
+    tokens: async ({ from, count }) => await arm.issueTokens(from, count),
+    burst ({ count, size }) {
+      const startNs = process.hrtime.bigint()
+      for (let seq = 0; seq < count; seq++) arm.publish(seq, size)
+      return { startNs: String(startNs), loopMs: Number(process.hrtime.bigint() - startNs) / 1e6 }
+    },
+    async paced ({ rate, count, size, targeted = false, users = 0 }) {
+      eld.reset()
+      eld.enable()
+      const startNs = process.hrtime.bigint()
+      await pace(rate, count, (seq) => {
+        if (targeted) arm.publishTo(seq % users, seq, size)
+        else arm.publish(seq, size)
+      })
+      // Let the last fan-out's writes leave before reading the delay histogram.
+      await sleep(100)
+      eld.disable()
+      return { startNs: String(startNs), eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6 }
+    },
+    rssWatch () {
+      rssPeak = process.memoryUsage.rss()
+      clearInterval(rssTimer)
+      rssTimer = setInterval(() => { rssPeak = Math.max(rssPeak, process.memoryUsage.rss()) }, 5)
+      return { rss: rssPeak }
+    },
+    rssPeak () {
+      clearInterval(rssTimer)
+      rssPeak = Math.max(rssPeak, process.memoryUsage.rss())
+      return { rssPeak }
+    },
+    stats: () => arm.stats?.() ?? null,
+    async shutdown () {
+      clearInterval(rssTimer)
+      await arm.close()
+      setImmediate(() => process.exit(0))
+    }
+  })
+  announce({ port: arm.port, path: arm.path })
+}
+
+/** Calls `publish(seq)` `count` times at `rate` per second; catches up after a late timer. */
+function pace (rate, count, publish) {
+  return new Promise((resolve) => {
+    const intervalMs = Math.max(1, Math.floor(1000 / rate))
+    const start = performance.now()
+    let sent = 0
+    const tick = () => {
+      const due = Math.min(count, Math.floor(((performance.now() - start) / 1000) * rate) + 1)
+      while (sent < due) publish(sent++)
+      if (sent >= count) {
+        clearInterval(timer)
+        resolve()
+      }
+    }
+    const timer = setInterval(tick, intervalMs)
+    tick()
+  })
+}
+
+/** Reports a failed publish on stderr without stopping the run (the loss shows in the counts). */
+export function reportError (error) {
+  process.stderr.write(`publish failed: ${error?.message ?? error}\n`)
+}

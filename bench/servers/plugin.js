@@ -1,0 +1,63 @@
+// Arm A (and B with --redis): fastify-realtime from the built package (dist/).
+import Fastify from 'fastify'
+import realtime from 'fastify-realtime'
+import { Redis } from 'ioredis'
+import { runServer, serverOptions, reportError } from './common.js'
+import { benchData, GATEWAY_ENVELOPE_BYTES } from '../lib/payload.js'
+
+const options = serverOptions()
+const app = Fastify({ logger: false })
+await app.register(realtime, {
+  // Every client comes from 127.0.0.1.
+  limits: { maxConnectionsPerIp: 0, maxConnections: 0 },
+  // No protocol pings during a run.
+  heartbeat: { intervalMs: 3_600_000 },
+  ...(options.redis === undefined ? {} : { redis: options.redis, keyPrefix: options.keyPrefix })
+})
+await app.listen({ host: '127.0.0.1', port: 0 })
+
+runServer({
+  port: app.server.address().port,
+  path: '/api/v1/ws',
+  publish (seq, size) {
+    app.realtime.publish('settings', 'bench', benchData(seq, size, GATEWAY_ENVELOPE_BYTES)).catch(reportError)
+  },
+  publishTo (user, seq, size) {
+    // `notification.events` carries the same envelope length as `settings` plus 11 bytes; the pad absorbs it.
+    const data = benchData(seq, size, GATEWAY_ENVELOPE_BYTES + 'notification.events'.length - 'settings'.length)
+    app.realtime.publish('notification.events', 'bench', data, { userId: `user-${user}` }).catch(reportError)
+  },
+  async issueTokens (from, count) {
+    const tokens = new Array(count)
+    // In batches: sequential round trips would be slow against Redis, one huge batch needlessly bursty.
+    for (let start = 0; start < count; start += 200) {
+      const batch = []
+      for (let index = start; index < Math.min(count, start + 200); index++) {
+        batch.push(app.realtime.tokens.issue(`user-${from + index}`, { ttlSeconds: 3600 }).then((token) => { tokens[index] = token }))
+      }
+      await Promise.all(batch)
+    }
+    return tokens
+  },
+  stats: () => app.realtime.stats(),
+  async close () {
+    await app.close()
+    if (options.redis !== undefined && options.node === 0) await deleteKeys(options.redis, options.keyPrefix)
+  }
+})
+
+/** Removes this run's token keys from the shared Redis (never FLUSH: other users share it). */
+async function deleteKeys (url, prefix) {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await redis.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await redis.unlink(...keys)
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+}

@@ -1,0 +1,51 @@
+import { Cluster, type Redis } from 'ioredis'
+import type { RedisClient } from '../redis/connection.js'
+
+/**
+ * The pub/sub commands the broker needs, over one Redis (classic
+ * PUBLISH/SUBSCRIBE) or a Redis Cluster (sharded SPUBLISH/SSUBSCRIBE: classic
+ * PUBLISH is broadcast to every shard of a cluster, sharded pub/sub is not).
+ */
+export interface PubSub {
+  /** The connection that receives (a dedicated duplicate of the user's client). */
+  readonly subscriber: RedisClient
+  publish: (channel: string, message: Buffer) => Promise<unknown>
+  subscribe: (channels: string[]) => Promise<unknown>
+  unsubscribe: (channels: string[]) => Promise<unknown>
+  onMessage: (handler: (channel: string, message: Buffer) => void) => void
+  close: () => void
+}
+
+export function createPubSub (publisher: RedisClient): PubSub {
+  if (publisher instanceof Cluster || (publisher as { isCluster?: boolean }).isCluster === true) return shardedPubSub(publisher as Cluster)
+  return classicPubSub(publisher as Redis)
+}
+
+function classicPubSub (publisher: Redis): PubSub {
+  const subscriber = publisher.duplicate({ connectionName: 'fastify-realtime:subscriber', enableOfflineQueue: true, autoResubscribe: true })
+  return {
+    subscriber,
+    publish: async (channel, message) => await publisher.publish(channel, message),
+    subscribe: async (channels) => await subscriber.subscribe(...channels),
+    unsubscribe: async (channels) => await subscriber.unsubscribe(...channels),
+    onMessage: (handler) => {
+      subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => handler(channel.toString(), message))
+    },
+    close: () => subscriber.disconnect()
+  }
+}
+
+function shardedPubSub (publisher: Cluster): PubSub {
+  const subscriber = publisher.duplicate([], { shardedSubscribers: true })
+  return {
+    subscriber,
+    publish: async (channel, message) => await publisher.spublish(channel, message),
+    // Sharded channels live on different shards: one SSUBSCRIBE per channel, sent together.
+    subscribe: async (channels) => await Promise.all(channels.map(async (channel) => await subscriber.ssubscribe(channel))),
+    unsubscribe: async (channels) => await Promise.all(channels.map(async (channel) => await subscriber.sunsubscribe(channel))),
+    onMessage: (handler) => {
+      subscriber.on('smessageBuffer', (channel: Buffer, message: Buffer) => handler(channel.toString(), message))
+    },
+    close: () => subscriber.disconnect()
+  }
+}

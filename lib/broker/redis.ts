@@ -1,0 +1,206 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { ChannelCatalog } from '../channels/catalog.js'
+import { CloseCode } from '../constants.js'
+import type { Gateway } from '../connection/gateway.js'
+import { FST_REALTIME_REDIS_UNAVAILABLE } from '../errors.js'
+import { encodeEvent, frameText, type EncodedEvent } from '../protocol/server-event.js'
+import type { RedisClient } from '../redis/connection.js'
+import type { Broker } from './broker.js'
+import { createPubSub, type PubSub } from './pubsub.js'
+import { SubscriptionSet } from './subscriptions.js'
+import { decodeMessage, encodeControlMessage, encodeEventMessage, redisChannels, type ControlMessage } from './wire.js'
+
+export interface RedisBrokerOptions {
+  client: RedisClient
+  keyPrefix: string
+  nodeId: string
+  gateway: Gateway
+  catalog: ChannelCatalog
+  /** How often the subscriber's liveness is probed; a probe not back by the next one replaces it. */
+  probeIntervalMs: number
+  log: FastifyBaseLogger
+}
+
+export type SubscriberState = 'ready' | 'connecting' | 'down'
+
+/**
+ * Cluster-mode delivery over Redis pub/sub.
+ *
+ * - One dedicated subscriber connection per node. It listens on one channel
+ *   per user with a socket here (subscribed with the first, dropped with the
+ *   last, batched), one per global channel, a control channel and its own
+ *   probe channel — plain SUBSCRIBE, never a pattern.
+ * - The publishing node serializes once; receivers frame the bytes they got
+ *   without re-encoding. Redis echoes every publish back to its sender too, so
+ *   local and remote sockets see events in the same order.
+ * - Pub/sub is at-most-once: after the subscriber lost its link, every local
+ *   socket gets a `resync` event; a subscriber that stops receiving without
+ *   noticing (a silently dead TCP link) is found by the probe and replaced.
+ */
+export class RedisBroker implements Broker {
+  readonly #options: RedisBrokerOptions
+  readonly #channels: ReturnType<typeof redisChannels>
+  readonly #subscriptions: SubscriptionSet
+  readonly #probeTimer: NodeJS.Timeout
+  readonly #onMessage = (channel: string, message: Buffer): void => this.#receive(channel, message)
+  #pubsub: PubSub
+  #linkLost = false
+  /** Nonce of the probe published and not yet received back. */
+  #pendingProbe: number | undefined
+  #nonce = 0
+  #closed = false
+  /** Called with each takeover announcement (wired to fencing). */
+  onTakeover: (userId: string, generation: number) => void = () => {}
+
+  constructor (options: RedisBrokerOptions) {
+    this.#options = options
+    this.#channels = redisChannels(options.keyPrefix)
+    this.#subscriptions = new SubscriptionSet(
+      async (channels) => await this.#pubsub.subscribe(channels),
+      async (channels) => await this.#pubsub.unsubscribe(channels)
+    )
+    this.#pubsub = this.#connectSubscriber()
+    const always = [this.#channels.control, this.#channels.node(options.nodeId)]
+    for (const channel of options.catalog) if (channel.scope === 'global') always.push(this.#channels.global(channel.name))
+    for (const channel of always) this.#subscriptions.want(channel).catch(() => {})
+    this.#probeTimer = setInterval(() => this.#probe(), options.probeIntervalMs).unref()
+  }
+
+  get subscriberState (): SubscriberState {
+    const status = this.#pubsub.subscriber.status
+    if (status === 'ready') return 'ready'
+    return status === 'end' || status === 'close' ? 'down' : 'connecting'
+  }
+
+  async publishToUser (userId: string, channel: string, event: EncodedEvent): Promise<void> {
+    await this.#publish(this.#channels.user(userId), encodeEventMessage(channel, event.payload))
+  }
+
+  async publishToChannel (channel: string, event: EncodedEvent): Promise<void> {
+    await this.#publish(this.#channels.global(channel), encodeEventMessage(channel, event.payload))
+  }
+
+  async disconnectUser (userId: string, code: number, reason: string, finalEvent?: EncodedEvent): Promise<void> {
+    const message = encodeControlMessage({ type: 'disconnect', userId, code, reason, finalEvent: finalEvent?.payload.toString() })
+    await this.#publish(this.#channels.user(userId), message)
+  }
+
+  async revokeToken (tokenHash: string): Promise<void> {
+    await this.#publish(this.#channels.control, encodeControlMessage({ type: 'revoke', tokenHash }))
+  }
+
+  async announceTakeover (userId: string, generation: number): Promise<void> {
+    await this.#publish(this.#channels.user(userId), encodeControlMessage({ type: 'takeover', userId, generation }))
+  }
+
+  /** Resolves once this node receives the user's channel. */
+  async listen (userId: string): Promise<void> {
+    await this.#subscriptions.want(this.#channels.user(userId))
+  }
+
+  unlisten (userId: string): void {
+    this.#subscriptions.drop(this.#channels.user(userId))
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    clearInterval(this.#probeTimer)
+    this.#pubsub.close()
+  }
+
+  async #publish (channel: string, message: Buffer): Promise<void> {
+    try {
+      await this.#pubsub.publish(channel, message)
+    } catch (error) {
+      throw new FST_REALTIME_REDIS_UNAVAILABLE((error as Error).message)
+    }
+  }
+
+  #connectSubscriber (): PubSub {
+    const pubsub = createPubSub(this.#options.client)
+    pubsub.onMessage(this.#onMessage)
+    const subscriber = pubsub.subscriber
+    subscriber.on('error', (error: Error) => this.#options.log.warn({ err: error }, 'fastify-realtime: Redis subscriber error'))
+    subscriber.on('close', () => { if (!this.#closed) this.#linkLost = true })
+    // ioredis restores the subscriptions itself on reconnect; events published
+    // while the link was down are gone, so the sockets here are told to resync.
+    subscriber.on('ready', () => {
+      if (!this.#linkLost) return
+      this.#linkLost = false
+      this.#resync('subscriber_reconnected')
+    })
+    return pubsub
+  }
+
+  #receive (redisChannel: string, message: Buffer): void {
+    const decoded = decodeMessage(message)
+    const { gateway, catalog } = this.#options
+    if (decoded.kind === 'malformed') {
+      this.#options.log.warn({ channel: redisChannel }, 'fastify-realtime: ignored a message not written by this plugin')
+      return
+    }
+    if (decoded.kind === 'control') {
+      this.#control(decoded.control)
+      return
+    }
+    const event = { payload: decoded.payload, frame: frameText(decoded.payload) }
+    const userId = this.#channels.userOf(redisChannel)
+    if (userId === undefined) {
+      gateway.deliverToChannel(decoded.channel, event)
+      return
+    }
+    const channel = catalog.get(decoded.channel)
+    if (channel !== undefined) gateway.deliverToUser(userId, channel.name, channel.alwaysDelivered, event)
+  }
+
+  #control (control: ControlMessage): void {
+    const { gateway } = this.#options
+    switch (control.type) {
+      case 'takeover':
+        this.onTakeover(control.userId, control.generation)
+        return
+      case 'disconnect': {
+        const payload = control.finalEvent === undefined ? undefined : Buffer.from(control.finalEvent)
+        gateway.disconnectUser(control.userId, control.code, control.reason, payload === undefined ? undefined : { payload, frame: frameText(payload) })
+        return
+      }
+      case 'revoke':
+        gateway.closeToken(control.tokenHash, CloseCode.TOKEN_REVOKED, 'Access token revoked')
+        return
+      case 'probe':
+        if (this.#pendingProbe === control.nonce) this.#pendingProbe = undefined
+    }
+  }
+
+  /**
+   * Publishes a probe to this node's own channel. If the previous probe was
+   * published but never came back while the subscriber claims to be ready, the
+   * subscriber's link is dead without knowing it: replace the connection.
+   */
+  #probe (): void {
+    if (this.#pubsub.subscriber.status !== 'ready') return
+    if (this.#pendingProbe !== undefined) {
+      this.#options.log.warn('fastify-realtime: Redis subscriber stopped receiving; replacing it')
+      this.#pendingProbe = undefined
+      this.#replaceSubscriber()
+      return
+    }
+    const nonce = ++this.#nonce
+    this.#pendingProbe = nonce
+    // A probe that could not be published says Redis is down, not the subscriber.
+    this.#publish(this.#channels.node(this.#options.nodeId), encodeControlMessage({ type: 'probe', nodeId: this.#options.nodeId, nonce }))
+      .catch(() => { if (this.#pendingProbe === nonce) this.#pendingProbe = undefined })
+  }
+
+  #replaceSubscriber (): void {
+    const dead = this.#pubsub
+    this.#pubsub = this.#connectSubscriber()
+    dead.close()
+    this.#subscriptions.reset()
+    this.#resync('subscriber_replaced')
+  }
+
+  #resync (reason: string): void {
+    this.#options.gateway.broadcastLocal(encodeEvent('resync', null, { reason }))
+  }
+}

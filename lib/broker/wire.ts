@@ -1,0 +1,59 @@
+/**
+ * What travels over Redis pub/sub. Events are the publisher's bytes, untouched,
+ * behind a one-line header, so receiving nodes frame them without re-encoding:
+ *
+ *   E<channel>\n<event JSON>      an event for a user channel or a global channel
+ *   C<control JSON>               takeover, disconnect, revoke, probe
+ */
+
+const EVENT = 0x45 // 'E'
+const CONTROL = 0x43 // 'C'
+const NEWLINE = 0x0a
+
+export type ControlMessage =
+  | { type: 'takeover', userId: string, generation: number }
+  | { type: 'disconnect', userId: string, code: number, reason: string, finalEvent?: string }
+  | { type: 'revoke', tokenHash: string }
+  | { type: 'probe', nodeId: string, nonce: number }
+
+export type WireMessage =
+  | { kind: 'event', channel: string, payload: Buffer }
+  | { kind: 'control', control: ControlMessage }
+  | { kind: 'malformed' }
+
+export function encodeEventMessage (channel: string, payload: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`E${channel}\n`), payload])
+}
+
+export function encodeControlMessage (control: ControlMessage): Buffer {
+  return Buffer.from('C' + JSON.stringify(control))
+}
+
+/** Reads a message from Redis; anything not written by this plugin is `malformed`, never a throw. */
+export function decodeMessage (message: Buffer): WireMessage {
+  if (message[0] === EVENT) {
+    const newline = message.indexOf(NEWLINE)
+    if (newline === -1) return { kind: 'malformed' }
+    return { kind: 'event', channel: message.toString('utf8', 1, newline), payload: message.subarray(newline + 1) }
+  }
+  if (message[0] === CONTROL) {
+    try {
+      const control = JSON.parse(message.toString('utf8', 1)) as ControlMessage
+      if (typeof control === 'object' && control !== null && typeof control.type === 'string') return { kind: 'control', control }
+    } catch {}
+  }
+  return { kind: 'malformed' }
+}
+
+/** Redis pub/sub channel names, all under the key prefix. */
+export function redisChannels (keyPrefix: string) {
+  return {
+    user: (userId: string) => `${keyPrefix}u:${userId}`,
+    global: (channel: string) => `${keyPrefix}c:${channel}`,
+    control: `${keyPrefix}ctl`,
+    node: (nodeId: string) => `${keyPrefix}n:${nodeId}`,
+    /** The user id of a user channel name, or undefined. */
+    userOf: (redisChannel: string): string | undefined =>
+      redisChannel.startsWith(`${keyPrefix}u:`) ? redisChannel.slice(keyPrefix.length + 2) : undefined
+  }
+}

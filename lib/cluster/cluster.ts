@@ -1,0 +1,91 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { ChannelCatalog } from '../channels/catalog.js'
+import { RedisBroker } from '../broker/redis.js'
+import type { Gateway } from '../connection/gateway.js'
+import type { RedisClient } from '../redis/connection.js'
+import { Fencing } from './fencing.js'
+import { RedisPresence } from './presence.js'
+
+export interface ClusterOptions {
+  redis: RedisClient
+  keyPrefix: string
+  nodeId: string
+  gateway: Gateway
+  catalog: ChannelCatalog
+  heartbeatIntervalMs: number
+  probeIntervalMs: number
+  log: FastifyBaseLogger
+}
+
+export interface Cluster {
+  broker: RedisBroker
+  presence: RedisPresence
+  stop: () => Promise<void>
+}
+
+/**
+ * Wires a node into the cluster: the Redis broker, cross-node fencing of one
+ * socket per user, and presence. One maintenance timer (every heartbeat
+ * interval) refreshes presence and repairs lost takeover announcements.
+ */
+export function joinCluster (options: ClusterOptions): Cluster {
+  const { gateway, log } = options
+  const broker = new RedisBroker({
+    client: options.redis,
+    keyPrefix: options.keyPrefix,
+    nodeId: options.nodeId,
+    gateway,
+    catalog: options.catalog,
+    probeIntervalMs: options.probeIntervalMs,
+    log
+  })
+  const fencing = new Fencing({
+    redis: options.redis,
+    keyPrefix: options.keyPrefix,
+    gateway,
+    listen: async (userId) => await broker.listen(userId),
+    announce: async (userId, generation) => await broker.announceTakeover(userId, generation),
+    log
+  })
+  broker.onTakeover = (userId, generation) => fencing.onAnnounced(userId, generation)
+  const presence = new RedisPresence({
+    redis: options.redis,
+    keyPrefix: options.keyPrefix,
+    nodeId: options.nodeId,
+    registry: gateway.registry,
+    ttlMs: 2 * options.heartbeatIntervalMs,
+    log
+  })
+
+  gateway.registry.listen({
+    added (connection) {
+      presence.opened(connection)
+      fencing.claim(connection).catch(() => {})
+    },
+    removed (connection) {
+      presence.closed(connection)
+      if (gateway.registry.forUser(connection.userId) === undefined) {
+        broker.unlisten(connection.userId)
+        fencing.forget(connection.userId)
+      }
+    }
+  })
+
+  const maintain = async (): Promise<void> => {
+    await Promise.all([presence.refresh(), fencing.check()])
+  }
+  const maintenance = setInterval(() => {
+    maintain().catch((error: Error) => log.debug({ err: error }, 'fastify-realtime: cluster maintenance failed'))
+  }, options.heartbeatIntervalMs).unref()
+  presence.refresh().catch((error: Error) => log.debug({ err: error }, 'fastify-realtime: first presence refresh failed'))
+
+  return {
+    broker,
+    presence,
+    async stop () {
+      clearInterval(maintenance)
+      await presence.leave().catch(() => {})
+      await broker.close()
+    }
+  }
+}

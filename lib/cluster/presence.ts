@@ -1,0 +1,144 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Connection, ConnectionInfo } from '../connection/connection.js'
+import type { Registry } from '../connection/registry.js'
+import type { RedisClient } from '../redis/connection.js'
+
+/** A connection as cluster-wide diagnostics list it. */
+export interface PresenceEntry extends ConnectionInfo {
+  node_id: string
+}
+
+/** Who is connected, across every node of the deployment. */
+export interface Presence {
+  connectedUsers: () => Promise<string[]>
+  connections: () => Promise<PresenceEntry[]>
+}
+
+/** Embedded mode: this process is the whole deployment. */
+export class LocalPresence implements Presence {
+  readonly #registry: Registry
+  readonly #nodeId: string
+
+  constructor (registry: Registry, nodeId: string) {
+    this.#registry = registry
+    this.#nodeId = nodeId
+  }
+
+  async connectedUsers (): Promise<string[]> {
+    return this.#registry.userIds()
+  }
+
+  async connections (): Promise<PresenceEntry[]> {
+    return Array.from(this.#registry, (connection) => ({ ...connection.describe(), node_id: this.#nodeId }))
+  }
+}
+
+const WRITE_CHUNK = 500
+
+/**
+ * Cluster mode: each node keeps its connections in two Redis hashes that
+ * expire unless refreshed, and announces itself in a sorted set scored by the
+ * time its entries stop counting. Readers take the live nodes from the sorted
+ * set and read their hashes, so a query never waits on another node, and a
+ * crashed node's users drop out within `ttlMs` (two heartbeat intervals).
+ *
+ *   {keyPrefix}nodes                    ZSET  nodeId -> expiry (ms)
+ *   {keyPrefix}node:{<nodeId>}:conns    HASH  connectionId -> connection JSON
+ *   {keyPrefix}node:{<nodeId>}:users    HASH  userId -> connectionId
+ */
+export class RedisPresence implements Presence {
+  readonly #redis: RedisClient
+  readonly #keyPrefix: string
+  readonly #nodeId: string
+  readonly #registry: Registry
+  readonly #ttlMs: number
+  readonly #log: FastifyBaseLogger
+
+  constructor (options: { redis: RedisClient, keyPrefix: string, nodeId: string, registry: Registry, ttlMs: number, log: FastifyBaseLogger }) {
+    this.#redis = options.redis
+    this.#keyPrefix = options.keyPrefix
+    this.#nodeId = options.nodeId
+    this.#registry = options.registry
+    this.#ttlMs = options.ttlMs
+    this.#log = options.log
+  }
+
+  #keys (nodeId: string): { conns: string, users: string } {
+    // The hash tag keeps a node's two hashes in one Redis Cluster slot.
+    const base = `${this.#keyPrefix}node:{${nodeId}}`
+    return { conns: `${base}:conns`, users: `${base}:users` }
+  }
+
+  get #nodesKey (): string {
+    return `${this.#keyPrefix}nodes`
+  }
+
+  opened (connection: Connection): void {
+    const keys = this.#keys(this.#nodeId)
+    this.#redis.multi()
+      .hset(keys.conns, connection.id, JSON.stringify(connection.describe()))
+      .hset(keys.users, connection.userId, connection.id)
+      .pexpire(keys.conns, this.#ttlMs)
+      .pexpire(keys.users, this.#ttlMs)
+      .exec()
+      .catch((error: Error) => this.#failed(error))
+  }
+
+  closed (connection: Connection): void {
+    const keys = this.#keys(this.#nodeId)
+    const transaction = this.#redis.multi().hdel(keys.conns, connection.id)
+    // Another local socket of the user (a replacement) keeps the user listed.
+    const current = this.#registry.forUser(connection.userId)
+    if (current === undefined) transaction.hdel(keys.users, connection.userId)
+    transaction.exec().catch((error: Error) => this.#failed(error))
+  }
+
+  /** Rewrites this node's hashes from the registry and extends its lease. */
+  async refresh (): Promise<void> {
+    const keys = this.#keys(this.#nodeId)
+    const connections = [...this.#registry]
+    const transaction = this.#redis.multi().del(keys.conns, keys.users)
+    for (let start = 0; start < connections.length; start += WRITE_CHUNK) {
+      const chunk = connections.slice(start, start + WRITE_CHUNK)
+      transaction.hset(keys.conns, Object.fromEntries(chunk.map((connection) => [connection.id, JSON.stringify(connection.describe())])))
+      transaction.hset(keys.users, Object.fromEntries(chunk.map((connection) => [connection.userId, connection.id])))
+    }
+    await transaction.pexpire(keys.conns, this.#ttlMs).pexpire(keys.users, this.#ttlMs).exec()
+    const now = Date.now()
+    await this.#redis.multi()
+      .zadd(this.#nodesKey, now + this.#ttlMs, this.#nodeId)
+      .zremrangebyscore(this.#nodesKey, '-inf', now)
+      .exec()
+  }
+
+  /** Takes this node out at once on a clean shutdown. */
+  async leave (): Promise<void> {
+    const keys = this.#keys(this.#nodeId)
+    await this.#redis.del(keys.conns, keys.users)
+    await this.#redis.zrem(this.#nodesKey, this.#nodeId)
+  }
+
+  async #liveNodes (): Promise<string[]> {
+    return await this.#redis.zrangebyscore(this.#nodesKey, Date.now(), '+inf')
+  }
+
+  async connectedUsers (): Promise<string[]> {
+    const nodes = await this.#liveNodes()
+    const perNode = await Promise.all(nodes.map(async (nodeId) => await this.#redis.hkeys(this.#keys(nodeId).users)))
+    return [...new Set(perNode.flat())]
+  }
+
+  async connections (): Promise<PresenceEntry[]> {
+    const nodes = await this.#liveNodes()
+    const perNode = await Promise.all(nodes.map(async (nodeId) => {
+      const entries = await this.#redis.hvals(this.#keys(nodeId).conns)
+      return entries.map((entry) => ({ ...JSON.parse(entry) as ConnectionInfo, node_id: nodeId }))
+    }))
+    return perNode.flat()
+  }
+
+  #failed (error: Error): void {
+    // The next refresh rewrites everything; an outage loses nothing here for long.
+    this.#log.debug({ err: error }, 'fastify-realtime: presence write failed')
+  }
+}

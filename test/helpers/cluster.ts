@@ -1,0 +1,23 @@
+import type { Test } from 'tap'
+import type { RealtimeOptions } from '../../lib/index.js'
+import { REDIS_URL, startApp, uniquePrefix, type TestApp } from './app.js'
+
+/** `count` nodes of one deployment: same Redis, same key prefix, each on its own port. */
+export async function startNodes (t: Test, count: number, options: RealtimeOptions = {}): Promise<TestApp[]> {
+  const keyPrefix = options.keyPrefix ?? uniquePrefix()
+  const nodes: TestApp[] = []
+  for (let index = 0; index < count; index++) {
+    const node = await startApp({ redis: REDIS_URL, keyPrefix, limits: { maxConnectionsPerIp: 0 }, cluster: { nodeId: `node-${index}` }, ...options })
+    nodes.push(node)
+  }
+  t.teardown(async () => { await Promise.all(nodes.map(async (node) => await node.app.close())) })
+  return nodes
+}
+
+export async function waitFor (condition: () => boolean | Promise<boolean>, what = 'condition', timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
