@@ -1,11 +1,11 @@
 /// <reference types="@fastify/websocket" preserve="true" />
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { WebSocket } from 'ws'
 import { normalizeOptions, type NormalizedOptions, type RealtimeOptions } from './options.js'
 import { HandshakeMessage } from './constants.js'
-import { connectRedis, isRedisReady, waitForRedis, type RedisConnection } from './redis/connection.js'
+import { componentState, connectRedis, isRedisReady, waitForRedis, type RedisConnection } from './redis/connection.js'
 import { createTokenExtractor, createClientErrorScrubber, createPrefixMatcher } from './http/token-redaction.js'
 import { genTraceId } from './http/request-id.js'
 import { sendError } from './http/envelope.js'
@@ -22,6 +22,8 @@ import { joinCluster } from './cluster/cluster.js'
 import { LocalPresence } from './cluster/presence.js'
 import { GatewayStats } from './stats.js'
 import { buildRealtimeApi, type Realtime } from './realtime-api.js'
+import { createMetrics } from './diagnostics/metrics.js'
+import { diagnosticsRoutes } from './diagnostics/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,6 +33,9 @@ declare module 'fastify' {
 
 const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealtime (fastify, rawOptions) {
   const options = normalizeOptions(rawOptions)
+  // Everything that can refuse the options comes before anything that holds a connection or a timer.
+  const stats = new GatewayStats()
+  const metrics = createMetrics({ stats, connections: () => gateway.registry.size }, options.diagnostics.metricsRegistry)
 
   // Token state: Redis when configured, memory otherwise.
   const redis = options.redis === undefined ? undefined : connectRedis(fastify, options.redis, fastify.log)
@@ -38,7 +43,6 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   if (redis !== undefined) await waitForRedis(redis.client, fastify.log)
 
   // Sockets, channels and delivery.
-  const stats = new GatewayStats()
   const catalog = new ChannelCatalog(options.channels)
   const gateway = new Gateway({
     catalog,
@@ -51,7 +55,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   // Delivery and presence: through Redis across nodes, or in this process.
   const cluster = redis === undefined
     ? undefined
-    : joinCluster({ redis: redis.client, keyPrefix: options.keyPrefix, ...options.cluster, gateway, catalog, heartbeatIntervalMs: options.heartbeat.intervalMs, log: fastify.log })
+    : joinCluster({ redis: redis.client, keyPrefix: options.keyPrefix, ...options.cluster, gateway, catalog, heartbeatIntervalMs: options.heartbeat.intervalMs, stats, log: fastify.log })
   const broker = cluster?.broker ?? new MemoryBroker(gateway, catalog)
   const presence = cluster?.presence ?? new LocalPresence(gateway.registry, options.cluster.nodeId)
   fastify.decorate('realtime', buildRealtimeApi({ catalog, broker, presence, gateway, store, stats, nodeId: options.cluster.nodeId }))
@@ -68,25 +72,29 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   const routePath = fastify.prefix + options.prefix
   let draining = false
   installTokenRedaction(fastify, routePath, options.tokens)
+  const resolveToken = createDeadlineResolver({
+    lookup: (token) => store.resolve(token),
+    timeoutMs: options.tokens.timeoutMs,
+    isAvailable: tokenStoreAvailability(options, redis)
+  })
   const gate = createHandshakeGate({
     isEnabled: () => options.enabled,
     isDraining: () => draining,
     isOriginAllowed: createOriginCheck(options),
-    resolveToken: createDeadlineResolver({
-      lookup: (token) => store.resolve(token),
-      timeoutMs: options.tokens.timeoutMs,
-      isAvailable: tokenStoreAvailability(options, redis)
-    }),
+    resolveToken,
     limiter: new ConnectionLimiter(options.limits),
     tokenRetryAfterSeconds: options.tokens.retryAfterSeconds,
     limitRetryAfterSeconds: options.limits.retryAfterSeconds
   })
 
+  const realtime = fastify.realtime
+
   // Routes live in their own context so their request ids (the `trace_id` of
   // every answer, and the connection ids) can be unique across nodes without
-  // changing the user's.
+  // changing the user's, and every error they answer uses the envelope.
   await fastify.register(async function realtimeRoutes (routes) {
     routes.setGenReqId(genTraceId)
+    routes.setErrorHandler(answerErrorInEnvelope)
     routes.decorateRequest(kAdmitted, null)
     routes.route({
       method: 'GET',
@@ -97,6 +105,23 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
         gateway.accept(socket, request, request[kAdmitted] as Admitted)
       }
     })
+    if (!options.diagnostics.enabled) return
+    await routes.register(async (diagnostics) => await diagnosticsRoutes(diagnostics, {
+      options: options.diagnostics.options,
+      allowedOrigins: options.allowedOrigins,
+      resolveToken,
+      retryAfterSeconds: options.tokens.retryAfterSeconds,
+      presence,
+      realtime: () => realtime,
+      metrics: metrics.registry,
+      health: () => ({
+        mode: redis === undefined ? 'embedded' : 'cluster',
+        redis: redis === undefined ? 'none' : componentState(redis.client.status),
+        subscriber: cluster === undefined ? 'none' : cluster.broker.subscriberState,
+        connections: gateway.registry.size,
+        draining
+      })
+    }), { prefix: options.prefix })
   })
 
   // Graceful shutdown: refuse new upgrades, 1001 to every socket, wait, terminate stragglers.
@@ -111,6 +136,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     fastify.server.removeListener('upgrade', answerWhileDraining)
     await (cluster?.stop() ?? broker.close())
     store.close()
+    if (options.diagnostics.metricsRegistry !== undefined) metrics.remove()
     if (redis?.owned === true) await redis.client.quit().catch(() => redis.client.disconnect())
   })
 }
@@ -119,6 +145,13 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
 function tokenStoreAvailability (options: NormalizedOptions, redis: RedisConnection | undefined): () => boolean {
   if (redis === undefined || options.tokens.resolver !== undefined) return () => true
   return () => isRedisReady(redis.client)
+}
+
+/** Errors of the plugin's routes (validation, a failing hook) in the envelope; a 5xx says nothing of its cause. */
+function answerErrorInEnvelope (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const statusCode = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
+  if (statusCode >= 500) request.log.error({ err: error }, 'fastify-realtime: route failed')
+  return sendError(request, reply, statusCode, statusCode < 500 ? error.message : 'Internal Server Error')
 }
 
 /** A plain GET that passed every check of the gate: the route only speaks WebSocket. */
@@ -143,7 +176,7 @@ function installTokenRedaction (fastify: FastifyInstance, prefix: string, tokenO
 
 export default fp(fastifyRealtime, { fastify: '5.x', name: 'fastify-realtime' })
 export { fastifyRealtime }
-export type { RealtimeOptions, TokenOptions } from './options.js'
+export type { RealtimeOptions, TokenOptions, DiagnosticsUserOptions } from './options.js'
 export type { TokenState } from './tokens/token-store.js'
 export type { ChannelDefinition, ChannelScope } from './channels/catalog.js'
 export type { Realtime, RealtimeChannels, RealtimeTokens, ChannelHelper, PublishOptions, UserId } from './realtime-api.js'

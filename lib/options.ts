@@ -3,6 +3,9 @@ import Type, { type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type { Redis, Cluster } from 'ioredis'
 import type { WebsocketPluginOptions } from '@fastify/websocket'
+import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
+import type { Registry as PromRegistry } from 'prom-client'
+import type { DiagnosticsOptions } from './diagnostics/routes.js'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
 import type { TokenState } from './tokens/token-store.js'
 import { SEED_CHANNELS, type ChannelDefinition } from './channels/catalog.js'
@@ -70,6 +73,20 @@ export const RealtimeOptionsSchema = Type.Object({
     schema: Type.Optional(Type.Refine(Type.Unknown(), (value) => typeof value === 'object' && value !== null, () => 'must be a typebox schema'))
   }, { additionalProperties: false }))),
   shutdownTimeoutMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  diagnostics: Type.Optional(Type.Object({
+    enabled: Type.Optional(Type.Boolean()),
+    public: Type.Optional(Type.Boolean()),
+    authorize: Type.Optional(FunctionSchema),
+    adminTokens: Type.Optional(Type.Array(Type.String({ minLength: 16 }))),
+    routeOpts: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    cors: Type.Optional(Type.Boolean()),
+    testRoute: Type.Optional(Type.Object({
+      enabled: Type.Optional(Type.Boolean()),
+      forceInProduction: Type.Optional(Type.Boolean()),
+      maxPerMinute: Type.Optional(PositiveInteger)
+    }, { additionalProperties: false })),
+    metricsRegistry: Type.Optional(Type.Refine(Type.Unknown(), (value) => typeof value === 'object' && value !== null && isFunction((value as { metrics?: unknown }).metrics), () => 'must be a prom-client Registry'))
+  }, { additionalProperties: false })),
   cluster: Type.Optional(Type.Object({
     nodeId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })),
     probeIntervalMs: Type.Optional(Type.Integer({ minimum: 10 }))
@@ -80,7 +97,8 @@ export const RealtimeOptionsSchema = Type.Object({
 type SchemaOptions = Static<typeof RealtimeOptionsSchema>
 
 /** Options of `fastify-realtime`, with the function and client fields typed precisely. */
-export interface RealtimeOptions extends Omit<SchemaOptions, 'allowedOrigins' | 'redis' | 'tokens' | 'websocket' | 'channels'> {
+export interface RealtimeOptions extends Omit<SchemaOptions, 'allowedOrigins' | 'redis' | 'tokens' | 'websocket' | 'channels' | 'diagnostics'> {
+  diagnostics?: DiagnosticsUserOptions
   /** Application channels, added to the seed's; a seed channel may be given a schema but keeps its scope. */
   channels?: Record<string, ChannelDefinition>
   allowedOrigins?: Array<string | RegExp>
@@ -111,6 +129,24 @@ export interface TokenOptions {
   resolver?: (token: string) => Promise<TokenState | null> | TokenState | null
 }
 
+export interface DiagnosticsUserOptions {
+  /** Register the diagnostic routes at all. Default true. */
+  enabled?: boolean
+  /** Serve connected-users, connections and metrics without auth. Default false. */
+  public?: boolean
+  /** Replaces the default check: true lets the request in, false answers 403. */
+  authorize?: (request: FastifyRequest) => boolean | Promise<boolean>
+  /** Static operator tokens (16+ characters), compared in constant time; replace the default token-store check. */
+  adminTokens?: string[]
+  /** Spread into every diagnostic route (hooks, config, logLevel…), as @fastify/under-pressure's `routeOpts`. */
+  routeOpts?: RouteShorthandOptions
+  /** @fastify/cors on the diagnostic routes with `allowedOrigins`. Default true. */
+  cors?: boolean
+  testRoute?: { enabled?: boolean, forceInProduction?: boolean, maxPerMinute?: number }
+  /** A prom-client Registry to register the metrics on (default: the plugin's own). */
+  metricsRegistry?: PromRegistry
+}
+
 /** Options after validation and defaults: what the rest of the plugin reads. */
 export interface NormalizedOptions {
   prefix: string
@@ -139,6 +175,11 @@ export interface NormalizedOptions {
   channels: Record<string, ChannelDefinition>
   shutdownTimeoutMs: number
   cluster: { nodeId: string, probeIntervalMs: number }
+  diagnostics: {
+    enabled: boolean
+    options: DiagnosticsOptions
+    metricsRegistry: PromRegistry | undefined
+  }
   websocket: WebsocketPluginOptions
 }
 
@@ -161,7 +202,8 @@ export const defaults = {
   maxBufferedBytes: 1024 * 1024,
   fanoutSliceSize: 2000,
   shutdownTimeoutMs: 5000,
-  probeIntervalMs: 5000
+  probeIntervalMs: 5000,
+  testRoutePerMinute: 10
 } as const
 
 const checkOptions = Compile(RealtimeOptionsSchema)
@@ -181,6 +223,23 @@ function describeFirstError (errors: SchemaError[]): { path: string, message: st
   const path = best.instancePath.slice(1).replaceAll('/', '.')
   if (best.keyword === 'boolean' && best.schemaPath.endsWith('/additionalProperties')) return { path, message: 'unknown option' }
   return { path, message: best.message }
+}
+
+function normalizeDiagnostics (raw: DiagnosticsUserOptions): NormalizedOptions['diagnostics'] {
+  return {
+    enabled: raw.enabled ?? true,
+    metricsRegistry: raw.metricsRegistry,
+    options: {
+      auth: { public: raw.public ?? false, authorize: raw.authorize, adminTokens: raw.adminTokens ?? [] },
+      routeOpts: raw.routeOpts ?? {},
+      cors: raw.cors ?? true,
+      testRoute: {
+        enabled: raw.testRoute?.enabled ?? false,
+        forceInProduction: raw.testRoute?.forceInProduction ?? false,
+        maxPerMinute: raw.testRoute?.maxPerMinute ?? defaults.testRoutePerMinute
+      }
+    }
+  }
 }
 
 function checkChannels (channels: Record<string, ChannelDefinition>): Record<string, ChannelDefinition> {
@@ -238,6 +297,7 @@ export function normalizeOptions (raw: RealtimeOptions = {}): NormalizedOptions 
     },
     channels: checkChannels(raw.channels ?? {}),
     shutdownTimeoutMs: raw.shutdownTimeoutMs ?? defaults.shutdownTimeoutMs,
+    diagnostics: normalizeDiagnostics(raw.diagnostics ?? {}),
     cluster: {
       nodeId: raw.cluster?.nodeId ?? randomBytes(6).toString('hex'),
       probeIntervalMs: raw.cluster?.probeIntervalMs ?? defaults.probeIntervalMs

@@ -162,7 +162,7 @@ export function buildRealtimeApi ({ catalog, broker, gateway, store, stats, pres
 
 function encode (channel: string, event: string, data: object): EncodedEvent {
   try {
-    return encodeEvent(event, channel, data)
+    return { ...encodeEvent(event, channel, data), publishedAt: Date.now() }
   } catch (error) {
     throw new FST_REALTIME_INVALID_DATA(channel, `not serializable to JSON (${(error as Error).message})`)
   }

@@ -11,7 +11,12 @@ export class GatewayStats {
   /** Events that had no local recipient (user not connected here or not subscribed). */
   undelivered = 0
   slowConsumerCuts = 0
+  /** Writes skipped because the socket was closing or cut off. */
+  dropped = 0
+  redisReconnects = 0
   readonly closes = new Map<number, number>()
+  /** Receives each event's publish-to-delivery time in seconds; createMetrics() sets it before any socket exists. */
+  observeDeliveryLatency!: (seconds: number) => void
 
   recordClose (code: number): void {
     this.closes.set(code, (this.closes.get(code) ?? 0) + 1)
@@ -25,6 +30,8 @@ export class GatewayStats {
       publishes: this.publishes,
       undelivered: this.undelivered,
       slow_consumer_cuts: this.slowConsumerCuts,
+      dropped: this.dropped,
+      redis_reconnects: this.redisReconnects,
       closes: Object.fromEntries(this.closes)
     }
   }
@@ -37,5 +44,7 @@ export interface StatsSnapshot {
   publishes: number
   undelivered: number
   slow_consumer_cuts: number
+  dropped: number
+  redis_reconnects: number
   closes: Record<string, number>
 }

@@ -22,7 +22,15 @@ export function createPubSub (publisher: RedisClient): PubSub {
 }
 
 function classicPubSub (publisher: Redis): PubSub {
-  const subscriber = publisher.duplicate({ connectionName: 'fastify-realtime:subscriber', enableOfflineQueue: true, autoResubscribe: true })
+  // Unlike the publisher, the subscriber queues while disconnected and never
+  // times a command out: a SUBSCRIBE must land once Redis is back.
+  const subscriber = publisher.duplicate({
+    connectionName: 'fastify-realtime:subscriber',
+    enableOfflineQueue: true,
+    autoResubscribe: true,
+    commandTimeout: undefined,
+    maxRetriesPerRequest: null
+  })
   return {
     subscriber,
     publish: async (channel, message) => await publisher.publish(channel, message),
@@ -36,7 +44,9 @@ function classicPubSub (publisher: Redis): PubSub {
 }
 
 function shardedPubSub (publisher: Cluster): PubSub {
-  const subscriber = publisher.duplicate([], { shardedSubscribers: true })
+  const subscriber = publisher.duplicate([], { shardedSubscribers: true, enableOfflineQueue: true })
+  // ioredis treats sharded channels as keys and adds the client's own keyPrefix to them.
+  const clientPrefix = publisher.options.keyPrefix ?? ''
   return {
     subscriber,
     publish: async (channel, message) => await publisher.spublish(channel, message),
@@ -44,7 +54,7 @@ function shardedPubSub (publisher: Cluster): PubSub {
     subscribe: async (channels) => await Promise.all(channels.map(async (channel) => await subscriber.ssubscribe(channel))),
     unsubscribe: async (channels) => await Promise.all(channels.map(async (channel) => await subscriber.sunsubscribe(channel))),
     onMessage: (handler) => {
-      subscriber.on('smessageBuffer', (channel: Buffer, message: Buffer) => handler(channel.toString(), message))
+      subscriber.on('smessageBuffer', (channel: Buffer, message: Buffer) => handler(channel.toString().slice(clientPrefix.length), message))
     },
     close: () => subscriber.disconnect()
   }

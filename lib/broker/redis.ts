@@ -4,7 +4,8 @@ import { CloseCode } from '../constants.js'
 import type { Gateway } from '../connection/gateway.js'
 import { FST_REALTIME_REDIS_UNAVAILABLE } from '../errors.js'
 import { encodeEvent, frameText, type EncodedEvent } from '../protocol/server-event.js'
-import type { RedisClient } from '../redis/connection.js'
+import { componentState, type ComponentState, type RedisClient } from '../redis/connection.js'
+import type { GatewayStats } from '../stats.js'
 import type { Broker } from './broker.js'
 import { createPubSub, type PubSub } from './pubsub.js'
 import { SubscriptionSet } from './subscriptions.js'
@@ -18,10 +19,11 @@ export interface RedisBrokerOptions {
   catalog: ChannelCatalog
   /** How often the subscriber's liveness is probed; a probe not back by the next one replaces it. */
   probeIntervalMs: number
+  stats: GatewayStats
+  /** Called with each takeover announcement (fencing decides). */
+  onTakeover: (userId: string, generation: number) => void
   log: FastifyBaseLogger
 }
-
-export type SubscriberState = 'ready' | 'connecting' | 'down'
 
 /**
  * Cluster-mode delivery over Redis pub/sub.
@@ -45,39 +47,36 @@ export class RedisBroker implements Broker {
   readonly #onMessage = (channel: string, message: Buffer): void => this.#receive(channel, message)
   #pubsub: PubSub
   #linkLost = false
-  /** Nonce of the probe published and not yet received back. */
-  #pendingProbe: number | undefined
+  /** The probe in flight: `acknowledgedAt` once Redis accepted its PUBLISH. */
+  #pendingProbe: { nonce: number, acknowledgedAt: number | undefined } | undefined
   #nonce = 0
   #closed = false
-  /** Called with each takeover announcement (wired to fencing). */
-  onTakeover: (userId: string, generation: number) => void = () => {}
 
   constructor (options: RedisBrokerOptions) {
     this.#options = options
     this.#channels = redisChannels(options.keyPrefix)
     this.#subscriptions = new SubscriptionSet(
       async (channels) => await this.#pubsub.subscribe(channels),
-      async (channels) => await this.#pubsub.unsubscribe(channels)
+      async (channels) => await this.#pubsub.unsubscribe(channels),
+      (error) => options.log.warn({ err: error }, 'fastify-realtime: SUBSCRIBE failed; retrying')
     )
     this.#pubsub = this.#connectSubscriber()
     const always = [this.#channels.control, this.#channels.node(options.nodeId)]
     for (const channel of options.catalog) if (channel.scope === 'global') always.push(this.#channels.global(channel.name))
-    for (const channel of always) this.#subscriptions.want(channel).catch(() => {})
+    for (const channel of always) this.#subscriptions.want(channel)
     this.#probeTimer = setInterval(() => this.#probe(), options.probeIntervalMs).unref()
   }
 
-  get subscriberState (): SubscriberState {
-    const status = this.#pubsub.subscriber.status
-    if (status === 'ready') return 'ready'
-    return status === 'end' || status === 'close' ? 'down' : 'connecting'
+  get subscriberState (): ComponentState {
+    return componentState(this.#pubsub.subscriber.status)
   }
 
   async publishToUser (userId: string, channel: string, event: EncodedEvent): Promise<void> {
-    await this.#publish(this.#channels.user(userId), encodeEventMessage(channel, event.payload))
+    await this.#publish(this.#channels.user(userId), encodeEventMessage(channel, event.payload, event.publishedAt))
   }
 
   async publishToChannel (channel: string, event: EncodedEvent): Promise<void> {
-    await this.#publish(this.#channels.global(channel), encodeEventMessage(channel, event.payload))
+    await this.#publish(this.#channels.global(channel), encodeEventMessage(channel, event.payload, event.publishedAt))
   }
 
   async disconnectUser (userId: string, code: number, reason: string, finalEvent?: EncodedEvent): Promise<void> {
@@ -121,14 +120,21 @@ export class RedisBroker implements Broker {
     pubsub.onMessage(this.#onMessage)
     const subscriber = pubsub.subscriber
     subscriber.on('error', (error: Error) => this.#options.log.warn({ err: error }, 'fastify-realtime: Redis subscriber error'))
-    subscriber.on('close', () => { if (!this.#closed) this.#linkLost = true })
-    // ioredis restores the subscriptions itself on reconnect; events published
-    // while the link was down are gone, so the sockets here are told to resync.
-    subscriber.on('ready', () => {
+    const lost = (): void => { if (!this.#closed) this.#linkLost = true }
+    // Events published while the link was down are gone: once every
+    // subscription is back, the sockets here are told to resync.
+    const back = (): void => {
       if (!this.#linkLost) return
       this.#linkLost = false
-      this.#resync('subscriber_reconnected')
-    })
+      this.#restoreThenResync('subscriber_reconnected')
+    }
+    subscriber.on('close', lost)
+    subscriber.on('ready', back)
+    // A sharded (Cluster) subscriber loses one shard's connection without
+    // closing: it reports `-node`, then `subscribersReady` once resubscribed.
+    subscriber.on('-node', lost)
+    subscriber.on('subscribersReady', back)
+    subscriber.on('reconnecting', () => { this.#options.stats.redisReconnects++ })
     return pubsub
   }
 
@@ -143,10 +149,11 @@ export class RedisBroker implements Broker {
       this.#control(decoded.control)
       return
     }
-    const event = { payload: decoded.payload, frame: frameText(decoded.payload) }
+    const event = { payload: decoded.payload, frame: frameText(decoded.payload), publishedAt: decoded.publishedAt }
     const userId = this.#channels.userOf(redisChannel)
     if (userId === undefined) {
-      gateway.deliverToChannel(decoded.channel, event)
+      // Only the channel's own Redis channel may carry a global event.
+      if (redisChannel === this.#channels.global(decoded.channel)) gateway.deliverToChannel(decoded.channel, event)
       return
     }
     const channel = catalog.get(decoded.channel)
@@ -157,7 +164,7 @@ export class RedisBroker implements Broker {
     const { gateway } = this.#options
     switch (control.type) {
       case 'takeover':
-        this.onTakeover(control.userId, control.generation)
+        this.#options.onTakeover(control.userId, control.generation)
         return
       case 'disconnect': {
         const payload = control.finalEvent === undefined ? undefined : Buffer.from(control.finalEvent)
@@ -168,7 +175,7 @@ export class RedisBroker implements Broker {
         gateway.closeToken(control.tokenHash, CloseCode.TOKEN_REVOKED, 'Access token revoked')
         return
       case 'probe':
-        if (this.#pendingProbe === control.nonce) this.#pendingProbe = undefined
+        if (this.#pendingProbe?.nonce === control.nonce) this.#pendingProbe = undefined
     }
   }
 
@@ -179,25 +186,40 @@ export class RedisBroker implements Broker {
    */
   #probe (): void {
     if (this.#pubsub.subscriber.status !== 'ready') return
-    if (this.#pendingProbe !== undefined) {
+    const pending = this.#pendingProbe
+    if (pending !== undefined) {
+      // Redis has not answered the PUBLISH yet (frozen, slow), or only just did:
+      // the message gets a full interval after Redis took it before the subscriber is blamed.
+      if (pending.acknowledgedAt === undefined || performance.now() - pending.acknowledgedAt < this.#options.probeIntervalMs) return
       this.#options.log.warn('fastify-realtime: Redis subscriber stopped receiving; replacing it')
       this.#pendingProbe = undefined
       this.#replaceSubscriber()
       return
     }
-    const nonce = ++this.#nonce
-    this.#pendingProbe = nonce
-    // A probe that could not be published says Redis is down, not the subscriber.
-    this.#publish(this.#channels.node(this.#options.nodeId), encodeControlMessage({ type: 'probe', nodeId: this.#options.nodeId, nonce }))
-      .catch(() => { if (this.#pendingProbe === nonce) this.#pendingProbe = undefined })
+    const probe: { nonce: number, acknowledgedAt: number | undefined } = { nonce: ++this.#nonce, acknowledgedAt: undefined }
+    this.#pendingProbe = probe
+    this.#publish(this.#channels.node(this.#options.nodeId), encodeControlMessage({ type: 'probe', nodeId: this.#options.nodeId, nonce: probe.nonce }))
+      .then(() => { probe.acknowledgedAt = performance.now() }, () => {
+        // A probe that could not be published says Redis is down, not the subscriber.
+        if (this.#pendingProbe === probe) this.#pendingProbe = undefined
+      })
   }
 
   #replaceSubscriber (): void {
+    this.#options.stats.redisReconnects++
     const dead = this.#pubsub
     this.#pubsub = this.#connectSubscriber()
+    // Silence everything but its error log: the dead link must not mark the new one lost or deliver twice.
+    for (const event of ['messageBuffer', 'smessageBuffer', 'close', 'ready', '-node', 'subscribersReady', 'reconnecting']) {
+      dead.subscriber.removeAllListeners(event)
+    }
     dead.close()
-    this.#subscriptions.reset()
-    this.#resync('subscriber_replaced')
+    this.#restoreThenResync('subscriber_replaced')
+  }
+
+  /** Resyncs once every subscription is back (`reset` waits out failures, retrying). */
+  #restoreThenResync (reason: string): void {
+    this.#subscriptions.reset().then(() => this.#resync(reason))
   }
 
   #resync (reason: string): void {

@@ -5,32 +5,38 @@
  * costs a handful of round trips. A channel wanted and dropped within the same
  * batch costs nothing.
  */
+const RETRY_MS = 1000
+
 export class SubscriptionSet {
   readonly #wanted = new Set<string>()
   readonly #active = new Set<string>()
-  readonly #waiters = new Map<string, Array<{ resolve: () => void, reject: (error: Error) => void }>>()
+  readonly #waiters = new Map<string, Array<() => void>>()
   readonly #subscribe: (channels: string[]) => Promise<unknown>
   readonly #unsubscribe: (channels: string[]) => Promise<unknown>
+  readonly #onError: (error: Error) => void
   #scheduled = false
 
-  constructor (subscribe: (channels: string[]) => Promise<unknown>, unsubscribe: (channels: string[]) => Promise<unknown>) {
+  constructor (
+    subscribe: (channels: string[]) => Promise<unknown>,
+    unsubscribe: (channels: string[]) => Promise<unknown>,
+    onError: (error: Error) => void
+  ) {
     this.#subscribe = subscribe
     this.#unsubscribe = unsubscribe
+    this.#onError = onError
   }
 
-  /** Channels currently subscribed (for a replacement connection to restore). */
-  get active (): string[] {
-    return [...this.#active]
-  }
-
-  /** Resolves once `channel` is subscribed. */
+  /**
+   * Resolves once `channel` is subscribed. A failed SUBSCRIBE is retried until
+   * it succeeds, so this waits out an outage rather than failing.
+   */
   async want (channel: string): Promise<void> {
     this.#wanted.add(channel)
     if (this.#active.has(channel)) return
-    await new Promise<void>((resolve, reject) => {
+    await new Promise<void>((resolve) => {
       const waiting = this.#waiters.get(channel)
-      if (waiting === undefined) this.#waiters.set(channel, [{ resolve, reject }])
-      else waiting.push({ resolve, reject })
+      if (waiting === undefined) this.#waiters.set(channel, [resolve])
+      else waiting.push(resolve)
       this.#schedule()
     })
   }
@@ -40,16 +46,19 @@ export class SubscriptionSet {
     if (this.#active.has(channel)) this.#schedule()
   }
 
-  /** Forgets what the old connection had: everything wanted is subscribed again on the next flush. */
-  reset (): void {
+  /**
+   * Forgets what the connection had and subscribes everything wanted again
+   * (redundant SUBSCRIBEs are harmless); resolves once all of it is back.
+   */
+  async reset (): Promise<void> {
     this.#active.clear()
-    if (this.#wanted.size > 0) this.#schedule()
+    await Promise.all([...this.#wanted].map(async (channel) => await this.want(channel)))
   }
 
   #schedule (): void {
     if (this.#scheduled) return
     this.#scheduled = true
-    setImmediate(() => { this.#flush().catch(() => {}) })
+    setImmediate(() => { this.#flush() })
   }
 
   async #flush (): Promise<void> {
@@ -58,7 +67,7 @@ export class SubscriptionSet {
     const toUnsubscribe = [...this.#active].filter((channel) => !this.#wanted.has(channel))
     for (const channel of toUnsubscribe) this.#active.delete(channel)
     const work: Array<Promise<unknown>> = []
-    if (toUnsubscribe.length > 0) work.push(this.#unsubscribe(toUnsubscribe).catch(() => {}))
+    if (toUnsubscribe.length > 0) work.push(this.#unsubscribe(toUnsubscribe).catch(this.#onError))
     if (toSubscribe.length > 0) {
       work.push(this.#subscribe(toSubscribe).then(() => {
         for (const channel of toSubscribe) {
@@ -68,18 +77,17 @@ export class SubscriptionSet {
           if (!this.#wanted.has(channel)) this.#schedule()
         }
       }, (error: Error) => {
-        for (const channel of toSubscribe) this.#settle(channel, error)
+        // Still wanted: try again shortly rather than stay deaf to these channels.
+        this.#onError(error)
+        setTimeout(() => this.#schedule(), RETRY_MS).unref()
       }))
     }
     await Promise.all(work)
   }
 
-  #settle (channel: string, error?: Error): void {
+  #settle (channel: string): void {
     const waiting = this.#waiters.get(channel)
     this.#waiters.delete(channel)
-    for (const waiter of waiting ?? []) {
-      if (error === undefined) waiter.resolve()
-      else waiter.reject(error)
-    }
+    for (const resolve of waiting ?? []) resolve()
   }
 }

@@ -2,13 +2,14 @@
  * What travels over Redis pub/sub. Events are the publisher's bytes, untouched,
  * behind a one-line header, so receiving nodes frame them without re-encoding:
  *
- *   E<channel>\n<event JSON>      an event for a user channel or a global channel
+ *   E<publishedAt> <channel>\n<event JSON>   an event for a user or global channel
  *   C<control JSON>               takeover, disconnect, revoke, probe
  */
 
 const EVENT = 0x45 // 'E'
 const CONTROL = 0x43 // 'C'
 const NEWLINE = 0x0a
+const SPACE = 0x20
 
 export type ControlMessage =
   | { type: 'takeover', userId: string, generation: number }
@@ -17,12 +18,12 @@ export type ControlMessage =
   | { type: 'probe', nodeId: string, nonce: number }
 
 export type WireMessage =
-  | { kind: 'event', channel: string, payload: Buffer }
+  | { kind: 'event', channel: string, payload: Buffer, publishedAt: number | undefined }
   | { kind: 'control', control: ControlMessage }
   | { kind: 'malformed' }
 
-export function encodeEventMessage (channel: string, payload: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`E${channel}\n`), payload])
+export function encodeEventMessage (channel: string, payload: Buffer, publishedAt = Date.now()): Buffer {
+  return Buffer.concat([Buffer.from(`E${publishedAt} ${channel}\n`), payload])
 }
 
 export function encodeControlMessage (control: ControlMessage): Buffer {
@@ -33,8 +34,15 @@ export function encodeControlMessage (control: ControlMessage): Buffer {
 export function decodeMessage (message: Buffer): WireMessage {
   if (message[0] === EVENT) {
     const newline = message.indexOf(NEWLINE)
-    if (newline === -1) return { kind: 'malformed' }
-    return { kind: 'event', channel: message.toString('utf8', 1, newline), payload: message.subarray(newline + 1) }
+    const space = message.indexOf(SPACE)
+    if (newline === -1 || space === -1 || space > newline) return { kind: 'malformed' }
+    const publishedAt = Number(message.toString('latin1', 1, space))
+    return {
+      kind: 'event',
+      channel: message.toString('utf8', space + 1, newline),
+      payload: message.subarray(newline + 1),
+      publishedAt: Number.isFinite(publishedAt) ? publishedAt : undefined
+    }
   }
   if (message[0] === CONTROL) {
     try {

@@ -3,6 +3,7 @@ import type { ChannelCatalog } from '../channels/catalog.js'
 import { RedisBroker } from '../broker/redis.js'
 import type { Gateway } from '../connection/gateway.js'
 import type { RedisClient } from '../redis/connection.js'
+import type { GatewayStats } from '../stats.js'
 import { Fencing } from './fencing.js'
 import { RedisPresence } from './presence.js'
 
@@ -14,6 +15,7 @@ export interface ClusterOptions {
   catalog: ChannelCatalog
   heartbeatIntervalMs: number
   probeIntervalMs: number
+  stats: GatewayStats
   log: FastifyBaseLogger
 }
 
@@ -37,6 +39,8 @@ export function joinCluster (options: ClusterOptions): Cluster {
     gateway,
     catalog: options.catalog,
     probeIntervalMs: options.probeIntervalMs,
+    stats: options.stats,
+    onTakeover: (userId, generation) => fencing.onAnnounced(userId, generation),
     log
   })
   const fencing = new Fencing({
@@ -47,7 +51,6 @@ export function joinCluster (options: ClusterOptions): Cluster {
     announce: async (userId, generation) => await broker.announceTakeover(userId, generation),
     log
   })
-  broker.onTakeover = (userId, generation) => fencing.onAnnounced(userId, generation)
   const presence = new RedisPresence({
     redis: options.redis,
     keyPrefix: options.keyPrefix,

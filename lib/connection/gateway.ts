@@ -59,7 +59,9 @@ export class Gateway {
   constructor (options: GatewayOptions) {
     this.#options = options
     this.#outbox = new Outbox({ maxBufferedBytes: options.limits.maxBufferedBytes, onSlowConsumer: (connection) => this.#cutSlowConsumer(connection), stats: options.stats })
-    this.#dispatcher = new Dispatcher(this.#outbox, options.limits.fanoutSliceSize)
+    this.#dispatcher = new Dispatcher(this.#outbox, options.limits.fanoutSliceSize, (event) => {
+      if (event.publishedAt !== undefined) options.stats.observeDeliveryLatency(Math.max(0, Date.now() - event.publishedAt) / 1000)
+    })
     this.#heartbeat = new Heartbeat(options.heartbeatIntervalMs, () => this.registry, (connection) => this.#terminate(connection, 1006, 'heartbeat timeout'))
     this.#expiry = new ExpiryWheel((connection) => this.close(connection, CloseCode.TOKEN_EXPIRED, 'Access token expired'))
     this.#session = {

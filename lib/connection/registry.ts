@@ -18,6 +18,10 @@ export class Registry {
   readonly #globalSubscribers = new Map<string, Set<Connection>>()
   readonly #listeners: RegistryListener[] = []
 
+  get size (): number {
+    return this.#byId.size
+  }
+
   /** Cluster mode follows every add and remove (presence, user channels, fencing). */
   listen (listener: RegistryListener): void {
     this.#listeners.push(listener)

@@ -29,14 +29,19 @@ export class Dispatcher {
   #scheduled = false
   readonly #pump = (): void => this.#drain()
 
-  constructor (outbox: Outbox, sliceSize: number) {
+  readonly #onDelivered: (event: EncodedEvent) => void
+
+  /** `onDelivered` runs once per event, when its last recipient has been written. */
+  constructor (outbox: Outbox, sliceSize: number, onDelivered: (event: EncodedEvent) => void) {
     this.#outbox = outbox
     this.#sliceSize = sliceSize
+    this.#onDelivered = onDelivered
   }
 
   deliver (targets: Connection[], event: EncodedEvent, channel: string | null): void {
     if (this.#queue.length === 0 && targets.length <= this.#sliceSize) {
       this.#sendAll(targets, event, channel, 0, targets.length)
+      this.#onDelivered(event)
       return
     }
     this.#enqueue({ targets, event, channel, next: 0 })
@@ -69,7 +74,10 @@ export class Dispatcher {
       this.#sendAll(job.targets, job.event, job.channel, job.next, end)
       budget -= end - job.next
       job.next = end
-      if (end === job.targets.length) this.#queue.shift()
+      if (end === job.targets.length) {
+        this.#queue.shift()
+        this.#onDelivered(job.event)
+      }
     }
     this.#outbox.flush()
     if (this.#queue.length > 0) {

@@ -36,8 +36,12 @@ export class Outbox {
   /** Queues `event` for `connection`; false if the connection is gone or was cut off. */
   send (connection: Connection, event: EncodedEvent): boolean {
     // Closing sockets (ours or the peer's close frame) take nothing more after their close frame.
-    if (connection.socket.readyState !== WebSocket.OPEN) return false
+    if (connection.socket.readyState !== WebSocket.OPEN) {
+      this.#stats.dropped++
+      return false
+    }
     if (connection.bufferedBytes + event.frame.length > this.#maxBufferedBytes) {
+      this.#stats.dropped++
       this.#onSlowConsumer(connection)
       return false
     }

@@ -34,6 +34,8 @@ export function frameText (payload: Buffer): Buffer {
 export interface EncodedEvent {
   payload: Buffer
   frame: Buffer
+  /** When `publish()` was called (ms since epoch), for the publish-to-delivery histogram. */
+  publishedAt?: number
 }
 
 export function encodeEvent (event: string, channel: string | null, data: unknown): EncodedEvent {

@@ -68,3 +68,11 @@ export async function waitForRedis (client: RedisClient, log: FastifyBaseLogger)
 export function isRedisReady (client: RedisClient): boolean {
   return client.status === 'ready'
 }
+
+export type ComponentState = 'ready' | 'connecting' | 'down' | 'none'
+
+/** An ioredis status as health reports it. */
+export function componentState (status: string): ComponentState {
+  if (status === 'ready') return 'ready'
+  return status === 'end' || status === 'close' ? 'down' : 'connecting'
+}

@@ -46,10 +46,14 @@ t.test('publish on any node reaches the user on any node; settings reaches every
 })
 
 t.test('one socket per user across nodes: the newer connection anywhere replaces the older with 4500', async (t) => {
-  const [a, b] = await startNodes(t, 2)
+  const keyPrefix = uniquePrefix()
+  const [a, b] = await startNodes(t, 2, { keyPrefix })
   const token = await a.app.realtime.tokens.issue('roamer', { ttlSeconds: 60 })
   const first = await connect(`${a.wsBase}/api/v1/ws?token=${token}`)
-  await waitFor(() => a.app.realtime.connections().length === 1 && b.app.realtime.connections().length === 0)
+  // The first socket is "older" only once its generation is claimed in Redis.
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  await waitFor(async () => await redis.exists(`${keyPrefix}gen:roamer`) === 1, 'the first socket to claim its generation')
   const firstClosed = closed(first.socket)
   const second = await connect(`${b.wsBase}/api/v1/ws?token=${token}`)
   t.teardown(() => second.socket.terminate())

@@ -420,7 +420,7 @@ t.test('user scoping: user channels reach only their user, only if subscribed', 
 
 t.test('stats(): exact counters for a scripted exchange', async (t) => {
   const { app, open } = await harness(t)
-  t.strictSame(app.realtime.stats(), { connects: 0, messages_in: 0, messages_out: 0, publishes: 0, undelivered: 0, slow_consumer_cuts: 0, closes: {} })
+  t.strictSame(app.realtime.stats(), { connects: 0, messages_in: 0, messages_out: 0, publishes: 0, undelivered: 0, slow_consumer_cuts: 0, dropped: 0, redis_reconnects: 0, closes: {} })
   const a = await open('u1')
   a.send({ event: 'ping' })
   a.send({ event: 'subscribe', channel: 'kyc.events' })
@@ -441,6 +441,8 @@ t.test('stats(): exact counters for a scripted exchange', async (t) => {
     publishes: 4,
     undelivered: 2, // a user with no socket; a user not subscribed
     slow_consumer_cuts: 0,
+    dropped: 0,
+    redis_reconnects: 0,
     closes: {}
   })
 })

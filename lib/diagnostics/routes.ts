@@ -1,0 +1,149 @@
+import type { FastifyInstance, FastifyRequest, FastifySchema, RouteShorthandOptions } from 'fastify'
+import cors from '@fastify/cors'
+import type { Registry } from 'prom-client'
+import type { Static } from 'typebox'
+import type { Presence, PresenceEntry } from '../cluster/presence.js'
+import type { ComponentState } from '../redis/connection.js'
+import { createOriginCheck } from '../handshake/origin.js'
+import { sendError } from '../http/envelope.js'
+import type { Realtime } from '../realtime-api.js'
+import { createDiagnosticsAuth, type DiagnosticsAuthOptions } from './auth.js'
+import {
+  ConnectedUsersSchema, ConnectionsQuerySchema, ConnectionsSchema, HealthSchema, TestQuerySchema, TestResultSchema
+} from './schemas.js'
+
+export interface DiagnosticsOptions {
+  auth: Omit<DiagnosticsAuthOptions, 'resolveToken' | 'retryAfterSeconds'>
+  routeOpts: RouteShorthandOptions
+  testRoute: { enabled: boolean, forceInProduction: boolean, maxPerMinute: number }
+  cors: boolean
+}
+
+export interface DiagnosticsDependencies {
+  options: DiagnosticsOptions
+  allowedOrigins: ReadonlyArray<string | RegExp>
+  resolveToken: DiagnosticsAuthOptions['resolveToken']
+  retryAfterSeconds: number
+  presence: Presence
+  realtime: () => Realtime
+  metrics: Registry
+  health: () => { mode: 'embedded' | 'cluster', redis: ComponentState, subscriber: ComponentState, connections: number, draining: boolean }
+}
+
+const TEST_CHANNEL = 'notification.events'
+const TEST_EVENT = 'REALTIME_TEST'
+const DEFAULT_PAGE = 100
+const ok = <Data> (request: FastifyRequest, data: Data): { status_code: number, message: string, trace_id: string, data: Data } =>
+  ({ status_code: 200, message: 'OK', trace_id: String(request.id), data })
+
+/**
+ * The HTTP routes below the prefix (model: @fastify/under-pressure's status
+ * route): who is connected, whether this node is healthy, its metrics, and an
+ * opt-in test publish. Every answer uses the plugin's envelope and has a
+ * response schema; the protected ones run the diagnostics auth first, after
+ * any hook the user put in `routeOpts`.
+ */
+export async function diagnosticsRoutes (fastify: FastifyInstance, deps: DiagnosticsDependencies): Promise<void> {
+  const { options } = deps
+  if (options.cors) {
+    // The same anchored origin check as the handshake (@fastify/cors' own RegExp test is not anchored).
+    const isAllowed = createOriginCheck({ allowedOrigins: deps.allowedOrigins, allowMissingOrigin: true })
+    await fastify.register(cors, { origin: (origin, callback) => callback(null, isAllowed(origin)) })
+  }
+  const auth = createDiagnosticsAuth({ ...options.auth, resolveToken: deps.resolveToken, retryAfterSeconds: deps.retryAfterSeconds })
+  const userPreHandlers = toArray(options.routeOpts.preHandler)
+  // Only the success answer has a schema: a `routeOpts` hook may answer errors in its own shape.
+  const protectedRoute = (schema: FastifySchema): RouteShorthandOptions => ({
+    ...options.routeOpts,
+    preHandler: [auth, ...userPreHandlers] as RouteShorthandOptions['preHandler'],
+    schema: { ...options.routeOpts.schema, ...schema }
+  })
+
+  fastify.get('/connected-users', protectedRoute({ response: { 200: ConnectedUsersSchema } }), async (request) => {
+    const userIds = (await deps.presence.connectedUsers()).sort()
+    return ok(request, { user_ids: userIds, count: userIds.length })
+  })
+
+  fastify.get<{ Querystring: Static<typeof ConnectionsQuerySchema> }>('/connections',
+    protectedRoute({ querystring: ConnectionsQuerySchema, response: { 200: ConnectionsSchema } }),
+    async (request, reply) => {
+      const { limit = DEFAULT_PAGE, cursor, user_id: userId } = request.query
+      const after = cursor === undefined ? undefined : decodeCursor(cursor)
+      if (after === null) return sendError(request, reply, 400, 'Invalid cursor')
+      const all = (await deps.presence.connections())
+        .filter((entry) => userId === undefined || entry.user_id === userId)
+        .sort(byPosition)
+      const start = after === undefined ? 0 : all.findIndex((entry) => byPosition(entry, after) > 0)
+      const page = start === -1 ? [] : all.slice(start, start + limit)
+      const last = page.at(-1)
+      const more = start !== -1 && start + limit < all.length
+      return ok(request, { connections: page, count: all.length, next_cursor: more && last !== undefined ? encodeCursor(last) : null })
+    })
+
+  fastify.get('/metrics', protectedRoute({ response: { 200: { type: 'string' } } }), async (_request, reply) => {
+    reply.type(deps.metrics.contentType)
+    return await deps.metrics.metrics()
+  })
+
+  // Not given `routeOpts`: its hooks are often an operator check, and load balancers have no credentials.
+  fastify.get('/health', { schema: { response: { 200: HealthSchema } } }, async (request) => {
+    const health = deps.health()
+    const degraded = health.draining || (health.mode === 'cluster' && (health.redis !== 'ready' || health.subscriber !== 'ready'))
+    return ok(request, { status: degraded ? 'degraded' : 'ok', node_id: deps.realtime().nodeId, ...health })
+  })
+
+  if (options.testRoute.enabled) registerTestRoute(fastify, deps, protectedRoute)
+}
+
+function registerTestRoute (fastify: FastifyInstance, deps: DiagnosticsDependencies, protectedRoute: (schema: FastifySchema) => RouteShorthandOptions): void {
+  const { forceInProduction, maxPerMinute } = deps.options.testRoute
+  let windowStartedAt = 0
+  let used = 0
+  fastify.get<{ Querystring: Static<typeof TestQuerySchema> }>('/test',
+    protectedRoute({ querystring: TestQuerySchema, response: { 200: TestResultSchema } }),
+    async (request, reply) => {
+      if (process.env.NODE_ENV === 'production' && !forceInProduction) return sendError(request, reply, 403, 'Test endpoint is disabled in production')
+      const now = Date.now()
+      if (now - windowStartedAt >= 60_000) {
+        windowStartedAt = now
+        used = 0
+      }
+      if (++used > maxPerMinute) {
+        reply.header('retry-after', String(Math.ceil((windowStartedAt + 60_000 - now) / 1000)))
+        return sendError(request, reply, 429, 'Too many test requests')
+      }
+      const userId = request.query.user_id
+      const realtime = deps.realtime()
+      await realtime.publish(TEST_CHANNEL, TEST_EVENT, { test: true, sent_at: now, trace_id: String(request.id) }, { userId })
+      const connected = (await deps.presence.connectedUsers()).includes(userId)
+      return ok(request, { user_id: userId, channel: TEST_CHANNEL, event: TEST_EVENT, published: true, connected })
+    })
+}
+
+type Position = Pick<PresenceEntry, 'node_id' | 'connection_id'>
+
+function byPosition (a: Position, b: Position): number {
+  return a.node_id === b.node_id ? compare(a.connection_id, b.connection_id) : compare(a.node_id, b.node_id)
+}
+
+const compare = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
+
+function encodeCursor (entry: Position): string {
+  return Buffer.from(JSON.stringify([entry.node_id, entry.connection_id])).toString('base64url')
+}
+
+/** The position a cursor points after; null for anything this plugin did not write. */
+function decodeCursor (cursor: string): Position | null {
+  try {
+    const position = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown
+    if (Array.isArray(position) && position.length === 2 && typeof position[0] === 'string' && typeof position[1] === 'string') {
+      return { node_id: position[0], connection_id: position[1] }
+    }
+  } catch {}
+  return null
+}
+
+function toArray<T> (value: T | T[] | undefined): T[] {
+  if (value === undefined) return []
+  return Array.isArray(value) ? value : [value]
+}

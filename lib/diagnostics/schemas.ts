@@ -1,0 +1,63 @@
+import Type, { type TSchema } from 'typebox'
+
+/** The envelope every JSON answer of the plugin uses, with `data` of the given schema. */
+export const Envelope = <Data extends TSchema>(data: Data) => Type.Object({
+  status_code: Type.Integer(),
+  message: Type.String(),
+  trace_id: Type.String(),
+  data
+})
+
+export const ConnectedUsersSchema = Envelope(Type.Object({
+  user_ids: Type.Array(Type.String()),
+  count: Type.Integer()
+}))
+
+export const ConnectionEntrySchema = Type.Object({
+  connection_id: Type.String(),
+  user_id: Type.String(),
+  node_id: Type.String(),
+  connected_at: Type.String(),
+  remote_address: Type.String(),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  origin: Type.Union([Type.String(), Type.Null()]),
+  subscriptions: Type.Array(Type.String()),
+  last_pong_at: Type.String(),
+  messages_in: Type.Integer(),
+  messages_out: Type.Integer(),
+  buffered_bytes: Type.Integer()
+})
+
+export const ConnectionsSchema = Envelope(Type.Object({
+  connections: Type.Array(ConnectionEntrySchema),
+  count: Type.Integer(),
+  next_cursor: Type.Union([Type.String(), Type.Null()])
+}))
+
+export const ConnectionsQuerySchema = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  cursor: Type.Optional(Type.String({ maxLength: 512 })),
+  user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 }))
+}, { additionalProperties: false })
+
+export const HealthSchema = Envelope(Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+  node_id: Type.String(),
+  mode: Type.Union([Type.Literal('embedded'), Type.Literal('cluster')]),
+  redis: Type.Union([Type.Literal('ready'), Type.Literal('connecting'), Type.Literal('down'), Type.Literal('none')]),
+  subscriber: Type.Union([Type.Literal('ready'), Type.Literal('connecting'), Type.Literal('down'), Type.Literal('none')]),
+  connections: Type.Integer(),
+  draining: Type.Boolean()
+}))
+
+export const TestQuerySchema = Type.Object({
+  user_id: Type.String({ minLength: 1, maxLength: 128 })
+}, { additionalProperties: false })
+
+export const TestResultSchema = Envelope(Type.Object({
+  user_id: Type.String(),
+  channel: Type.String(),
+  event: Type.String(),
+  published: Type.Boolean(),
+  connected: Type.Boolean()
+}))

@@ -1,0 +1,79 @@
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { SubscriptionSet } from '../../lib/broker/subscriptions.js'
+
+/** A fake subscriber connection that records every command and can be told to fail. */
+function fakeConnection () {
+  const calls: string[] = []
+  const errors: string[] = []
+  let failNext = 0
+  const command = (name: string) => async (channels: string[]): Promise<void> => {
+    calls.push(`${name} ${channels.join(' ')}`)
+    if (failNext > 0) {
+      failNext--
+      throw new Error(`${name} refused`)
+    }
+  }
+  const set = new SubscriptionSet(command('SUBSCRIBE'), command('UNSUBSCRIBE'), (error) => errors.push(error.message))
+  return { set, calls, errors, failNextCommands: (count: number) => { failNext = count } }
+}
+
+t.test('changes within one turn of the event loop go out as one SUBSCRIBE', async (t) => {
+  const { set, calls } = fakeConnection()
+  await Promise.all([set.want('a'), set.want('b'), set.want('c'), set.want('a')])
+  t.same(calls, ['SUBSCRIBE a b c'])
+  await set.want('a')
+  t.same(calls, ['SUBSCRIBE a b c'], 'an active channel costs nothing')
+})
+
+t.test('a channel dropped and wanted again within one batch costs nothing; dropped ones go out as one UNSUBSCRIBE', async (t) => {
+  const { set, calls } = fakeConnection()
+  await Promise.all([set.want('a'), set.want('b'), set.want('c')])
+  set.drop('a')
+  const again = set.want('a')
+  set.drop('b')
+  set.drop('c')
+  set.drop('never-wanted')
+  await again
+  await sleep(5)
+  t.same(calls, ['SUBSCRIBE a b c', 'UNSUBSCRIBE b c'])
+})
+
+t.test('a channel dropped while its SUBSCRIBE is in flight is unsubscribed right after', async (t) => {
+  const { set, calls } = fakeConnection()
+  const wanted = set.want('a')
+  await new Promise((resolve) => setImmediate(resolve))
+  set.drop('a')
+  await wanted
+  await sleep(5)
+  t.same(calls, ['SUBSCRIBE a', 'UNSUBSCRIBE a'])
+})
+
+t.test('a failed SUBSCRIBE is reported and retried until it lands; waiters resolve then', async (t) => {
+  // The retry timer is unref'd (it must not hold a server open): keep this process up meanwhile.
+  const keepAlive = setInterval(() => {}, 100)
+  t.teardown(() => clearInterval(keepAlive))
+  const { set, calls, errors, failNextCommands } = fakeConnection()
+  failNextCommands(1)
+  await set.want('a')
+  t.same(calls, ['SUBSCRIBE a', 'SUBSCRIBE a'])
+  t.same(errors, ['SUBSCRIBE refused'])
+})
+
+t.test('a failed UNSUBSCRIBE is reported; the channel counts as gone', async (t) => {
+  const { set, calls, errors, failNextCommands } = fakeConnection()
+  await set.want('a')
+  failNextCommands(1)
+  set.drop('a')
+  await sleep(5)
+  t.same(calls, ['SUBSCRIBE a', 'UNSUBSCRIBE a'])
+  t.same(errors, ['UNSUBSCRIBE refused'])
+})
+
+t.test('reset subscribes everything wanted again and resolves once it is back', async (t) => {
+  const { set, calls } = fakeConnection()
+  await Promise.all([set.want('a'), set.want('b')])
+  await set.reset()
+  t.same(calls, ['SUBSCRIBE a b', 'SUBSCRIBE a b'])
+  await fakeConnection().set.reset()
+})

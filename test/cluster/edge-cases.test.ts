@@ -1,0 +1,123 @@
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { Registry } from 'prom-client'
+import { REDIS_URL, startApp, uniquePrefix } from '../helpers/app.js'
+import { connect, closed } from '../helpers/client.js'
+import { startNodes, waitFor } from '../helpers/cluster.js'
+import { Inbox } from '../helpers/messages.js'
+
+t.test('messages on the plugin\'s channels that it did not write are ignored, with a warning', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const [node] = await startNodes(t, 1, { keyPrefix })
+  const client = await connect(`${node.wsBase}/api/v1/ws?token=${await node.app.realtime.tokens.issue('u1', { ttlSeconds: 60 })}`)
+  t.teardown(() => client.socket.terminate())
+  const inbox = new Inbox(client.socket)
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  await waitFor(async () => await redis.exists(`${keyPrefix}gen:u1`) === 1, 'the socket to be claimed')
+  const event = Buffer.from('{"event":"forged","channel":"settings","data":{}}')
+  await redis.publish(`${keyPrefix}c:settings`, 'garbage')
+  await redis.publish(`${keyPrefix}c:settings`, 'E123 settings-without-newline')
+  await redis.publish(`${keyPrefix}ctl`, 'C{not json')
+  await redis.publish(`${keyPrefix}ctl`, 'C"a string"')
+  // A well-formed event on a channel that is not its own does not count as a global event.
+  await redis.publish(`${keyPrefix}ctl`, Buffer.concat([Buffer.from('E123 settings\n'), event]))
+  // An event for a channel the catalog does not know, on the user's channel.
+  await redis.publish(`${keyPrefix}u:u1`, Buffer.concat([Buffer.from('E123 nope.events\n'), event]))
+  // A foreign publisher without a usable timestamp still gets its well-formed event through.
+  await redis.publish(`${keyPrefix}c:settings`, Buffer.concat([Buffer.from('Eabc settings\n'), Buffer.from('{"event":"external","channel":"settings","data":{}}')]))
+  await node.app.realtime.publish('settings', 'real', { n: 1 })
+  t.same(await inbox.until(2), [
+    { event: 'external', channel: 'settings', data: {} },
+    { event: 'real', channel: 'settings', data: { n: 1 } }
+  ], 'only the well-formed events arrive')
+  const warnings = node.logs.filter((line) => line.includes('ignored a message not written by this plugin'))
+  t.equal(warnings.length, 4, 'each malformed message was reported')
+})
+
+t.test('fencing: a newer claim announced while this socket is still claiming closes it with 4500', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const redis = new Redis(REDIS_URL)
+  const publisher = new Redis(REDIS_URL)
+  t.teardown(async () => { await redis.quit(); await publisher.quit() })
+  // Hold the generation claim until the test has announced a newer one.
+  let release: () => void = () => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  let claims = 0
+  const realEval = redis.eval.bind(redis) as (...args: unknown[]) => Promise<unknown>
+  ;(redis as unknown as { eval: (...args: unknown[]) => Promise<unknown> }).eval = async (...args: unknown[]) => {
+    if (++claims === 1) await held
+    return await realEval(...args)
+  }
+  // A short heartbeat: the periodic check runs while the claim is held, and must not claim twice.
+  const { app, wsBase } = await startApp({ redis, keyPrefix, heartbeat: { intervalMs: 30 } })
+  t.teardown(() => app.close())
+  const client = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('held', { ttlSeconds: 60 })}`)
+  const clientClosed = closed(client.socket)
+  await waitFor(() => claims === 1, 'the claim to start')
+  await publisher.publish(`${keyPrefix}u:held`, `C${JSON.stringify({ type: 'takeover', userId: 'held', generation: 9e15 })}`)
+  // Let the announcement arrive before the claim answers.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  release()
+  t.same(await clientClosed, { code: 4500, reason: 'Replaced by a newer connection' })
+  t.equal(claims, 1, 'the periodic check did not start a second claim meanwhile')
+})
+
+t.test('fencing: a failed claim leaves the socket open and the periodic check claims again', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  let claims = 0
+  const realEval = redis.eval.bind(redis) as (...args: unknown[]) => Promise<unknown>
+  ;(redis as unknown as { eval: (...args: unknown[]) => Promise<unknown> }).eval = async (...args: unknown[]) => {
+    if (++claims === 1) throw new Error('claim refused')
+    return await realEval(...args)
+  }
+  const { app, wsBase, logs } = await startApp({ redis, keyPrefix, heartbeat: { intervalMs: 100 } })
+  t.teardown(() => app.close())
+  const client = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('retry', { ttlSeconds: 60 })}`)
+  t.teardown(() => client.socket.terminate())
+  await waitFor(async () => await redis.exists(`${keyPrefix}gen:retry`) === 1, 'the second claim')
+  t.ok(claims >= 2)
+  t.ok(logs.some((line) => line.includes('generation claim failed') && line.includes('claim refused')))
+  t.equal(client.socket.readyState, client.socket.OPEN)
+})
+
+t.test('a metrics registry can hold one plugin instance at a time', async (t) => {
+  const registry = new Registry()
+  const first = await startApp({ diagnostics: { metricsRegistry: registry } })
+  t.teardown(() => first.app.close())
+  await t.rejects(startApp({ diagnostics: { metricsRegistry: registry } }), {
+    code: 'FST_REALTIME_INVALID_OPTION',
+    message: 'Invalid fastify-realtime option "diagnostics.metricsRegistry": it already holds the metrics of another fastify-realtime instance'
+  })
+})
+
+t.test('health reports a Redis client that has ended as down', async (t) => {
+  const redis = new Redis(REDIS_URL)
+  const { app, httpBase } = await startApp({ redis, keyPrefix: uniquePrefix() })
+  t.teardown(() => app.close())
+  await redis.quit()
+  const health = await (await fetch(`${httpBase}/api/v1/ws/health`)).json() as { data: { redis: string, status: string } }
+  t.equal(health.data.redis, 'down')
+  t.equal(health.data.status, 'degraded')
+})
+
+t.test('a probe that cannot be published blames Redis, not the subscriber: nothing is replaced', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  let refused = 0
+  const realPublish = redis.publish.bind(redis) as (...args: unknown[]) => Promise<number>
+  ;(redis as unknown as { publish: (...args: unknown[]) => Promise<number> }).publish = async (channel: unknown, ...rest: unknown[]) => {
+    if (String(channel).startsWith(`${keyPrefix}n:`)) {
+      refused++
+      throw new Error('publish refused')
+    }
+    return await realPublish(channel, ...rest)
+  }
+  const { app } = await startApp({ redis, keyPrefix, cluster: { probeIntervalMs: 20 } })
+  t.teardown(() => app.close())
+  await waitFor(() => refused >= 5, 'several refused probes')
+  t.equal(app.realtime.stats().redis_reconnects, 0, 'the subscriber was never replaced')
+})
