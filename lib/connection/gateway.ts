@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { WebSocket, type RawData } from 'ws'
@@ -101,7 +102,8 @@ export class Gateway {
    */
   accept (socket: WebSocket, request: FastifyRequest, admitted: Admitted): void {
     const connection = new Connection({
-      id: String(request.id),
+      // Not the request id: a client may choose that one (x-request-id), and connection ids must be unique.
+      id: randomBytes(8).toString('hex'),
       userId: admitted.state.userId,
       tokenHash: hashToken(admitted.token),
       expiresAt: admitted.state.expiresAt,
@@ -113,6 +115,7 @@ export class Gateway {
       bucket: new TokenBucket(this.#options.limits.messageBurst, this.#options.limits.messagesPerSecond)
     })
     this.#connections.set(socket, connection)
+    request.log.debug({ connectionId: connection.id, userId: connection.userId }, 'fastify-realtime: socket opened')
     socket.on('message', this.#onMessage)
     socket.on('pong', this.#onPong)
     socket.on('close', this.#onClose)

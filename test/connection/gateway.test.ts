@@ -268,3 +268,16 @@ t.test('a socket whose handshake was in flight when the drain began is closed wi
   t.equal(await clientClosed, 1001)
   await waitFor(() => app.realtime.stats().closes[1001] === 1)
 })
+
+t.test('connection ids are the server\'s own, even when clients send the same x-request-id', async (t) => {
+  const { app, wsBase } = await startApp()
+  t.teardown(() => app.close())
+  const headers = { 'x-request-id': 'same-forwarded-id-0001' }
+  const a = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('a', { ttlSeconds: 60 })}`, { headers })
+  const b = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('b', { ttlSeconds: 60 })}`, { headers })
+  t.teardown(() => { a.socket.terminate(); b.socket.terminate() })
+  const ids = [a, b].map((client) => (client.first.data as { connection_id: string }).connection_id)
+  t.match(ids[0], /^[0-9a-f]{16}$/)
+  t.not(ids[0], ids[1])
+  t.same(app.realtime.connections().map((entry) => entry.connection_id).sort(), [...ids].sort())
+})
