@@ -44,8 +44,10 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
 
   // Sockets, channels and delivery.
   const catalog = new ChannelCatalog(options.channels)
+  const limiter = new ConnectionLimiter(options.limits)
   const gateway = new Gateway({
     catalog,
+    limiter,
     limits: options.limits,
     heartbeatIntervalMs: options.heartbeat.intervalMs,
     shutdownTimeoutMs: options.shutdownTimeoutMs,
@@ -82,7 +84,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     isDraining: () => draining,
     isOriginAllowed: createOriginCheck(options),
     resolveToken,
-    limiter: new ConnectionLimiter(options.limits),
+    limiter,
     tokenRetryAfterSeconds: options.tokens.retryAfterSeconds,
     limitRetryAfterSeconds: options.limits.retryAfterSeconds
   })

@@ -32,7 +32,8 @@ export class Connection {
   readonly userAgent: string | null
   readonly origin: string | null
   readonly connectedAt = Date.now()
-  readonly subscriptions = new Set<string>([SETTINGS_CHANNEL])
+  /** A short array, not a Set: a handful of channels at most, and a Set costs a socket ~200 bytes more. */
+  readonly subscriptions: string[] = [SETTINGS_CHANNEL]
   readonly bucket: TokenBucket
   lastPongAt: number
   messagesIn = 0
@@ -45,6 +46,8 @@ export class Connection {
   closed = false
   /** Cluster mode: the per-user generation this socket claimed (newest wins across nodes). */
   generation: number | undefined = undefined
+  /** Holds a connection slot of the limiter, given back when the socket is gone. */
+  holdsSlot = false
   /** The code the gateway closed (or cut) this socket with, once it has. */
   closeCode: number | undefined = undefined
   /** The second whose expiry bucket holds this connection. */

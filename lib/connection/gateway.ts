@@ -10,6 +10,7 @@ import { encodeEvent, type EncodedEvent } from '../protocol/server-event.js'
 import type { GatewayStats } from '../stats.js'
 import { hashToken } from '../tokens/token-store.js'
 import type { Admitted } from '../handshake/gate.js'
+import type { ConnectionLimiter } from '../handshake/connection-limiter.js'
 import { Connection } from './connection.js'
 import { ExpiryWheel } from './expiry.js'
 import { Heartbeat, markAlive } from './heartbeat.js'
@@ -30,6 +31,7 @@ export interface GatewayOptions {
   heartbeatIntervalMs: number
   shutdownTimeoutMs: number
   stats: GatewayStats
+  limiter: ConnectionLimiter
   log: FastifyBaseLogger
 }
 
@@ -116,6 +118,17 @@ export class Gateway {
     })
     this.#connections.set(socket, connection)
     request.log.debug({ connectionId: connection.id, userId: connection.userId }, 'fastify-realtime: socket opened')
+    // Nothing of the HTTP exchange may outlive the upgrade: @fastify/websocket's
+    // per-socket error listener holds the request and reply, and the response
+    // stays attached to the TCP socket. Dropping both halves a socket's heap.
+    socket.removeAllListeners('error')
+    if (connection.transport !== undefined) {
+      admitted.response.detachSocket(connection.transport)
+      if (admitted.slot !== undefined) {
+        this.#options.limiter.adopt(connection.transport, admitted.slot)
+        connection.holdsSlot = true
+      }
+    }
     socket.on('message', this.#onMessage)
     socket.on('pong', this.#onPong)
     socket.on('close', this.#onClose)
@@ -140,7 +153,7 @@ export class Gateway {
   /** Sends `event` to the user's socket here, if it is subscribed to `channel` (or `alwaysDelivered`). */
   deliverToUser (userId: string, channel: string, alwaysDelivered: boolean, event: EncodedEvent): boolean {
     const connection = this.registry.forUser(userId)
-    if (connection === undefined || (!alwaysDelivered && !connection.subscriptions.has(channel))) {
+    if (connection === undefined || (!alwaysDelivered && !connection.subscriptions.includes(channel))) {
       this.#options.stats.undelivered++
       return false
     }
@@ -170,11 +183,12 @@ export class Gateway {
     return true
   }
 
-  /** Closes every socket here that authenticated with the token of `tokenHash`. */
-  closeToken (tokenHash: string, code: number, reason: string): number {
-    const connections = this.registry.forToken(tokenHash)
-    for (const connection of connections) this.#dispatcher.then(() => this.close(connection, code, reason))
-    return connections.length
+  /** Closes the socket here that authenticated with the token of `tokenHash`, if any. */
+  closeToken (tokenHash: string, code: number, reason: string): boolean {
+    const connection = this.registry.forToken(tokenHash)
+    if (connection === undefined) return false
+    this.#dispatcher.then(() => this.close(connection, code, reason))
+    return true
   }
 
   /** Takes `connection` out of the registry and starts the close handshake with `code`. */
@@ -229,6 +243,7 @@ export class Gateway {
   }
 
   #gone (connection: Connection, code: number): void {
+    if (connection.holdsSlot) this.#options.limiter.release(connection.remoteAddress)
     this.registry.remove(connection)
     this.#expiry.remove(connection)
     this.#options.stats.recordClose(connection.closeCode ?? code)

@@ -14,7 +14,8 @@ export interface RegistryListener {
 export class Registry {
   readonly #byId = new Map<string, Connection>()
   readonly #byUser = new Map<string, Connection>()
-  readonly #byToken = new Map<string, Set<Connection>>()
+  // A token belongs to one user and a user has one socket here, so a token has at most one.
+  readonly #byToken = new Map<string, Connection>()
   readonly #globalSubscribers = new Map<string, Set<Connection>>()
   readonly #listeners: RegistryListener[] = []
 
@@ -33,7 +34,7 @@ export class Registry {
     if (previous !== undefined) this.remove(previous)
     this.#byId.set(connection.id, connection)
     this.#byUser.set(connection.userId, connection)
-    addTo(this.#byToken, connection.tokenHash, connection)
+    this.#byToken.set(connection.tokenHash, connection)
     // A new connection holds only the auto-subscribed global channel (`settings`).
     for (const channel of connection.subscriptions) addTo(this.#globalSubscribers, channel, connection)
     for (const listener of this.#listeners) listener.added(connection)
@@ -46,19 +47,20 @@ export class Registry {
     connection.closed = true
     this.#byId.delete(connection.id)
     if (this.#byUser.get(connection.userId) === connection) this.#byUser.delete(connection.userId)
-    removeFrom(this.#byToken, connection.tokenHash, connection)
+    if (this.#byToken.get(connection.tokenHash) === connection) this.#byToken.delete(connection.tokenHash)
     for (const channel of connection.subscriptions) removeFrom(this.#globalSubscribers, channel, connection)
     for (const listener of this.#listeners) listener.removed(connection)
     return true
   }
 
   subscribe (connection: Connection, channel: string, isGlobal: boolean): void {
-    connection.subscriptions.add(channel)
+    if (!connection.subscriptions.includes(channel)) connection.subscriptions.push(channel)
     if (isGlobal) addTo(this.#globalSubscribers, channel, connection)
   }
 
   unsubscribe (connection: Connection, channel: string): void {
-    connection.subscriptions.delete(channel)
+    const index = connection.subscriptions.indexOf(channel)
+    if (index !== -1) connection.subscriptions.splice(index, 1)
     removeFrom(this.#globalSubscribers, channel, connection)
   }
 
@@ -66,8 +68,8 @@ export class Registry {
     return this.#byUser.get(userId)
   }
 
-  forToken (tokenHash: string): Connection[] {
-    return [...this.#byToken.get(tokenHash) ?? []]
+  forToken (tokenHash: string): Connection | undefined {
+    return this.#byToken.get(tokenHash)
   }
 
   /** A snapshot of a global channel's subscribers. */

@@ -60,7 +60,7 @@ export function handleClientFrame (context: SessionContext, connection: Connecti
     return
   }
   if (message.event === 'subscribe') {
-    if (!connection.subscriptions.has(channel.name) && connection.subscriptions.size >= context.limits.maxSubscriptions) {
+    if (!connection.subscriptions.includes(channel.name) && connection.subscriptions.length >= context.limits.maxSubscriptions) {
       replyError(context, connection, ProtocolErrorCode.TOO_MANY_SUBSCRIPTIONS, `At most ${context.limits.maxSubscriptions} subscriptions per connection`, channel.name)
       return
     }

@@ -89,7 +89,7 @@ export class Dispatcher {
   #sendAll (targets: Connection[], event: EncodedEvent, channel: string | null, from: number, to: number): void {
     for (let index = from; index < to; index++) {
       const connection = targets[index]
-      if (channel === null || connection.subscriptions.has(channel)) this.#outbox.send(connection, event)
+      if (channel === null || connection.subscriptions.includes(channel)) this.#outbox.send(connection, event)
     }
   }
 }

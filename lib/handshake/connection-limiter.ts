@@ -1,34 +1,24 @@
 import type { Duplex } from 'node:stream'
 
-const kLimiterAddress = Symbol('fastify-realtime.limiterAddress')
-
-interface CountedSocket extends Duplex {
-  [kLimiterAddress]?: string
-}
-
 export type Admission = 'admitted' | 'server-full' | 'address-full'
 
 /**
  * Connection caps checked before the upgrade. A slot is taken when a handshake
- * passes the gate and given back when its TCP socket closes — whether the
- * upgrade then succeeded, failed inside `ws`, or the socket later closed — so
- * the counts cannot drift. 0 disables a cap.
+ * passes the gate. Until the upgrade completes, the TCP socket's `close` gives
+ * it back (an upgrade that fails inside `ws` must not leak it); once the
+ * gateway holds the socket, `adopt` moves the release to the gateway's own
+ * shared close handler, so an open connection costs the limiter no listener.
+ * 0 disables a cap.
  */
 export class ConnectionLimiter {
   readonly #maxConnections: number
   readonly #maxPerAddress: number
   readonly #perAddress = new Map<string, number>()
   #total = 0
-  // One listener shared by every socket (no closure per connection); `this` is the closing socket.
-  readonly #onSocketClose: (this: CountedSocket) => void
 
   constructor ({ maxConnections, maxConnectionsPerIp }: { maxConnections: number, maxConnectionsPerIp: number }) {
     this.#maxConnections = maxConnections
     this.#maxPerAddress = maxConnectionsPerIp
-    const release = (address: string): void => this.#release(address)
-    this.#onSocketClose = function () {
-      release(this[kLimiterAddress] as string)
-    }
   }
 
   /** What `admit` would answer, without taking a slot. */
@@ -38,18 +28,26 @@ export class ConnectionLimiter {
     return 'admitted'
   }
 
-  /** Takes a slot for `socket` unless a cap is hit; the slot frees itself when the socket closes. */
-  admit (socket: Duplex, address: string): Admission {
+  /**
+   * Takes a slot for `socket` unless a cap is hit. Returns the release that
+   * the socket's `close` runs until `adopt` takes it off.
+   */
+  admit (socket: Duplex, address: string): Admission | (() => void) {
     const admission = this.check(address)
     if (admission !== 'admitted') return admission
     this.#total++
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1)
-    ;(socket as CountedSocket)[kLimiterAddress] = address
-    socket.once('close', this.#onSocketClose)
-    return 'admitted'
+    const release = (): void => this.release(address)
+    socket.once('close', release)
+    return release
   }
 
-  #release (address: string): void {
+  /** The gateway owns the socket now and calls `release(address)` when it closes. */
+  adopt (socket: Duplex, release: () => void): void {
+    socket.removeListener('close', release)
+  }
+
+  release (address: string): void {
     this.#total--
     const remaining = (this.#perAddress.get(address) as number) - 1
     if (remaining === 0) this.#perAddress.delete(address)

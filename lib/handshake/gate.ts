@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { HandshakeMessage } from '../constants.js'
@@ -11,6 +12,10 @@ import type { ConnectionLimiter } from './connection-limiter.js'
 export interface Admitted {
   token: string
   state: TokenState
+  /** The HTTP response of the upgrade, to be detached from the socket once it is a WebSocket. */
+  response: ServerResponse
+  /** The connection slot taken (absent for `injectWS`, which has no TCP socket to count). */
+  slot: (() => void) | undefined
 }
 
 export const kAdmitted = Symbol('fastify-realtime.admitted')
@@ -58,14 +63,14 @@ export function createHandshakeGate (deps: GateDependencies) {
     const admission = request.ws && socket !== undefined
       ? deps.limiter.admit(socket, request.ip)
       : deps.limiter.check(request.ip)
-    if (admission !== 'admitted') {
+    if (admission !== 'admitted' && typeof admission !== 'function') {
       reply.header('retry-after', String(deps.limitRetryAfterSeconds))
       return admission === 'server-full'
         ? reject(request, reply, 503, HandshakeMessage.SERVER_FULL, 'server full')
         : reject(request, reply, 429, HandshakeMessage.TOO_MANY_FROM_ADDRESS, 'address over its cap')
     }
     // A plain GET goes on to the route handler, which answers 426.
-    if (request.ws) request[kAdmitted] = { token, state: resolution.state }
+    if (request.ws) request[kAdmitted] = { token, state: resolution.state, response: reply.raw, slot: typeof admission === 'function' ? admission : undefined }
   }
 }
 
