@@ -60,7 +60,7 @@ function open (url, kind, node, user) {
       const at = data.indexOf(MARK)
       if (at !== -1 && at < 64) return onBenchMessage(data, at, node)
       if (kind === 'sio') {
-        if (data[0] === 48 && data[1] !== 52) ws.send(`40{"user":"${user}"}`) // engine.io OPEN: join namespace "/"
+        if (data[0] === 48) ws.send(`40{"user":"${user}"}`) // engine.io OPEN: join namespace "/"
         else if (data[0] === 52 && data[1] === 48) settle() // "40{…}": namespace joined
         else if (data.length === 1 && data[0] === 50) ws.send('3') // engine.io PING
         return
@@ -163,7 +163,8 @@ serve({
     const started = performance.now()
     let seen = -1
     let lastProgress = performance.now()
-    while (received < expected && performance.now() - started < timeoutMs) {
+    const done = () => received >= expected
+    while (!done() && performance.now() - started < timeoutMs) {
       if (received !== seen) {
         seen = received
         lastProgress = performance.now()
@@ -184,6 +185,11 @@ serve({
       remote: latencySummary(remote.subarray(0, remoteCount)),
       unexpectedCloses
     }
+  },
+
+  cpu () {
+    const { user, system } = process.cpuUsage()
+    return { total: user + system }
   },
 
   /** Closes every client (terminate: no close handshake to wait for). */

@@ -29,9 +29,9 @@ export class Child {
   #ready
   #exited
 
-  constructor (script, args, { core, name }) {
+  constructor (script, args, { core, name, nodeArgs: extraNodeArgs = [] }) {
     this.name = name
-    const nodeArgs = ['--expose-gc', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), script, ...args]
+    const nodeArgs = ['--expose-gc', ...extraNodeArgs, script, ...args]
     const [command, argv] = canPin() && core !== undefined
       ? ['taskset', ['-c', String(core), process.execPath, ...nodeArgs]]
       : [process.execPath, nodeArgs]

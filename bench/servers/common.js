@@ -23,12 +23,15 @@ export function serverOptions () {
 
 /**
  * Runs one arm. `arm` is what the arm's `start()` returned:
- * `{ port, path, publish(seq, size), publishTo?(user, seq, size), issueTokens?(from, count), stats?(), close() }`.
+ * `{ port, path, publish(seq, size), publishTo?(user, seq, size), issueTokens?(from, count),
+ * buffered() (bytes accepted for clients but not yet handed to the kernel), stats?(), close() }`.
  */
 export function runServer (arm) {
   const eld = monitorEventLoopDelay({ resolution: 1 })
   let rssPeak = 0
+  let bufferedPeak = 0
   let rssTimer
+  let bufferedTimer
 
   serve({
     async mem () {
@@ -62,20 +65,28 @@ export function runServer (arm) {
       eld.disable()
       return { startNs: String(startNs), eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6 }
     },
-    rssWatch () {
-      rssPeak = process.memoryUsage.rss()
+    /** Starts sampling the RSS peak (and, with `buffered`, the peak of bytes held for clients). */
+    watch ({ buffered = false }) {
       clearInterval(rssTimer)
+      clearInterval(bufferedTimer)
+      rssPeak = process.memoryUsage.rss()
+      bufferedPeak = 0
       rssTimer = setInterval(() => { rssPeak = Math.max(rssPeak, process.memoryUsage.rss()) }, 5)
+      if (buffered && arm.buffered !== undefined) {
+        bufferedTimer = setInterval(() => { bufferedPeak = Math.max(bufferedPeak, arm.buffered()) }, 50)
+      }
       return { rss: rssPeak }
     },
-    rssPeak () {
+    peaks () {
       clearInterval(rssTimer)
+      clearInterval(bufferedTimer)
       rssPeak = Math.max(rssPeak, process.memoryUsage.rss())
-      return { rssPeak }
+      return { rssPeak, bufferedPeak: arm.buffered === undefined ? null : bufferedPeak }
     },
     stats: () => arm.stats?.() ?? null,
     async shutdown () {
       clearInterval(rssTimer)
+      clearInterval(bufferedTimer)
       await arm.close()
       setImmediate(() => process.exit(0))
     }

@@ -42,8 +42,17 @@ runServer({
   publishTo (user, seq, size) {
     io.to(`user-${user}`).emit('bench', benchData(seq, size, SOCKETIO_ENVELOPE_BYTES))
   },
-  async close () {
-    io.close()
+  /** What the ws sockets hold plus the packets engine.io queued while a write was in flight. */
+  buffered () {
+    let bytes = 0
+    for (const client of Object.values(io.engine.clients)) {
+      bytes += client.transport?.socket?.bufferedAmount ?? 0
+      for (const packet of client.writeBuffer) bytes += packet.data?.length ?? 0
+    }
+    return bytes
+  },
+  // The process exits right after; the kernel closes the sockets.
+  close () {
     pub?.disconnect()
     sub?.disconnect()
   }

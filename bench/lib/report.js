@@ -1,0 +1,186 @@
+// Turns the collected samples into the markdown report: one column per arm,
+// one row per metric, ratios of the plugin against its peers, the targets.
+import { spread } from './stats.js'
+
+const PLUGIN = 'plugin'
+const PEERS = [['ws-cork', 'plugin ÷ ws cork'], ['socketio', 'plugin ÷ Socket.IO']]
+
+/** Row definitions; `delivered` rows sum received/expected over repetitions. */
+function rowsFor (config) {
+  const memory = config.memory.steps.flatMap((step) => [
+    { key: `mem.heap.${step}`, label: `heap per idle connection, ${step} sockets (KiB)`, digits: 2 },
+    { key: `mem.rss.${step}`, label: `RSS per idle connection, ${step} sockets (KiB)`, digits: 2 }
+  ])
+  const b = config.broadcast
+  return [
+    { section: '1. Idle memory (server, after GC, ÷ N)' },
+    ...memory,
+    { section: `2. Burst: ${b.clients} sockets × ${b.burst} messages of ${b.size} B` },
+    { key: 'burst.cpuPerDelivery', label: 'server CPU per delivery (µs)', digits: 2 },
+    { key: 'burst.perSecond', label: 'deliveries/s (first publish → last receipt)', digits: 0 },
+    { key: 'burst.rssGrowth', label: 'server max RSS growth during the burst (MiB)', digits: 1 },
+    { key: 'burst.loadgenCpuPerDelivery', label: 'load generator CPU per delivery (µs; if ≥ the server\'s, the client side is the bottleneck)', digits: 2 },
+    { key: 'burst.p50', label: 'latency p50 (ms)', digits: 1 },
+    { key: 'burst.p99', label: 'latency p99 (ms)', digits: 1 },
+    { key: 'burst.max', label: 'latency max (ms)', digits: 1 },
+    { key: 'burst', label: 'delivered / expected', delivered: true },
+    { section: `3. Paced: ${b.clients} sockets, ${b.paced.rate} msg/s for ${b.paced.seconds} s` },
+    { key: 'paced.p50', label: 'latency p50 (ms)', digits: 2 },
+    { key: 'paced.p99', label: 'latency p99 (ms)', digits: 2 },
+    { key: 'paced.eldP99', label: 'server event-loop delay p99 (ms)', digits: 2 },
+    { key: 'paced.cpuPerDelivery', label: 'server CPU per delivery (µs)', digits: 2 },
+    { key: 'paced', label: 'delivered / expected', delivered: true },
+    { section: `4. Targeted per-user publishes, 2 nodes over Redis: ${config.targeted.clients} sockets, ${config.targeted.rate} msg/s for ${config.targeted.seconds} s` },
+    { key: 'targeted.remoteP99', label: 'cross-node latency p99 (ms)', digits: 2 },
+    { key: 'targeted.localP99', label: 'same-node latency p99 (ms)', digits: 2 },
+    { key: 'targeted.redisCpuPerMessage', label: 'Redis CPU per publish (µs)', digits: 1 },
+    { key: 'targeted', label: 'delivered / expected', delivered: true },
+    { section: `5. Connect rate: ${b.clients} connects, ${b.connectConcurrency} in flight` },
+    { key: 'connect.perSecond', label: 'connects/s (until the socket can receive)', digits: 0 },
+    { key: 'connect.failed', label: 'failed connects', digits: 0 },
+    { section: `6. Slow consumers: ${b.slowFraction * 100}% of clients paused during the burst of scenario 2` },
+    { key: 'burst.p99', label: 'others\' latency p99 without slow consumers (ms)', digits: 1 },
+    { key: 'slow.p99', label: 'others\' latency p99 with slow consumers (ms)', digits: 1 },
+    { key: 'slow.rssGrowth', label: 'server max RSS growth during this burst (MiB; the scenario 2 burst already grew the heap once)', digits: 1 },
+    { key: 'slow.cuts', label: 'slow consumers cut by the server', digits: 0 },
+    { key: 'slow', label: 'delivered / expected (others)', delivered: true },
+    { section: `6b. Slow consumers, sustained: ${config.sustained.clients} sockets, ${config.sustained.slowFraction * 100}% paused, ${config.sustained.rate} msg/s × ${config.sustained.seconds} s of ${config.sustained.size} B` },
+    { key: 'sustained.bufferedPeak', label: 'peak bytes the server held for clients in user space (MiB)', digits: 1 },
+    { key: 'sustained.rssGrowth', label: 'server max RSS growth (MiB)', digits: 1 },
+    { key: 'sustained.cuts', label: 'slow consumers cut by the server', digits: 0 },
+    { key: 'sustained.p99', label: 'others\' latency p99 (ms)', digits: 1 },
+    { key: 'sustained.healthyCloses', label: 'reading clients closed by the server', digits: 0 },
+    { key: 'sustained', label: 'delivered / expected (others)', delivered: true },
+    { section: 'Noise: CPU share other processes took from the machine while each arm was measured (%)' },
+    { key: 'noise.memory', label: 'during scenario 1', digits: 0, noRatio: true },
+    { key: 'noise.broadcast', label: 'during scenarios 2, 3, 5, 6', digits: 0, noRatio: true },
+    { key: 'noise.sustained', label: 'during scenario 6b', digits: 0, noRatio: true },
+    { key: 'noise.targeted', label: 'during scenario 4', digits: 0, noRatio: true }
+  ]
+}
+
+const DELIVERY_KEYS = ['burst', 'paced', 'targeted', 'slow', 'sustained']
+
+function format (value, digits) {
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+}
+
+function cell (values, digits) {
+  const s = spread(values ?? [])
+  if (s === null) return '–'
+  if (s.n === 1) return format(s.median, digits)
+  return `${format(s.median, digits)} (${format(s.min, digits)}–${format(s.max, digits)})`
+}
+
+function deliveredCell (samples, key) {
+  const received = (samples[`${key}.received`] ?? []).reduce((a, b) => a + b, 0)
+  const expected = (samples[`${key}.expected`] ?? []).reduce((a, b) => a + b, 0)
+  if (expected === 0) return '–'
+  const lost = expected - received
+  return `${format(received, 0)} / ${format(expected, 0)}${lost === 0 ? '' : ` (**${format(lost, 0)} lost**)`}`
+}
+
+/** Messages expected minus received, over every scenario and repetition. */
+export function lostMessages (samples) {
+  let lost = 0
+  let expected = 0
+  const where = []
+  for (const key of DELIVERY_KEYS) {
+    const e = (samples[`${key}.expected`] ?? []).reduce((a, b) => a + b, 0)
+    const l = e - (samples[`${key}.received`] ?? []).reduce((a, b) => a + b, 0)
+    expected += e
+    lost += l
+    if (l !== 0) where.push(`${key}: ${format(l, 0)}`)
+  }
+  return { lost, expected, where }
+}
+
+const median = (samples, key) => spread(samples?.[key] ?? [])?.median
+
+function ratio (a, b) {
+  if (a === undefined || b === undefined || b === 0) return undefined
+  return a / b
+}
+
+/** The issue's targets, each with the two numbers it compares. */
+export function evaluateTargets (samples, config) {
+  const plugin = samples[PLUGIN]
+  const bareWs = (key) => {
+    const values = ['ws-naive', 'ws-cork'].map((id) => median(samples[id], key)).filter((v) => v !== undefined)
+    return values.length === 0 ? undefined : Math.min(...values)
+  }
+  const step = config.memory.steps.at(-1)
+  const heap = `mem.heap.${step}`
+  const checks = [
+    { name: 'burst CPU per delivery ≤ 1.2 × ws cork', value: median(plugin, 'burst.cpuPerDelivery'), peer: median(samples['ws-cork'], 'burst.cpuPerDelivery'), limit: 1.2 },
+    { name: 'burst CPU per delivery ≤ 1/3 × Socket.IO', value: median(plugin, 'burst.cpuPerDelivery'), peer: median(samples.socketio, 'burst.cpuPerDelivery'), limit: 1 / 3 },
+    { name: `heap per idle connection (${step}) ≤ 1.5 × bare ws (the lower of naive and cork)`, value: median(plugin, heap), peer: bareWs(heap), limit: 1.5 },
+    { name: `heap per idle connection (${step}) ≤ 1/2 × Socket.IO`, value: median(plugin, heap), peer: median(samples.socketio, heap), limit: 0.5 },
+    { name: 'paced p99 ≤ 1.2 × bare ws (the lower of naive and cork)', value: median(plugin, 'paced.p99'), peer: bareWs('paced.p99'), limit: 1.2 }
+  ]
+  for (const check of checks) {
+    check.ratio = ratio(check.value, check.peer)
+    check.met = check.ratio === undefined ? undefined : check.ratio <= check.limit
+  }
+  const { lost, expected, where } = plugin === undefined ? { lost: undefined, expected: 0, where: [] } : lostMessages(plugin)
+  checks.push({ name: 'zero lost messages (plugin, all scenarios)', value: lost, expected, where, met: lost === undefined || expected === 0 ? undefined : lost === 0 })
+  return checks
+}
+
+export function buildReport ({ arms, skipped, samples, config, machine, git, command, errors, seconds, pinned, load }) {
+  const lines = []
+  const columns = arms.map((arm) => arm.title)
+  const ratioColumns = PEERS.filter(([id]) => arms.some((arm) => arm.id === id) && arms.some((arm) => arm.id === PLUGIN))
+  lines.push('# fastify-realtime benchmark results', '')
+  lines.push(`- Command: \`${command}\``)
+  lines.push(`- Machine: ${machine.nproc} CPUs (\`nproc\`), ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, ${machine.kernel}; Node.js ${machine.node}`)
+  lines.push(`- Code: ${git}; the plugin arms load dist/, which \`npm run bench\` builds first`)
+  lines.push(`- Packages: ${Object.entries(machine.versions).map(([name, v]) => `${name} ${v}`).join(', ')}`)
+  lines.push(`- Pinning: ${pinned ? 'server node(s) on core 0, load generator on core 1 (taskset)' : '**none** (taskset unavailable): server and load generator share the cores'}`)
+  const percent = (share) => `${Math.round(share * 100)}%`
+  const other = load.other === null ? 'unknown' : `${percent(load.other.share)} of the machine's CPU time (${Math.round(load.other.cpuSeconds)} CPU-s)`
+  lines.push(`- Other work on the machine during the run: ${other}; busy ${load.busyAtStart === null ? '?' : percent(load.busyAtStart)} just before it; load average ${load.start} → ${load.end}`)
+  lines.push(`- Measurements repeated because other processes took more than ${load.maxNoise}% of the machine meanwhile (quietest attempt kept): ${load.retried}`)
+  lines.push(`- Repetitions: ${config.reps}; cells are median (min–max) over repetitions; the run took ${Math.round(seconds)} s`, '')
+  for (const line of skipped) lines.push(`- ${line}`)
+  if (skipped.length > 0) lines.push('')
+
+  lines.push(`| metric | ${[...columns, ...ratioColumns.map(([, title]) => title)].join(' | ')} |`)
+  lines.push(`|---|${[...columns, ...ratioColumns].map(() => '---:').join('|')}|`)
+  for (const row of rowsFor(config)) {
+    if (row.section !== undefined) {
+      lines.push(`| **${row.section}** |${' |'.repeat(columns.length + ratioColumns.length)}`)
+      continue
+    }
+    const cells = arms.map((arm) => row.delivered ? deliveredCell(samples[arm.id] ?? {}, row.key) : cell(samples[arm.id]?.[row.key], row.digits))
+    const ratios = ratioColumns.map(([peer]) => {
+      if (row.delivered || row.noRatio) return ''
+      const r = ratio(median(samples[PLUGIN], row.key), median(samples[peer], row.key))
+      return r === undefined ? '–' : `${format(r, 2)}×`
+    })
+    lines.push(`| ${row.label} | ${[...cells, ...ratios].join(' | ')} |`)
+  }
+  lines.push('')
+
+  lines.push('## Targets (issue #4), from the medians above', '')
+  lines.push('| target | plugin | peer | ratio | met |', '|---|---:|---:|---:|:---:|')
+  for (const check of evaluateTargets(samples, config)) {
+    const mark = check.met === undefined ? 'n/a' : check.met ? 'yes' : '**no**'
+    if (check.ratio === undefined && check.peer === undefined && check.expected !== undefined) {
+      const detail = check.where.length === 0 ? '' : ` (${check.where.join(', ')})`
+      lines.push(`| ${check.name} | ${check.value === undefined ? '–' : `${format(check.value, 0)} lost of ${format(check.expected, 0)}${detail}`} | | | ${mark} |`)
+    } else {
+      const show = (v) => v === undefined ? '–' : format(v, 2)
+      lines.push(`| ${check.name} | ${show(check.value)} | ${show(check.peer)} | ${check.ratio === undefined ? '–' : `${format(check.ratio, 2)}× (limit ${format(check.limit, 2)}×)`} | ${mark} |`)
+    }
+  }
+  lines.push('')
+
+  if (errors.length > 0) {
+    lines.push('## Errors during the run', '')
+    for (const error of errors) lines.push(`- ${error}`)
+    lines.push('')
+  }
+  lines.push('See bench/README.md for the method and what each number means.', '')
+  return lines.join('\n')
+}

@@ -1,0 +1,84 @@
+// One arm's processes for one measurement: its server node(s) pinned to
+// core 0, a fresh load generator pinned to core 1, and sums over nodes.
+import { fileURLToPath } from 'node:url'
+import { Child } from './children.js'
+
+const benchDir = fileURLToPath(new URL('..', import.meta.url))
+let sessions = 0
+
+export class Session {
+  /** Starts the arm's nodes and a load generator; resolves once all are listening. */
+  static async open (arm, { redisUrl, runId, profileDir, label }) {
+    const keyPrefix = `bench:${runId}:${++sessions}:`
+    const servers = []
+    for (let node = 0; node < arm.nodes; node++) {
+      const args = arm.cluster ? ['--redis', redisUrl, '--nodes', String(arm.nodes), '--node', String(node), '--key-prefix', keyPrefix] : []
+      // --cpu-prof writes the profile when the server exits (it exits on `shutdown`).
+      const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${label}-node${node}.cpuprofile`]
+      servers.push(new Child(benchDir + arm.script, args, { core: 0, name: `${arm.id}#${node}`, nodeArgs }))
+    }
+    const loadgen = new Child(benchDir + 'loadgen.js', [], { core: 1, name: `loadgen(${arm.id})` })
+    const session = new Session(arm, servers, loadgen)
+    try {
+      const infos = await Promise.all(servers.map((server) => server.ready()))
+      await loadgen.ready()
+      session.urls = infos.map((info) => `ws://127.0.0.1:${info.port}${info.path}`)
+    } catch (error) {
+      await session.close()
+      throw error
+    }
+    return session
+  }
+
+  constructor (arm, servers, loadgen) {
+    this.arm = arm
+    this.servers = servers
+    this.publisher = servers[0]
+    this.loadgen = loadgen
+    this.urls = []
+    this.tokens = []
+    this.clients = 0
+  }
+
+  /** Plugin arms: issues tokens for users 0..count-1 ahead of time (not part of any measurement). */
+  async prepareTokens (count) {
+    if (!this.arm.tokens || this.tokens.length >= count) return
+    const more = await this.publisher.request('tokens', { from: this.tokens.length, count: count - this.tokens.length }, 120_000)
+    this.tokens.push(...more)
+  }
+
+  /** Opens `count` more clients, spread over the nodes, `concurrency` handshakes at a time. */
+  async connect (count, concurrency) {
+    await this.prepareTokens(this.clients + count)
+    const tokens = this.arm.tokens ? this.tokens.slice(this.clients, this.clients + count) : undefined
+    const result = await this.loadgen.request('connect', { urls: this.urls, count, concurrency, kind: this.arm.client, tokens }, 180_000)
+    this.clients += result.opened
+    return result
+  }
+
+  /** heapUsed/rss/… after GC, summed over nodes. */
+  async mem () {
+    return sum(await Promise.all(this.servers.map((server) => server.request('mem'))))
+  }
+
+  /** CPU µs used so far, summed over nodes. */
+  async cpu () {
+    return sum(await Promise.all(this.servers.map((server) => server.request('cpu')))).total
+  }
+
+  async each (cmd, args) {
+    return await Promise.all(this.servers.map((server) => server.request(cmd, args)))
+  }
+
+  async close () {
+    await Promise.all([...this.servers.map((server) => server.stop()), this.loadgen.stop()])
+  }
+}
+
+function sum (objects) {
+  const total = {}
+  for (const object of objects) {
+    for (const [key, value] of Object.entries(object)) total[key] = (total[key] ?? 0) + value
+  }
+  return total
+}

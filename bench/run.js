@@ -1,0 +1,225 @@
+// npm run bench [-- --quick] [--reps N] [--arms plugin,ws-cork] [--only memory,broadcast,sustained,targeted]
+//                [--cpu-prof DIR]   (servers write DIR/<arm>-<scenario>-r<rep>-node<i>.cpuprofile; add `--only burst`
+//                                    for a profile of the burst path alone)
+//
+// Orchestrates the side-by-side benchmark: for each repetition and each arm,
+// fresh server process(es) pinned to core 0 and a fresh load generator pinned
+// to core 1, driven over IPC; then prints the markdown report and writes it
+// to bench/results/latest.md (raw samples in latest.json; see `name` below).
+import { parseArgs } from 'node:util'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { loadavg } from 'node:os'
+import { Redis } from 'ioredis'
+import { ARMS, clusterEnabled } from './arms.js'
+import { Session } from './lib/session.js'
+import { canPin, killAll, withTimeout } from './lib/children.js'
+import { describeMachine, describeCheckout, cpuSnapshot, otherWork, waitForQuiet } from './lib/machine.js'
+import { buildReport } from './lib/report.js'
+import { idleMemory } from './scenarios/memory.js'
+import { broadcastSuite, burstOnly } from './scenarios/broadcast.js'
+import { slowSustained } from './scenarios/slow-sustained.js'
+import { targeted } from './scenarios/targeted.js'
+
+const FULL = {
+  reps: 3,
+  limitMs: 20 * 60_000,
+  memory: { steps: [1000, 5000, 10000], concurrency: 100 },
+  broadcast: { clients: 2000, connectConcurrency: 50, warmup: 20, burst: 200, paced: { rate: 20, seconds: 5 }, slowFraction: 0.01, size: 128 },
+  sustained: { clients: 200, connectConcurrency: 50, slowFraction: 0.01, rate: 200, seconds: 3, size: 16384 },
+  targeted: { clients: 2000, connectConcurrency: 50, rate: 1000, seconds: 5, size: 128 }
+}
+const QUICK = {
+  reps: 1,
+  limitMs: 5 * 60_000,
+  memory: { steps: [1000, 2000], concurrency: 100 },
+  broadcast: { clients: 1000, connectConcurrency: 50, warmup: 10, burst: 100, paced: { rate: 20, seconds: 2 }, slowFraction: 0.01, size: 128 },
+  sustained: { clients: 100, connectConcurrency: 50, slowFraction: 0.01, rate: 200, seconds: 1, size: 16384 },
+  targeted: { clients: 1000, connectConcurrency: 50, rate: 500, seconds: 2, size: 128 }
+}
+const SCENARIOS = ['memory', 'broadcast', 'sustained', 'targeted']
+const STEP_TIMEOUT_MS = 5 * 60_000
+// A shared 2-core machine: a step during which other processes took more than this share is run again.
+const MAX_NOISE_PERCENT = 25
+const NOISY_RETRIES = 2
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    reps: { type: 'string' },
+    arms: { type: 'string' },
+    only: { type: 'string' },
+    'cpu-prof': { type: 'string' }
+  }
+})
+const config = { ...(args.quick ? QUICK : FULL) }
+// Retries stop once the run is this old, so it stays near its usual length (~4–5 min full, ~1 min quick).
+const RETRY_BUDGET_MS = args.quick ? 2 * 60_000 : 7 * 60_000
+if (args.reps !== undefined) config.reps = Math.max(1, Number(args.reps))
+const only = args.only?.split(',') ?? SCENARIOS
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`
+const resultsDir = new URL('./results/', import.meta.url)
+
+// Never leave a child behind: normal exit, Ctrl-C, crash, or the hard time limit.
+process.on('exit', killAll)
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    killAll()
+    process.exit(130)
+  })
+}
+setTimeout(() => {
+  console.error(`bench: hard time limit (${config.limitMs / 60_000} min) reached, stopping`)
+  killAll()
+  process.exit(2)
+}, config.limitMs).unref()
+
+if (args['cpu-prof'] !== undefined) mkdirSync(args['cpu-prof'], { recursive: true })
+if (!existsSync(new URL('../dist/index.js', import.meta.url))) {
+  console.error('bench: dist/ is missing; run `npm run bench` (it builds first) or `npm run build`')
+  process.exit(1)
+}
+
+const skipped = []
+const arms = await selectArms()
+if (!canPin()) console.warn('bench: WARNING: taskset is not available; server and load generator are NOT pinned to separate cores')
+for (const line of skipped) console.log(line)
+
+// Other processes on a 2-core machine skew every number: wait a little for a quiet moment, then measure how much they took.
+const busyAtStart = await waitForQuiet(args.quick ? 5000 : 60_000)
+if (busyAtStart !== null && busyAtStart > 0.15) console.warn(`bench: WARNING: the machine is ${Math.round(busyAtStart * 100)}% busy with other work; numbers will be noisy`)
+const cpuAtStart = cpuSnapshot()
+const samples = {}
+const errors = []
+let retried = 0
+const started = performance.now()
+const loadAtStart = loadavg()[0].toFixed(2)
+for (let rep = 1; rep <= config.reps; rep++) {
+  // Arms interleaved within each repetition, so drift on the machine hits all of them alike.
+  for (const arm of arms) {
+    if (only.includes('memory')) await step(arm, rep, 'memory', (session) => idleMemory(session, config.memory))
+    if (only.includes('broadcast')) await step(arm, rep, 'broadcast', (session) => broadcastSuite(session, config.broadcast))
+    if (only.includes('sustained')) await step(arm, rep, 'sustained', (session) => slowSustained(session, config.sustained))
+    if (only.includes('targeted') && arm.cluster) await step(arm, rep, 'targeted', (session) => targeted(session, config.targeted, redisUrl))
+    if (only.includes('burst')) await step(arm, rep, 'burst', (session) => burstOnly(session, config.broadcast))
+  }
+}
+if (!arms.some((arm) => arm.cluster)) skipped.push('scenario 4 (targeted publishes across 2 nodes): skipped, it needs the 2-node arms (left out with BENCH_CLUSTER=0)')
+
+const report = buildReport({
+  arms,
+  skipped,
+  samples,
+  config,
+  machine: describeMachine(),
+  git: describeCheckout(),
+  command: commandLine(),
+  errors,
+  seconds: (performance.now() - started) / 1000,
+  pinned: canPin(),
+  load: { start: loadAtStart, end: loadavg()[0].toFixed(2), busyAtStart, other: otherWork(cpuAtStart, cpuSnapshot()), retried, maxNoise: MAX_NOISE_PERCENT }
+})
+console.log(`\n${report}`)
+// Only a full run of every arm and scenario replaces latest.md; --quick goes to quick.md, a filtered or profiled run to partial.md.
+const partial = args.arms !== undefined || args.only !== undefined || args['cpu-prof'] !== undefined
+const name = partial ? 'partial' : args.quick ? 'quick' : 'latest'
+mkdirSync(resultsDir, { recursive: true })
+writeFileSync(new URL(`${name}.md`, resultsDir), report)
+writeFileSync(new URL(`${name}.json`, resultsDir), JSON.stringify({ command: commandLine(), config, samples, errors }, null, 2) + '\n')
+console.log(`Written to bench/results/${name}.md (raw samples: bench/results/${name}.json)`)
+process.exit(errors.length === 0 ? 0 : 1)
+
+/**
+ * Runs one scenario on a fresh session of `arm` and files its metrics; a
+ * failure is recorded, not fatal. When other processes took more than
+ * MAX_NOISE_PERCENT of the machine meanwhile, the step is run again (up to
+ * NOISY_RETRIES times, while the run is within RETRY_BUDGET_MS) and the
+ * quietest attempt is kept.
+ */
+async function step (arm, rep, name, scenario) {
+  const label = `[${rep}/${config.reps}] ${arm.id} ${name}`
+  let best
+  for (let attempt = 0; attempt <= NOISY_RETRIES; attempt++) {
+    const result = await attemptStep(arm, rep, name, scenario, label)
+    if (result === undefined) return
+    if (best === undefined || result.noise < best.noise) best = result
+    if (!(result.noise > MAX_NOISE_PERCENT) || attempt === NOISY_RETRIES || performance.now() - started > RETRY_BUDGET_MS) break
+    retried++
+    console.log(`${label}: other processes took ${Math.round(result.noise)}% of the machine; running it again`)
+    await waitForQuiet(10_000)
+  }
+  const armSamples = (samples[arm.id] ??= {})
+  for (const [key, value] of Object.entries(best.metrics)) (armSamples[key] ??= []).push(value)
+}
+
+async function attemptStep (arm, rep, name, scenario, label) {
+  const stepStarted = performance.now()
+  const cpuBefore = cpuSnapshot()
+  let session
+  let metrics
+  try {
+    session = await Session.open(arm, { redisUrl, runId, profileDir: args['cpu-prof'], label: `${arm.id}-${name}-r${rep}` })
+    const { _windows: windows, ...measured } = await withTimeout(scenario(session), STEP_TIMEOUT_MS, `${label} timed out`)
+    metrics = measured
+    if (args['cpu-prof'] !== undefined && windows !== undefined) {
+      writeFileSync(`${args['cpu-prof']}/${arm.id}-${name}-r${rep}.windows.json`, JSON.stringify(windows))
+    }
+  } catch (error) {
+    errors.push(`${label}: ${error.message.split('\n')[0]}`)
+    console.error(`${label}: FAILED ${error.stack}`)
+  } finally {
+    if (session !== undefined) await session.close().catch(() => {})
+  }
+  if (metrics === undefined) return undefined
+  // Share of the machine that other processes took meanwhile (this step's children have exited and count as ours).
+  const other = otherWork(cpuBefore, cpuSnapshot())
+  const noise = other === null ? NaN : other.share * 100
+  metrics[`noise.${name}`] = noise
+  console.log(`${label}: ${summary(metrics)} (${((performance.now() - stepStarted) / 1000).toFixed(1)} s)`)
+  return { metrics, noise }
+}
+
+async function selectArms () {
+  let selected = ARMS
+  if (args.arms !== undefined) {
+    const wanted = args.arms.split(',')
+    selected = ARMS.filter((arm) => wanted.includes(arm.id))
+  }
+  if (selected.some((arm) => arm.cluster)) {
+    if (!clusterEnabled()) {
+      skipped.push('plugin ×2 (Redis), Socket.IO ×2 (Redis): skipped (BENCH_CLUSTER=0)')
+      selected = selected.filter((arm) => !arm.cluster)
+    } else if (!await redisAnswers()) {
+      skipped.push(`plugin ×2 (Redis), Socket.IO ×2 (Redis): skipped: Redis does not answer at ${redisUrl}`)
+      selected = selected.filter((arm) => !arm.cluster)
+    }
+  }
+  return selected
+}
+
+async function redisAnswers () {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: () => null })
+  try {
+    await redis.connect()
+    return await redis.ping() === 'PONG'
+  } catch {
+    return false
+  } finally {
+    redis.disconnect()
+  }
+}
+
+function commandLine () {
+  const extra = process.argv.slice(2)
+  const env = clusterEnabled() ? '' : 'BENCH_CLUSTER=0 '
+  return `${env}npm run bench${extra.length > 0 ? ` -- ${extra.join(' ')}` : ''}`
+}
+
+function summary (metrics) {
+  const pick = ['noise.', 'mem.heap.', 'burst.cpuPerDelivery', 'burst.p99', 'paced.p99', 'connect.perSecond', 'sustained.rssGrowth', 'targeted.remoteP99']
+  return Object.entries(metrics)
+    .filter(([key]) => pick.some((prefix) => key.startsWith(prefix)))
+    .map(([key, value]) => `${key}=${Number(value).toFixed(2)}`)
+    .join(' ')
+}
