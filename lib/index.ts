@@ -60,7 +60,18 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     : joinCluster({ redis: redis.client, keyPrefix: options.keyPrefix, ...options.cluster, gateway, catalog, heartbeatIntervalMs: options.heartbeat.intervalMs, stats, log: fastify.log })
   const broker = cluster?.broker ?? new MemoryBroker(gateway, catalog)
   const presence = cluster?.presence ?? new LocalPresence(gateway.registry, options.cluster.nodeId)
-  fastify.decorate('realtime', buildRealtimeApi({ catalog, broker, presence, gateway, store, stats, nodeId: options.cluster.nodeId }))
+  const realtime = buildRealtimeApi({ catalog, broker, presence, gateway, store, stats, nodeId: options.cluster.nodeId })
+  fastify.decorate('realtime', realtime)
+
+  // What the plugin created, it closes (also when a later step of the
+  // registration fails); a Redis client it was given stays open.
+  fastify.addHook('onClose', async () => {
+    await gateway.drain()
+    await (cluster?.stop() ?? broker.close())
+    store.close()
+    if (options.diagnostics.metricsRegistry !== undefined) metrics.remove()
+    if (redis?.owned === true) await redis.client.quit().catch(() => redis.client.disconnect())
+  })
 
   // The WebSocket server and the route, behind the handshake gate.
   if (!fastify.hasDecorator('websocketServer')) {
@@ -89,8 +100,6 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     limitRetryAfterSeconds: options.limits.retryAfterSeconds
   })
 
-  const realtime = fastify.realtime
-
   // Routes live in their own context so their request ids (the `trace_id` of
   // every answer, and the connection ids) can be unique across nodes without
   // changing the user's, and every error they answer uses the envelope.
@@ -114,7 +123,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
       resolveToken,
       retryAfterSeconds: options.tokens.retryAfterSeconds,
       presence,
-      realtime: () => realtime,
+      realtime,
       metrics: metrics.registry,
       health: () => ({
         mode: redis === undefined ? 'embedded' : 'cluster',
@@ -133,14 +142,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     fastify.server.on('upgrade', answerWhileDraining)
     await gateway.drain()
   })
-  // What the plugin created, it closes; a Redis client it was given stays open.
-  fastify.addHook('onClose', async () => {
-    fastify.server.removeListener('upgrade', answerWhileDraining)
-    await (cluster?.stop() ?? broker.close())
-    store.close()
-    if (options.diagnostics.metricsRegistry !== undefined) metrics.remove()
-    if (redis?.owned === true) await redis.client.quit().catch(() => redis.client.disconnect())
-  })
+  fastify.addHook('onClose', async () => { fastify.server.removeListener('upgrade', answerWhileDraining) })
 }
 
 /** Fails handshakes fast while the Redis behind the default token store is down. */

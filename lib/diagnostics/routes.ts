@@ -25,7 +25,7 @@ export interface DiagnosticsDependencies {
   resolveToken: DiagnosticsAuthOptions['resolveToken']
   retryAfterSeconds: number
   presence: Presence
-  realtime: () => Realtime
+  realtime: Realtime
   metrics: Registry
   health: () => { mode: 'embedded' | 'cluster', redis: ComponentState, subscriber: ComponentState, connections: number, draining: boolean }
 }
@@ -89,7 +89,7 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
   fastify.get('/health', { schema: { response: { 200: HealthSchema } } }, async (request) => {
     const health = deps.health()
     const degraded = health.draining || (health.mode === 'cluster' && (health.redis !== 'ready' || health.subscriber !== 'ready'))
-    return ok(request, { status: degraded ? 'degraded' : 'ok', node_id: deps.realtime().nodeId, ...health })
+    return ok(request, { status: degraded ? 'degraded' : 'ok', node_id: deps.realtime.nodeId, ...health })
   })
 
   if (options.testRoute.enabled) registerTestRoute(fastify, deps, protectedRoute)
@@ -113,8 +113,7 @@ function registerTestRoute (fastify: FastifyInstance, deps: DiagnosticsDependenc
         return sendError(request, reply, 429, 'Too many test requests')
       }
       const userId = request.query.user_id
-      const realtime = deps.realtime()
-      await realtime.publish(TEST_CHANNEL, TEST_EVENT, { test: true, sent_at: now, trace_id: String(request.id) }, { userId })
+      await deps.realtime.publish(TEST_CHANNEL, TEST_EVENT, { test: true, sent_at: now, trace_id: String(request.id) }, { userId })
       const connected = (await deps.presence.connectedUsers()).includes(userId)
       return ok(request, { user_id: userId, channel: TEST_CHANNEL, event: TEST_EVENT, published: true, connected })
     })
