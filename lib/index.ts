@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { WebSocket } from 'ws'
 import { normalizeOptions, type NormalizedOptions, type RealtimeOptions } from './options.js'
-import { HandshakeMessage } from './constants.js'
+import { CloseCode, HandshakeMessage } from './constants.js'
 import { componentState, connectRedis, isRedisReady, waitForRedis, type RedisConnection } from './redis/connection.js'
 import { createTokenExtractor, createClientErrorScrubber, createPrefixMatcher } from './http/token-redaction.js'
 import { genTraceId } from './http/request-id.js'
@@ -17,6 +17,7 @@ import { createDeadlineResolver } from './tokens/resolve-with-deadline.js'
 import { buildTokenStore } from './tokens/build-token-store.js'
 import { ChannelCatalog } from './channels/catalog.js'
 import { Gateway } from './connection/gateway.js'
+import { TokenRecheck } from './connection/token-recheck.js'
 import { MemoryBroker } from './broker/memory.js'
 import { joinCluster } from './cluster/cluster.js'
 import { LocalPresence } from './cluster/presence.js'
@@ -41,6 +42,11 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   const redis = options.redis === undefined ? undefined : connectRedis(fastify, options.redis, fastify.log)
   const store = buildTokenStore(options, redis?.client)
   if (redis !== undefined) await waitForRedis(redis.client, fastify.log)
+  const resolveToken = createDeadlineResolver({
+    lookup: (token) => store.resolve(token),
+    timeoutMs: options.tokens.timeoutMs,
+    isAvailable: tokenStoreAvailability(options, redis)
+  })
 
   // Sockets, channels and delivery.
   const catalog = new ChannelCatalog(options.channels)
@@ -54,6 +60,8 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     stats,
     log: fastify.log
   })
+  const recheck = new TokenRecheck(options.tokens.recheckIntervalMs, () => gateway.registry, resolveToken,
+    (connection) => gateway.close(connection, CloseCode.TOKEN_REVOKED, 'Access token revoked'))
   // Delivery and presence: through Redis across nodes, or in this process.
   const cluster = redis === undefined
     ? undefined
@@ -66,6 +74,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   // What the plugin created, it closes (also when a later step of the
   // registration fails); a Redis client it was given stays open.
   fastify.addHook('onClose', async () => {
+    recheck.stop()
     await gateway.drain()
     await (cluster?.stop() ?? broker.close())
     store.close()
@@ -85,11 +94,6 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   const routePath = fastify.prefix + options.prefix
   let draining = false
   installTokenRedaction(fastify, routePath, options.tokens)
-  const resolveToken = createDeadlineResolver({
-    lookup: (token) => store.resolve(token),
-    timeoutMs: options.tokens.timeoutMs,
-    isAvailable: tokenStoreAvailability(options, redis)
-  })
   const gate = createHandshakeGate({
     isEnabled: () => options.enabled,
     isDraining: () => draining,

@@ -49,6 +49,7 @@ export const RealtimeOptionsSchema = Type.Object({
     protocolPrefix: Type.Optional(Type.Union([Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.Literal(false)])),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000 })),
     retryAfterSeconds: Type.Optional(PositiveInteger),
+    recheckIntervalMs: Type.Optional(Type.Integer({ minimum: 0 })),
     keyFor: Type.Optional(FunctionSchema),
     parse: Type.Optional(FunctionSchema),
     format: Type.Optional(FunctionSchema),
@@ -119,6 +120,8 @@ export interface TokenOptions {
   timeoutMs?: number
   /** `Retry-After` sent with 503 `Token store unavailable`. Default 1. */
   retryAfterSeconds?: number
+  /** How often the tokens of open sockets are resolved again (revocation by the backend); 0 turns it off. Default: heartbeat.intervalMs. */
+  recheckIntervalMs?: number
   /** Redis key holding a token's state. Default `{keyPrefix}token:{sha256 hex}`. */
   keyFor?: (token: string) => string
   /** Turns the stored string into token state; `null` means unknown or revoked. */
@@ -156,7 +159,7 @@ export interface NormalizedOptions {
   redis: RealtimeOptions['redis']
   keyPrefix: string
   heartbeat: { intervalMs: number }
-  tokens: Required<Pick<TokenOptions, 'queryParam' | 'authorizationHeader' | 'protocolPrefix' | 'timeoutMs' | 'retryAfterSeconds'>> &
+  tokens: Required<Pick<TokenOptions, 'queryParam' | 'authorizationHeader' | 'protocolPrefix' | 'timeoutMs' | 'retryAfterSeconds' | 'recheckIntervalMs'>> &
   Pick<TokenOptions, 'keyFor' | 'parse' | 'format' | 'resolver'>
   limits: {
     maxConnections: number
@@ -276,6 +279,7 @@ export function normalizeOptions (raw: RealtimeOptions = {}): NormalizedOptions 
       protocolPrefix: tokens.protocolPrefix ?? false,
       timeoutMs: tokens.timeoutMs ?? defaults.tokenTimeoutMs,
       retryAfterSeconds: tokens.retryAfterSeconds ?? defaults.retryAfterSeconds,
+      recheckIntervalMs: tokens.recheckIntervalMs ?? raw.heartbeat?.intervalMs ?? defaults.heartbeatIntervalMs,
       keyFor: tokens.keyFor,
       parse: tokens.parse,
       format: tokens.format,

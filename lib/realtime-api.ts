@@ -176,5 +176,6 @@ function checkEventName (event: unknown): void {
 
 /** The seed sends `mobile_user_id` as a number when the id is numeric. */
 function seedUserId (userId: string): string | number {
-  return /^\d+$/.test(userId) && Number.isSafeInteger(Number(userId)) ? Number(userId) : userId
+  const numeric = Number(userId)
+  return /^\d+$/.test(userId) && Number.isSafeInteger(numeric) && String(numeric) === userId ? numeric : userId
 }

@@ -103,6 +103,7 @@ export class RedisBroker implements Broker {
 
   async close (): Promise<void> {
     this.#closed = true
+    this.#subscriptions.close()
     clearInterval(this.#probeTimer)
     this.#pubsub.close()
   }

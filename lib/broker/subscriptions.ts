@@ -15,6 +15,7 @@ export class SubscriptionSet {
   readonly #unsubscribe: (channels: string[]) => Promise<unknown>
   readonly #onError: (error: Error) => void
   #scheduled = false
+  #closed = false
 
   constructor (
     subscribe: (channels: string[]) => Promise<unknown>,
@@ -43,7 +44,14 @@ export class SubscriptionSet {
 
   drop (channel: string): void {
     this.#wanted.delete(channel)
+    // Whoever waited for it no longer needs it.
+    this.#settle(channel)
     if (this.#active.has(channel)) this.#schedule()
+  }
+
+  /** Stops every batch and retry (the broker is closing). */
+  close (): void {
+    this.#closed = true
   }
 
   /**
@@ -56,7 +64,7 @@ export class SubscriptionSet {
   }
 
   #schedule (): void {
-    if (this.#scheduled) return
+    if (this.#scheduled || this.#closed) return
     this.#scheduled = true
     setImmediate(() => { this.#flush() })
   }

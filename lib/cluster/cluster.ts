@@ -7,6 +7,8 @@ import type { GatewayStats } from '../stats.js'
 import { Fencing } from './fencing.js'
 import { RedisPresence } from './presence.js'
 
+const LEAVE_TIMEOUT_MS = 1000
+
 export interface ClusterOptions {
   redis: RedisClient
   keyPrefix: string
@@ -87,7 +89,8 @@ export function joinCluster (options: ClusterOptions): Cluster {
     presence,
     async stop () {
       clearInterval(maintenance)
-      await presence.leave().catch(() => {})
+      // Bounded: a borrowed client may queue forever while Redis is down; the TTL cleans up anyway.
+      await Promise.race([presence.leave().catch(() => {}), new Promise((resolve) => setTimeout(resolve, LEAVE_TIMEOUT_MS).unref())])
       await broker.close()
     }
   }

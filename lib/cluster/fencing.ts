@@ -58,7 +58,10 @@ export class Fencing {
     this.#claiming.add(connection)
     try {
       await this.#options.listen(connection.userId)
+      // A socket that closed meanwhile must not claim: its claim would beat its own replacement.
+      if (connection.closed) return
       const generation = Number(await redis.eval(CLAIM_SCRIPT, 1, this.#key(connection.userId), GENERATION_TTL_MS))
+      if (connection.closed) return
       connection.generation = generation
       const announced = this.#announcedWhileClaiming.get(connection.userId) ?? 0
       this.#announcedWhileClaiming.delete(connection.userId)
@@ -95,8 +98,14 @@ export class Fencing {
     const { gateway, redis } = this.#options
     const connections = [...gateway.registry]
     await Promise.all(connections.map(async (connection) => {
-      if (connection.generation === undefined) return await this.claim(connection)
       const stored = Number(await redis.get(this.#key(connection.userId)))
+      if (connection.generation === undefined) {
+        // Its first claim failed. A generation claimed after this socket connected
+        // (generations are Redis time in µs) belongs to a newer connection.
+        if (stored > connection.connectedAt * 1000) gateway.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
+        else await this.claim(connection)
+        return
+      }
       if (stored > connection.generation && !connection.closed) {
         gateway.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
       }

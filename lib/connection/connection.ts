@@ -6,6 +6,8 @@ import { TokenBucket } from './token-bucket.js'
 export interface ConnectionInit {
   id: string
   userId: string
+  /** Kept to resolve again (revocation check); never logged, listed or sent. */
+  token: string
   tokenHash: string
   expiresAt: number
   socket: WebSocket
@@ -24,6 +26,7 @@ export interface ConnectionInit {
 export class Connection {
   readonly id: string
   readonly userId: string
+  readonly token: string
   readonly tokenHash: string
   readonly expiresAt: number
   readonly socket: WebSocket
@@ -61,6 +64,7 @@ export class Connection {
   constructor (init: ConnectionInit) {
     this.id = init.id
     this.userId = init.userId
+    this.token = init.token
     this.tokenHash = init.tokenHash
     this.expiresAt = init.expiresAt
     this.socket = init.socket

@@ -19,7 +19,8 @@ export class ExpiryWheel {
   }
 
   add (connection: Connection): void {
-    const second = Math.max(connection.expiresAt, this.#checkedUpTo + 1)
+    // Whole seconds: a backend may store a fractional expiry (time.time() + ttl).
+    const second = Math.max(Math.ceil(connection.expiresAt), this.#checkedUpTo + 1)
     connection.expiryBucket = second
     const bucket = this.#buckets.get(second)
     if (bucket === undefined) this.#buckets.set(second, new Set([connection]))

@@ -107,6 +107,7 @@ export class Gateway {
       // Not the request id: a client may choose that one (x-request-id), and connection ids must be unique.
       id: randomBytes(8).toString('hex'),
       userId: admitted.state.userId,
+      token: admitted.token,
       tokenHash: hashToken(admitted.token),
       expiresAt: admitted.state.expiresAt,
       socket,

@@ -52,7 +52,9 @@ export function createHandshakeGate (deps: GateDependencies) {
     const resolution = await deps.resolveToken(token)
     if (resolution.outcome === 'invalid') return reject(request, reply, 401, HandshakeMessage.INVALID_TOKEN, 'invalid token')
     if (resolution.outcome === 'unavailable') {
-      request.log.warn({ err: resolution.error }, 'fastify-realtime: token store unavailable')
+      // Only name, code and message: ioredis errors carry the command's arguments, and a custom key may hold the token.
+      const { name, message, code } = resolution.error as Error & { code?: string }
+      request.log.warn({ err: { name, code, message } }, 'fastify-realtime: token store unavailable')
       reply.header('retry-after', String(deps.tokenRetryAfterSeconds))
       return reject(request, reply, 503, HandshakeMessage.TOKEN_STORE_UNAVAILABLE, 'token store unavailable')
     }

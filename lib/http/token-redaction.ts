@@ -16,23 +16,33 @@ export interface TokenExtractionOptions {
 const REDACTED = '[REDACTED]'
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i
 
-function decodePath (path: string): string {
+const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i
+
+/**
+ * The path as a router could end up reading it: without an absolute-form
+ * scheme and host, with repeated slashes collapsed, dot segments resolved,
+ * percent-decoded and lower-cased.
+ */
+function normalizePath (path: string): string {
+  const collapsed = path.replace(ABSOLUTE_FORM, '').replace(/\/{2,}/g, '/')
+  const resolved = new URL(collapsed.startsWith('/') ? collapsed : '/' + collapsed, 'http://localhost').pathname
   try {
-    return decodeURIComponent(path).toLowerCase()
+    return decodeURIComponent(resolved).toLowerCase()
   } catch {
-    return path.toLowerCase()
+    return resolved.toLowerCase()
   }
 }
 
 /**
- * True for every URL whose path starts with `prefix`, compared decoded and
- * case-insensitively so that no spelling of a typo escapes redaction.
+ * True for every URL whose path starts with `prefix`, compared normalized so
+ * that no spelling (`/API/v1/ws`, `//api/v1/ws`, `/./api/v1/ws`,
+ * `http://host/api/v1/ws`, typos such as `/api/v1/wsx`) escapes redaction.
  */
 export function createPrefixMatcher (prefix: string) {
   const lowered = prefix.toLowerCase()
   return function isUnderPrefix (url: string): boolean {
     const queryStart = url.indexOf('?')
-    return decodePath(queryStart === -1 ? url : url.slice(0, queryStart)).startsWith(lowered)
+    return normalizePath(queryStart === -1 ? url : url.slice(0, queryStart)).startsWith(lowered)
   }
 }
 
@@ -43,7 +53,9 @@ export function createPrefixMatcher (prefix: string) {
 export function stripQueryParam (url: string, param: string): { url: string, value: string | undefined } {
   const queryStart = url.indexOf('?')
   if (queryStart === -1) return { url, value: undefined }
-  const query = new URLSearchParams(url.slice(queryStart + 1))
+  // A client that appends `?token=` to a URL that already has a query sends a
+  // second `?`: read it as the separator it was meant to be.
+  const query = new URLSearchParams(url.slice(queryStart + 1).replaceAll('?', '&'))
   if (!query.has(param)) return { url, value: undefined }
   const value = query.get(param) as string
   query.delete(param)
@@ -68,7 +80,11 @@ export function createTokenExtractor (options: TokenExtractionOptions) {
 
   return function extractToken (raw: IncomingMessage): void {
     const url = raw.url as string
-    if (!isUnderPrefix(url)) return
+    // Most requests carry no query and no token header: nothing to normalize.
+    const mayCarryToken = url.includes('?') ||
+      (options.authorizationHeader && raw.headers.authorization !== undefined) ||
+      (options.protocolPrefix !== false && raw.headers['sec-websocket-protocol'] !== undefined)
+    if (!mayCarryToken || !isUnderPrefix(url)) return
 
     let token: string | undefined
     if (options.queryParam !== false) {
@@ -81,7 +97,9 @@ export function createTokenExtractor (options: TokenExtractionOptions) {
       token ??= match?.[1]
     }
     if (options.protocolPrefix !== false) {
-      token ??= takeProtocolToken(raw, options.protocolPrefix)
+      // Always taken out of the header, even when another source won: `ws` must never select it.
+      const fromProtocol = takeProtocolToken(raw, options.protocolPrefix)
+      token ??= fromProtocol
     }
     if (token !== undefined && token !== '') (raw as TokenCarrier)[kAccessToken] = token
   }

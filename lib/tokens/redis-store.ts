@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
-import { FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED } from '../errors.js'
+import { FST_REALTIME_REDIS_UNAVAILABLE, FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED } from '../errors.js'
 import {
   type TokenState, type TokenStore, checkToken, checkTtl, formatTokenValue, hashToken, isLive, mintToken,
   normalizeUserId, nowSeconds, parseTokenValue
@@ -42,11 +42,19 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async revoke (token: string): Promise<void> {
-    await this.#redis.del(this.#keyFor(checkToken(token)))
+    const key = this.#keyFor(checkToken(token))
+    await this.#redis.del(key).catch((error: Error) => { throw new FST_REALTIME_REDIS_UNAVAILABLE(error.message) })
   }
 
   async resolve (token: string): Promise<TokenState | null> {
-    const raw = await this.#redis.get(this.#keyFor(checkToken(token)))
+    let raw: string | null
+    try {
+      raw = await this.#redis.get(this.#keyFor(checkToken(token)))
+    } catch (error) {
+      // A key of another type is a malformed entry: no access, like any other.
+      if ((error as Error).message.startsWith('WRONGTYPE')) return null
+      throw error
+    }
     if (raw === null) return null
     const state = this.#parse(raw)
     return isLive(state) ? { userId: normalizeUserId(state.userId), expiresAt: state.expiresAt } : null

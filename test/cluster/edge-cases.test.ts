@@ -2,7 +2,7 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import { Registry } from 'prom-client'
 import { REDIS_URL, startApp, uniquePrefix } from '../helpers/app.js'
-import { connect, closed } from '../helpers/client.js'
+import { connect, closed, handshake } from '../helpers/client.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
 import { Inbox } from '../helpers/messages.js'
 
@@ -120,4 +120,52 @@ t.test('a probe that cannot be published blames Redis, not the subscriber: nothi
   t.teardown(() => app.close())
   await waitFor(() => refused >= 5, 'several refused probes')
   t.equal(app.realtime.stats().redis_reconnects, 0, 'the subscriber was never replaced')
+})
+
+t.test('a token the backend deletes from Redis itself closes its socket (4501) on every node, without tokens.revoke', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const [a, b] = await startNodes(t, 2, { keyPrefix, heartbeat: { intervalMs: 100 } })
+  const token = await a.app.realtime.tokens.issue('stolen', { ttlSeconds: 600 })
+  const client = await connect(`${b.wsBase}/api/v1/ws?token=${token}`)
+  const clientClosed = closed(client.socket)
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  const { createHash } = await import('node:crypto')
+  await redis.del(`${keyPrefix}token:${createHash('sha256').update(token).digest('hex')}`)
+  t.same(await clientClosed, { code: 4501, reason: 'Access token revoked' })
+})
+
+t.test('fencing: a socket whose first claim failed loses to a connection that claimed after it connected', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  let claims = 0
+  const realEval = redis.eval.bind(redis) as (...args: unknown[]) => Promise<unknown>
+  ;(redis as unknown as { eval: (...args: unknown[]) => Promise<unknown> }).eval = async (...args: unknown[]) => {
+    if (++claims === 1) {
+      // Meanwhile a newer connection of the user claims on another node.
+      await redis.set(`${keyPrefix}gen:late`, String((Date.now() + 60_000) * 1000))
+      throw new Error('claim refused')
+    }
+    return await realEval(...args)
+  }
+  const { app, wsBase } = await startApp({ redis, keyPrefix, heartbeat: { intervalMs: 50 } })
+  t.teardown(() => app.close())
+  const client = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('late', { ttlSeconds: 60 })}`)
+  t.same(await closed(client.socket), { code: 4500, reason: 'Replaced by a newer connection' })
+  t.equal(claims, 1, 'it did not claim again')
+})
+
+t.test('a token key of another type counts as no access (401), not as an outage', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const { app, wsBase } = await startApp({ redis: REDIS_URL, keyPrefix })
+  t.teardown(() => app.close())
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  const { createHash } = await import('node:crypto')
+  const key = `${keyPrefix}token:${createHash('sha256').update('hash-typed').digest('hex')}`
+  await redis.hset(key, 'user_id', 'u1')
+  await redis.expire(key, 60)
+  const result = await handshake(`${wsBase}/api/v1/ws?token=hash-typed`)
+  t.equal(result.kind === 'rejected' && result.status, 401)
 })

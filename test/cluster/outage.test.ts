@@ -143,7 +143,8 @@ function assertRejectedUnavailable (t: Test, result: HandshakeResult, what: stri
 }
 
 function clusterOptions (redis: string): RealtimeOptions {
-  return { redis, keyPrefix: uniquePrefix(), heartbeat: { intervalMs: 200 }, cluster: { probeIntervalMs: 100 } }
+  // No token recheck: this Redis keeps nothing across a restart, so every token would be gone (revoked) after it.
+  return { redis, keyPrefix: uniquePrefix(), heartbeat: { intervalMs: 200 }, cluster: { probeIntervalMs: 100 }, tokens: { recheckIntervalMs: 0 } }
 }
 
 t.test('Redis killed and restarted: sockets stay open, handshakes 503, publish rejects; then every subscription is back, one resync per socket, delivery resumes', async (t) => {

@@ -281,3 +281,67 @@ t.test('connection ids are the server\'s own, even when clients send the same x-
   t.not(ids[0], ids[1])
   t.same(app.realtime.connections().map((entry) => entry.connection_id).sort(), [...ids].sort())
 })
+
+t.test('a token revoked behind the plugin\'s back closes its socket with 4501 at the next recheck; an outage closes nothing', async (t) => {
+  const states = new Map<string, 'live' | 'revoked' | 'down'>([['kept', 'live'], ['gone', 'live'], ['flaky', 'live']])
+  const expiresAt = Math.floor(Date.now() / 1000) + 60
+  const { app, wsBase } = await startApp({
+    tokens: {
+      recheckIntervalMs: 50,
+      resolver: async (token) => {
+        const state = states.get(token)
+        if (state === 'down') throw new Error('store down')
+        return state === 'live' ? { userId: token, expiresAt } : null
+      }
+    }
+  })
+  t.teardown(() => app.close())
+  const [kept, gone, flaky] = await Promise.all(['kept', 'gone', 'flaky'].map(async (token) => await connect(`${wsBase}/api/v1/ws?token=${token}`)))
+  t.teardown(() => { kept.socket.terminate(); flaky.socket.terminate() })
+  const goneClosed = closed(gone.socket)
+  states.set('gone', 'revoked')
+  states.set('flaky', 'down')
+  t.same(await goneClosed, { code: 4501, reason: 'Access token revoked' })
+  // A few more sweeps: the socket whose store is down stays, as does the live one.
+  await sleep(200)
+  t.equal(kept.socket.readyState, WebSocket.OPEN)
+  t.equal(flaky.socket.readyState, WebSocket.OPEN)
+})
+
+t.test('recheckIntervalMs: 0 turns the recheck off', async (t) => {
+  let answer: { userId: string, expiresAt: number } | null = { userId: 'u', expiresAt: Math.floor(Date.now() / 1000) + 60 }
+  const { app, wsBase } = await startApp({ heartbeat: { intervalMs: 50 }, tokens: { recheckIntervalMs: 0, resolver: async () => answer } })
+  t.teardown(() => app.close())
+  const client = await connect(`${wsBase}/api/v1/ws?token=t`)
+  t.teardown(() => client.socket.terminate())
+  answer = null
+  await sleep(200)
+  t.equal(client.socket.readyState, WebSocket.OPEN)
+})
+
+t.test('a slow token store never gets overlapping rechecks', async (t) => {
+  let inFlight = 0
+  let maxInFlight = 0
+  let calls = 0
+  const expiresAt = Math.floor(Date.now() / 1000) + 60
+  const { app, wsBase } = await startApp({
+    tokens: {
+      recheckIntervalMs: 10,
+      resolver: async () => {
+        calls++
+        inFlight++
+        maxInFlight = Math.max(maxInFlight, inFlight)
+        // The handshake's own lookup is quick; rechecks take many intervals.
+        if (calls > 1) await sleep(80)
+        inFlight--
+        return { userId: 'slow', expiresAt }
+      }
+    }
+  })
+  t.teardown(() => app.close())
+  const client = await connect(`${wsBase}/api/v1/ws?token=t`)
+  t.teardown(() => client.socket.terminate())
+  await sleep(300)
+  t.ok(calls >= 3, `rechecks ran (${calls})`)
+  t.equal(maxInFlight, 1)
+})

@@ -3,7 +3,7 @@ import { connect as netConnect } from 'node:net'
 import { once } from 'node:events'
 import { startApp } from '../helpers/app.js'
 import { handshake } from '../helpers/client.js'
-import { createClientErrorScrubber, stripQueryParam } from '../../lib/http/token-redaction.js'
+import { createClientErrorScrubber, createPrefixMatcher, stripQueryParam } from '../../lib/http/token-redaction.js'
 
 /** Writes raw bytes to the server and returns everything it answers until it closes. */
 async function rawExchange (port: number, request: string): Promise<string> {
@@ -53,6 +53,10 @@ t.test('the token never reaches a log line (level trace) or a body, whatever the
     `/API/V1/WS?token=${token}`, // case
     `/api/v1/ws/connections?%74oken=${token}`, // encoded parameter name
     `/api/v1/ws%zz?token=${token}`, // undecodable path
+    `//api/v1/ws?token=${token}`, // a base URL ending in /
+    `/./api/v1/ws?token=${token}`, // dot segment
+    `/api//v1/ws?token=${token}`, // repeated slash
+    `/api/v1/ws/../ws/connections?token=${token}`, // dot-dot segment
     `/api/v1/ws?token=${token}` // plain GET: 426
   ]) {
     const response = await fetch(httpBase + path)
@@ -62,6 +66,18 @@ t.test('the token never reaches a log line (level trace) or a body, whatever the
   const typo = await handshake(`${wsBase}/api/v1/wsx?token=${token}`)
   t.equal(typo.kind === 'rejected' && typo.status, 404, 'upgrade to a typo path')
   bodies.push(JSON.stringify(typo.kind === 'rejected' && typo.body))
+
+  // A second `?` (an SDK appending `?token=` to a URL with a query): the token still counts, and stays out of the logs.
+  const doubleQuery = await handshake(`${wsBase}/api/v1/ws?v=2?token=${token}`)
+  t.equal(doubleQuery.kind, 'open', 'a second ? is read as &')
+  if (doubleQuery.kind === 'open') doubleQuery.socket.terminate()
+  // Absolute-form request line: routed to the WebSocket route, token extracted.
+  bodies.push(await rawExchange(port, `GET http://127.0.0.1:${port}/api/v1/ws?token=${token} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`))
+  t.match(bodies[bodies.length - 1], /^HTTP\/1.1 426/, 'absolute form: the token was found, so the plain GET gets 426')
+  // With the query source winning, a token offered as subprotocol is still taken out of the header.
+  const both = await handshake(`${wsBase}/api/v1/ws?token=${token}`, { protocols: [`bearer.${token}`, 'v1'] })
+  t.equal(both.kind === 'open' && both.protocol, 'v1', 'the token is never the selected subprotocol')
+  if (both.kind === 'open') both.socket.terminate()
 
   // Malformed upgrade: no Sec-WebSocket-Key, so `ws` refuses it after the gate.
   bodies.push(await rawExchange(port, `GET /api/v1/ws?token=${token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n`))
@@ -86,6 +102,14 @@ t.test('paths outside the prefix keep their query untouched', async (t) => {
   t.teardown(() => app.close())
   const response = await fetch(`${httpBase}/reset?token=abc&x=1`)
   t.same(await response.json(), { token: 'abc', x: '1' })
+})
+
+t.test('createPrefixMatcher reads paths the way a router might', async (t) => {
+  const isUnder = createPrefixMatcher('/api/v1/ws')
+  for (const url of ['/api/v1/ws', '/API/V1/WS?x', 'api/v1/ws', '//api//v1/ws', '/x/../api/v1/ws', 'http://host:1/api/v1/ws?token=t', '/api/v1/%77s']) {
+    t.equal(isUnder(url), true, url)
+  }
+  for (const url of ['/', '*', '/api/v1', 'http://host', '/other/api/v1/ws']) t.equal(isUnder(url), false, url)
 })
 
 t.test('stripQueryParam', async (t) => {
