@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import Type, { type Static } from 'typebox'
+import type { Static } from 'typebox'
 import { Compile } from 'typebox/compile'
+import { RealtimeOptionsSchema } from './options-schema.js'
 import type { Redis, Cluster } from 'ioredis'
 import type { WebsocketPluginOptions } from '@fastify/websocket'
 import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
@@ -9,91 +10,6 @@ import type { DiagnosticsOptions } from './diagnostics/routes.js'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
 import type { TokenState } from './tokens/token-store.js'
 import { SEED_CHANNELS, type ChannelDefinition } from './channels/catalog.js'
-
-const isFunction = (value: unknown): boolean => typeof value === 'function'
-const FunctionSchema = Type.Refine(Type.Unknown(), isFunction, () => 'must be a function')
-const OriginSchema = Type.Union([
-  Type.String({ minLength: 1 }),
-  Type.Refine(Type.Unknown(), (value) => value instanceof RegExp, () => 'must be a string or a RegExp')
-])
-// An ioredis client (Redis or Cluster) is recognised by its surface rather than by
-// class identity, so a copy of ioredis in the user's tree is accepted too.
-const RedisClientSchema = Type.Refine(
-  Type.Unknown(),
-  (value) => typeof value === 'object' && value !== null && isFunction((value as Redis).duplicate) &&
-    isFunction((value as Redis).get) && typeof (value as Redis).status === 'string',
-  () => 'must be a redis:// URL, an ioredis client, or { namespace } of @fastify/redis'
-)
-const RedisOptionSchema = Type.Union([
-  Type.String({ pattern: '^rediss?://' }),
-  Type.Object({ namespace: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false }),
-  RedisClientSchema
-])
-const PositiveInteger = Type.Integer({ minimum: 1 })
-const CHANNEL_NAME = '^[A-Za-z0-9_.:-]{1,128}$'
-
-/** What `app.register(realtime, opts)` accepts; every field is optional. */
-export const RealtimeOptionsSchema = Type.Object({
-  prefix: Type.Optional(Type.String({ pattern: '^/[^?#]*[^/?#]$' })),
-  enabled: Type.Optional(Type.Boolean()),
-  allowedOrigins: Type.Optional(Type.Array(OriginSchema)),
-  allowMissingOrigin: Type.Optional(Type.Boolean()),
-  redis: Type.Optional(RedisOptionSchema),
-  keyPrefix: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-  heartbeat: Type.Optional(Type.Object({
-    intervalMs: Type.Optional(Type.Integer({ minimum: 10 }))
-  }, { additionalProperties: false })),
-  tokens: Type.Optional(Type.Object({
-    queryParam: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Literal(false)])),
-    authorizationHeader: Type.Optional(Type.Boolean()),
-    protocolPrefix: Type.Optional(Type.Union([Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.Literal(false)])),
-    timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000 })),
-    retryAfterSeconds: Type.Optional(PositiveInteger),
-    recheckIntervalMs: Type.Optional(Type.Integer({ minimum: 0 })),
-    keyFor: Type.Optional(FunctionSchema),
-    parse: Type.Optional(FunctionSchema),
-    format: Type.Optional(FunctionSchema),
-    resolver: Type.Optional(FunctionSchema)
-  }, { additionalProperties: false })),
-  limits: Type.Optional(Type.Object({
-    maxConnections: Type.Optional(Type.Integer({ minimum: 0 })),
-    maxConnectionsPerIp: Type.Optional(Type.Integer({ minimum: 0 })),
-    retryAfterSeconds: Type.Optional(PositiveInteger),
-    maxPayloadBytes: Type.Optional(Type.Integer({ minimum: 64 })),
-    messagesPerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
-    messageBurst: Type.Optional(PositiveInteger),
-    floodCloseAfter: Type.Optional(PositiveInteger),
-    maxInvalidMessages: Type.Optional(PositiveInteger),
-    invalidWindowMs: Type.Optional(Type.Integer({ minimum: 100 })),
-    maxSubscriptions: Type.Optional(PositiveInteger),
-    maxBufferedBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
-    fanoutSliceSize: Type.Optional(PositiveInteger)
-  }, { additionalProperties: false })),
-  channels: Type.Optional(Type.Record(Type.String({ pattern: CHANNEL_NAME }), Type.Object({
-    scope: Type.Union([Type.Literal('global'), Type.Literal('user')]),
-    schema: Type.Optional(Type.Refine(Type.Unknown(), (value) => typeof value === 'object' && value !== null, () => 'must be a typebox schema'))
-  }, { additionalProperties: false }))),
-  shutdownTimeoutMs: Type.Optional(Type.Integer({ minimum: 0 })),
-  diagnostics: Type.Optional(Type.Object({
-    enabled: Type.Optional(Type.Boolean()),
-    public: Type.Optional(Type.Boolean()),
-    authorize: Type.Optional(FunctionSchema),
-    adminTokens: Type.Optional(Type.Array(Type.String({ minLength: 16 }))),
-    routeOpts: Type.Optional(Type.Object({}, { additionalProperties: true })),
-    cors: Type.Optional(Type.Boolean()),
-    testRoute: Type.Optional(Type.Object({
-      enabled: Type.Optional(Type.Boolean()),
-      forceInProduction: Type.Optional(Type.Boolean()),
-      maxPerMinute: Type.Optional(PositiveInteger)
-    }, { additionalProperties: false })),
-    metricsRegistry: Type.Optional(Type.Refine(Type.Unknown(), (value) => typeof value === 'object' && value !== null && isFunction((value as { metrics?: unknown }).metrics), () => 'must be a prom-client Registry'))
-  }, { additionalProperties: false })),
-  cluster: Type.Optional(Type.Object({
-    nodeId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })),
-    probeIntervalMs: Type.Optional(Type.Integer({ minimum: 10 }))
-  }, { additionalProperties: false })),
-  websocket: Type.Optional(Type.Object({}, { additionalProperties: true }))
-}, { additionalProperties: false })
 
 type SchemaOptions = Static<typeof RealtimeOptionsSchema>
 
