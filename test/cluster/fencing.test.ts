@@ -1,0 +1,135 @@
+import t from 'tap'
+import type { FastifyBaseLogger } from 'fastify'
+import { Fencing } from '../../lib/cluster/fencing.js'
+import type { Connection } from '../../lib/connection/connection.js'
+import type { Gateway } from '../../lib/connection/gateway.js'
+import type { RedisClient } from '../../lib/redis/connection.js'
+
+/**
+ * Fencing with its collaborators replaced by fakes, so that every ordering of
+ * claim, announcement and close can be set up exactly, without timing.
+ */
+function harness () {
+  const closes: Array<[string, number]> = []
+  const announced: Array<[string, number]> = []
+  const connections = new Map<string, Connection>()
+  const nextGeneration = 1000
+  let stored = 0
+  const gates: { listen?: Promise<void>, claim?: Promise<void> } = {}
+  const redis = {
+    eval: async () => { await gates.claim; stored = Math.max(stored, nextGeneration); return String(nextGeneration) },
+    get: async () => (stored === 0 ? null : String(stored))
+  } as unknown as RedisClient
+  const gateway = {
+    registry: {
+      forUser: (userId: string) => connections.get(userId),
+      [Symbol.iterator]: () => connections.values()
+    },
+    close: (connection: Connection, code: number) => {
+      connection.closed = true
+      connections.delete(connection.userId)
+      closes.push([connection.id, code])
+    }
+  } as unknown as Gateway
+  const fencing = new Fencing({
+    redis,
+    keyPrefix: 'rt:',
+    gateway,
+    listen: async () => { await gates.listen },
+    announce: async (userId, generation) => { announced.push([userId, generation]) },
+    log: { warn () {}, debug () {} } as unknown as FastifyBaseLogger
+  })
+  const open = (id: string, userId: string, connectedAt = Date.now()): Connection => {
+    const connection = { id, userId, generation: undefined, closed: false, connectedAt } as unknown as Connection
+    connections.set(userId, connection)
+    return connection
+  }
+  const hold = (): (() => void) => {
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => { release = resolve })
+    return Object.assign(() => release(), { held })
+  }
+  return {
+    fencing,
+    open,
+    closes,
+    announced,
+    setStored: (value: number) => { stored = value },
+    holdListen: () => { const release = hold(); gates.listen = (release as unknown as { held: Promise<void> }).held; return release },
+    holdClaim: () => { const release = hold(); gates.claim = (release as unknown as { held: Promise<void> }).held; return release }
+  }
+}
+
+t.test('a claim announces its generation', async (t) => {
+  const h = harness()
+  const connection = h.open('c1', 'u1')
+  await h.fencing.claim(connection)
+  t.equal(connection.generation, 1000)
+  t.same(h.announced, [['u1', 1000]])
+})
+
+t.test('a newer generation announced while the claim is in flight closes the socket once the claim answers', async (t) => {
+  const h = harness()
+  const release = h.holdClaim()
+  const connection = h.open('c1', 'u1')
+  const claiming = h.fencing.claim(connection)
+  h.fencing.onAnnounced('u1', 5000)
+  h.fencing.onAnnounced('u1', 4000)
+  release()
+  await claiming
+  t.same(h.closes, [['c1', 4500]])
+  t.same(h.announced, [], 'a loser does not announce')
+})
+
+t.test('an older generation announced meanwhile changes nothing', async (t) => {
+  const h = harness()
+  const release = h.holdClaim()
+  const connection = h.open('c1', 'u1')
+  const claiming = h.fencing.claim(connection)
+  h.fencing.onAnnounced('u1', 10)
+  release()
+  await claiming
+  t.same(h.closes, [])
+  t.same(h.announced, [['u1', 1000]])
+  h.fencing.onAnnounced('u1', 999)
+  t.same(h.closes, [], 'an older announcement after the claim does not close it either')
+  h.fencing.onAnnounced('u1', 1001)
+  t.same(h.closes, [['c1', 4500]], 'a newer one does')
+  h.fencing.onAnnounced('nobody-here', 1)
+})
+
+t.test('a socket that closes while listening or while claiming never claims or announces', async (t) => {
+  const h = harness()
+  const releaseListen = h.holdListen()
+  const first = h.open('c1', 'u1')
+  const listening = h.fencing.claim(first)
+  first.closed = true
+  releaseListen()
+  await listening
+  t.equal(first.generation, undefined)
+
+  const h2 = harness()
+  const releaseClaim = h2.holdClaim()
+  const second = h2.open('c2', 'u2')
+  const claiming = h2.fencing.claim(second)
+  await new Promise((resolve) => setImmediate(resolve))
+  second.closed = true
+  releaseClaim()
+  await claiming
+  t.equal(second.generation, undefined)
+  t.same(h2.announced, [])
+})
+
+t.test('check: closes sockets older than the stored generation, claims for those without one unless a newer connection claimed', async (t) => {
+  const h = harness()
+  const older = h.open('c1', 'u1')
+  await h.fencing.claim(older)
+  const pending = h.open('c2', 'u2', Date.now() - 60_000)
+  // u2's first claim failed; the stored generation (µs) is later than its connect time: a newer connection won.
+  h.setStored((Date.now() + 1000) * 1000)
+  const unclaimed = h.open('c3', 'u3', Date.now() + 10_000_000)
+  await h.fencing.check()
+  t.same(h.closes.sort(), [['c1', 4500], ['c2', 4500]])
+  t.equal(unclaimed.generation, 1000, 'the socket with no newer rival claimed again')
+  t.equal(pending.closed, true)
+})
