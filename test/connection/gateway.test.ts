@@ -345,3 +345,24 @@ t.test('a slow token store never gets overlapping rechecks', async (t) => {
   t.ok(calls >= 3, `rechecks ran (${calls})`)
   t.equal(maxInFlight, 1)
 })
+
+t.test('events to one socket within a tick leave in one write (corked), and permessage-deflate is off', async (t) => {
+  const { app, wsBase } = await startApp()
+  t.teardown(() => app.close())
+  const transports: Array<{ _write: Function, _writev: Function }> = []
+  app.websocketServer.on('connection', (_socket: WebSocket, request: { socket: { _write: Function, _writev: Function } }) => transports.push(request.socket))
+  const client = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('u1', { ttlSeconds: 60 })}`, { perMessageDeflate: true })
+  t.teardown(() => client.socket.terminate())
+  t.equal(client.socket.extensions, '', 'no extension negotiated although the client offered permessage-deflate')
+  const inbox = new Inbox(client.socket)
+  const transport = transports[0] as unknown as { _write: (...args: unknown[]) => void, _writev: (...args: unknown[]) => void }
+  const calls: string[] = []
+  const write = transport._write.bind(transport)
+  const writev = transport._writev.bind(transport)
+  transport._write = (...args) => { calls.push('write'); write(...args) }
+  transport._writev = (...args) => { calls.push(`writev:${(args[0] as unknown[]).length}`); writev(...args) }
+  // Ten publishes in one tick.
+  await Promise.all(Array.from({ length: 10 }, async (_, n) => await app.realtime.publish('settings', 'tick', { n })))
+  await inbox.until(10)
+  t.same(calls, ['writev:10'], 'one writev carrying the ten frames')
+})
