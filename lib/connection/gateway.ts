@@ -65,7 +65,7 @@ export class Gateway {
     this.#dispatcher = new Dispatcher(this.#outbox, options.limits.fanoutSliceSize, (event) => {
       if (event.publishedAt !== undefined) options.stats.observeDeliveryLatency(Math.max(0, Date.now() - event.publishedAt) / 1000)
     })
-    this.#heartbeat = new Heartbeat(options.heartbeatIntervalMs, () => this.registry, (connection) => this.#terminate(connection, 1006, 'heartbeat timeout'))
+    this.#heartbeat = new Heartbeat(options.heartbeatIntervalMs, () => this.registry, (connection) => this.#end(connection, 1006, 'heartbeat timeout', true))
     this.#expiry = new ExpiryWheel((connection) => this.close(connection, CloseCode.TOKEN_EXPIRED, 'Access token expired'))
     this.#session = {
       catalog: options.catalog,
@@ -141,7 +141,7 @@ export class Gateway {
       return
     }
     const replaced = this.registry.add(connection)
-    if (replaced !== undefined) this.#closeSocket(replaced, CloseCode.REPLACED, 'Replaced by a newer connection')
+    if (replaced !== undefined) this.close(replaced, CloseCode.REPLACED, 'Replaced by a newer connection')
     this.#expiry.add(connection)
     this.#outbox.send(connection, encodeEvent('connected', null, {
       connection_id: connection.id,
@@ -194,8 +194,7 @@ export class Gateway {
 
   /** Takes `connection` out of the registry and starts the close handshake with `code`. */
   close (connection: Connection, code: number, reason: string): void {
-    this.registry.remove(connection)
-    this.#closeSocket(connection, code, reason)
+    this.#end(connection, code, reason, false)
   }
 
   /**
@@ -218,29 +217,27 @@ export class Gateway {
     this.#outbox.flush()
   }
 
-  #closeSocket (connection: Connection, code: number, reason: string): void {
+  /**
+   * The one way a socket leaves: out of the registry and the expiry wheel,
+   * its code recorded once, then a close handshake, or `terminate` for a peer
+   * that will not read one (slow consumer, missed heartbeat).
+   */
+  #end (connection: Connection, code: number, reason: string, terminate: boolean): void {
+    this.registry.remove(connection)
     this.#expiry.remove(connection)
     if (connection.closeCode !== undefined) return
     connection.closeCode = code
     this.#closing.add(connection)
-    this.#options.log.debug({ connectionId: connection.id, userId: connection.userId, code, reason }, 'fastify-realtime: closing socket')
-    if (connection.socket.readyState === WebSocket.OPEN) connection.socket.close(code, reason)
+    const entry = { connectionId: connection.id, userId: connection.userId, code, reason }
+    if (terminate) this.#options.log.info(entry, 'fastify-realtime: terminating socket')
+    else this.#options.log.debug(entry, 'fastify-realtime: closing socket')
+    if (!terminate && connection.socket.readyState === WebSocket.OPEN) connection.socket.close(code, reason)
     else connection.socket.terminate()
-  }
-
-  #terminate (connection: Connection, code: number, reason: string): void {
-    // Only sockets still in the registry get here (heartbeat sweep, outbox), so none is closing yet.
-    this.registry.remove(connection)
-    this.#expiry.remove(connection)
-    connection.closeCode = code
-    this.#closing.add(connection)
-    this.#options.log.info({ connectionId: connection.id, userId: connection.userId, code, reason }, 'fastify-realtime: terminating socket')
-    connection.socket.terminate()
   }
 
   #cutSlowConsumer (connection: Connection): void {
     this.#options.stats.slowConsumerCuts++
-    this.#terminate(connection, CloseCode.SLOW_CONSUMER, 'slow consumer')
+    this.#end(connection, CloseCode.SLOW_CONSUMER, 'slow consumer', true)
   }
 
   #gone (connection: Connection, code: number): void {

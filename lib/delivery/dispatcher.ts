@@ -40,7 +40,8 @@ export class Dispatcher {
 
   deliver (targets: Connection[], event: EncodedEvent, channel: string | null): void {
     if (this.#queue.length === 0 && targets.length <= this.#sliceSize) {
-      this.#sendAll(targets, event, channel, 0, targets.length)
+      // Targets chosen in this very tick are still subscribed: no check per recipient.
+      this.#sendAll(targets, event, null, 0, targets.length)
       this.#onDelivered(event)
       return
     }

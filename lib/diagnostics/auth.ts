@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { readBearerToken } from '../http/bearer.js'
 import { sendError } from '../http/envelope.js'
 import type { Resolution } from '../tokens/resolve-with-deadline.js'
 
@@ -14,7 +15,6 @@ export interface DiagnosticsAuthOptions {
   retryAfterSeconds: number
 }
 
-const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i
 // Digests have one length, so comparing them leaks neither content nor length.
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
 
@@ -32,7 +32,7 @@ export function createDiagnosticsAuth (options: DiagnosticsAuthOptions) {
       if (await options.authorize(request) !== true) sendError(request, reply, 403, 'Forbidden')
       return
     }
-    const token = BEARER.exec(request.headers.authorization ?? '')?.[1]
+    const token = readBearerToken(request.headers.authorization)
     if (token === undefined) {
       reply.header('www-authenticate', 'Bearer')
       sendError(request, reply, 401, 'Missing bearer token')

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import { readBearerToken } from './bearer.js'
 
 const kAccessToken = Symbol('fastify-realtime.accessToken')
 
@@ -14,7 +15,6 @@ export interface TokenExtractionOptions {
 }
 
 const REDACTED = '[REDACTED]'
-const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i
 
 const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i
 
@@ -93,8 +93,7 @@ export function createTokenExtractor (options: TokenExtractionOptions) {
       token = stripped.value
     }
     if (options.authorizationHeader) {
-      const match = BEARER.exec(raw.headers.authorization ?? '')
-      token ??= match?.[1]
+      token ??= readBearerToken(raw.headers.authorization)
     }
     if (options.protocolPrefix !== false) {
       // Always taken out of the header, even when another source won: `ws` must never select it.
