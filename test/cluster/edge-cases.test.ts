@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import { Registry } from 'prom-client'
 import { REDIS_URL, startApp, uniquePrefix } from '../helpers/app.js'
 import { connect, closed, handshake } from '../helpers/client.js'
-import { startNodes, waitFor } from '../helpers/cluster.js'
+import { interceptFirstClaim, startNodes, waitFor } from '../helpers/cluster.js'
 import { Inbox } from '../helpers/messages.js'
 
 t.test('messages on the plugin\'s channels that it did not write are ignored, with a warning', async (t) => {
@@ -43,42 +43,32 @@ t.test('fencing: a newer claim announced while this socket is still claiming clo
   // Hold the generation claim until the test has announced a newer one.
   let release: () => void = () => {}
   const held = new Promise<void>((resolve) => { release = resolve })
-  let claims = 0
-  const realEval = redis.eval.bind(redis) as (...args: unknown[]) => Promise<unknown>
-  ;(redis as unknown as { eval: (...args: unknown[]) => Promise<unknown> }).eval = async (...args: unknown[]) => {
-    if (++claims === 1) await held
-    return await realEval(...args)
-  }
+  const claims = interceptFirstClaim(redis, async () => await held)
   // A short heartbeat: the periodic check runs while the claim is held, and must not claim twice.
   const { app, wsBase } = await startApp({ redis, keyPrefix, heartbeat: { intervalMs: 30 } })
   t.teardown(() => app.close())
   const client = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('held', { ttlSeconds: 60 })}`)
   const clientClosed = closed(client.socket)
-  await waitFor(() => claims === 1, 'the claim to start')
+  await waitFor(() => claims() === 1, 'the claim to start')
   await publisher.publish(`${keyPrefix}u:held`, `C${JSON.stringify({ type: 'takeover', userId: 'held', generation: 9e15 })}`)
   // Let the announcement arrive before the claim answers (test/cluster/fencing.test.ts pins the order down without timing).
   await new Promise((resolve) => setTimeout(resolve, 400))
   release()
   t.same(await clientClosed, { code: 4500, reason: 'Replaced by a newer connection' })
-  t.equal(claims, 1, 'the periodic check did not start a second claim meanwhile')
+  t.equal(claims(), 1, 'the periodic check did not start a second claim meanwhile')
 })
 
 t.test('fencing: a failed claim leaves the socket open and the periodic check claims again', async (t) => {
   const keyPrefix = uniquePrefix()
   const redis = new Redis(REDIS_URL)
   t.teardown(() => redis.quit())
-  let claims = 0
-  const realEval = redis.eval.bind(redis) as (...args: unknown[]) => Promise<unknown>
-  ;(redis as unknown as { eval: (...args: unknown[]) => Promise<unknown> }).eval = async (...args: unknown[]) => {
-    if (++claims === 1) throw new Error('claim refused')
-    return await realEval(...args)
-  }
+  const claims = interceptFirstClaim(redis, async () => { throw new Error('claim refused') })
   const { app, wsBase, logs } = await startApp({ redis, keyPrefix, heartbeat: { intervalMs: 100 } })
   t.teardown(() => app.close())
   const client = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('retry', { ttlSeconds: 60 })}`)
   t.teardown(() => client.socket.terminate())
   await waitFor(async () => await redis.exists(`${keyPrefix}gen:retry`) === 1, 'the second claim')
-  t.ok(claims >= 2)
+  t.ok(claims() >= 2)
   t.ok(logs.some((line) => line.includes('generation claim failed') && line.includes('claim refused')))
   t.equal(client.socket.readyState, client.socket.OPEN)
 })
@@ -139,21 +129,16 @@ t.test('fencing: a socket whose first claim failed loses to a connection that cl
   const keyPrefix = uniquePrefix()
   const redis = new Redis(REDIS_URL)
   t.teardown(() => redis.quit())
-  let claims = 0
-  const realEval = redis.eval.bind(redis) as (...args: unknown[]) => Promise<unknown>
-  ;(redis as unknown as { eval: (...args: unknown[]) => Promise<unknown> }).eval = async (...args: unknown[]) => {
-    if (++claims === 1) {
-      // Meanwhile a newer connection of the user claims on another node.
-      await redis.set(`${keyPrefix}gen:late`, String((Date.now() + 60_000) * 1000))
-      throw new Error('claim refused')
-    }
-    return await realEval(...args)
-  }
+  const claims = interceptFirstClaim(redis, async () => {
+    // Meanwhile a newer connection of the user claims on another node.
+    await redis.set(`${keyPrefix}gen:late`, String((Date.now() + 60_000) * 1000))
+    throw new Error('claim refused')
+  })
   const { app, wsBase } = await startApp({ redis, keyPrefix, heartbeat: { intervalMs: 50 } })
   t.teardown(() => app.close())
   const client = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('late', { ttlSeconds: 60 })}`)
   t.same(await closed(client.socket), { code: 4500, reason: 'Replaced by a newer connection' })
-  t.equal(claims, 1, 'it did not claim again')
+  t.equal(claims(), 1, 'it did not claim again')
 })
 
 t.test('a token key of another type counts as no access (401), not as an outage', async (t) => {

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import type { RealtimeOptions } from '../../lib/index.js'
 import { REDIS_URL, startApp, uniquePrefix, type TestApp } from './app.js'
@@ -20,4 +21,19 @@ export async function waitFor (condition: () => boolean | Promise<boolean>, what
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
+}
+
+/**
+ * Runs `first` in place of the start of the plugin's first generation claim
+ * (its EVAL) on `redis`: it may wait, or throw to make the claim fail. Later
+ * claims go straight through. Returns how many claims were made.
+ */
+export function interceptFirstClaim (redis: Redis, first: () => Promise<void>): () => number {
+  let claims = 0
+  const realEval = redis.eval.bind(redis) as (...args: unknown[]) => Promise<unknown>
+  ;(redis as unknown as { eval: typeof realEval }).eval = async (...args) => {
+    if (++claims === 1) await first()
+    return await realEval(...args)
+  }
+  return () => claims
 }
