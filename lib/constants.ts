@@ -7,6 +7,14 @@
 export const CloseCode = {
   /** Server shutting down (sent to every socket on `app.close()`). */
   GOING_AWAY: 1001,
+  /** A frame that breaks the WebSocket protocol (sent by `ws`). */
+  PROTOCOL_ERROR: 1002,
+  /** Recorded, never sent: the socket ended without a close handshake (missed heartbeat, transport error). */
+  ABNORMAL_CLOSURE: 1006,
+  /** A text frame that is not UTF-8 (sent by `ws`). */
+  INVALID_PAYLOAD: 1007,
+  /** A message in more fragments or TCP reads than allowed (sent by `ws`). */
+  POLICY_VIOLATION: 1008,
   /** Inbound frame above the payload limit. */
   MESSAGE_TOO_BIG: 1009,
   /** Send buffer over its cap: the client was not reading. */
@@ -27,6 +35,24 @@ export const CloseCode = {
   PROTOCOL_VIOLATION: 4503
 } as const
 export type CloseCodeValue = typeof CloseCode[keyof typeof CloseCode]
+
+/**
+ * The close code `ws` sent when it refused a client frame, by the `code` of
+ * the error it reports; any other `WS_ERR_*` is a protocol error (1002).
+ */
+const WS_REFUSALS: Record<string, CloseCodeValue> = {
+  WS_ERR_INVALID_UTF8: CloseCode.INVALID_PAYLOAD,
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: CloseCode.POLICY_VIOLATION,
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: CloseCode.MESSAGE_TOO_BIG
+}
+
+/** The close code a socket error ends the socket with, as its peer sees it. */
+export function closeCodeOfSocketError (error: Error & { code?: string }): CloseCodeValue {
+  const code = error.code ?? ''
+  if (!code.startsWith('WS_ERR_')) return CloseCode.ABNORMAL_CLOSURE
+  return WS_REFUSALS[code] ?? CloseCode.PROTOCOL_ERROR
+}
 
 /** `code` values of `{"event":"error"}` replies to client messages. */
 export const ProtocolErrorCode = {

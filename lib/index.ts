@@ -17,6 +17,7 @@ import { createDeadlineResolver } from './tokens/resolve-with-deadline.js'
 import { buildTokenStore } from './tokens/build-token-store.js'
 import { ChannelCatalog } from './channels/catalog.js'
 import { Gateway } from './connection/gateway.js'
+import { looserLimits, websocketServerLimits } from './connection/websocket-limits.js'
 import { TokenRecheck } from './connection/token-recheck.js'
 import { MemoryBroker } from './broker/memory.js'
 import { joinCluster } from './cluster/cluster.js'
@@ -86,10 +87,16 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   if (!fastify.hasDecorator('websocketServer')) {
     await fastify.register(websocket, {
       ...options.websocket,
-      options: { maxPayload: options.limits.maxPayloadBytes, clientTracking: false, ...options.websocket.options },
+      options: { ...websocketServerLimits(options.limits), clientTracking: false, ...options.websocket.options },
       // The gateway closes its sockets with 1001 itself (below).
       preClose: options.websocket.preClose ?? ((done) => done())
     })
+  } else {
+    const looser = looserLimits(fastify.websocketServer.options, options.limits)
+    if (looser.length > 0) {
+      fastify.log.warn({ options: looser, wanted: websocketServerLimits(options.limits) },
+        'fastify-realtime: the @fastify/websocket registered before this plugin is looser than its limits; pass these ws options to it')
+    }
   }
   const routePath = fastify.prefix + options.prefix
   let draining = false

@@ -56,6 +56,8 @@ export const RealtimeOptionsSchema = Type.Object({
     maxConnectionsPerIp: Type.Optional(Type.Integer({ minimum: 0 })),
     retryAfterSeconds: Type.Optional(PositiveInteger),
     maxPayloadBytes: Type.Optional(Type.Integer({ minimum: 64 })),
+    maxFragments: Type.Optional(PositiveInteger),
+    closeTimeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 60000 })),
     messagesPerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     messageBurst: Type.Optional(PositiveInteger),
     floodCloseAfter: Type.Optional(PositiveInteger),

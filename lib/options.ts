@@ -82,6 +82,8 @@ export interface NormalizedOptions {
     maxConnectionsPerIp: number
     retryAfterSeconds: number
     maxPayloadBytes: number
+    maxFragments: number
+    closeTimeoutMs: number
     messagesPerSecond: number
     messageBurst: number
     floodCloseAfter: number
@@ -112,6 +114,8 @@ export const defaults = {
   maxConnectionsPerIp: 1000,
   limitRetryAfterSeconds: 5,
   maxPayloadBytes: 16 * 1024,
+  maxFragments: 16,
+  closeTimeoutMs: 2000,
   messagesPerSecond: 10,
   messageBurst: 20,
   floodCloseAfter: 50,
@@ -206,6 +210,8 @@ export function normalizeOptions (raw: RealtimeOptions = {}): NormalizedOptions 
       maxConnectionsPerIp: raw.limits?.maxConnectionsPerIp ?? defaults.maxConnectionsPerIp,
       retryAfterSeconds: raw.limits?.retryAfterSeconds ?? defaults.limitRetryAfterSeconds,
       maxPayloadBytes: raw.limits?.maxPayloadBytes ?? defaults.maxPayloadBytes,
+      maxFragments: raw.limits?.maxFragments ?? defaults.maxFragments,
+      closeTimeoutMs: raw.limits?.closeTimeoutMs ?? defaults.closeTimeoutMs,
       messagesPerSecond: raw.limits?.messagesPerSecond ?? defaults.messagesPerSecond,
       messageBurst: raw.limits?.messageBurst ?? defaults.messageBurst,
       floodCloseAfter: raw.limits?.floodCloseAfter ?? defaults.floodCloseAfter,

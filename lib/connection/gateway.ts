@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { WebSocket, type RawData } from 'ws'
-import { CloseCode } from '../constants.js'
+import { CloseCode, closeCodeOfSocketError } from '../constants.js'
 import type { ChannelCatalog } from '../channels/catalog.js'
 import { Dispatcher } from '../delivery/dispatcher.js'
 import { Outbox } from '../delivery/outbox.js'
@@ -65,7 +65,7 @@ export class Gateway {
     this.#dispatcher = new Dispatcher(this.#outbox, options.limits.fanoutSliceSize, (event) => {
       if (event.publishedAt !== undefined) options.stats.observeDeliveryLatency(Math.max(0, Date.now() - event.publishedAt) / 1000)
     })
-    this.#heartbeat = new Heartbeat(options.heartbeatIntervalMs, () => this.registry, (connection) => this.#end(connection, 1006, 'heartbeat timeout', true))
+    this.#heartbeat = new Heartbeat(options.heartbeatIntervalMs, () => this.registry, (connection) => this.#end(connection, CloseCode.ABNORMAL_CLOSURE, 'heartbeat timeout', true))
     this.#expiry = new ExpiryWheel((connection) => this.close(connection, CloseCode.TOKEN_EXPIRED, 'Access token expired'))
     this.#session = {
       catalog: options.catalog,
@@ -91,10 +91,13 @@ export class Gateway {
       gone(connections.get(this) as Connection, code)
     }
     const log = options.log
+    const failed = (connection: Connection, error: Error): void => this.#end(connection, closeCodeOfSocketError(error), error.message, false)
     this.#onError = function (error) {
       const connection = connections.get(this) as Connection
       log.debug({ err: error, connectionId: connection.id }, 'fastify-realtime: socket error')
-      this.terminate()
+      // `ws` has already sent its close frame (1002, 1007, 1008, 1009) and
+      // bounds the wait for the answer with its close timeout.
+      failed(connection, error)
     }
   }
 
@@ -231,8 +234,10 @@ export class Gateway {
     const entry = { connectionId: connection.id, userId: connection.userId, code, reason }
     if (terminate) this.#options.log.info(entry, 'fastify-realtime: terminating socket')
     else this.#options.log.debug(entry, 'fastify-realtime: closing socket')
-    if (!terminate && connection.socket.readyState === WebSocket.OPEN) connection.socket.close(code, reason)
-    else connection.socket.terminate()
+    if (terminate) connection.socket.terminate()
+    else if (connection.socket.readyState === WebSocket.OPEN) connection.socket.close(code, reason)
+    // Otherwise a close handshake is already under way (the peer's, or `ws`
+    // refusing a frame); `ws`'s close timeout ends it if the peer never answers.
   }
 
   #cutSlowConsumer (connection: Connection): void {
@@ -244,7 +249,9 @@ export class Gateway {
     if (connection.holdsSlot) this.#options.limiter.release(connection.remoteAddress)
     this.registry.remove(connection)
     this.#expiry.remove(connection)
-    this.#options.stats.recordClose(connection.closeCode ?? code)
+    // Recorded as the code the gateway chose, or the one it saw; an #end after this is a no-op.
+    connection.closeCode ??= code
+    this.#options.stats.recordClose(connection.closeCode)
     this.#closing.delete(connection)
     if (this.#drained !== undefined && this.#closing.size === 0) this.#drained()
   }

@@ -37,10 +37,12 @@ export function captureLogs (): { lines: string[], stream: Writable } {
 export async function startApp (
   options: RealtimeOptions = {},
   fastifyOptions: FastifyServerOptions = {},
-  beforeListen: (app: FastifyInstance) => unknown = () => {}
+  beforeListen: (app: FastifyInstance) => unknown = () => {},
+  beforeRegister: (app: FastifyInstance) => unknown = () => {}
 ): Promise<TestApp> {
   const { lines, stream } = captureLogs()
   const app = Fastify({ logger: { level: 'trace', stream }, ...fastifyOptions })
+  await beforeRegister(app)
   await app.register(realtime, options)
   await beforeListen(app)
   await app.listen({ host: '127.0.0.1', port: 0 })

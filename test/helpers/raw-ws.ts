@@ -1,0 +1,96 @@
+// A WebSocket client built on a bare TCP socket, for what `ws` as a client
+// will not do: send arbitrary frames (fragments, bad opcodes, bad UTF-8) and
+// never read, as an attacker would.
+import { randomBytes } from 'node:crypto'
+import { connect as tcpConnect, type Socket } from 'node:net'
+
+export interface RawSocket {
+  socket: Socket
+  /** The bytes received after the 101 response (server frames). */
+  received: () => Buffer
+}
+
+/** Performs the upgrade by hand; resolves once the 101 arrived. */
+export async function openRaw (port: number, path: string, headers: Record<string, string> = {}): Promise<RawSocket> {
+  const socket = tcpConnect(port, '127.0.0.1')
+  socket.setNoDelay(true)
+  const lines = [
+    `GET ${path} HTTP/1.1`,
+    `Host: 127.0.0.1:${port}`,
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+    'Sec-WebSocket-Version: 13',
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`)
+  ]
+  socket.write(lines.join('\r\n') + '\r\n\r\n')
+  let buffered = Buffer.alloc(0)
+  return await new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      buffered = Buffer.concat([buffered, chunk])
+      const end = buffered.indexOf('\r\n\r\n')
+      if (end === -1) return
+      const head = buffered.subarray(0, end).toString()
+      if (!head.startsWith('HTTP/1.1 101')) {
+        socket.destroy()
+        reject(new Error(`no upgrade: ${head.split('\r\n')[0]}`))
+        return
+      }
+      let rest = buffered.subarray(end + 4)
+      socket.off('data', onData)
+      socket.on('data', (more: Buffer) => { rest = Buffer.concat([rest, more]) })
+      resolve({ socket, received: () => rest })
+    }
+    socket.on('data', onData)
+    socket.once('error', reject)
+  })
+}
+
+/** One masked client frame. */
+export function clientFrame (opcode: number, payload: Buffer | string, fin = true): Buffer {
+  const data = Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
+  const length = data.length
+  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10
+  const frame = Buffer.alloc(headerLength + 4 + length)
+  frame[0] = (fin ? 0x80 : 0) | opcode
+  if (length < 126) {
+    frame[1] = 0x80 | length
+  } else if (length < 65536) {
+    frame[1] = 0x80 | 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 0x80 | 127
+    frame.writeBigUInt64BE(BigInt(length), 2)
+  }
+  const mask = randomBytes(4)
+  mask.copy(frame, headerLength)
+  for (let index = 0; index < length; index++) frame[headerLength + 4 + index] = data[index] ^ mask[index % 4]
+  return frame
+}
+
+/** A text message split into `count` one-byte fragments, the last one left unfinished when `finish` is false. */
+export function fragmentedText (count: number, finish = false): Buffer {
+  const frames: Buffer[] = [clientFrame(0x1, 'x', false)]
+  for (let index = 1; index < count; index++) frames.push(clientFrame(0x0, 'x', finish && index === count - 1))
+  return Buffer.concat(frames)
+}
+
+/** The close code of the first close frame in `bytes` (server frames are unmasked), if any. */
+export function closeCodeIn (bytes: Buffer): number | undefined {
+  let offset = 0
+  while (offset + 2 <= bytes.length) {
+    const opcode = bytes[offset] & 0x0f
+    let length = bytes[offset + 1] & 0x7f
+    let header = 2
+    if (length === 126) {
+      length = bytes.readUInt16BE(offset + 2)
+      header = 4
+    } else if (length === 127) {
+      length = Number(bytes.readBigUInt64BE(offset + 2))
+      header = 10
+    }
+    if (opcode === 0x8) return length >= 2 ? bytes.readUInt16BE(offset + header) : 1005
+    offset += header + length
+  }
+  return undefined
+}
