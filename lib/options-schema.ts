@@ -65,7 +65,8 @@ export const RealtimeOptionsSchema = Type.Object({
     invalidWindowMs: Type.Optional(Type.Integer({ minimum: 100 })),
     maxSubscriptions: Type.Optional(PositiveInteger),
     maxBufferedBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
-    fanoutSliceSize: Type.Optional(PositiveInteger)
+    fanoutSliceSize: Type.Optional(PositiveInteger),
+    fanoutSliceBytes: Type.Optional(Type.Integer({ minimum: 1024 }))
   }, { additionalProperties: false })),
   channels: Type.Optional(Type.Record(Type.String({ pattern: CHANNEL_NAME }), Type.Object({
     scope: Type.Union([Type.Literal('global'), Type.Literal('user')]),

@@ -92,6 +92,7 @@ export interface NormalizedOptions {
     maxSubscriptions: number
     maxBufferedBytes: number
     fanoutSliceSize: number
+    fanoutSliceBytes: number
   }
   channels: Record<string, ChannelDefinition>
   shutdownTimeoutMs: number
@@ -124,6 +125,7 @@ export const defaults = {
   maxSubscriptions: 32,
   maxBufferedBytes: 1024 * 1024,
   fanoutSliceSize: 2000,
+  fanoutSliceBytes: 8 * 1024 * 1024,
   shutdownTimeoutMs: 5000,
   probeIntervalMs: 5000,
   testRoutePerMinute: 10
@@ -219,7 +221,8 @@ export function normalizeOptions (raw: RealtimeOptions = {}): NormalizedOptions 
       invalidWindowMs: raw.limits?.invalidWindowMs ?? defaults.invalidWindowMs,
       maxSubscriptions: raw.limits?.maxSubscriptions ?? defaults.maxSubscriptions,
       maxBufferedBytes: raw.limits?.maxBufferedBytes ?? defaults.maxBufferedBytes,
-      fanoutSliceSize: raw.limits?.fanoutSliceSize ?? defaults.fanoutSliceSize
+      fanoutSliceSize: raw.limits?.fanoutSliceSize ?? defaults.fanoutSliceSize,
+      fanoutSliceBytes: raw.limits?.fanoutSliceBytes ?? defaults.fanoutSliceBytes
     },
     channels: checkChannels(raw.channels ?? {}),
     shutdownTimeoutMs: raw.shutdownTimeoutMs ?? defaults.shutdownTimeoutMs,

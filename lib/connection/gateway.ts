@@ -23,6 +23,7 @@ export interface GatewayLimits extends SessionLimits {
   messageBurst: number
   maxBufferedBytes: number
   fanoutSliceSize: number
+  fanoutSliceBytes: number
 }
 
 export interface GatewayOptions {
@@ -62,7 +63,7 @@ export class Gateway {
   constructor (options: GatewayOptions) {
     this.#options = options
     this.#outbox = new Outbox({ maxBufferedBytes: options.limits.maxBufferedBytes, onSlowConsumer: (connection) => this.#cutSlowConsumer(connection), stats: options.stats })
-    this.#dispatcher = new Dispatcher(this.#outbox, options.limits.fanoutSliceSize, (event) => {
+    this.#dispatcher = new Dispatcher(this.#outbox, { sockets: options.limits.fanoutSliceSize, bytes: options.limits.fanoutSliceBytes }, (event) => {
       if (event.publishedAt !== undefined) options.stats.observeDeliveryLatency(Math.max(0, Date.now() - event.publishedAt) / 1000)
     })
     this.#heartbeat = new Heartbeat(options.heartbeatIntervalMs, () => this.registry, (connection) => this.#end(connection, CloseCode.ABNORMAL_CLOSURE, 'heartbeat timeout', true))

@@ -15,9 +15,11 @@ type Job = DeliveryJob | (() => void)
 /**
  * Fans events out in publish order without starving the event loop.
  *
- * Small deliveries go out synchronously. A fan-out larger than `sliceSize`
- * sockets is sent in slices, yielding to the event loop (`setImmediate`)
- * between them so heartbeats, handshakes and other publishes keep running.
+ * Small deliveries go out synchronously. A turn of the event loop writes at
+ * most `sliceSize` sockets and `sliceBytes` bytes; the rest of a large
+ * fan-out, or of a burst of publishes made within one turn, waits for the
+ * next turns (`setImmediate`), so heartbeats, handshakes and readers keep
+ * running, and what a burst holds in memory is bounded by a turn's worth.
  * Everything published meanwhile queues behind it, so each socket still sees
  * events in publish order; `then()` runs an action (a close after a forced
  * logout) once everything queued before it has been written.
@@ -25,6 +27,7 @@ type Job = DeliveryJob | (() => void)
 export class Dispatcher {
   readonly #outbox: Outbox
   readonly #sliceSize: number
+  readonly #sliceBytes: number
   readonly #queue: Job[] = []
   #scheduled = false
   readonly #pump = (): void => this.#drain()
@@ -32,14 +35,16 @@ export class Dispatcher {
   readonly #onDelivered: (event: EncodedEvent) => void
 
   /** `onDelivered` runs once per event, when its last recipient has been written. */
-  constructor (outbox: Outbox, sliceSize: number, onDelivered: (event: EncodedEvent) => void) {
+  constructor (outbox: Outbox, slice: { sockets: number, bytes: number }, onDelivered: (event: EncodedEvent) => void) {
     this.#outbox = outbox
-    this.#sliceSize = sliceSize
+    this.#sliceSize = slice.sockets
+    this.#sliceBytes = slice.bytes
     this.#onDelivered = onDelivered
   }
 
   deliver (targets: Connection[], event: EncodedEvent, channel: string | null): void {
-    if (this.#queue.length === 0 && targets.length <= this.#sliceSize) {
+    const fits = targets.length <= this.#sliceSize && this.#outbox.bytesThisTurn + targets.length * event.frame.length <= this.#sliceBytes
+    if (this.#queue.length === 0 && fits) {
       // Targets chosen in this very tick are still subscribed: no check per recipient.
       this.#sendAll(targets, event, null, 0, targets.length)
       this.#onDelivered(event)
@@ -71,7 +76,11 @@ export class Dispatcher {
         job()
         continue
       }
-      const end = Math.min(job.targets.length, job.next + budget)
+      const written = this.#outbox.bytesThisTurn
+      // A turn writes at least one socket, so an event larger than the byte slice still goes out.
+      const fitting = Math.max(Math.floor((this.#sliceBytes - written) / job.event.frame.length), written === 0 ? 1 : 0)
+      if (fitting <= 0) break
+      const end = Math.min(job.targets.length, job.next + budget, job.next + fitting)
       this.#sendAll(job.targets, job.event, job.channel, job.next, end)
       budget -= end - job.next
       job.next = end

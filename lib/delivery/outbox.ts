@@ -4,7 +4,7 @@ import type { EncodedEvent } from '../protocol/server-event.js'
 import type { GatewayStats } from '../stats.js'
 
 export interface OutboxOptions {
-  /** A socket with more unsent bytes than this is a slow consumer. */
+  /** A socket with more unsent bytes than this, left from an earlier turn of the event loop, is a slow consumer. */
   maxBufferedBytes: number
   /** Called once for a slow consumer; it must take the connection out and terminate it. */
   onSlowConsumer: (connection: Connection) => void
@@ -17,14 +17,18 @@ export interface OutboxOptions {
  * - The frame is built once per event; each recipient gets the same Buffer.
  * - Writes to one socket within a tick are corked and leave in one `writev`
  *   when the tick ends: the syscall, not JSON, is most of a delivery's cost.
- * - A socket whose unsent bytes would pass the cap is cut off at once rather
- *   than buffered without bound.
+ * - A slow consumer is a socket whose peer does not read: bytes still unsent
+ *   from an earlier turn (the kernel would not take them) over the cap. It is
+ *   cut off at its next write rather than buffered without bound. Bytes
+ *   corked in the current turn do not count: a healthy reader may be sent a
+ *   burst larger than the cap in one turn (the dispatcher bounds a turn's bytes).
  */
 export class Outbox {
   readonly #maxBufferedBytes: number
   readonly #onSlowConsumer: (connection: Connection) => void
   readonly #stats: GatewayStats
   #corked: Connection[] = []
+  #bytesThisTurn = 0
   readonly #flush = (): void => this.flush()
 
   constructor (options: OutboxOptions) {
@@ -40,12 +44,13 @@ export class Outbox {
       this.#stats.dropped++
       return false
     }
-    if (connection.bufferedBytes + event.frame.length > this.#maxBufferedBytes) {
+    const transport = connection.transport
+    // Checked at the first write of a turn: what is unsent then was written in an earlier one.
+    if (!connection.corked && connection.bufferedBytes > this.#maxBufferedBytes) {
       this.#stats.dropped++
       this.#onSlowConsumer(connection)
       return false
     }
-    const transport = connection.transport
     if (transport === undefined) {
       connection.socket.send(event.payload)
     } else {
@@ -56,13 +61,20 @@ export class Outbox {
       }
       transport.write(event.frame)
     }
+    this.#bytesThisTurn += event.frame.length
     connection.messagesOut++
     this.#stats.messagesOut++
     return true
   }
 
+  /** Frame bytes written since the last flush (this turn of the event loop). */
+  get bytesThisTurn (): number {
+    return this.#bytesThisTurn
+  }
+
   /** Uncorks every socket written to since the last flush. */
   flush (): void {
+    this.#bytesThisTurn = 0
     const corked = this.#corked
     if (corked.length === 0) return
     this.#corked = []

@@ -1,0 +1,78 @@
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type WebSocket from 'ws'
+import type { Test } from 'tap'
+import { startApp, type TestApp } from '../helpers/app.js'
+import { connect, closed } from '../helpers/client.js'
+
+/** A reader that keeps only the sequence numbers it received (the payloads are large). */
+interface Reader {
+  socket: WebSocket
+  seen: number[]
+}
+
+async function openReaders (t: Test, gateway: TestApp, count: number): Promise<Reader[]> {
+  return await Promise.all(Array.from({ length: count }, async (_, index) => {
+    const token = await gateway.app.realtime.tokens.issue(`reader-${index}`, { ttlSeconds: 300 })
+    const { socket } = await connect(`${gateway.wsBase}/api/v1/ws?token=${token}`)
+    t.teardown(() => socket.terminate())
+    const reader: Reader = { socket, seen: [] }
+    socket.on('message', (data) => { reader.seen.push((JSON.parse(data.toString()) as { data: { n: number } }).data.n) })
+    return reader
+  }))
+}
+
+async function waitFor (condition: () => boolean, attempts = 3000): Promise<void> {
+  for (let attempt = 0; attempt < attempts && !condition(); attempt++) await sleep(10)
+  if (!condition()) throw new Error('condition not met')
+}
+
+const inOrder = (count: number): number[] => Array.from({ length: count }, (_, index) => index)
+
+for (const [count, size] of [[100, 16_300], [3000, 400]]) {
+  t.test(`${count} publishes of ${size} bytes within one tick reach 200 fast readers, none cut`, async (t) => {
+    const gateway = await startApp({ limits: { maxConnectionsPerIp: 0 } })
+    t.teardown(() => gateway.app.close())
+    const readers = await openReaders(t, gateway, 200)
+    const pad = 'x'.repeat(size)
+    for (let n = 0; n < count; n++) await gateway.app.realtime.publish('settings', 'X', { n, pad })
+    await waitFor(() => readers.every((reader) => reader.seen.length === count) || gateway.app.realtime.stats().slow_consumer_cuts > 0)
+    t.equal(gateway.app.realtime.stats().slow_consumer_cuts, 0, 'no healthy reader was cut')
+    t.ok(readers.every((reader) => reader.seen.join() === inOrder(count).join()), 'every reader got every event, in order')
+    t.equal(gateway.app.realtime.connections().length, 200)
+  })
+}
+
+t.test('a reader that stopped reading is still cut while bursts keep coming; the others get everything', async (t) => {
+  const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, maxBufferedBytes: 256 * 1024 } })
+  t.teardown(() => gateway.app.close())
+  const [paused, ...fast] = await openReaders(t, gateway, 5)
+  paused.socket.pause()
+  const pausedClosed = closed(paused.socket)
+  const pad = 'x'.repeat(16_000)
+  let sent = 0
+  // Bursts of 50 in one tick, a turn of the event loop between bursts.
+  while (gateway.app.realtime.stats().slow_consumer_cuts === 0 && sent < 20_000) {
+    for (let index = 0; index < 50; index++) await gateway.app.realtime.publish('settings', 'X', { n: sent++, pad })
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(gateway.app.realtime.stats().slow_consumer_cuts, 1)
+  t.notOk(gateway.app.realtime.connectedUsers().includes('reader-0'), 'the paused reader left the registry')
+  paused.socket.resume()
+  t.equal((await pausedClosed).code, 1006, 'terminated without a close handshake')
+  await waitFor(() => fast.every((reader) => reader.seen.length === sent))
+  t.ok(fast.every((reader) => reader.seen.join() === inOrder(sent).join()), 'the fast readers got every event in order')
+})
+
+t.test('a turn writes at most limits.fanoutSliceBytes; an event larger than that still goes out', async (t) => {
+  const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceBytes: 1024 } })
+  t.teardown(() => gateway.app.close())
+  const readers = await openReaders(t, gateway, 3)
+  const before = gateway.app.realtime.stats().messages_out
+  // Each event is 332 bytes framed: one event to three readers fits in a turn, two do not.
+  for (let n = 0; n < 10; n++) await gateway.app.realtime.publish('settings', 'X', { n, pad: 'x'.repeat(270) })
+  await gateway.app.realtime.publish('settings', 'X', { n: 10, pad: 'x'.repeat(4000) })
+  t.equal(gateway.app.realtime.stats().messages_out - before, 3, 'this turn wrote the first event only')
+  await waitFor(() => readers.every((reader) => reader.seen.length === 11))
+  t.ok(readers.every((reader) => reader.seen.join() === inOrder(11).join()), 'every event, in order, the large one too')
+})
