@@ -62,6 +62,7 @@ export function joinCluster (options: ClusterOptions): Cluster {
     log
   })
 
+  gateway.announceWhen(async (connection) => await broker.listen(connection.userId))
   gateway.registry.listen({
     added (connection) {
       presence.opened(connection)

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { SETTINGS_CHANNEL } from '../constants.js'
+import type { EncodedEvent } from '../protocol/server-event.js'
 import { TokenBucket } from './token-bucket.js'
 
 export interface ConnectionInit {
@@ -45,6 +46,11 @@ export class Connection {
   alive = true
   /** Inside a corked write batch of the outbox. */
   corked = false
+  /**
+   * What was sent to the socket before its `connected` went out (cluster
+   * mode: until this node listens on the user's channel); it follows `connected`.
+   */
+  held: { events: EncodedEvent[], bytes: number } | undefined = undefined
   /** Left the registry; nothing more is sent to it. */
   closed = false
   /** Cluster mode: the per-user generation this socket claimed (newest wins across nodes). */

@@ -44,6 +44,18 @@ export class Outbox {
       this.#stats.dropped++
       return false
     }
+    const held = connection.held
+    if (held !== undefined) {
+      // `connected` has not gone out: it must be the first message, these follow it.
+      held.events.push(event)
+      held.bytes += event.frame.length
+      if (held.bytes > this.#maxBufferedBytes) {
+        this.#stats.dropped++
+        this.#onSlowConsumer(connection)
+        return false
+      }
+      return true
+    }
     const transport = connection.transport
     // Checked at the first write of a turn: what is unsent then was written in an earlier one.
     if (!connection.corked && connection.bufferedBytes > this.#maxBufferedBytes) {
@@ -65,6 +77,14 @@ export class Outbox {
     connection.messagesOut++
     this.#stats.messagesOut++
     return true
+  }
+
+  /** Lets what was held for `connection` go out, after `first`. */
+  release (connection: Connection, first: EncodedEvent): void {
+    const held = connection.held
+    connection.held = undefined
+    this.send(connection, first)
+    for (const event of held?.events ?? []) this.send(connection, event)
   }
 
   /** Frame bytes written since the last flush (this turn of the event loop). */
