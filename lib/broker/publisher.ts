@@ -22,20 +22,23 @@ export interface PublisherOptions {
  * A frozen Redis (or a link that silently stopped) keeps its TCP connection
  * open, so the client still says `ready` and would write every publish into
  * it, each to be delivered on the thaw after its caller heard "failed". So
- * once a publish has gone unanswered past its deadline the link counts as
- * stalled: later publishes are refused unwritten until the overdue ones are
- * settled (answered, or timed out by the client), or the client is on a new
- * connection.
+ * once a publish has gone unanswered past its deadline the link is stalled:
+ * later publishes are refused unwritten until Redis answers something on that
+ * connection (a publish, or a PING sent behind the overdue ones), or the
+ * client is on a new connection. A command the client timed out proves
+ * nothing: its reply may still come.
  */
 export class Publisher {
   readonly #options: PublisherOptions
-  /** Publishes of the current connection past their deadline and not settled yet. */
-  #overdue = 0
-  /** Counts the client's connections: a command of an older one may never settle. */
+  #stalled = false
+  /** The PING in flight on a stalled link; its answer reopens it. */
+  #canary: Promise<unknown> | undefined
+  /** Counts the client's connections: an answer on an older one says nothing of the current one. */
   #connection = 0
   readonly #onReady = (): void => {
     this.#connection++
-    this.#overdue = 0
+    this.#stalled = false
+    this.#canary = undefined
   }
 
   constructor (options: PublisherOptions) {
@@ -47,22 +50,23 @@ export class Publisher {
     const { client, send, timeoutMs } = this.#options
     // Not even handed to the client: a borrowed one would hold it in its offline queue and send it later.
     if (client.status !== 'ready') throw new FST_REALTIME_REDIS_UNAVAILABLE(`the Redis client is ${client.status}`)
-    if (this.#overdue > 0) throw new FST_REALTIME_REDIS_UNAVAILABLE('Redis has not answered an earlier publish yet')
-    const connection = this.#connection
-    let overdue = false
-    const answered = send(channel, message)
-    const settled = (): void => {
-      if (overdue && connection === this.#connection) this.#overdue--
+    if (this.#stalled) {
+      this.#checkLink()
+      throw new FST_REALTIME_REDIS_UNAVAILABLE('Redis has not answered an earlier publish yet')
     }
-    answered.then(settled, settled)
+    const connection = this.#connection
+    const answered = send(channel, message)
     return await new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        overdue = true
-        if (connection === this.#connection) this.#overdue++
+        if (connection === this.#connection && !this.#stalled) {
+          this.#stalled = true
+          this.#checkLink()
+        }
         reject(new FST_REALTIME_OUTCOME_UNKNOWN(`Redis did not answer within ${timeoutMs} ms`))
       }, timeoutMs).unref()
       answered.then(() => {
         clearTimeout(timer)
+        this.#answered(connection)
         resolve()
       }, (error: Error) => {
         clearTimeout(timer)
@@ -73,5 +77,20 @@ export class Publisher {
 
   close (): void {
     this.#options.client.off('ready', this.#onReady)
+  }
+
+  #answered (connection: number): void {
+    if (connection === this.#connection) this.#stalled = false
+  }
+
+  /** One PING at a time, queued behind the overdue commands: answered, they were too. */
+  #checkLink (): void {
+    if (this.#canary !== undefined) return
+    const connection = this.#connection
+    const canary = this.#options.client.ping()
+    this.#canary = canary
+    canary.then(() => this.#answered(connection), () => {}).finally(() => {
+      if (this.#canary === canary) this.#canary = undefined
+    })
   }
 }

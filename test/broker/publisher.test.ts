@@ -74,6 +74,24 @@ t.test('Redis frozen: the publish written into the frozen link is reported unkno
   t.strictSame(phone.closes, [], 'the refused forceLogout and disconnect closed nothing')
 })
 
+t.test('Redis frozen past the client\'s command timeout: a publish the client gave up on does not reopen the link, Redis answering after the thaw does', async (t) => {
+  const own = await ownRedis(t)
+  const inspector = directClient(t, own.url)
+  const options = clusterOptions(own.url)
+  const [a, b] = await startNodes(t, 2, options)
+  const phone = await connectPhone(t, b, 'b1', PAYMENTS, inspector, options.keyPrefix as string)
+
+  own.freeze()
+  t.equal(await within(outcome(pay(a, 'b1', 'po-0')), 1500, 'the first publish'), UNKNOWN)
+  // Past the 2 s command timeout of the plugin's client: it gave up on po-0, which Redis still holds.
+  await sleep(1500)
+  t.equal(await within(outcome(pay(a, 'b1', 'po-1')), 500, 'a publish after the command timeout'), NOT_SENT, 'still stalled')
+
+  own.thaw()
+  await payUntilSent(a, 'b1', 'po-after')
+  t.strictSame(await lastDelivered(phone, 'po-after'), [subscribed, payment('po-0'), payment('po-after')])
+})
+
 t.test('Redis killed: publish, forceLogout, disconnect and tokens.revoke are refused unsent at once, and nothing of them arrives after the restart', async (t) => {
   const own = await ownRedis(t)
   const inspector = directClient(t, own.url)
