@@ -18,6 +18,12 @@ export const FST_REALTIME_REDIS_UNAVAILABLE = createError<'FST_REALTIME_REDIS_UN
   503
 )
 
+export const FST_REALTIME_OUTCOME_UNKNOWN = createError<'FST_REALTIME_OUTCOME_UNKNOWN', [string]>(
+  'FST_REALTIME_OUTCOME_UNKNOWN',
+  'Redis may have received the command; its outcome is unknown: %s',
+  503
+)
+
 export const FST_REALTIME_TOKEN_STORE_TIMEOUT = createError<'FST_REALTIME_TOKEN_STORE_TIMEOUT', [number]>(
   'FST_REALTIME_TOKEN_STORE_TIMEOUT',
   'Token store did not answer within %d ms',

@@ -89,7 +89,8 @@ export const RealtimeOptionsSchema = Type.Object({
   }, { additionalProperties: false })),
   cluster: Type.Optional(Type.Object({
     nodeId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })),
-    probeIntervalMs: Type.Optional(Type.Integer({ minimum: 10 }))
+    probeIntervalMs: Type.Optional(Type.Integer({ minimum: 10 })),
+    publishTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000 }))
   }, { additionalProperties: false })),
   websocket: Type.Optional(Type.Object({}, { additionalProperties: true }))
 }, { additionalProperties: false })

@@ -96,7 +96,7 @@ export interface NormalizedOptions {
   }
   channels: Record<string, ChannelDefinition>
   shutdownTimeoutMs: number
-  cluster: { nodeId: string, probeIntervalMs: number }
+  cluster: { nodeId: string, probeIntervalMs: number, publishTimeoutMs: number }
   diagnostics: {
     enabled: boolean
     options: DiagnosticsOptions
@@ -128,6 +128,7 @@ export const defaults = {
   fanoutSliceBytes: 8 * 1024 * 1024,
   shutdownTimeoutMs: 5000,
   probeIntervalMs: 5000,
+  publishTimeoutMs: 1000,
   testRoutePerMinute: 10
 } as const
 
@@ -229,7 +230,8 @@ export function normalizeOptions (raw: RealtimeOptions = {}): NormalizedOptions 
     diagnostics: normalizeDiagnostics(raw.diagnostics ?? {}),
     cluster: {
       nodeId: raw.cluster?.nodeId ?? randomBytes(6).toString('hex'),
-      probeIntervalMs: raw.cluster?.probeIntervalMs ?? defaults.probeIntervalMs
+      probeIntervalMs: raw.cluster?.probeIntervalMs ?? defaults.probeIntervalMs,
+      publishTimeoutMs: raw.cluster?.publishTimeoutMs ?? defaults.publishTimeoutMs
     },
     websocket: raw.websocket ?? {}
   }

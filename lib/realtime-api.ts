@@ -59,7 +59,12 @@ export interface RealtimeTokens {
 }
 
 export interface Realtime {
-  /** Publishes one event; resolves once it is handed to the broker. */
+  /**
+   * Publishes one event; resolves once the broker took it (in cluster mode:
+   * Redis accepted it). In cluster mode it rejects within
+   * `cluster.publishTimeoutMs` with `FST_REALTIME_REDIS_UNAVAILABLE` when
+   * nothing was sent, or `FST_REALTIME_OUTCOME_UNKNOWN` when it may still arrive.
+   */
   publish: {
     <C extends keyof RealtimeChannels>(channel: C, event: string, data: RealtimeChannels[C]['data'], options?: PublishOptions): Promise<void>
     <C extends string>(channel: C extends keyof RealtimeChannels ? never : C, event: string, data: EventData, options?: PublishOptions): Promise<void>

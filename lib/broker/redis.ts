@@ -2,11 +2,11 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { ChannelCatalog } from '../channels/catalog.js'
 import { CloseCode } from '../constants.js'
 import type { Gateway } from '../connection/gateway.js'
-import { FST_REALTIME_REDIS_UNAVAILABLE } from '../errors.js'
 import { encodeEvent, frameText, type EncodedEvent } from '../protocol/server-event.js'
 import { componentState, type ComponentState, type RedisClient } from '../redis/connection.js'
 import type { GatewayStats } from '../stats.js'
 import type { Broker } from './broker.js'
+import { Publisher } from './publisher.js'
 import { createPubSub, type PubSub } from './pubsub.js'
 import { SubscriptionSet } from './subscriptions.js'
 import { decodeMessage, encodeControlMessage, encodeEventMessage, redisChannels, type ControlMessage } from './wire.js'
@@ -19,6 +19,8 @@ export interface RedisBrokerOptions {
   catalog: ChannelCatalog
   /** How often the subscriber's liveness is probed; a probe not back by the next one replaces it. */
   probeIntervalMs: number
+  /** Every publish (and control message) settles within this; see Publisher. */
+  publishTimeoutMs: number
   stats: GatewayStats
   /** Called with each takeover announcement (fencing decides). */
   onTakeover: (userId: string, generation: number) => void
@@ -44,6 +46,7 @@ export class RedisBroker implements Broker {
   readonly #channels: ReturnType<typeof redisChannels>
   readonly #subscriptions: SubscriptionSet
   readonly #probeTimer: NodeJS.Timeout
+  readonly #publisher: Publisher
   readonly #onMessage = (channel: string, message: Buffer): void => this.#receive(channel, message)
   #pubsub: PubSub
   #linkLost = false
@@ -61,6 +64,11 @@ export class RedisBroker implements Broker {
       (error) => options.log.warn({ err: error }, 'fastify-realtime: SUBSCRIBE failed; retrying')
     )
     this.#pubsub = this.#connectSubscriber()
+    this.#publisher = new Publisher({
+      client: options.client,
+      send: async (channel, message) => await this.#pubsub.publish(channel, message),
+      timeoutMs: options.publishTimeoutMs
+    })
     const always = [this.#channels.control, this.#channels.node(options.nodeId)]
     for (const channel of options.catalog) if (channel.scope === 'global') always.push(this.#channels.global(channel.name))
     for (const channel of always) this.#subscriptions.want(channel)
@@ -105,15 +113,12 @@ export class RedisBroker implements Broker {
     this.#closed = true
     this.#subscriptions.close()
     clearInterval(this.#probeTimer)
+    this.#publisher.close()
     this.#pubsub.close()
   }
 
   async #publish (channel: string, message: Buffer): Promise<void> {
-    try {
-      await this.#pubsub.publish(channel, message)
-    } catch (error) {
-      throw new FST_REALTIME_REDIS_UNAVAILABLE((error as Error).message)
-    }
+    await this.#publisher.publish(channel, message)
   }
 
   #connectSubscriber (): PubSub {

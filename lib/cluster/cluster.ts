@@ -17,6 +17,7 @@ export interface ClusterOptions {
   catalog: ChannelCatalog
   heartbeatIntervalMs: number
   probeIntervalMs: number
+  publishTimeoutMs: number
   stats: GatewayStats
   log: FastifyBaseLogger
 }
@@ -41,6 +42,7 @@ export function joinCluster (options: ClusterOptions): Cluster {
     gateway,
     catalog: options.catalog,
     probeIntervalMs: options.probeIntervalMs,
+    publishTimeoutMs: options.publishTimeoutMs,
     stats: options.stats,
     onTakeover: (userId, generation) => fencing.onAnnounced(userId, generation),
     log
@@ -83,13 +85,21 @@ export function joinCluster (options: ClusterOptions): Cluster {
   const maintenance = setInterval(() => {
     maintain().catch((error: Error) => log.debug({ err: error }, 'fastify-realtime: cluster maintenance failed'))
   }, options.heartbeatIntervalMs).unref()
-  presence.refresh().catch((error: Error) => log.debug({ err: error }, 'fastify-realtime: first presence refresh failed'))
+  const relist = (): void => {
+    presence.refresh().catch((error: Error) => log.debug({ err: error }, 'fastify-realtime: presence refresh failed'))
+  }
+  relist()
+  // Redis may be back empty (restarted without persistence), and writes made
+  // while it was away were lost: relist this node's sockets as soon as the
+  // link is back, not at the next maintenance tick a heartbeat interval away.
+  options.redis.on('ready', relist)
 
   return {
     broker,
     presence,
     async stop () {
       clearInterval(maintenance)
+      options.redis.off('ready', relist)
       // Bounded: a borrowed client may queue forever while Redis is down; the TTL cleans up anyway.
       await Promise.race([presence.leave().catch(() => {}), new Promise((resolve) => setTimeout(resolve, LEAVE_TIMEOUT_MS).unref())])
       await broker.close()

@@ -26,6 +26,9 @@ export function connectRedis (fastify: FastifyInstance, option: NonNullable<Real
     const client = new Redis(option, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
+      // A command in flight when the link drops may have run: sent again after
+      // the reconnect, a PUBLISH would be delivered twice.
+      autoResendUnfulfilledCommands: false,
       // A frozen Redis keeps the link up; fail commands instead of piling them up.
       commandTimeout: COMMAND_TIMEOUT_MS,
       // Commands issued in the same tick (a burst of publishes) leave in one write.

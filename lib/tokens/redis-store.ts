@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
-import { FST_REALTIME_REDIS_UNAVAILABLE, FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED } from '../errors.js'
+import { FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED } from '../errors.js'
+import { writeFailure } from '../redis/outcome.js'
 import {
   type TokenState, type TokenStore, checkToken, checkTtl, formatTokenValue, hashToken, isLive, mintToken,
   normalizeUserId, nowSeconds, parseTokenValue
@@ -43,7 +44,7 @@ export class RedisTokenStore implements TokenStore {
 
   async revoke (token: string): Promise<void> {
     const key = this.#keyFor(checkToken(token))
-    await this.#redis.del(key).catch((error: Error) => { throw new FST_REALTIME_REDIS_UNAVAILABLE(error.message) })
+    await this.#redis.del(key).catch((error: Error) => { throw writeFailure(error) })
   }
 
   async resolve (token: string): Promise<TokenState | null> {

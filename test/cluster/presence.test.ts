@@ -2,9 +2,11 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import type WebSocket from 'ws'
 import { connect, closed } from '../helpers/client.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
 import { uniquePrefix } from '../helpers/app.js'
+import { OwnRedis } from '../helpers/redis-server.js'
 
 t.test('connected users and connections are cluster-wide, read from Redis', async (t) => {
   const [a, b] = await startNodes(t, 2)
@@ -62,4 +64,26 @@ t.test('a clean shutdown takes the node out of presence at once', async (t) => {
   t.equal((await onBClosed).code, 1001)
   t.same(await a.app.realtime.presence.connectedUsers(), [])
   t.same(await a.app.realtime.presence.connections(), [])
+})
+
+t.test('presence lists the open sockets again as soon as Redis is back from a restart that lost its data, not a heartbeat interval later', async (t) => {
+  const own = await OwnRedis.start()
+  t.teardown(async () => { await own.kill() })
+  // A heartbeat interval longer than the test: only the reconnect can relist the sockets in time.
+  const [a, b] = await startNodes(t, 2, { redis: own.url, heartbeat: { intervalMs: 120_000 }, tokens: { recheckIntervalMs: 0 } })
+  const sockets: WebSocket[] = []
+  for (const [node, userId] of [[a, 'alice'], [a, 'carol'], [b, 'bob']] as const) {
+    sockets.push((await connect(`${node.wsBase}/api/v1/ws?token=${await node.app.realtime.tokens.issue(userId, { ttlSeconds: 60 })}`)).socket)
+  }
+  t.teardown(() => { for (const socket of sockets) socket.terminate() })
+  const listed = async (): Promise<string[]> => (await a.app.realtime.presence.connectedUsers()).sort()
+  await waitFor(async () => (await listed()).length === 3, 'every user in presence')
+
+  // Restarted without persistence: it comes back with no key at all.
+  await own.kill()
+  await own.restart()
+  await waitFor(async () => (await listed().catch(() => [])).length === 3, 'every user back in presence', 10_000)
+  t.strictSame(await listed(), ['alice', 'bob', 'carol'])
+  const entries = (await b.app.realtime.presence.connections()).map((entry) => [entry.user_id, entry.node_id]).sort()
+  t.strictSame(entries, [['alice', 'node-0'], ['bob', 'node-1'], ['carol', 'node-0']])
 })

@@ -9,6 +9,8 @@ interface Link {
   subscriber: boolean
   /** Bytes are no longer forwarded in either direction; both sockets stay open. */
   blackholed: boolean
+  /** Commands still reach Redis, its replies no longer reach the client. */
+  muted: boolean
   /** The end of the previous client chunk, so a command name split across chunks is still seen. */
   tail: string
 }
@@ -28,7 +30,8 @@ const TAIL_LENGTH = 'SUBSCRIBE'.length - 1
  * bytes of every connection that ever sent SUBSCRIBE, in both directions,
  * without closing anything. The client keeps an open, idle socket, as behind a
  * NAT or firewall that dropped the flow's state; nothing tells it the link is
- * dead.
+ * dead. `muteReplies()` and `cutMuted()` lose the replies of the publishing
+ * connections, then drop them with commands in flight that Redis already ran.
  */
 export class TcpProxy {
   readonly #server: Server
@@ -74,6 +77,34 @@ export class TcpProxy {
     return count
   }
 
+  /**
+   * Stops forwarding Redis' replies on every open connection that never sent
+   * SUBSCRIBE (the clients that publish); their commands still reach Redis,
+   * which runs them. Returns how many it muted.
+   */
+  muteReplies (): number {
+    let count = 0
+    for (const link of this.#links) {
+      if (!link.subscriber && !link.muted) {
+        link.muted = true
+        count++
+      }
+    }
+    return count
+  }
+
+  /** Destroys every muted connection, as a link that dies with commands in flight; returns how many. */
+  cutMuted (): number {
+    let count = 0
+    for (const link of this.#links) {
+      if (link.muted) {
+        link.client.destroy()
+        count++
+      }
+    }
+    return count
+  }
+
   /** Stops listening and destroys every connection through the proxy. */
   async close (): Promise<void> {
     for (const link of this.#links) {
@@ -88,7 +119,7 @@ export class TcpProxy {
 
   #accept (client: Socket): void {
     const upstream = connect(this.#targetPort, this.#targetHost)
-    const link: Link = { client, upstream, subscriber: false, blackholed: false, tail: '' }
+    const link: Link = { client, upstream, subscriber: false, blackholed: false, muted: false, tail: '' }
     this.#links.add(link)
     client.on('data', (chunk: Buffer) => {
       if (!link.subscriber) {
@@ -99,7 +130,7 @@ export class TcpProxy {
       if (!link.blackholed) upstream.write(chunk)
     })
     upstream.on('data', (chunk: Buffer) => {
-      if (!link.blackholed) client.write(chunk)
+      if (!link.blackholed && !link.muted) client.write(chunk)
     })
     // The client leaving always ends the upstream side, so Redis drops the
     // connection's subscriptions. Redis leaving reaches the client only while

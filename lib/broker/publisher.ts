@@ -1,0 +1,96 @@
+import { FST_REALTIME_OUTCOME_UNKNOWN, FST_REALTIME_REDIS_UNAVAILABLE } from '../errors.js'
+import type { RedisClient } from '../redis/connection.js'
+import { writeFailure } from '../redis/outcome.js'
+
+export interface PublisherOptions {
+  /** The client the commands go through; its status says whether anything can be written now. */
+  client: RedisClient
+  /** Hands one PUBLISH (SPUBLISH on a Redis Cluster) to the client. */
+  send: (channel: string, message: Buffer) => Promise<unknown>
+  /** Every publish settles within this. */
+  timeoutMs: number
+}
+
+/**
+ * Publishes so that a caller can act on a rejection. Within `timeoutMs`,
+ * every publish ends one of three ways:
+ *
+ *   resolved                         Redis answered: the message went out to its subscribers
+ *   FST_REALTIME_REDIS_UNAVAILABLE   nothing was written to Redis: a retry cannot duplicate it
+ *   FST_REALTIME_OUTCOME_UNKNOWN     it may have reached Redis and may still be delivered
+ *
+ * A frozen Redis (or a link that silently stopped) keeps its TCP connection
+ * open, so the client still says `ready` and would write every publish into
+ * it, each to be delivered on the thaw after its caller heard "failed". So
+ * once a publish has gone unanswered past its deadline the link is stalled:
+ * later publishes are refused unwritten until Redis answers something on that
+ * connection (a publish, or a PING sent behind the overdue ones), or the
+ * client is on a new connection. A command the client timed out proves
+ * nothing: its reply may still come.
+ */
+export class Publisher {
+  readonly #options: PublisherOptions
+  #stalled = false
+  /** The PING in flight on a stalled link; its answer reopens it. */
+  #canary: Promise<unknown> | undefined
+  /** Counts the client's connections: an answer on an older one says nothing of the current one. */
+  #connection = 0
+  readonly #onReady = (): void => {
+    this.#connection++
+    this.#stalled = false
+    this.#canary = undefined
+  }
+
+  constructor (options: PublisherOptions) {
+    this.#options = options
+    options.client.on('ready', this.#onReady)
+  }
+
+  async publish (channel: string, message: Buffer): Promise<void> {
+    const { client, send, timeoutMs } = this.#options
+    // Not even handed to the client: a borrowed one would hold it in its offline queue and send it later.
+    if (client.status !== 'ready') throw new FST_REALTIME_REDIS_UNAVAILABLE(`the Redis client is ${client.status}`)
+    if (this.#stalled) {
+      this.#checkLink()
+      throw new FST_REALTIME_REDIS_UNAVAILABLE('Redis has not answered an earlier publish yet')
+    }
+    const connection = this.#connection
+    const answered = send(channel, message)
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (connection === this.#connection && !this.#stalled) {
+          this.#stalled = true
+          this.#checkLink()
+        }
+        reject(new FST_REALTIME_OUTCOME_UNKNOWN(`Redis did not answer within ${timeoutMs} ms`))
+      }, timeoutMs).unref()
+      answered.then(() => {
+        clearTimeout(timer)
+        this.#answered(connection)
+        resolve()
+      }, (error: Error) => {
+        clearTimeout(timer)
+        reject(writeFailure(error))
+      })
+    })
+  }
+
+  close (): void {
+    this.#options.client.off('ready', this.#onReady)
+  }
+
+  #answered (connection: number): void {
+    if (connection === this.#connection) this.#stalled = false
+  }
+
+  /** One PING at a time, queued behind the overdue commands: answered, they were too. */
+  #checkLink (): void {
+    if (this.#canary !== undefined) return
+    const connection = this.#connection
+    const canary = this.#options.client.ping()
+    this.#canary = canary
+    canary.then(() => this.#answered(connection), () => {}).finally(() => {
+      if (this.#canary === canary) this.#canary = undefined
+    })
+  }
+}
