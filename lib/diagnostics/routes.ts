@@ -6,6 +6,7 @@ import type { Presence, PresenceEntry } from '../cluster/presence.js'
 import type { ComponentState } from '../redis/connection.js'
 import { createOriginCheck } from '../handshake/origin.js'
 import { sendError } from '../http/envelope.js'
+import { refuseUpgrade } from '../http/upgrade-requests.js'
 import type { Realtime } from '../realtime-api.js'
 import { createDiagnosticsAuth, type DiagnosticsAuthOptions } from './auth.js'
 import {
@@ -50,6 +51,8 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
     const isAllowed = createOriginCheck({ allowedOrigins: deps.allowedOrigins, allowMissingOrigin: true })
     await fastify.register(cors, { origin: (origin, callback) => callback(null, isAllowed(origin)) })
   }
+  // Before `routeOpts` hooks and the auth: these routes speak HTTP only, whatever else the request carries.
+  fastify.addHook('onRequest', refuseUpgrade)
   const auth = createDiagnosticsAuth({ ...options.auth, resolveToken: deps.resolveToken, retryAfterSeconds: deps.retryAfterSeconds })
   const userPreHandlers = toArray(options.routeOpts.preHandler)
   // Only the success answer has a schema: a `routeOpts` hook may answer errors in its own shape.
