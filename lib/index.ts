@@ -9,6 +9,7 @@ import { createTokenExtractor, createClientErrorScrubber, createPrefixMatcher } 
 import { genTraceId } from './http/request-id.js'
 import { sendError } from './http/envelope.js'
 import { createUpgradeAnswerCloser, registerWebsocket } from './http/upgrade-requests.js'
+import { warnIfHalfOpenUnbounded } from './http/server-timeouts.js'
 import { createOriginCheck } from './handshake/origin.js'
 import { ConnectionLimiter } from './handshake/connection-limiter.js'
 import { createDrainResponder } from './handshake/drain.js'
@@ -93,6 +94,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   }
   const routePath = fastify.prefix + options.prefix
   fastify.addHook('onSend', createUpgradeAnswerCloser(routePath))
+  warnIfHalfOpenUnbounded(fastify.server, fastify.log)
   let draining = false
   installTokenRedaction(fastify, routePath, options.tokens)
   const gate = createHandshakeGate({
