@@ -2,14 +2,15 @@ import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { connect as netConnect } from 'node:net'
 import type { Server } from 'node:http'
-import type { FastifyHttpOptions } from 'fastify'
-import { startApp, type TestApp } from '../helpers/app.js'
+import Fastify, { type FastifyHttpOptions } from 'fastify'
+import realtime from '../../lib/index.js'
+import { captureLogs, startApp, type TestApp } from '../helpers/app.js'
 import { connect } from '../helpers/client.js'
 import { PREFIX } from '../helpers/http.js'
 import { Inbox } from '../helpers/messages.js'
 import { rawExchange } from '../helpers/raw-http.js'
 
-const NOTICE = /^fastify-realtime: a client that never finishes the headers of its handshake holds its connection until Node's headersTimeout \(60000 ms, checked every 30 s\): set Fastify's /
+const NOTICE = /^fastify-realtime: a client that never finishes the headers of its handshake holds its connection until Node's headersTimeout \(60000 ms, checked every 30000 ms\): set Fastify's /
 // The recommended settings, with bounds short enough for a test.
 const SHORT_BOUNDS: FastifyHttpOptions<Server> = { connectionTimeout: 300, requestTimeout: 600, http: { connectionsCheckingInterval: 100 } }
 // A handshake whose headers never end (no blank line).
@@ -31,7 +32,7 @@ t.test('registration warns when connectionTimeout or requestTimeout leaves half-
   t.equal(both?.level, 40)
   t.strictSame(both?.unset, ['connectionTimeout', 'requestTimeout'])
   t.equal(both?.msg, 'fastify-realtime: a client that never finishes the headers of its handshake holds its connection until ' +
-    'Node\'s headersTimeout (60000 ms, checked every 30 s): set Fastify\'s connectionTimeout and requestTimeout ' +
+    'Node\'s headersTimeout (60000 ms, checked every 30000 ms): set Fastify\'s connectionTimeout and requestTimeout ' +
     '(see README, "Bounded half-open handshakes")')
 
   const idleOnly = await start(t, { connectionTimeout: 10_000, requestTimeout: 0 })
@@ -40,6 +41,16 @@ t.test('registration warns when connectionTimeout or requestTimeout leaves half-
   t.strictSame(notices(requestOnly.logs).map((line) => line.unset), [['connectionTimeout']])
   const bounded = await start(t, { connectionTimeout: 10_000, requestTimeout: 10_000 })
   t.strictSame(notices(bounded.logs), [], 'configured as recommended: nothing to say')
+})
+
+t.test('an HTTP/2 server, which has none of these timeouts, gets no warning', async (t) => {
+  const { lines, stream } = captureLogs()
+  const app = Fastify({ http2: true, logger: { level: 'info', stream } })
+  await app.register(realtime)
+  await app.ready()
+  await app.close()
+  t.ok(lines.length > 0, 'the logger is on')
+  t.strictSame(notices(lines), [])
 })
 
 t.test('configured as recommended, a handshake that stops sending mid-headers is dropped within connectionTimeout', async (t) => {

@@ -68,6 +68,10 @@ t.test('every answer of the WebSocket route closes, a plain GET included; other 
   t.equal(health.statusLine, 'HTTP/1.1 200 OK')
   t.equal(health.headers.connection, 'keep-alive')
   t.equal(health.closedByServer, false, 'the connection stays open for the next request')
+  // An Upgrade header that Connection does not name asks for nothing (RFC 9110 §7.8): a plain GET.
+  const notAnUpgrade = await rawExchange(port, getRequest(`${PREFIX}/health`, { upgrade: 'websocket' }), { waitMs: 300 })
+  t.equal(notAnUpgrade.statusLine, 'HTTP/1.1 200 OK')
+  t.equal(notAnUpgrade.headers.connection, 'keep-alive')
 })
 
 t.test('404 answers to upgrade requests close, under the prefix and outside it', async (t) => {
