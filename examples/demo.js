@@ -7,7 +7,13 @@ import realtime from 'fastify-realtime'
 
 const port = Number(process.env.PORT ?? 3000)
 const origin = `http://127.0.0.1:${port}`
-const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+const app = Fastify({
+  logger: { level: process.env.LOG_LEVEL ?? 'info' },
+  // A client that never finishes its handshake holds a connection only this long (README, "Bounded half-open handshakes").
+  connectionTimeout: 10_000,
+  requestTimeout: 10_000,
+  http: { connectionsCheckingInterval: 1_000 }
+})
 
 await app.register(realtime, {
   allowedOrigins: [origin, `http://localhost:${port}`],

@@ -64,7 +64,7 @@ export const ProtocolErrorCode = {
 } as const
 export type ProtocolErrorCodeValue = typeof ProtocolErrorCode[keyof typeof ProtocolErrorCode]
 
-/** Exact `message` strings of the handshake table in SPEC.md. */
+/** Exact `message` strings of the handshake answers (README's handshake table). */
 export const HandshakeMessage = {
   DISABLED: 'WebSocket is disabled',
   SHUTTING_DOWN: 'Server is shutting down',
@@ -74,7 +74,9 @@ export const HandshakeMessage = {
   TOKEN_STORE_UNAVAILABLE: 'Token store unavailable',
   SERVER_FULL: 'Too many connections on this server',
   TOO_MANY_FROM_ADDRESS: 'Too many connections from this address',
-  UPGRADE_REQUIRED: 'WebSocket upgrade required'
+  UPGRADE_REQUIRED: 'WebSocket upgrade required',
+  /** An upgrade request to one of the plugin's HTTP routes. */
+  NOT_A_WEBSOCKET_ROUTE: 'This route does not accept WebSocket upgrades'
 } as const
 
 /** The channel every socket is subscribed to on connect. */

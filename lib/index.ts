@@ -1,7 +1,6 @@
 /// <reference types="@fastify/websocket" preserve="true" />
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import websocket from '@fastify/websocket'
 import type { WebSocket } from 'ws'
 import { normalizeOptions, type NormalizedOptions, type RealtimeOptions } from './options.js'
 import { CloseCode, HandshakeMessage } from './constants.js'
@@ -9,6 +8,8 @@ import { componentState, connectRedis, isRedisReady, waitForRedis, type RedisCon
 import { createTokenExtractor, createClientErrorScrubber, createPrefixMatcher } from './http/token-redaction.js'
 import { genTraceId } from './http/request-id.js'
 import { sendError } from './http/envelope.js'
+import { createUpgradeAnswerCloser, registerWebsocket } from './http/upgrade-requests.js'
+import { warnIfHalfOpenUnbounded } from './http/server-timeouts.js'
 import { createOriginCheck } from './handshake/origin.js'
 import { ConnectionLimiter } from './handshake/connection-limiter.js'
 import { createDrainResponder } from './handshake/drain.js'
@@ -85,7 +86,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
 
   // The WebSocket server and the route, behind the handshake gate.
   if (!fastify.hasDecorator('websocketServer')) {
-    await fastify.register(websocket, {
+    await registerWebsocket(fastify, {
       ...options.websocket,
       options: { ...websocketServerLimits(options.limits), clientTracking: false, ...options.websocket.options },
       // The gateway closes its sockets with 1001 itself (below).
@@ -99,6 +100,8 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     }
   }
   const routePath = fastify.prefix + options.prefix
+  fastify.addHook('onSend', createUpgradeAnswerCloser(routePath))
+  warnIfHalfOpenUnbounded(fastify.server, fastify.log)
   let draining = false
   installTokenRedaction(fastify, routePath, options.tokens)
   const gate = createHandshakeGate({

@@ -51,11 +51,11 @@ export interface TokenOptions {
 export interface DiagnosticsUserOptions {
   /** Register the diagnostic routes at all. Default true. */
   enabled?: boolean
-  /** Serve connected-users, connections and metrics without auth. Default false. */
+  /** Serve connected-users, connections, metrics and test without auth. Default false. */
   public?: boolean
-  /** Replaces the default check: true lets the request in, false answers 403. */
+  /** Lets an operator in when it returns true (every protected route); without it or `adminTokens`, connections, metrics and test answer 403. */
   authorize?: (request: FastifyRequest) => boolean | Promise<boolean>
-  /** Static operator tokens (16+ characters), compared in constant time; replace the default token-store check. */
+  /** Static operator tokens (16+ characters), compared in constant time: the only bearer tokens connections, metrics and test accept. */
   adminTokens?: string[]
   /** Spread into every diagnostic route (hooks, config, logLevel…), as @fastify/under-pressure's `routeOpts`. */
   routeOpts?: RouteShorthandOptions

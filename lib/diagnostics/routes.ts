@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest, FastifySchema, RouteShorthandOptions } from 'fastify'
+import type { FastifyInstance, FastifyRequest, FastifySchema, preHandlerAsyncHookHandler, RouteShorthandOptions } from 'fastify'
 import cors from '@fastify/cors'
 import type { Registry } from 'prom-client'
 import type { Static } from 'typebox'
@@ -6,6 +6,7 @@ import type { Presence, PresenceEntry } from '../cluster/presence.js'
 import type { ComponentState } from '../redis/connection.js'
 import { createOriginCheck } from '../handshake/origin.js'
 import { sendError } from '../http/envelope.js'
+import { refuseUpgrade } from '../http/upgrade-requests.js'
 import type { Realtime } from '../realtime-api.js'
 import { createDiagnosticsAuth, type DiagnosticsAuthOptions } from './auth.js'
 import {
@@ -40,8 +41,8 @@ const ok = <Data> (request: FastifyRequest, data: Data): { status_code: number, 
  * The HTTP routes below the prefix (model: @fastify/under-pressure's status
  * route): who is connected, whether this node is healthy, its metrics, and an
  * opt-in test publish. Every answer uses the plugin's envelope and has a
- * response schema; the protected ones run the diagnostics auth first, after
- * any hook the user put in `routeOpts`.
+ * response schema; the protected ones run the diagnostics auth first (operators
+ * only, except `connected-users`), after any hook the user put in `routeOpts`.
  */
 export async function diagnosticsRoutes (fastify: FastifyInstance, deps: DiagnosticsDependencies): Promise<void> {
   const { options } = deps
@@ -50,22 +51,30 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
     const isAllowed = createOriginCheck({ allowedOrigins: deps.allowedOrigins, allowMissingOrigin: true })
     await fastify.register(cors, { origin: (origin, callback) => callback(null, isAllowed(origin)) })
   }
+  // Before `routeOpts` hooks and the auth: these routes speak HTTP only, whatever else the request carries.
+  fastify.addHook('onRequest', refuseUpgrade)
   const auth = createDiagnosticsAuth({ ...options.auth, resolveToken: deps.resolveToken, retryAfterSeconds: deps.retryAfterSeconds })
+  if (!auth.admitsOperators) {
+    const { prefix } = fastify
+    fastify.log.info(`fastify-realtime: ${prefix}/connections, ${prefix}/metrics and ${prefix}/test answer 403 to everyone: ` +
+      'set diagnostics.adminTokens or diagnostics.authorize to let operators in (diagnostics.public: true opens them to anyone)')
+  }
   const userPreHandlers = toArray(options.routeOpts.preHandler)
   // Only the success answer has a schema: a `routeOpts` hook may answer errors in its own shape.
-  const protectedRoute = (schema: FastifySchema): RouteShorthandOptions => ({
+  const guarded = (check: preHandlerAsyncHookHandler, schema: FastifySchema): RouteShorthandOptions => ({
     ...options.routeOpts,
-    preHandler: [auth, ...userPreHandlers] as RouteShorthandOptions['preHandler'],
+    preHandler: [check, ...userPreHandlers] as RouteShorthandOptions['preHandler'],
     schema: { ...options.routeOpts.schema, ...schema }
   })
+  const operatorRoute = (schema: FastifySchema): RouteShorthandOptions => guarded(auth.operator, schema)
 
-  fastify.get('/connected-users', protectedRoute({ response: { 200: ConnectedUsersSchema } }), async (request) => {
+  fastify.get('/connected-users', guarded(auth.user, { response: { 200: ConnectedUsersSchema } }), async (request) => {
     const userIds = (await deps.presence.connectedUsers()).sort()
     return ok(request, { user_ids: userIds, count: userIds.length })
   })
 
   fastify.get<{ Querystring: Static<typeof ConnectionsQuerySchema> }>('/connections',
-    protectedRoute({ querystring: ConnectionsQuerySchema, response: { 200: ConnectionsSchema } }),
+    operatorRoute({ querystring: ConnectionsQuerySchema, response: { 200: ConnectionsSchema } }),
     async (request, reply) => {
       const { limit = DEFAULT_PAGE, cursor, user_id: userId } = request.query
       const after = cursor === undefined ? undefined : decodeCursor(cursor)
@@ -80,7 +89,7 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
       return ok(request, { connections: page, count: all.length, next_cursor: more && last !== undefined ? encodeCursor(last) : null })
     })
 
-  fastify.get('/metrics', protectedRoute({ response: { 200: { type: 'string' } } }), async (_request, reply) => {
+  fastify.get('/metrics', operatorRoute({ response: { 200: { type: 'string' } } }), async (_request, reply) => {
     reply.type(deps.metrics.contentType)
     return await deps.metrics.metrics()
   })
@@ -92,15 +101,15 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
     return ok(request, { status: degraded ? 'degraded' : 'ok', node_id: deps.realtime.nodeId, ...health })
   })
 
-  if (options.testRoute.enabled) registerTestRoute(fastify, deps, protectedRoute)
+  if (options.testRoute.enabled) registerTestRoute(fastify, deps, operatorRoute)
 }
 
-function registerTestRoute (fastify: FastifyInstance, deps: DiagnosticsDependencies, protectedRoute: (schema: FastifySchema) => RouteShorthandOptions): void {
+function registerTestRoute (fastify: FastifyInstance, deps: DiagnosticsDependencies, operatorRoute: (schema: FastifySchema) => RouteShorthandOptions): void {
   const { forceInProduction, maxPerMinute } = deps.options.testRoute
   let windowStartedAt = 0
   let used = 0
   fastify.get<{ Querystring: Static<typeof TestQuerySchema> }>('/test',
-    protectedRoute({ querystring: TestQuerySchema, response: { 200: TestResultSchema } }),
+    operatorRoute({ querystring: TestQuerySchema, response: { 200: TestResultSchema } }),
     async (request, reply) => {
       if (process.env.NODE_ENV === 'production' && !forceInProduction) return sendError(request, reply, 403, 'Test endpoint is disabled in production')
       const now = Date.now()

@@ -5,11 +5,16 @@ import realtime, { type RealtimeOptions } from '../../lib/index.js'
 import { startApp, type TestApp } from '../helpers/app.js'
 import { PREFIX, assertError, assertOk, bearer, http, type HttpResult } from '../helpers/http.js'
 
-// Every route behind the diagnostics auth (`/test` once it is enabled).
-const PROTECTED = ['/connected-users', '/connections', '/metrics', '/test?user_id=u1']
+// Personal data or power: operators only (`/test` once it is enabled).
+const OPERATOR = ['/connections', '/metrics', '/test?user_id=u1']
+// Any signed-in user may list who is connected.
+const CONNECTED_USERS = '/connected-users'
+const PROTECTED = [CONNECTED_USERS, ...OPERATOR]
 const WITH_TEST_ROUTE = { testRoute: { enabled: true, maxPerMinute: 1000 } }
 const ADMIN_ONE = 'admin-token-one-' + 'x'.repeat(16)
 const ADMIN_TWO = 'admin-token-two-' + 'y'.repeat(16)
+const LOCKED_NOTICE = 'fastify-realtime: /api/v1/ws/connections, /api/v1/ws/metrics and /api/v1/ws/test answer 403 to everyone: ' +
+  'set diagnostics.adminTokens or diagnostics.authorize to let operators in (diagnostics.public: true opens them to anyone)'
 
 async function start (t: Test, options: RealtimeOptions): Promise<TestApp> {
   const started = await startApp(options)
@@ -28,30 +33,50 @@ function assertAllowed (t: Test, path: string, result: HttpResult): void {
   }
 }
 
-t.test('default: a bearer token the token store resolves', async (t) => {
+const lockedNotices = (logs: string[]): unknown[] => logs.map((line) => JSON.parse(line)).filter((line) => line.msg === LOCKED_NOTICE)
+
+t.test('default: /connected-users takes a bearer token the token store resolves', async (t) => {
   const { app, httpBase } = await start(t, { diagnostics: WITH_TEST_ROUTE })
   const token = await app.realtime.tokens.issue('ops', { ttlSeconds: 60 })
   const revoked = await app.realtime.tokens.issue('ops', { ttlSeconds: 60 })
   await app.realtime.tokens.revoke(revoked)
-  for (const path of PROTECTED) {
+  const url = `${httpBase}${PREFIX}${CONNECTED_USERS}`
+  const missing = await http(url)
+  assertError(t, missing, 401, 'Missing bearer token')
+  t.equal(missing.headers.get('www-authenticate'), 'Bearer')
+  assertError(t, await http(url, { authorization: `Basic ${token}` }), 401, 'Missing bearer token')
+  assertError(t, await http(url, { authorization: 'Bearer' }), 401, 'Missing bearer token')
+  const unknown = await http(url, bearer('not-a-token-the-store-knows'))
+  assertError(t, unknown, 401, 'Invalid or expired token')
+  t.equal(unknown.headers.get('www-authenticate'), null)
+  assertError(t, await http(url, bearer(revoked)), 401, 'Invalid or expired token')
+  assertOk(t, await http(url, bearer(token)))
+  assertOk(t, await http(url, { authorization: `bearer  ${token}` }))
+})
+
+t.test('default: the operator routes answer 403 to everyone, and the plugin says once at startup how to open them', async (t) => {
+  const { app, httpBase, logs } = await start(t, { diagnostics: WITH_TEST_ROUTE })
+  const token = await app.realtime.tokens.issue('customer', { ttlSeconds: 60 })
+  for (const path of OPERATOR) {
     const url = `${httpBase}${PREFIX}${path}`
-    t.test(path, async (t) => {
-      const missing = await http(url)
-      assertError(t, missing, 401, 'Missing bearer token')
-      t.equal(missing.headers.get('www-authenticate'), 'Bearer')
-      assertError(t, await http(url, { authorization: `Basic ${token}` }), 401, 'Missing bearer token')
-      assertError(t, await http(url, { authorization: 'Bearer' }), 401, 'Missing bearer token')
-      const unknown = await http(url, bearer('not-a-token-the-store-knows'))
-      assertError(t, unknown, 401, 'Invalid or expired token')
-      t.equal(unknown.headers.get('www-authenticate'), null)
-      assertError(t, await http(url, bearer(revoked)), 401, 'Invalid or expired token')
-      assertAllowed(t, path, await http(url, bearer(token)))
-      assertAllowed(t, path, await http(url, { authorization: `bearer  ${token}` }))
-    })
+    assertError(t, await http(url, bearer(token)), 403, 'Forbidden')
+    assertError(t, await http(url, bearer(ADMIN_ONE)), 403, 'Forbidden')
+    const missing = await http(url)
+    assertError(t, missing, 403, 'Forbidden')
+    t.equal(missing.headers.get('www-authenticate'), null, 'no credential would help: no challenge')
+  }
+  const notices = lockedNotices(logs)
+  t.equal(notices.length, 1, 'logged once')
+  t.match(notices[0], { level: 30 })
+
+  // Any way of letting someone in, or no diagnostics at all, and nothing is said.
+  for (const diagnostics of [{ adminTokens: [ADMIN_ONE] }, { authorize: () => true }, { public: true }, { enabled: false }]) {
+    const configured = await start(t, { diagnostics })
+    t.strictSame(lockedNotices(configured.logs), [], Object.keys(diagnostics)[0])
   }
 })
 
-t.test('default: a token store that is down answers 503 with Retry-After, never 401', async (t) => {
+t.test('default: a token store that is down answers /connected-users 503 with Retry-After, never 401', async (t) => {
   let behaviour: 'throw' | 'hang' = 'throw'
   const { httpBase } = await start(t, {
     diagnostics: WITH_TEST_ROUTE,
@@ -64,36 +89,42 @@ t.test('default: a token store that is down answers 503 with Retry-After, never 
       }
     }
   })
-  for (const path of PROTECTED) {
-    behaviour = 'throw'
-    const thrown = await http(`${httpBase}${PREFIX}${path}`, bearer('some-token'))
-    assertError(t, thrown, 503, 'Token store unavailable')
-    t.equal(thrown.headers.get('retry-after'), '3')
-    behaviour = 'hang'
-    const hung = await http(`${httpBase}${PREFIX}${path}`, bearer('some-token'))
-    assertError(t, hung, 503, 'Token store unavailable')
-    t.equal(hung.headers.get('retry-after'), '3')
-  }
+  const url = `${httpBase}${PREFIX}${CONNECTED_USERS}`
+  const thrown = await http(url, bearer('some-token'))
+  assertError(t, thrown, 503, 'Token store unavailable')
+  t.equal(thrown.headers.get('retry-after'), '3')
+  behaviour = 'hang'
+  const hung = await http(url, bearer('some-token'))
+  assertError(t, hung, 503, 'Token store unavailable')
+  t.equal(hung.headers.get('retry-after'), '3')
+  // The operator routes never ask the token store.
+  for (const path of OPERATOR) assertError(t, await http(`${httpBase}${PREFIX}${path}`, bearer('some-token')), 403, 'Forbidden')
 })
 
-t.test('adminTokens: only those tokens get in; any other bearer is 403', async (t) => {
+t.test('adminTokens: only those tokens reach the operator routes; /connected-users takes them and user tokens', async (t) => {
   const { app, httpBase } = await start(t, { diagnostics: { ...WITH_TEST_ROUTE, adminTokens: [ADMIN_ONE, ADMIN_TWO] } })
   const userToken = await app.realtime.tokens.issue('ops', { ttlSeconds: 60 })
   for (const path of PROTECTED) {
     const url = `${httpBase}${PREFIX}${path}`
     assertAllowed(t, path, await http(url, bearer(ADMIN_ONE)))
     assertAllowed(t, path, await http(url, bearer(ADMIN_TWO)))
-    assertError(t, await http(url, bearer('admin-token-one-' + 'x'.repeat(15) + 'z')), 403, 'Forbidden')
-    assertError(t, await http(url, bearer(ADMIN_ONE.slice(0, -1))), 403, 'Forbidden')
-    assertError(t, await http(url, bearer(ADMIN_ONE + 'x')), 403, 'Forbidden')
-    assertError(t, await http(url, bearer(userToken)), 403, 'Forbidden')
     const missing = await http(url)
     assertError(t, missing, 401, 'Missing bearer token')
     t.equal(missing.headers.get('www-authenticate'), 'Bearer')
   }
+  for (const path of OPERATOR) {
+    const url = `${httpBase}${PREFIX}${path}`
+    assertError(t, await http(url, bearer('admin-token-one-' + 'x'.repeat(15) + 'z')), 403, 'Forbidden')
+    assertError(t, await http(url, bearer(ADMIN_ONE.slice(0, -1))), 403, 'Forbidden')
+    assertError(t, await http(url, bearer(ADMIN_ONE + 'x')), 403, 'Forbidden')
+    assertError(t, await http(url, bearer(userToken)), 403, 'Forbidden')
+  }
+  const connectedUsers = `${httpBase}${PREFIX}${CONNECTED_USERS}`
+  assertOk(t, await http(connectedUsers, bearer(userToken)))
+  assertError(t, await http(connectedUsers, bearer(ADMIN_ONE + 'x')), 401, 'Invalid or expired token')
 })
 
-t.test('authorize(request): true lets in, anything else is 403; it replaces the bearer check', async (t) => {
+t.test('authorize(request): true lets in, anything else is 403 on the operator routes; /connected-users also takes a user token', async (t) => {
   const seen: string[] = []
   const { app, httpBase } = await start(t, {
     diagnostics: {
@@ -105,14 +136,34 @@ t.test('authorize(request): true lets in, anything else is 403; it replaces the 
     }
   })
   const userToken = await app.realtime.tokens.issue('ops', { ttlSeconds: 60 })
-  for (const path of PROTECTED) {
+  for (const path of OPERATOR) {
     const url = `${httpBase}${PREFIX}${path}`
     assertAllowed(t, path, await http(url, { 'x-admin': 'yes' }))
     assertError(t, await http(url, { 'x-admin': 'no' }), 403, 'Forbidden')
     assertError(t, await http(url), 403, 'Forbidden')
     assertError(t, await http(url, bearer(userToken)), 403, 'Forbidden')
   }
-  t.strictSame(seen, PROTECTED.flatMap((path) => Array(4).fill(`${PREFIX}${path}`)), 'called once per request, with the request')
+  const connectedUsers = `${httpBase}${PREFIX}${CONNECTED_USERS}`
+  assertOk(t, await http(connectedUsers, { 'x-admin': 'yes' }))
+  assertOk(t, await http(connectedUsers, bearer(userToken)))
+  assertError(t, await http(connectedUsers, { 'x-admin': 'no' }), 401, 'Missing bearer token')
+  t.strictSame(seen, [
+    ...OPERATOR.flatMap((path) => Array(4).fill(`${PREFIX}${path}`)),
+    ...Array(3).fill(`${PREFIX}${CONNECTED_USERS}`)
+  ], 'called once per request, with the request')
+})
+
+t.test('adminTokens and authorize together: either lets an operator in', async (t) => {
+  const { httpBase } = await start(t, {
+    diagnostics: { ...WITH_TEST_ROUTE, adminTokens: [ADMIN_ONE], authorize: (request) => request.headers['x-admin'] === 'yes' }
+  })
+  for (const path of PROTECTED) {
+    const url = `${httpBase}${PREFIX}${path}`
+    assertAllowed(t, path, await http(url, bearer(ADMIN_ONE)))
+    assertAllowed(t, path, await http(url, { 'x-admin': 'yes' }))
+    assertError(t, await http(url), 401, 'Missing bearer token')
+  }
+  for (const path of OPERATOR) assertError(t, await http(`${httpBase}${PREFIX}${path}`, bearer(ADMIN_TWO)), 403, 'Forbidden')
 })
 
 t.test('authorize may be async', async (t) => {
@@ -125,11 +176,8 @@ t.test('authorize may be async', async (t) => {
       }
     }
   })
-  for (const path of PROTECTED) {
-    const url = `${httpBase}${PREFIX}${path}`
-    assertAllowed(t, path, await http(url, { 'x-admin': 'yes' }))
-    assertError(t, await http(url, { 'x-admin': 'nope' }), 403, 'Forbidden')
-  }
+  for (const path of PROTECTED) assertAllowed(t, path, await http(`${httpBase}${PREFIX}${path}`, { 'x-admin': 'yes' }))
+  for (const path of OPERATOR) assertError(t, await http(`${httpBase}${PREFIX}${path}`, { 'x-admin': 'nope' }), 403, 'Forbidden')
 })
 
 t.test('an authorize that throws answers 500 in the envelope, without its message', async (t) => {
@@ -155,9 +203,10 @@ t.test('public: true serves the protected routes without any header', async (t) 
 t.test('routeOpts: hooks run before the auth and may answer themselves; preHandlers run after it', async (t) => {
   const onRequestCalls: string[] = []
   const preHandlerCalls: string[] = []
-  const { app, httpBase } = await start(t, {
+  const { httpBase } = await start(t, {
     diagnostics: {
       ...WITH_TEST_ROUTE,
+      adminTokens: [ADMIN_ONE],
       routeOpts: {
         config: { marker: 'ops-dashboard' },
         onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
@@ -171,14 +220,13 @@ t.test('routeOpts: hooks run before the auth and may answer themselves; preHandl
       }
     }
   })
-  const token = await app.realtime.tokens.issue('ops', { ttlSeconds: 60 })
   for (const path of PROTECTED) {
     const url = `${httpBase}${PREFIX}${path}`
     const route = `${PREFIX}${path.split('?')[0]}`
     onRequestCalls.length = 0
     preHandlerCalls.length = 0
 
-    assertAllowed(t, path, await http(url, bearer(token)))
+    assertAllowed(t, path, await http(url, bearer(ADMIN_ONE)))
     t.strictSame(onRequestCalls, [`ops-dashboard:${route}`], `${path}: onRequest ran and saw routeOpts.config`)
     t.strictSame(preHandlerCalls, [route], `${path}: the user's preHandler ran after the auth let it in`)
 
@@ -188,7 +236,7 @@ t.test('routeOpts: hooks run before the auth and may answer themselves; preHandl
 
     // The hook's own reply wins over the auth's 401 and over a valid token alike.
     assertError(t, await http(url, { 'x-block': '1' }), 418, 'Blocked by the hook')
-    assertError(t, await http(url, { 'x-block': '1', ...bearer(token) }), 418, 'Blocked by the hook')
+    assertError(t, await http(url, { 'x-block': '1', ...bearer(ADMIN_ONE) }), 418, 'Blocked by the hook')
     t.equal(onRequestCalls.length, 4)
     t.equal(preHandlerCalls.length, 1)
   }
@@ -222,7 +270,7 @@ t.test('routeOpts.logLevel reaches the routes; an array of preHandlers runs in o
   assertOk(t, quiet)
   t.strictSame(order, ['first', 'second'])
   const refused = await http(`${httpBase}${PREFIX}/connections`)
-  assertError(t, refused, 401, 'Missing bearer token')
+  assertError(t, refused, 403, 'Forbidden')
   // The WebSocket route does not get routeOpts: its request is logged at info as usual.
   const control = await http(`${httpBase}${PREFIX}`)
   assertError(t, control, 401, 'Missing access token')

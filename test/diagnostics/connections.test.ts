@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { startApp, type TestApp } from '../helpers/app.js'
 import { closed } from '../helpers/client.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
-import { PREFIX, assertError, assertOk, bearer, http, openClient } from '../helpers/http.js'
+import { ADMIN_TOKEN, PREFIX, assertError, assertOk, bearer, http, openClient } from '../helpers/http.js'
 
 const ENTRY_KEYS = [
   'connection_id', 'user_id', 'node_id', 'connected_at', 'remote_address', 'user_agent', 'origin',
@@ -12,9 +12,9 @@ const ENTRY_KEYS = [
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
 async function start (t: Test): Promise<{ node: TestApp, ops: string }> {
-  const node = await startApp({ allowedOrigins: ['https://app.example.com'], cluster: { nodeId: 'diag-node' } })
+  const node = await startApp({ allowedOrigins: ['https://app.example.com'], cluster: { nodeId: 'diag-node' }, diagnostics: { adminTokens: [ADMIN_TOKEN] } })
   t.teardown(() => node.app.close())
-  return { node, ops: await node.app.realtime.tokens.issue('ops', { ttlSeconds: 60 }) }
+  return { node, ops: ADMIN_TOKEN }
 }
 
 /** Walks every page of /connections; returns the pages' data. */
@@ -120,8 +120,8 @@ t.test('pagination: a cursor is a position, so a page survives the previous page
 })
 
 t.test('cluster: one listing across nodes, ordered by node then connection, paginated', async (t) => {
-  const [a, b] = await startNodes(t, 2)
-  const ops = await a.app.realtime.tokens.issue('ops', { ttlSeconds: 60 })
+  const [a, b] = await startNodes(t, 2, { diagnostics: { adminTokens: [ADMIN_TOKEN] } })
+  const ops = ADMIN_TOKEN
   const onA = []
   const onB = []
   for (const user of ['c1', 'c2', 'c3']) onA.push(await openClient(t, a, a, user))

@@ -3,7 +3,7 @@ import { Counter, Registry } from 'prom-client'
 import { startApp, type TestApp } from '../helpers/app.js'
 import { closed } from '../helpers/client.js'
 import { waitFor } from '../helpers/cluster.js'
-import { PREFIX, assertError, bearer, http, openClient } from '../helpers/http.js'
+import { ADMIN_TOKEN, PREFIX, assertError, bearer, http, openClient } from '../helpers/http.js'
 
 /** The sample lines of an exposition (no comments), as written. */
 const samples = (text: string): string[] => text.split('\n').filter((line) => line !== '' && !line.startsWith('#'))
@@ -32,12 +32,11 @@ async function scriptedExchange (t: Test, node: TestApp): Promise<void> {
 }
 
 t.test('Prometheus text with exact counters after a scripted exchange', async (t) => {
-  const node = await startApp()
+  const node = await startApp({ diagnostics: { adminTokens: [ADMIN_TOKEN] } })
   t.teardown(() => node.app.close())
-  const ops = await node.app.realtime.tokens.issue('ops', { ttlSeconds: 60 })
   await scriptedExchange(t, node)
 
-  const result = await http(`${node.httpBase}${PREFIX}/metrics`, bearer(ops))
+  const result = await http(`${node.httpBase}${PREFIX}/metrics`, bearer(ADMIN_TOKEN))
   t.equal(result.status, 200)
   t.equal(result.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8')
   t.ok(result.text.startsWith('# HELP realtime_connections '), 'raw exposition text, not a JSON string')
@@ -68,18 +67,20 @@ t.test('Prometheus text with exact counters after a scripted exchange', async (t
   t.notOk(result.text.includes('alice') || result.text.includes('bob'), 'no user ids in the labels')
 })
 
-t.test('/metrics is behind the diagnostics auth', async (t) => {
-  const node = await startApp()
+t.test('/metrics is for operators only', async (t) => {
+  const node = await startApp({ diagnostics: { adminTokens: [ADMIN_TOKEN] } })
   t.teardown(() => node.app.close())
+  const customer = await node.app.realtime.tokens.issue('customer', { ttlSeconds: 60 })
   assertError(t, await http(`${node.httpBase}${PREFIX}/metrics`), 401, 'Missing bearer token')
-  assertError(t, await http(`${node.httpBase}${PREFIX}/metrics`, bearer('nope')), 401, 'Invalid or expired token')
+  assertError(t, await http(`${node.httpBase}${PREFIX}/metrics`, bearer('nope')), 403, 'Forbidden')
+  assertError(t, await http(`${node.httpBase}${PREFIX}/metrics`, bearer(customer)), 403, 'Forbidden')
 })
 
 t.test('metricsRegistry: the metrics live on the user\'s prom-client registry', async (t) => {
   const registry = new Registry()
   const custom = new Counter({ name: 'app_logins_total', help: 'logins', registers: [registry] })
   custom.inc(7)
-  const node = await startApp({ diagnostics: { metricsRegistry: registry } })
+  const node = await startApp({ diagnostics: { metricsRegistry: registry, adminTokens: [ADMIN_TOKEN] } })
   t.teardown(() => node.app.close())
   await openClient(t, node, node, 'alice')
   await node.app.realtime.publish('settings', 'SETTINGS_UPDATED', { theme: 'dark' })
@@ -88,8 +89,7 @@ t.test('metricsRegistry: the metrics live on the user\'s prom-client registry', 
   for (const line of ['realtime_connections 1', 'realtime_connects_total 1', 'realtime_publishes_total 1', 'realtime_messages_out_total 2', 'app_logins_total 7']) {
     t.ok(own.includes(line), `registry.metrics(): ${line}`)
   }
-  const ops = await node.app.realtime.tokens.issue('ops', { ttlSeconds: 60 })
-  const served = await http(`${node.httpBase}${PREFIX}/metrics`, bearer(ops))
+  const served = await http(`${node.httpBase}${PREFIX}/metrics`, bearer(ADMIN_TOKEN))
   t.equal(served.status, 200)
   t.strictSame(samples(served.text), own, 'the route serves that registry, the user\'s own metrics included')
 })

@@ -1,11 +1,11 @@
 import t, { type Test } from 'tap'
 import { startApp, type TestApp } from '../helpers/app.js'
-import { PREFIX, assertError, assertOk, bearer, http, openClient, type Client } from '../helpers/http.js'
+import { ADMIN_TOKEN, PREFIX, assertError, assertOk, bearer, http, openClient, type Client } from '../helpers/http.js'
 
 async function start (t: Test, testRoute: { enabled?: boolean, forceInProduction?: boolean, maxPerMinute?: number }): Promise<{ node: TestApp, ops: string }> {
-  const node = await startApp({ diagnostics: { testRoute } })
+  const node = await startApp({ diagnostics: { testRoute, adminTokens: [ADMIN_TOKEN] } })
   t.teardown(() => node.app.close())
-  return { node, ops: await node.app.realtime.tokens.issue('ops', { ttlSeconds: 600 }) }
+  return { node, ops: ADMIN_TOKEN }
 }
 
 /** Runs `body` with NODE_ENV set to `value`, restoring it whatever happens. */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import realtime, { type RealtimeOptions } from '../../lib/index.js'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -33,15 +34,15 @@ export function captureLogs (): { lines: string[], stream: Writable } {
   return { lines, stream }
 }
 
-/** Builds and starts an app with the plugin on a free loopback port. */
+/** Builds and starts an app with the plugin on a free loopback port, with the server timeouts README recommends. */
 export async function startApp (
   options: RealtimeOptions = {},
-  fastifyOptions: FastifyServerOptions = {},
+  fastifyOptions: FastifyHttpOptions<Server> = {},
   beforeListen: (app: FastifyInstance) => unknown = () => {},
   beforeRegister: (app: FastifyInstance) => unknown = () => {}
 ): Promise<TestApp> {
   const { lines, stream } = captureLogs()
-  const app = Fastify({ logger: { level: 'trace', stream }, ...fastifyOptions })
+  const app = Fastify({ logger: { level: 'trace', stream }, connectionTimeout: 10_000, requestTimeout: 10_000, ...fastifyOptions })
   await beforeRegister(app)
   await app.register(realtime, options)
   await beforeListen(app)

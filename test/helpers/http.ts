@@ -9,6 +9,8 @@ export const PREFIX = '/api/v1/ws'
 export const TRACE_ID = /^[0-9a-f]{16}$/
 export const ENVELOPE_KEYS = ['status_code', 'message', 'trace_id', 'data']
 export const JSON_TYPE = 'application/json; charset=utf-8'
+/** An operator credential for the diagnostic routes: pass `diagnostics: { adminTokens: [ADMIN_TOKEN] }`. */
+export const ADMIN_TOKEN = 'ops-admin-token-' + 'a'.repeat(16)
 
 export interface HttpResult {
   status: number
