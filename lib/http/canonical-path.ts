@@ -48,40 +48,73 @@ function percentDecode (text: string): string {
  * absolute-form authority, percent-decoded until stable, `\` as `/`, cut at a
  * `?` or `#` (raw or decoded), segment parameters dropped, repeated slashes
  * collapsed, `.` segments removed, lower-cased. `..` segments are kept: where
- * they lead depends on the order a reader applies the rest in.
+ * they lead depends on the order a reader applies the rest in. With
+ * `decodeFirst` the authority is taken off after decoding, as a reader that
+ * decodes the whole target would (`http://h%2Fapi` has the path `/api` then).
  */
-export function canonicalPath (target: string): string {
-  let path = stripAbsoluteForm(target)
-  path = path.slice(0, pathEnd(path))
-  for (let round = 0; round < MAX_DECODE_ROUNDS; round++) {
-    const decoded = percentDecode(path)
-    if (decoded === path) break
-    path = decoded
-  }
-  path = path.replaceAll('\\', '/')
+export function canonicalPath (target: string, decodeFirst = false): string {
+  let path = target.slice(0, pathEnd(target))
+  if (decodeFirst) path = decodeUntilStable(path)
+  path = decodeUntilStable(stripAbsoluteForm(path)).replaceAll('\\', '/')
   path = path.slice(0, pathEnd(path))
   path = ('/' + path.replace(SEGMENT_PARAMETERS, '')).replace(REPEATED_SLASHES, '/').replace(SINGLE_DOT_SEGMENT, '')
   return path.toLowerCase()
 }
 
+function decodeUntilStable (text: string): string {
+  for (let round = 0; round < MAX_DECODE_ROUNDS; round++) {
+    const decoded = percentDecode(text)
+    if (decoded === text) break
+    text = decoded
+  }
+  return text
+}
+
 /**
  * True for every target some reader could route below `prefix`: its path
  * starts with the prefix (a plain string prefix, so typos such as
- * `/api/v1/wsx` count) once read as `canonicalPath` does. When the path holds a
- * `..` segment, readers that resolve it before or after decoding, or that keep
- * empty segments, end up in different places; then any occurrence of the
- * prefix counts.
+ * `/api/v1/wsx` count) once read as `canonicalPath` does, or could once its
+ * `..` segments are resolved (see `couldResolveUnder`).
  */
 export function createPrefixMatcher (prefix: string): (target: string) => boolean {
   // Percent-decoding yields bytes: compare the prefix as the bytes it is sent as.
   const canonicalPrefix = canonicalPath(Buffer.from(prefix).toString('latin1'))
+  const prefixSegments = canonicalPrefix.split('/').slice(1)
   return function isUnderPrefix (target: string): boolean {
     const end = pathEnd(target)
     // The common case, a plain `/path`: no normalization can change it but case.
     if (target.charCodeAt(0) === SLASH && !NEEDS_NORMALIZING.test(target.slice(0, end))) {
       return end >= canonicalPrefix.length && target.slice(0, canonicalPrefix.length).toLowerCase() === canonicalPrefix
     }
-    const path = canonicalPath(target)
-    return path.startsWith(canonicalPrefix) || (DOUBLE_DOT_SEGMENT.test(path) && path.includes(canonicalPrefix))
+    const readings = target.charCodeAt(0) === SLASH ? [canonicalPath(target)] : [canonicalPath(target), canonicalPath(target, true)]
+    return readings.some((path) => path.startsWith(canonicalPrefix) ||
+      (DOUBLE_DOT_SEGMENT.test(path) && couldResolveUnder(path.split('/').slice(1), prefixSegments)))
   }
+}
+
+/**
+ * Where a `..` leads depends on the reader: whether it resolves dot segments
+ * before or after decoding (`q%2fz/..` pops one segment or two), keeps empty
+ * segments (`a//..` pops none), splits at `\`. Every such reading deletes some
+ * of the segments before the last `..` and keeps all after it; so the path
+ * counts when the prefix's segments can be picked, in order, from those before
+ * and continue with those after. The last prefix segment only has to start
+ * its segment, as in the plain comparison.
+ */
+function couldResolveUnder (segments: string[], prefix: string[]): boolean {
+  const last = segments.lastIndexOf('..')
+  const deletable = segments.slice(0, last).filter((segment) => segment !== '..')
+  const kept = segments.slice(last + 1)
+  const matches = (segment: string, index: number): boolean =>
+    index === prefix.length - 1 ? segment.startsWith(prefix[index]) : segment === prefix[index]
+  // How many leading prefix segments can be picked from the deletable ones (greedy is enough for a subsequence).
+  let picked = 0
+  for (const segment of deletable) {
+    if (picked < prefix.length && matches(segment, picked)) picked++
+  }
+  for (let from = 0; from <= picked; from++) {
+    const rest = prefix.length - from
+    if (kept.length >= rest && kept.slice(0, rest).every((segment, i) => matches(segment, from + i))) return true
+  }
+  return false
 }

@@ -1,4 +1,4 @@
-import { createPrefixMatcher, pathEnd, stripAbsoluteForm } from './canonical-path.js'
+import { createPrefixMatcher, pathEnd } from './canonical-path.js'
 
 export const REDACTED = '[REDACTED]'
 
@@ -16,6 +16,8 @@ export interface RedactedTarget {
   taken: Map<string, string>
 }
 
+/** An absolute-form `scheme://host[:port]` that Fastify's router strips before routing the path after it. */
+const ROUTABLE_ABSOLUTE_FORM = /^https?:\/\/[A-Za-z0-9.\-:[\]]+(?=\/)/i
 const PERCENT_ESCAPE = /%([0-9a-f]{2})/gi
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/
 /** Anything but unreserved characters and `/` may start a query some reader finds in the path (`%3F`, `;`, `\`…). */
@@ -29,7 +31,7 @@ const QUESTION_MARK = 0x3f
  * URL Fastify may see and the out-of-band parameters taken from it; for any
  * other target, undefined.
  *
- * That URL has no absolute-form authority (Fastify's router drops it too),
+ * That URL has no absolute-form `scheme://host` (Fastify's router drops it too),
  * a path cut where it stops being plain (the cut marked `[REDACTED]`, so a
  * request that was a 404 stays one and no other route of the app is reached)
  * and, as query, only the documented parameters of the plugin route it
@@ -40,7 +42,8 @@ export function createTargetRedactor (prefix: string, policy: RedactionPolicy): 
   const documented = new Map([...policy.documented].map(([path, names]) => [routeKey(path), names]))
   return function redact (target: string): RedactedTarget | undefined {
     if (!isUnderPrefix(target)) return undefined
-    const rest = stripAbsoluteForm(target)
+    // Any other authority (user info, escapes) stays, and so is cut from the path below.
+    const rest = target.replace(ROUTABLE_ABSOLUTE_FORM, '')
     const end = pathEnd(rest)
     const path = plainPath(rest.slice(0, end))
     const taken = new Map<string, string>()
