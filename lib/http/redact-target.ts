@@ -32,10 +32,9 @@ const QUESTION_MARK = 0x3f
  * other target, undefined.
  *
  * That URL has no absolute-form `scheme://host` (Fastify's router drops it too),
- * a path cut where it stops being plain (the cut marked `[REDACTED]`, so a
- * request that was a 404 stays one and no other route of the app is reached)
- * and, as query, only the documented parameters of the plugin route it
- * names; none for the WebSocket route and for paths that are no route.
+ * a path redacted from where it stops being plain (see `plainPath`) and, as
+ * query, only the documented parameters of the plugin route it names; none
+ * for the WebSocket route and for paths that are no route.
  */
 export function createTargetRedactor (prefix: string, policy: RedactionPolicy): (target: string) => RedactedTarget | undefined {
   const isUnderPrefix = createPrefixMatcher(prefix)
@@ -69,9 +68,12 @@ export function createTargetRedactor (prefix: string, policy: RedactionPolicy): 
 }
 
 /**
- * The path up to its first character that is not unreserved or `/`, after
- * decoding the escapes of unreserved characters (which Fastify's router decodes
- * the same way, so routing does not change).
+ * The path with everything from its first character that is not unreserved or
+ * `/` on replaced by `[REDACTED]`, segment by segment: a token may go on past a
+ * `/` (base64 has them), and keeping the depth keeps routing as it was (a
+ * parametric route of the app matches no more than before, a 404 stays one).
+ * Escapes of unreserved characters are decoded first, as Fastify's router
+ * decodes them, so they change no route either.
  */
 function plainPath (raw: string): string {
   const decoded = raw.replace(PERCENT_ESCAPE, (escape, hex: string) => {
@@ -80,7 +82,8 @@ function plainPath (raw: string): string {
   })
   const unsafe = decoded.search(UNSAFE_IN_PATH)
   if (unsafe === -1) return decoded
-  return (unsafe === 0 ? '/' : decoded.slice(0, unsafe)) + REDACTED
+  const later = decoded.slice(unsafe).split('/').slice(1).map((segment) => segment === '' ? '' : REDACTED)
+  return [decoded.slice(0, unsafe) + REDACTED, ...later].join('/')
 }
 
 /** A route path as the documented-parameter lookup compares it: lower-case, without a trailing slash. */

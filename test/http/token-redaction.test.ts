@@ -81,13 +81,14 @@ t.test('the token never reaches a log line (level trace) or a body, whatever the
 // Each URL hides the token somewhere a router or proxy may still read it, or under a name the plugin does not read.
 const hidingUrls = (token: string): Array<{ target: string, status: number, url: string }> => [
   { target: `/api/v1/ws%3Ftoken=${token}`, status: 404, url: '/api/v1/ws[REDACTED]' },
-  { target: `/%2Fapi/v1/ws?token=${token}`, status: 404, url: '/[REDACTED]' },
+  { target: `/%2Fapi/v1/ws?token=${token}`, status: 404, url: '/[REDACTED]/[REDACTED]/[REDACTED]' },
   { target: `/%2fapi%2fv1%2fws?token=${token}`, status: 404, url: '/[REDACTED]' },
-  { target: `/\\api/v1/ws?token=${token}`, status: 404, url: '/[REDACTED]' },
+  { target: `/\\api/v1/ws?token=${token}`, status: 404, url: '/[REDACTED]/[REDACTED]/[REDACTED]' },
+  { target: `/api/v1/ws%3Ftoken=${token.slice(0, 8)}/${token.slice(8)}`, status: 404, url: '/api/v1/ws[REDACTED]/[REDACTED]' },
   { target: `/api/v1/ws;token=${token}`, status: 404, url: '/api/v1/ws[REDACTED]' },
   { target: `/api/v1/ws/connections%3Ftoken=${token}`, status: 404, url: '/api/v1/ws/connections[REDACTED]' },
   { target: `/api/v1/ws/../../x?token=${token}`, status: 404, url: '/api/v1/ws/../../x' },
-  { target: `/x/..%2fapi/v1/ws?token=${token}`, status: 404, url: '/x/..[REDACTED]' },
+  { target: `/x/..%2fapi/v1/ws?token=${token}`, status: 404, url: '/x/..[REDACTED]/[REDACTED]/[REDACTED]' },
   { target: `/api/v1/ws?TOKEN=${token}`, status: 401, url: '/api/v1/ws' },
   { target: `/api/v1/ws?token[]=${token}`, status: 401, url: '/api/v1/ws' },
   { target: `/api/v1/ws?a=1;token=${token}`, status: 401, url: '/api/v1/ws' }
@@ -155,6 +156,22 @@ t.test('a diagnostic request keeps its documented parameters, without the token'
   t.same(logs.filter((line) => line.includes(token)), [], 'no log line carries the token')
 })
 
+t.test('redaction changes no route: parametric routes of the app match what they matched before', async (t) => {
+  const { app, port } = await startApp({}, {}, (app) => {
+    app.get('/:slug', async (request) => ({ route: 'slug', params: request.params }))
+    app.get('/api/v1/:x', async (request) => ({ route: 'x', params: request.params }))
+  })
+  t.teardown(() => app.close())
+  const answer = async (target: string): Promise<{ status: number | undefined, body: unknown }> => {
+    const [response] = (await rawExchange(port, plainRequest(target))).responses
+    return { status: response?.status, body: JSON.parse(response?.body ?? 'null') }
+  }
+  t.same(await answer('/%2fapi%2fv1%2fws?token=T'), { status: 200, body: { route: 'slug', params: { slug: '[REDACTED]' } } }, 'one segment stays one')
+  t.same(await answer('/api/v1/ws%3Ftoken=T'), { status: 200, body: { route: 'x', params: { x: 'ws[REDACTED]' } } }, 'the token is not in the parameter')
+  t.equal((await answer('/%2Fapi/v1/ws?token=T')).status, 404, 'three segments match neither')
+  t.equal((await answer('/api/v1/w%73?token=T')).status, 401, 'an escaped unreserved character still reaches the WebSocket route')
+})
+
 t.test('paths outside the prefix keep their query untouched', async (t) => {
   const { app, httpBase } = await startApp({}, {}, (app) => {
     app.get('/reset', async (request) => request.query)
@@ -177,7 +194,7 @@ t.test('the client error scrubber redacts every request target under the prefix 
   }
   t.equal(scrubbed('garbage'), 'garbage')
   t.equal(scrubbed('GET /api/v1/ws%3Ftoken%3Dabc HTTP/1.1\r\nHost: x\r\n\r\nGET /%2Fapi/v1/ws?token=abc HTTP/1.1\r\n'),
-    'GET /api/v1/ws[REDACTED] HTTP/1.1\r\nHost: x\r\n\r\nGET /[REDACTED] HTTP/1.1\r\n', 'pipelined targets too')
+    'GET /api/v1/ws[REDACTED] HTTP/1.1\r\nHost: x\r\n\r\nGET /[REDACTED]/[REDACTED]/[REDACTED] HTTP/1.1\r\n', 'pipelined targets too')
   t.equal(scrubbed('/api/v1/ws/connections?limit=1&token=abc\tHTTP/1.1\r\n'), '/api/v1/ws/connections?limit=1\tHTTP/1.1\r\n', 'a line without a method')
   t.equal(scrubbed('GET /p?a=1&token=abc&b=2 HTTP/1.1\r\n'), 'GET /p?a=1&token=[REDACTED]&b=2 HTTP/1.1\r\n', 'outside the prefix only the token parameter goes')
   const off = createClientErrorScrubber(redact, false)
