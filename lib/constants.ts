@@ -48,7 +48,9 @@ export const HandshakeMessage = {
   TOKEN_STORE_UNAVAILABLE: 'Token store unavailable',
   SERVER_FULL: 'Too many connections on this server',
   TOO_MANY_FROM_ADDRESS: 'Too many connections from this address',
-  UPGRADE_REQUIRED: 'WebSocket upgrade required'
+  UPGRADE_REQUIRED: 'WebSocket upgrade required',
+  /** `Sec-WebSocket-Protocol` offered only the token entry: the 101 would select none, and a browser fails that. */
+  TOKEN_ONLY_PROTOCOL: 'Offer a subprotocol besides the access token'
 } as const
 
 /** The channel every socket is subscribed to on connect. */
