@@ -15,11 +15,14 @@ const SEGMENT_PARAMETERS = /;[^/]*/g
 const REPEATED_SLASHES = /\/{2,}/g
 const SINGLE_DOT_SEGMENT = /\/\.(?=\/|$)/g
 const DOUBLE_DOT_SEGMENT = /\/\.\.(?:\/|$)/
-/** A path without any of these reads the same under every normalization below, apart from case. */
-const NEEDS_NORMALIZING = /[%\\;]|\/[/.]/
 
 const SLASH = 0x2f
 const BACKSLASH = 0x5c
+const PERCENT = 0x25
+const SEMICOLON = 0x3b
+const DOT = 0x2e
+const QUESTION_MARK = 0x3f
+const HASH = 0x23
 
 /** The target without an absolute-form `scheme://authority`; other targets unchanged. */
 export function stripAbsoluteForm (target: string): string {
@@ -33,7 +36,7 @@ export function stripAbsoluteForm (target: string): string {
 export function pathEnd (target: string): number {
   for (let i = 0; i < target.length; i++) {
     const code = target.charCodeAt(i)
-    if (code === 0x3f || code === 0x23) return i
+    if (code === QUESTION_MARK || code === HASH) return i
   }
   return target.length
 }
@@ -81,15 +84,36 @@ export function createPrefixMatcher (prefix: string): (target: string) => boolea
   const canonicalPrefix = canonicalPath(Buffer.from(prefix).toString('latin1'))
   const prefixSegments = canonicalPrefix.split('/').slice(1)
   return function isUnderPrefix (target: string): boolean {
-    const end = pathEnd(target)
-    // The common case, a plain `/path`: no normalization can change it but case.
-    if (target.charCodeAt(0) === SLASH && !NEEDS_NORMALIZING.test(target.slice(0, end))) {
-      return end >= canonicalPrefix.length && target.slice(0, canonicalPrefix.length).toLowerCase() === canonicalPrefix
-    }
+    const plain = comparePlain(target, canonicalPrefix)
+    if (plain !== undefined) return plain
     const readings = target.charCodeAt(0) === SLASH ? [canonicalPath(target)] : [canonicalPath(target), canonicalPath(target, true)]
     return readings.some((path) => path.startsWith(canonicalPrefix) ||
       (DOUBLE_DOT_SEGMENT.test(path) && couldResolveUnder(path.split('/').slice(1), prefixSegments)))
   }
+}
+
+/**
+ * For the common target, a `/path` without `%`, `\\`, `;`, `//` or `/.` (which
+ * no normalization changes but for case), whether it starts with `prefix`;
+ * undefined for any other target. One pass, no allocation: every request of
+ * the server goes through it.
+ */
+function comparePlain (target: string, prefix: string): boolean | undefined {
+  if (target.charCodeAt(0) !== SLASH) return undefined
+  let matches = true
+  let length = 0
+  for (; length < target.length; length++) {
+    const code = target.charCodeAt(length)
+    if (code === QUESTION_MARK || code === HASH) break
+    if (code === PERCENT || code === BACKSLASH || code === SEMICOLON) return undefined
+    if (code === SLASH) {
+      const next = target.charCodeAt(length + 1)
+      if (next === SLASH || next === DOT) return undefined
+    }
+    // ASCII upper case to lower case; the prefix is lower case already.
+    if (matches && length < prefix.length) matches = (code >= 0x41 && code <= 0x5a ? code + 0x20 : code) === prefix.charCodeAt(length)
+  }
+  return matches && length >= prefix.length
 }
 
 /**
