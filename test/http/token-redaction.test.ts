@@ -106,11 +106,15 @@ t.test('a token hidden in the path or under another name reaches no log line and
     t.same(pipelined.responses.map((response) => response.status), [200, status], `${name} second on its connection`)
     const upgrade = await rawExchange(port, upgradeRequest(target))
     t.equal(upgrade.responses[0]?.status, status, `${name} as an upgrade`)
+    // Unparsable: Node hands its bytes to the `clientError` log.
+    const broken = await rawExchange(port, `GET ${target} HTTP/1.1\r\nBad Header Line\r\n\r\n`)
+    t.equal(broken.responses[0]?.status, 400, `${name} in an unparsable request`)
     if (status === 404) t.equal(JSON.parse(alone.responses[0].body).message, `Route GET:${url} not found`, 'the 404 names the redacted URL')
-    t.same([alone, pipelined, upgrade].filter((exchange) => exchange.text.includes(token)).map((exchange) => exchange.text), [], `${name}: no body carries the token`)
+    t.same([alone, pipelined, upgrade, broken].filter((exchange) => exchange.text.includes(token)).map((exchange) => exchange.text), [], `${name}: no body carries the token`)
     const incoming = logs.map((line) => JSON.parse(line)).filter((line) => line.msg === 'incoming request').slice(-4).map((line) => line.req.url)
     t.same(incoming, [url, '/api/v1/ws/health', url, url], 'Fastify saw the redacted URL, each time')
   }
+  t.equal(logs.filter((line) => line.includes('client error')).length, hidingUrls(token).length, 'every unparsable request was logged')
   t.same(logs.map(readableLogLine).filter((line) => line.includes(token)), [], 'no log line carries the token')
 })
 
