@@ -76,7 +76,9 @@ export const HandshakeMessage = {
   TOO_MANY_FROM_ADDRESS: 'Too many connections from this address',
   UPGRADE_REQUIRED: 'WebSocket upgrade required',
   /** An upgrade request to one of the plugin's HTTP routes. */
-  NOT_A_WEBSOCKET_ROUTE: 'This route does not accept WebSocket upgrades'
+  NOT_A_WEBSOCKET_ROUTE: 'This route does not accept WebSocket upgrades',
+  /** `Sec-WebSocket-Protocol` offered only the token entry: the 101 would select none, and a browser fails that. */
+  TOKEN_ONLY_PROTOCOL: 'Offer a subprotocol besides the access token'
 } as const
 
 /** The channel every socket is subscribed to on connect. */

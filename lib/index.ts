@@ -5,7 +5,9 @@ import type { WebSocket } from 'ws'
 import { normalizeOptions, type NormalizedOptions, type RealtimeOptions } from './options.js'
 import { CloseCode, HandshakeMessage } from './constants.js'
 import { componentState, connectRedis, isRedisReady, waitForRedis, type RedisConnection } from './redis/connection.js'
-import { createTokenExtractor, createClientErrorScrubber, createPrefixMatcher } from './http/token-redaction.js'
+import { createTokenExtractor, createClientErrorScrubber } from './http/token-redaction.js'
+import { createTargetRedactor } from './http/redact-target.js'
+import { createPrefixMatcher } from './http/canonical-path.js'
 import { genTraceId } from './http/request-id.js'
 import { sendError } from './http/envelope.js'
 import { createUpgradeAnswerCloser, registerWebsocket } from './http/upgrade-requests.js'
@@ -26,7 +28,7 @@ import { LocalPresence } from './cluster/presence.js'
 import { GatewayStats } from './stats.js'
 import { buildRealtimeApi, type Realtime } from './realtime-api.js'
 import { createMetrics } from './diagnostics/metrics.js'
-import { diagnosticsRoutes } from './diagnostics/routes.js'
+import { diagnosticsQueryParams, diagnosticsRoutes } from './diagnostics/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -103,7 +105,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   fastify.addHook('onSend', createUpgradeAnswerCloser(routePath))
   warnIfHalfOpenUnbounded(fastify.server, fastify.log)
   let draining = false
-  installTokenRedaction(fastify, routePath, options.tokens)
+  installTokenRedaction(fastify, routePath, options)
   const gate = createHandshakeGate({
     isEnabled: () => options.enabled,
     isDraining: () => draining,
@@ -178,10 +180,19 @@ async function answerUpgradeRequired (request: FastifyRequest, reply: FastifyRep
   return sendError(request, reply, 426, HandshakeMessage.UPGRADE_REQUIRED)
 }
 
-/** Takes tokens out of requests under the prefix before Fastify (and its logger) sees them. */
-function installTokenRedaction (fastify: FastifyInstance, prefix: string, tokenOptions: NormalizedOptions['tokens']): void {
-  const extractToken = createTokenExtractor({ prefix, ...tokenOptions })
-  const scrubClientError = createClientErrorScrubber(tokenOptions.queryParam)
+/**
+ * Takes tokens out of requests under the prefix before Fastify (and its
+ * logger) sees them, and lets through only the query parameters the plugin's
+ * routes document.
+ */
+function installTokenRedaction (fastify: FastifyInstance, routePath: string, options: NormalizedOptions): void {
+  const documented = options.diagnostics.enabled ? diagnosticsQueryParams(options.diagnostics.options) : new Map<string, string[]>()
+  const redact = createTargetRedactor(routePath, {
+    outOfBand: options.tokens.queryParam === false ? [] : [options.tokens.queryParam],
+    documented: new Map([...documented].map(([path, names]) => [routePath + path, names]))
+  })
+  const extractToken = createTokenExtractor(redact, options.tokens)
+  const scrubClientError = createClientErrorScrubber(redact, options.tokens.queryParam)
   fastify.server.prependListener('request', extractToken)
   fastify.server.prependListener('upgrade', extractToken)
   fastify.server.prependListener('clientError', scrubClientError)

@@ -10,7 +10,7 @@ import { refuseUpgrade } from '../http/upgrade-requests.js'
 import type { Realtime } from '../realtime-api.js'
 import { createDiagnosticsAuth, type DiagnosticsAuthOptions } from './auth.js'
 import {
-  ConnectedUsersSchema, ConnectionsQuerySchema, ConnectionsSchema, HealthSchema, TestQuerySchema, TestResultSchema
+  ConnectedUsersSchema, ConnectionsQuerySchema, ConnectionsSchema, DiagnosticsQuerySchemas, HealthSchema, TestQuerySchema, TestResultSchema
 } from './schemas.js'
 
 export interface DiagnosticsOptions {
@@ -74,7 +74,7 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
   })
 
   fastify.get<{ Querystring: Static<typeof ConnectionsQuerySchema> }>('/connections',
-    operatorRoute({ querystring: ConnectionsQuerySchema, response: { 200: ConnectionsSchema } }),
+    operatorRoute({ querystring: DiagnosticsQuerySchemas['/connections'], response: { 200: ConnectionsSchema } }),
     async (request, reply) => {
       const { limit = DEFAULT_PAGE, cursor, user_id: userId } = request.query
       const after = cursor === undefined ? undefined : decodeCursor(cursor)
@@ -109,7 +109,7 @@ function registerTestRoute (fastify: FastifyInstance, deps: DiagnosticsDependenc
   let windowStartedAt = 0
   let used = 0
   fastify.get<{ Querystring: Static<typeof TestQuerySchema> }>('/test',
-    operatorRoute({ querystring: TestQuerySchema, response: { 200: TestResultSchema } }),
+    operatorRoute({ querystring: DiagnosticsQuerySchemas['/test'], response: { 200: TestResultSchema } }),
     async (request, reply) => {
       if (process.env.NODE_ENV === 'production' && !forceInProduction) return sendError(request, reply, 403, 'Test endpoint is disabled in production')
       const now = Date.now()
@@ -126,6 +126,12 @@ function registerTestRoute (fastify: FastifyInstance, deps: DiagnosticsDependenc
       const connected = (await deps.presence.connectedUsers()).includes(userId)
       return ok(request, { user_id: userId, channel: TEST_CHANNEL, event: TEST_EVENT, published: true, connected })
     })
+}
+
+/** The documented query parameters of the diagnostic routes `options` registers, by path below the prefix. */
+export function diagnosticsQueryParams (options: Pick<DiagnosticsOptions, 'testRoute'>): Map<string, string[]> {
+  const registered = Object.entries(DiagnosticsQuerySchemas).filter(([path]) => path !== '/test' || options.testRoute.enabled)
+  return new Map(registered.map(([path, schema]) => [path, Object.keys(schema.properties)]))
 }
 
 type Position = Pick<PresenceEntry, 'node_id' | 'connection_id'>

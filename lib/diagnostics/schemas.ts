@@ -61,3 +61,13 @@ export const TestResultSchema = Envelope(Type.Object({
   published: Type.Boolean(),
   connected: Type.Boolean()
 }))
+
+/**
+ * The query schema of each diagnostic route that reads one, by its path below
+ * the prefix: the route validates with it, and its properties are the only
+ * query parameters that reach Fastify's URL (and so its logs) for that path.
+ */
+export const DiagnosticsQuerySchemas = {
+  '/connections': ConnectionsQuerySchema,
+  '/test': TestQuerySchema
+} as const

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { HandshakeMessage } from '../constants.js'
 import { sendError } from '../http/envelope.js'
-import { readAccessToken } from '../http/token-redaction.js'
+import { offeredOnlyTokenProtocol, readAccessToken } from '../http/token-redaction.js'
 import type { Resolution } from '../tokens/resolve-with-deadline.js'
 import type { TokenState } from '../tokens/token-store.js'
 import type { ConnectionLimiter } from './connection-limiter.js'
@@ -37,9 +37,9 @@ export interface GateDependencies {
 }
 
 /**
- * The `onRequest` hook of the WebSocket route: the checks of SPEC's handshake
- * table, in the table's order, answered over HTTP before any upgrade (the
- * last row, 426 for a GET without `Upgrade`, is the route handler's).
+ * The `onRequest` hook of the WebSocket route: the checks of the handshake
+ * table, in the table's order, answered over HTTP before any upgrade (426 for
+ * a GET without `Upgrade` is the route handler's).
  */
 export function createHandshakeGate (deps: GateDependencies) {
   return async function handshakeGate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -59,10 +59,12 @@ export function createHandshakeGate (deps: GateDependencies) {
       return reject(request, reply, 503, HandshakeMessage.TOKEN_STORE_UNAVAILABLE, 'token store unavailable')
     }
 
-    // A plain GET is only measured against the caps; an upgrade takes a slot.
-    // (`injectWS` requests have no TCP socket to hold one.)
+    // A plain GET is only measured against the caps, and so is an upgrade about
+    // to be refused below; an admitted upgrade takes a slot. (`injectWS`
+    // requests have no TCP socket to hold one.)
     const socket = request.raw.socket as Duplex | undefined
-    const admission = request.ws && socket !== undefined
+    const onlyTokenProtocol = request.ws && offeredOnlyTokenProtocol(request.raw)
+    const admission = request.ws && socket !== undefined && !onlyTokenProtocol
       ? deps.limiter.admit(socket, request.ip)
       : deps.limiter.check(request.ip)
     if (admission !== 'admitted' && typeof admission !== 'function') {
@@ -71,6 +73,8 @@ export function createHandshakeGate (deps: GateDependencies) {
         ? reject(request, reply, 503, HandshakeMessage.SERVER_FULL, 'server full')
         : reject(request, reply, 429, HandshakeMessage.TOO_MANY_FROM_ADDRESS, 'address over its cap')
     }
+    // `ws` would answer 101 selecting no protocol; the browser fails it after the gateway took the user's socket over.
+    if (onlyTokenProtocol) return reject(request, reply, 400, HandshakeMessage.TOKEN_ONLY_PROTOCOL, 'token as the only subprotocol')
     // A plain GET goes on to the route handler, which answers 426.
     if (request.ws) request[kAdmitted] = { token, state: resolution.state, response: reply.raw, slot: typeof admission === 'function' ? admission : undefined }
   }

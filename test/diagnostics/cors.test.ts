@@ -82,7 +82,8 @@ t.test('diagnostics.enabled: false removes all five routes', async (t) => {
   for (const route of ROUTES) {
     const result = await http(`${httpBase}${PREFIX}${route}`, { origin: ADMIN_ORIGIN, ...bearer(ops) })
     t.equal(result.status, 404, route)
-    t.strictSame(result.body, { message: `Route GET:${PREFIX}${route} not found`, error: 'Not Found', statusCode: 404 })
+    // No route of the plugin then, so none of the query reaches Fastify.
+    t.strictSame(result.body, { message: `Route GET:${PREFIX}${route.split('?')[0]} not found`, error: 'Not Found', statusCode: 404 })
     t.strictSame(corsHeaders(result.headers), [])
   }
   t.equal((await http(`${httpBase}${PREFIX}/connections`, preflight(ADMIN_ORIGIN), 'OPTIONS')).status, 404)

@@ -39,7 +39,8 @@ t.test('off by default: 404 (Fastify\'s), even with valid auth, and no token in 
   const { node, ops } = await start(t, {})
   const result = await http(`${node.httpBase}${PREFIX}/test?user_id=u1&token=${ops}`, bearer(ops))
   t.equal(result.status, 404)
-  t.strictSame(result.body, { message: 'Route GET:/api/v1/ws/test?user_id=u1 not found', error: 'Not Found', statusCode: 404 })
+  // Not a route then, so none of its query reaches Fastify.
+  t.strictSame(result.body, { message: 'Route GET:/api/v1/ws/test not found', error: 'Not Found', statusCode: 404 })
   t.notOk(result.text.includes(ops))
 })
 

@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startApp } from '../helpers/app.js'
 import { handshake, connect, closed, type HandshakeResult } from '../helpers/client.js'
+import { Inbox } from '../helpers/messages.js'
 
 const TRACE_ID = /^[0-9a-f]{16}$/
 
@@ -235,8 +236,36 @@ t.test('token sources: Sec-WebSocket-Protocol, never echoed back as the subproto
   const viaQuery = await connect(`${wsBase}/api/v1/ws?token=${token}`)
   t.equal(viaQuery.protocol, '', 'the query still works with the protocol source on')
   viaQuery.socket.terminate()
-  // Offering only the token leaves nothing to select; clients must offer another protocol.
-  await t.rejects(handshake(`${wsBase}/api/v1/ws`, { protocols: [`bearer.${token}`] }), { message: 'Server sent no subprotocol' })
+})
+
+t.test('the token offered as the only subprotocol is refused before the upgrade, and evicts nobody', async (t) => {
+  const { app, wsBase, httpBase } = await startApp({ tokens: { protocolPrefix: 'bearer.' } })
+  t.teardown(() => app.close())
+  const token = await app.realtime.tokens.issue('u1', { ttlSeconds: 60 })
+  const working = await connect(`${wsBase}/api/v1/ws`, { protocols: ['realtime.v1', `bearer.${token}`] })
+  t.teardown(() => working.socket.terminate())
+  t.equal(working.protocol, 'realtime.v1')
+  const inbox = new Inbox(working.socket)
+  const closes: number[] = []
+  working.socket.on('close', (code) => closes.push(code))
+
+  // A browser fails a 101 that selects no protocol, and retries: each retry is refused before the upgrade.
+  for (let retry = 0; retry < 3; retry++) {
+    assertRejected(t, await handshake(`${wsBase}/api/v1/ws`, { protocols: [`bearer.${token}`] }), 400, 'Offer a subprotocol besides the access token')
+  }
+  // Also when the query carried the token.
+  assertRejected(t, await handshake(`${wsBase}/api/v1/ws?token=${token}`, { protocols: [`bearer.${token}`] }), 400, 'Offer a subprotocol besides the access token')
+  // The checks before it keep their answers.
+  assertRejected(t, await handshake(`${wsBase}/api/v1/ws`, { protocols: [`bearer.${token}x`] }), 401, 'Invalid or expired token')
+  const plain = await plainGet(`${httpBase}/api/v1/ws`, { 'sec-websocket-protocol': `bearer.${token}` })
+  t.equal(plain.status, 426, 'a plain GET still gets 426')
+
+  await app.realtime.publish('settings', 'STILL_THERE', {})
+  const [event] = await inbox.until(1)
+  t.equal(event.event, 'STILL_THERE', 'the working socket is still open')
+  t.same(closes, [], 'and was never closed (no 4500)')
+  const { connects, closes: recorded } = app.realtime.stats()
+  t.same({ connects, recorded }, { connects: 1, recorded: {} }, 'the refused handshakes were never counted as connections')
 })
 
 t.test('query source can be turned off', async (t) => {
