@@ -10,7 +10,7 @@ import { createTargetRedactor } from './http/redact-target.js'
 import { createPrefixMatcher } from './http/canonical-path.js'
 import { genTraceId } from './http/request-id.js'
 import { sendError } from './http/envelope.js'
-import { createUpgradeAnswerCloser, registerWebsocket } from './http/upgrade-requests.js'
+import { createUpgradeAnswerCloser, endAnsweredUpgrade, registerWebsocket } from './http/upgrade-requests.js'
 import { warnIfHalfOpenUnbounded } from './http/server-timeouts.js'
 import { createOriginCheck } from './handshake/origin.js'
 import { ConnectionLimiter } from './handshake/connection-limiter.js'
@@ -103,6 +103,8 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   }
   const routePath = fastify.prefix + options.prefix
   fastify.addHook('onSend', createUpgradeAnswerCloser(routePath))
+  fastify.server.on('upgrade', endAnsweredUpgrade)
+  fastify.addHook('onClose', async () => { fastify.server.removeListener('upgrade', endAnsweredUpgrade) })
   warnIfHalfOpenUnbounded(fastify.server, fastify.log)
   let draining = false
   installTokenRedaction(fastify, routePath, options)

@@ -1,4 +1,5 @@
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import websocket, { type WebsocketPluginOptions } from '@fastify/websocket'
 import { HandshakeMessage } from '../constants.js'
@@ -51,4 +52,28 @@ export function createUpgradeAnswerCloser (handshakeUrl: string) {
 /** The `onRequest` hook of the plugin's HTTP routes: only the WebSocket route upgrades. */
 export async function refuseUpgrade (request: FastifyRequest, reply: FastifyReply): Promise<void> {
   if (isUpgradeRequest(request.raw)) sendError(request, reply, 400, HandshakeMessage.NOT_A_WEBSOCKET_ROUTE)
+}
+
+/**
+ * A listener of the server's `upgrade` event that ends every upgrade socket
+ * once an HTTP answer on it has gone out. Node hands an upgrade request's
+ * socket to the `upgrade` listeners alone, out of its HTTP server's care:
+ * @fastify/websocket ends it after an answer its own hooks saw, but not after
+ * Fastify's 400 for a URL it cannot decode, nor when it cannot answer at all
+ * (an upgrade pipelined behind a response still going out: that response is
+ * the socket's, and the upgrade is never served). Left open, such a socket is
+ * held until the client leaves, and `app.close()` waits for it forever.
+ *
+ * A socket that becomes a WebSocket gets its 101 written by `ws` directly;
+ * the answer object on it never finishes and is detached by the gateway.
+ */
+export function endAnsweredUpgrade (_raw: IncomingMessage, socket: Duplex): void {
+  // After the other `upgrade` listeners ran: by then the answer (if any) is assigned to the socket.
+  process.nextTick(() => {
+    // `_httpMessage` is how Node links a socket to the response written on it (`ServerResponse#assignSocket`).
+    const answer = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
+    if (answer === null || answer === undefined) return
+    if (answer.writableFinished) socket.destroy()
+    else answer.once('finish', () => socket.destroy())
+  })
 }

@@ -1,4 +1,7 @@
 import t, { type Test } from 'tap'
+import { once } from 'node:events'
+import { connect as tcpConnect } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import websocket from '@fastify/websocket'
 import Type from 'typebox'
@@ -141,4 +144,21 @@ t.test('when the app registered @fastify/websocket, its routes stay as it made t
   const opened = await connect(`ws://127.0.0.1:${port}${PREFIX}?token=${token}`)
   opened.socket.terminate()
   t.strictSame(errorLines(lines), [])
+})
+
+t.test('an upgrade socket no route took over is ended: app.close() is never held up by one', async (t) => {
+  const { app, port } = await startApp({}, {}, (app) => {
+    app.get('/slow', async () => await new Promise((resolve) => setTimeout(() => resolve({ slow: true }), 300)))
+  })
+  const socket = tcpConnect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  // An upgrade pipelined behind a request still being answered, and one whose URL Fastify cannot decode.
+  socket.write(getRequest('/slow') + upgradeRequest('/slow'))
+  const badUrl = await rawExchange(port, upgradeRequest('/elsewhere%zz'), { waitMs: 500 })
+  t.equal(badUrl.status, 400)
+  t.equal(badUrl.closedByServer, true, 'the server ended the bad-URL upgrade')
+  const closing = app.close()
+  const outcome = await Promise.race([closing.then(() => 'closed'), sleep(5000).then(() => 'still closing')])
+  t.equal(outcome, 'closed', 'app.close() resolved')
+  socket.destroy()
 })
