@@ -64,7 +64,9 @@ export function joinCluster (options: ClusterOptions): Cluster {
     log
   })
 
-  gateway.announceWhen(async (connection) => await broker.listen(connection.userId))
+  // While the subscriber's link is down, waiting would hold a socket's
+  // `connected` until it is back; the socket gets `resync` then instead.
+  gateway.announceWhen((connection) => broker.subscriberState === 'ready' ? broker.listen(connection.userId) : undefined)
   gateway.registry.listen({
     added (connection) {
       presence.opened(connection)

@@ -53,7 +53,7 @@ export class Gateway {
   readonly #session: SessionContext
   #draining = false
   #drained: (() => void) | undefined
-  #listening: ((connection: Connection) => Promise<void>) | undefined
+  #listening: ((connection: Connection) => Promise<void> | undefined) | undefined
 
   // Shared listeners: `this` is the socket.
   readonly #onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void
@@ -145,21 +145,23 @@ export class Gateway {
       this.close(connection, CloseCode.GOING_AWAY, 'Server shutting down')
       return
     }
-    if (this.#listening !== undefined) connection.held = { events: [], bytes: 0 }
+    const listening = this.#listening?.(connection)
+    if (listening !== undefined) connection.held = { events: [], bytes: 0 }
     const replaced = this.registry.add(connection)
     if (replaced !== undefined) this.close(replaced, CloseCode.REPLACED, 'Replaced by a newer connection')
     this.#expiry.add(connection)
-    if (this.#listening === undefined) this.#announce(connection)
-    else this.#listening(connection).then(() => { if (!connection.closed) this.#announce(connection) })
+    if (listening === undefined) this.#announce(connection)
+    else listening.then(() => { if (!connection.closed) this.#announce(connection) })
   }
 
   /**
-   * Cluster mode: a socket's `connected` goes out only once `listening`
-   * resolves for it, i.e. once this node receives what is published to its
-   * user, so every event published after the client saw `connected` reaches
-   * it. Whatever is sent to the socket meanwhile follows `connected`.
+   * Cluster mode: a socket's `connected` goes out only once the promise
+   * `listening` gives for it resolves, i.e. once this node receives what is
+   * published to its user, so every event published after the client saw
+   * `connected` reaches it. Whatever is sent to the socket meanwhile follows
+   * `connected`. No promise: announce at once.
    */
-  announceWhen (listening: (connection: Connection) => Promise<void>): void {
+  announceWhen (listening: (connection: Connection) => Promise<void> | undefined): void {
     this.#listening = listening
   }
 

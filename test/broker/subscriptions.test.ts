@@ -77,3 +77,20 @@ t.test('reset subscribes everything wanted again and resolves once it is back', 
   t.same(calls, ['SUBSCRIBE a b', 'SUBSCRIBE a b'])
   await fakeConnection().set.reset()
 })
+
+t.test('a channel dropped while its SUBSCRIBE is in flight is unsubscribed once that SUBSCRIBE is answered', async (t) => {
+  const calls: string[] = []
+  let answer = (): void => {}
+  const set = new SubscriptionSet(async (channels) => {
+    calls.push(`SUBSCRIBE ${channels.join(' ')}`)
+    await new Promise<void>((resolve) => { answer = resolve })
+  }, async (channels) => { calls.push(`UNSUBSCRIBE ${channels.join(' ')}`) }, () => {})
+  const wanted = set.want('a')
+  await sleep(5)
+  t.same(calls, ['SUBSCRIBE a'], 'in flight')
+  set.drop('a')
+  await wanted
+  answer()
+  await sleep(5)
+  t.same(calls, ['SUBSCRIBE a', 'UNSUBSCRIBE a'])
+})
