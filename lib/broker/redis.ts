@@ -75,6 +75,11 @@ export class RedisBroker implements Broker {
     this.#probeTimer = setInterval(() => this.#probe(), options.probeIntervalMs).unref()
   }
 
+  /** The subscriber lost its link: once it is back, every socket here gets `resync`. */
+  get linkDown (): boolean {
+    return this.#linkLost
+  }
+
   get subscriberState (): ComponentState {
     return componentState(this.#pubsub.subscriber.status)
   }

@@ -65,8 +65,8 @@ export function joinCluster (options: ClusterOptions): Cluster {
   })
 
   // While the subscriber's link is down, waiting would hold a socket's
-  // `connected` until it is back; the socket gets `resync` then instead.
-  gateway.announceWhen((connection) => broker.subscriberState === 'ready' ? broker.listen(connection.userId) : undefined)
+  // `connected` until it is back; every socket here gets `resync` then instead.
+  gateway.announceWhen((connection) => broker.linkDown ? undefined : broker.listen(connection.userId))
   gateway.registry.listen({
     added (connection) {
       presence.opened(connection)
