@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import { normalizeOptions, type NormalizedOptions, type RealtimeOptions } from './options.js'
 import { CloseCode, HandshakeMessage } from './constants.js'
-import { componentState, connectRedis, isRedisReady, waitForRedis, type RedisConnection } from './redis/connection.js'
+import { componentState, connectRedis, isRedisReady, waitForRedis, type RedisConnection } from './redis/client.js'
 import { createTokenExtractor, createClientErrorScrubber } from './http/token-redaction.js'
 import { createTargetRedactor } from './http/redact-target.js'
 import { createPrefixMatcher } from './http/canonical-path.js'
@@ -19,14 +19,14 @@ import { createHandshakeGate, kAdmitted, type Admitted } from './handshake/gate.
 import { createDeadlineResolver } from './tokens/resolve-with-deadline.js'
 import { buildTokenStore } from './tokens/build-token-store.js'
 import { ChannelCatalog } from './channels/catalog.js'
-import { Gateway } from './connection/gateway.js'
-import { looserLimits, websocketServerLimits } from './connection/websocket-limits.js'
-import { TokenRecheck } from './connection/token-recheck.js'
+import { Hub } from './hub/hub.js'
+import { looserLimits, websocketServerLimits } from './hub/websocket-limits.js'
+import { TokenRecheck } from './hub/token-recheck.js'
 import { MemoryBroker } from './broker/memory.js'
-import { joinCluster } from './cluster/cluster.js'
-import { LocalPresence } from './cluster/presence.js'
+import { joinCluster } from './node/node.js'
+import { LocalPresence } from './node/presence.js'
 import { GatewayStats } from './stats.js'
-import { buildRealtimeApi, type Realtime } from './realtime-api.js'
+import { buildRealtimeApi, type Realtime } from './node/realtime-api.js'
 import { createMetrics } from './diagnostics/metrics.js'
 import { diagnosticsQueryParams, diagnosticsRoutes } from './diagnostics/routes.js'
 
@@ -40,7 +40,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   const options = normalizeOptions(rawOptions)
   // Everything that can refuse the options comes before anything that holds a connection or a timer.
   const stats = new GatewayStats()
-  const metrics = createMetrics({ stats, connections: () => gateway.registry.size }, options.diagnostics.metricsRegistry)
+  const metrics = createMetrics({ stats, connections: () => hub.connections.size }, options.diagnostics.metricsRegistry)
 
   // Token state: Redis when configured, memory otherwise.
   const redis = options.redis === undefined ? undefined : connectRedis(fastify, options.redis, fastify.log)
@@ -55,7 +55,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   // Sockets, channels and delivery.
   const catalog = new ChannelCatalog(options.channels)
   const limiter = new ConnectionLimiter(options.limits)
-  const gateway = new Gateway({
+  const hub = new Hub({
     catalog,
     limiter,
     limits: options.limits,
@@ -64,22 +64,22 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     stats,
     log: fastify.log
   })
-  const recheck = new TokenRecheck(options.tokens.recheckIntervalMs, () => gateway.registry, resolveToken,
-    (connection) => gateway.close(connection, CloseCode.TOKEN_REVOKED, 'Access token revoked'))
+  const recheck = new TokenRecheck(options.tokens.recheckIntervalMs, () => hub.connections, resolveToken,
+    (connection) => hub.close(connection, CloseCode.TOKEN_REVOKED, 'Access token revoked'))
   // Delivery and presence: through Redis across nodes, or in this process.
   const cluster = redis === undefined
     ? undefined
-    : joinCluster({ redis: redis.client, keyPrefix: options.keyPrefix, ...options.cluster, gateway, catalog, heartbeatIntervalMs: options.heartbeat.intervalMs, stats, log: fastify.log })
-  const broker = cluster?.broker ?? new MemoryBroker(gateway, catalog)
-  const presence = cluster?.presence ?? new LocalPresence(gateway.registry, options.cluster.nodeId)
-  const realtime = buildRealtimeApi({ catalog, broker, presence, gateway, store, stats, nodeId: options.cluster.nodeId })
+    : joinCluster({ redis: redis.client, keyPrefix: options.keyPrefix, ...options.cluster, hub, catalog, heartbeatIntervalMs: options.heartbeat.intervalMs, stats, log: fastify.log })
+  const broker = cluster?.broker ?? new MemoryBroker(hub, catalog)
+  const presence = cluster?.presence ?? new LocalPresence(hub.connections, options.cluster.nodeId)
+  const realtime = buildRealtimeApi({ catalog, broker, presence, hub, store, stats, nodeId: options.cluster.nodeId })
   fastify.decorate('realtime', realtime)
 
   // What the plugin created, it closes (also when a later step of the
   // registration fails); a Redis client it was given stays open.
   fastify.addHook('onClose', async () => {
     recheck.stop()
-    await gateway.drain()
+    await hub.drain()
     await (cluster?.stop() ?? broker.close())
     store.close()
     if (options.diagnostics.metricsRegistry !== undefined) metrics.remove()
@@ -91,7 +91,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     await registerWebsocket(fastify, {
       ...options.websocket,
       options: { ...websocketServerLimits(options.limits), clientTracking: false, ...options.websocket.options },
-      // The gateway closes its sockets with 1001 itself (below).
+      // The hub closes its sockets with 1001 itself (below).
       preClose: options.websocket.preClose ?? ((done) => done())
     })
   } else {
@@ -131,7 +131,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
       onRequest: gate,
       handler: answerUpgradeRequired,
       wsHandler: function onConnection (socket: WebSocket, request) {
-        gateway.accept(socket, request, request[kAdmitted] as Admitted)
+        hub.accept(socket, request, request[kAdmitted] as Admitted)
       }
     })
     if (!options.diagnostics.enabled) return
@@ -147,7 +147,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
         mode: redis === undefined ? 'embedded' : 'cluster',
         redis: redis === undefined ? 'none' : componentState(redis.client.status),
         subscriber: cluster === undefined ? 'none' : cluster.broker.subscriberState,
-        connections: gateway.registry.size,
+        connections: hub.connections.size,
         draining
       })
     }), { prefix: options.prefix })
@@ -158,7 +158,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   fastify.addHook('preClose', async () => {
     draining = true
     fastify.server.on('upgrade', answerWhileDraining)
-    await gateway.drain()
+    await hub.drain()
   })
   fastify.addHook('onClose', async () => { fastify.server.removeListener('upgrade', answerWhileDraining) })
 }
@@ -210,9 +210,9 @@ export { fastifyRealtime }
 export type { RealtimeOptions, TokenOptions, DiagnosticsUserOptions } from './options.js'
 export type { TokenState } from './tokens/token-store.js'
 export type { ChannelDefinition, ChannelScope } from './channels/catalog.js'
-export type { Realtime, RealtimeChannels, RealtimeTokens, ChannelHelper, PublishOptions, UserId } from './realtime-api.js'
-export type { ConnectionInfo } from './connection/connection.js'
+export type { Realtime, RealtimeChannels, RealtimeTokens, ChannelHelper, PublishOptions, UserId } from './node/realtime-api.js'
+export type { ConnectionInfo } from './hub/connection.js'
 export type { StatsSnapshot } from './stats.js'
-export type { PresenceEntry } from './cluster/presence.js'
+export type { PresenceEntry } from './node/presence.js'
 export { CloseCode, ProtocolErrorCode } from './constants.js'
 export * as errors from './errors.js'

@@ -2,7 +2,7 @@ import type { EncodedEvent } from '../protocol/server-event.js'
 
 /**
  * Carries publishes and control commands to the node(s) holding the sockets.
- * The embedded broker hands them straight to this node's gateway; the Redis
+ * The embedded broker hands them straight to this node's hub; the Redis
  * broker (cluster mode) routes them through Redis pub/sub to every node.
  */
 export interface Broker {

@@ -1,5 +1,5 @@
 import { FST_REALTIME_OUTCOME_UNKNOWN, FST_REALTIME_REDIS_UNAVAILABLE } from '../errors.js'
-import type { RedisClient } from '../redis/connection.js'
+import type { RedisClient } from '../redis/client.js'
 import { writeFailure } from '../redis/outcome.js'
 
 export interface PublisherOptions {

@@ -1,21 +1,21 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { ChannelCatalog } from '../channels/catalog.js'
 import { CloseCode } from '../constants.js'
-import type { Gateway } from '../connection/gateway.js'
+import type { Hub } from '../hub/hub.js'
 import { encodeEvent, frameText, type EncodedEvent } from '../protocol/server-event.js'
-import { componentState, type ComponentState, type RedisClient } from '../redis/connection.js'
+import { componentState, type ComponentState, type RedisClient } from '../redis/client.js'
 import type { GatewayStats } from '../stats.js'
 import type { Broker } from './broker.js'
 import { Publisher } from './publisher.js'
 import { createPubSub, type PubSub } from './pubsub.js'
 import { SubscriptionSet } from './subscriptions.js'
-import { decodeMessage, encodeControlMessage, encodeEventMessage, redisChannels, type ControlMessage } from './wire.js'
+import { decodeMessage, encodeControlMessage, encodeEventMessage, redisChannels, type ControlMessage } from '../node/wire.js'
 
 export interface RedisBrokerOptions {
   client: RedisClient
   keyPrefix: string
   nodeId: string
-  gateway: Gateway
+  hub: Hub
   catalog: ChannelCatalog
   /** How often the subscriber's liveness is probed; a probe not back by the next one replaces it. */
   probeIntervalMs: number
@@ -151,7 +151,7 @@ export class RedisBroker implements Broker {
 
   #receive (redisChannel: string, message: Buffer): void {
     const decoded = decodeMessage(message)
-    const { gateway, catalog } = this.#options
+    const { hub, catalog } = this.#options
     if (decoded.kind === 'malformed') {
       this.#options.log.warn({ channel: redisChannel }, 'fastify-realtime: ignored a message not written by this plugin')
       return
@@ -164,26 +164,26 @@ export class RedisBroker implements Broker {
     const userId = this.#channels.userOf(redisChannel)
     if (userId === undefined) {
       // Only the channel's own Redis channel may carry a global event.
-      if (redisChannel === this.#channels.global(decoded.channel)) gateway.deliverToChannel(decoded.channel, event)
+      if (redisChannel === this.#channels.global(decoded.channel)) hub.deliverToChannel(decoded.channel, event)
       return
     }
     const channel = catalog.get(decoded.channel)
-    if (channel !== undefined) gateway.deliverToUser(userId, channel.name, channel.alwaysDelivered, event)
+    if (channel !== undefined) hub.deliverToUser(userId, channel.name, channel.alwaysDelivered, event)
   }
 
   #control (control: ControlMessage): void {
-    const { gateway } = this.#options
+    const { hub } = this.#options
     switch (control.type) {
       case 'takeover':
         this.#options.onTakeover(control.userId, control.generation)
         return
       case 'disconnect': {
         const payload = control.finalEvent === undefined ? undefined : Buffer.from(control.finalEvent)
-        gateway.disconnectUser(control.userId, control.code, control.reason, payload === undefined ? undefined : { payload, frame: frameText(payload) })
+        hub.disconnectUser(control.userId, control.code, control.reason, payload === undefined ? undefined : { payload, frame: frameText(payload) })
         return
       }
       case 'revoke':
-        gateway.closeToken(control.tokenHash, CloseCode.TOKEN_REVOKED, 'Access token revoked')
+        hub.closeToken(control.tokenHash, CloseCode.TOKEN_REVOKED, 'Access token revoked')
         return
       case 'probe':
         if (this.#pendingProbe?.nonce === control.nonce) this.#pendingProbe = undefined
@@ -234,6 +234,6 @@ export class RedisBroker implements Broker {
   }
 
   #resync (reason: string): void {
-    this.#options.gateway.broadcastLocal(encodeEvent('resync', null, { reason }))
+    this.#options.hub.broadcastLocal(encodeEvent('resync', null, { reason }))
   }
 }

@@ -16,7 +16,7 @@ export interface Metrics {
 
 /**
  * Prometheus metrics of one node, on the plugin's own registry or on one the
- * user passes. Counters are read from the gateway's plain counters when
+ * user passes. Counters are read from the hub's plain counters when
  * scraped, so the hot path pays for an increment, not for prom-client.
  * @throws FST_REALTIME_INVALID_OPTION when the user's registry already has them (another plugin instance).
  */

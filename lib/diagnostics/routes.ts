@@ -2,12 +2,12 @@ import type { FastifyInstance, FastifyRequest, FastifySchema, preHandlerAsyncHoo
 import cors from '@fastify/cors'
 import type { Registry } from 'prom-client'
 import type { Static } from 'typebox'
-import type { Presence, PresenceEntry } from '../cluster/presence.js'
-import type { ComponentState } from '../redis/connection.js'
+import type { Presence, PresenceEntry } from '../node/presence.js'
+import type { ComponentState } from '../redis/client.js'
 import { createOriginCheck } from '../handshake/origin.js'
 import { sendError } from '../http/envelope.js'
 import { refuseUpgrade } from '../http/upgrade-requests.js'
-import type { Realtime } from '../realtime-api.js'
+import type { Realtime } from '../node/realtime-api.js'
 import { createDiagnosticsAuth, type DiagnosticsAuthOptions } from './auth.js'
 import {
   ConnectedUsersSchema, ConnectionsQuerySchema, ConnectionsSchema, DiagnosticsQuerySchemas, HealthSchema, TestQuerySchema, TestResultSchema

@@ -1,6 +1,6 @@
 import { FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED } from '../errors.js'
 import type { NormalizedOptions } from '../options.js'
-import type { RedisClient } from '../redis/connection.js'
+import type { RedisClient } from '../redis/client.js'
 import { MemoryTokenStore } from './memory-store.js'
 import { RedisTokenStore } from './redis-store.js'
 import { type TokenLookup } from './resolve-with-deadline.js'

@@ -5,26 +5,26 @@ import type { Connection } from './connection.js'
  * up: by id, by user (one socket per user), by token (revocation) and, for
  * global channels, by subscription (fan-out without scanning every socket).
  */
-export interface RegistryListener {
+export interface ConnectionListener {
   added: (connection: Connection) => void
   /** Called after removal: `forUser()` already tells whether the user has another socket here. */
   removed: (connection: Connection) => void
 }
 
-export class Registry {
+export class ConnectionIndex {
   readonly #byId = new Map<string, Connection>()
   readonly #byUser = new Map<string, Connection>()
   // A token belongs to one user and a user has one socket here, so a token has at most one.
   readonly #byToken = new Map<string, Connection>()
   readonly #globalSubscribers = new Map<string, Set<Connection>>()
-  readonly #listeners: RegistryListener[] = []
+  readonly #listeners: ConnectionListener[] = []
 
   get size (): number {
     return this.#byId.size
   }
 
   /** Cluster mode follows every add and remove (presence, user channels, fencing). */
-  listen (listener: RegistryListener): void {
+  listen (listener: ConnectionListener): void {
     this.#listeners.push(listener)
   }
 

@@ -1,4 +1,4 @@
-import type { Connection } from '../connection/connection.js'
+import type { Connection } from './connection.js'
 import type { EncodedEvent } from '../protocol/server-event.js'
 import type { Outbox } from './outbox.js'
 

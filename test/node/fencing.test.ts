@@ -1,9 +1,9 @@
 import t from 'tap'
 import type { FastifyBaseLogger } from 'fastify'
-import { Fencing } from '../../lib/cluster/fencing.js'
-import type { Connection } from '../../lib/connection/connection.js'
-import type { Gateway } from '../../lib/connection/gateway.js'
-import type { RedisClient } from '../../lib/redis/connection.js'
+import { Fencing } from '../../lib/node/fencing.js'
+import type { Connection } from '../../lib/hub/connection.js'
+import type { Hub } from '../../lib/hub/hub.js'
+import type { RedisClient } from '../../lib/redis/client.js'
 
 /**
  * Fencing with its collaborators replaced by fakes, so that every ordering of
@@ -20,8 +20,8 @@ function harness () {
     eval: async () => { await gates.claim; stored = Math.max(stored, nextGeneration); return String(nextGeneration) },
     get: async () => (stored === 0 ? null : String(stored))
   } as unknown as RedisClient
-  const gateway = {
-    registry: {
+  const hub = {
+    connections: {
       forUser: (userId: string) => connections.get(userId),
       [Symbol.iterator]: () => connections.values()
     },
@@ -30,11 +30,11 @@ function harness () {
       connections.delete(connection.userId)
       closes.push([connection.id, code])
     }
-  } as unknown as Gateway
+  } as unknown as Hub
   const fencing = new Fencing({
     redis,
     keyPrefix: 'rt:',
-    gateway,
+    hub,
     listen: async () => { await gates.listen },
     announce: async (userId, generation) => { announced.push([userId, generation]) },
     log: { warn () {}, debug () {} } as unknown as FastifyBaseLogger
@@ -128,7 +128,7 @@ t.test('check: closes sockets older than the stored generation, claims for those
   // u2's first claim failed; the stored generation (µs) is later than its connect time: a newer connection won.
   h.setStored((Date.now() + 1000) * 1000)
   const unclaimed = h.open('c3', 'u3', Date.now() + 10_000_000)
-  await h.fencing.check()
+  await h.fencing.repair()
   t.same(h.closes.sort(), [['c1', 4500], ['c2', 4500]])
   t.equal(unclaimed.generation, 1000, 'the socket with no newer rival claimed again')
   t.equal(pending.closed, true)

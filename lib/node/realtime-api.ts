@@ -1,16 +1,16 @@
-import type { ChannelCatalog } from './channels/catalog.js'
-import { CloseCode, FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT } from './constants.js'
-import type { Broker } from './broker/broker.js'
-import type { ConnectionInfo } from './connection/connection.js'
-import type { Gateway } from './connection/gateway.js'
+import type { ChannelCatalog } from '../channels/catalog.js'
+import { CloseCode, FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT } from '../constants.js'
+import type { Broker } from '../broker/broker.js'
+import type { ConnectionInfo } from '../hub/connection.js'
+import type { Hub } from '../hub/hub.js'
 import {
   FST_REALTIME_INVALID_ARGUMENT, FST_REALTIME_INVALID_DATA, FST_REALTIME_UNKNOWN_CHANNEL,
   FST_REALTIME_USER_ID_FORBIDDEN, FST_REALTIME_USER_ID_REQUIRED
-} from './errors.js'
-import { encodeEvent, type EncodedEvent } from './protocol/server-event.js'
-import type { GatewayStats, StatsSnapshot } from './stats.js'
-import type { Presence, PresenceEntry } from './cluster/presence.js'
-import { hashToken, checkToken, normalizeUserId, type TokenState, type TokenStore } from './tokens/token-store.js'
+} from '../errors.js'
+import { encodeEvent, type EncodedEvent } from '../protocol/server-event.js'
+import type { GatewayStats, StatsSnapshot } from '../stats.js'
+import type { Presence, PresenceEntry } from './presence.js'
+import { hashToken, checkToken, normalizeUserId, type TokenState, type TokenStore } from '../tokens/token-store.js'
 
 type EventData = Record<string, unknown>
 
@@ -94,7 +94,7 @@ export interface Realtime {
 export interface RealtimeParts {
   catalog: ChannelCatalog
   broker: Broker
-  gateway: Gateway
+  hub: Hub
   store: TokenStore
   stats: GatewayStats
   presence: Presence
@@ -102,7 +102,7 @@ export interface RealtimeParts {
 }
 
 /** Builds `app.realtime`: argument checks and encoding here, delivery in the broker. */
-export function buildRealtimeApi ({ catalog, broker, gateway, store, stats, presence, nodeId }: RealtimeParts): Realtime {
+export function buildRealtimeApi ({ catalog, broker, hub, store, stats, presence, nodeId }: RealtimeParts): Realtime {
   async function publish (channelName: string, event: string, data: unknown, options: PublishOptions = {}): Promise<void> {
     const channel = catalog.get(channelName)
     if (channel === undefined) throw new FST_REALTIME_UNKNOWN_CHANNEL(String(channelName))
@@ -154,8 +154,8 @@ export function buildRealtimeApi ({ catalog, broker, gateway, store, stats, pres
       },
       resolve: async (token) => await store.resolve(token)
     },
-    connectedUsers: () => gateway.registry.userIds(),
-    connections: () => Array.from(gateway.registry, (connection) => connection.describe()),
+    connectedUsers: () => hub.connections.userIds(),
+    connections: () => Array.from(hub.connections, (connection) => connection.describe()),
     stats: () => stats.snapshot(),
     nodeId,
     presence: {

@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws'
-import type { Connection } from '../connection/connection.js'
+import type { Connection } from './connection.js'
 import type { EncodedEvent } from '../protocol/server-event.js'
 import type { GatewayStats } from '../stats.js'
 

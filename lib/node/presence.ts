@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Connection, ConnectionInfo } from '../connection/connection.js'
-import type { Registry } from '../connection/registry.js'
-import type { RedisClient } from '../redis/connection.js'
+import type { Connection, ConnectionInfo } from '../hub/connection.js'
+import type { ConnectionIndex } from '../hub/connection-index.js'
+import type { RedisClient } from '../redis/client.js'
 
 /** A connection as cluster-wide diagnostics list it. */
 export interface PresenceEntry extends ConnectionInfo {
@@ -16,20 +16,20 @@ export interface Presence {
 
 /** Embedded mode: this process is the whole deployment. */
 export class LocalPresence implements Presence {
-  readonly #registry: Registry
+  readonly #connections: ConnectionIndex
   readonly #nodeId: string
 
-  constructor (registry: Registry, nodeId: string) {
-    this.#registry = registry
+  constructor (connections: ConnectionIndex, nodeId: string) {
+    this.#connections = connections
     this.#nodeId = nodeId
   }
 
   async connectedUsers (): Promise<string[]> {
-    return this.#registry.userIds()
+    return this.#connections.userIds()
   }
 
   async connections (): Promise<PresenceEntry[]> {
-    return Array.from(this.#registry, (connection) => ({ ...connection.describe(), node_id: this.#nodeId }))
+    return Array.from(this.#connections, (connection) => ({ ...connection.describe(), node_id: this.#nodeId }))
   }
 }
 
@@ -50,15 +50,15 @@ export class RedisPresence implements Presence {
   readonly #redis: RedisClient
   readonly #keyPrefix: string
   readonly #nodeId: string
-  readonly #registry: Registry
+  readonly #connections: ConnectionIndex
   readonly #ttlMs: number
   readonly #log: FastifyBaseLogger
 
-  constructor (options: { redis: RedisClient, keyPrefix: string, nodeId: string, registry: Registry, ttlMs: number, log: FastifyBaseLogger }) {
+  constructor (options: { redis: RedisClient, keyPrefix: string, nodeId: string, connections: ConnectionIndex, ttlMs: number, log: FastifyBaseLogger }) {
     this.#redis = options.redis
     this.#keyPrefix = options.keyPrefix
     this.#nodeId = options.nodeId
-    this.#registry = options.registry
+    this.#connections = options.connections
     this.#ttlMs = options.ttlMs
     this.#log = options.log
   }
@@ -88,15 +88,15 @@ export class RedisPresence implements Presence {
     const keys = this.#keys(this.#nodeId)
     const transaction = this.#redis.multi().hdel(keys.conns, connection.id)
     // Another local socket of the user (a replacement) keeps the user listed.
-    const current = this.#registry.forUser(connection.userId)
+    const current = this.#connections.forUser(connection.userId)
     if (current === undefined) transaction.hdel(keys.users, connection.userId)
     transaction.exec().catch((error: Error) => this.#failed(error))
   }
 
-  /** Rewrites this node's hashes from the registry and extends its lease. */
+  /** Rewrites this node's hashes from the local connections and extends its lease. */
   async refresh (): Promise<void> {
     const keys = this.#keys(this.#nodeId)
-    const connections = [...this.#registry]
+    const connections = [...this.#connections]
     const transaction = this.#redis.multi().del(keys.conns, keys.users)
     for (let start = 0; start < connections.length; start += WRITE_CHUNK) {
       const chunk = connections.slice(start, start + WRITE_CHUNK)

@@ -2,9 +2,9 @@ import { CloseCode, ProtocolErrorCode, type ProtocolErrorCodeValue } from '../co
 import type { ChannelCatalog } from '../channels/catalog.js'
 import { parseClientMessage } from '../protocol/client-message.js'
 import type { Connection } from './connection.js'
-import type { Registry } from './registry.js'
+import type { ConnectionIndex } from './connection-index.js'
 
-export interface SessionLimits {
+export interface ClientMessageLimits {
   maxPayloadBytes: number
   maxSubscriptions: number
   /** Messages refused in a row by the rate limit before the socket is closed with 4006. */
@@ -14,10 +14,10 @@ export interface SessionLimits {
   invalidWindowMs: number
 }
 
-export interface SessionContext {
+export interface ClientMessageContext {
   catalog: ChannelCatalog
-  registry: Registry
-  limits: SessionLimits
+  connections: ConnectionIndex
+  limits: ClientMessageLimits
   reply: (connection: Connection, event: string, channel: string | null, data: unknown) => void
   close: (connection: Connection, code: number, reason: string) => void
 }
@@ -27,7 +27,7 @@ export interface SessionContext {
  * `error` event and never closes the socket by itself; a flood (4006), a
  * client that keeps sending garbage (4503) and an oversized frame (1009) do.
  */
-export function handleClientFrame (context: SessionContext, connection: Connection, data: Buffer, isBinary: boolean): void {
+export function handleClientFrame (context: ClientMessageContext, connection: Connection, data: Buffer, isBinary: boolean): void {
   connection.messagesIn++
   // `ws` enforces maxPayload itself when this plugin registered it; this covers a user's own @fastify/websocket.
   if (data.length > context.limits.maxPayloadBytes) {
@@ -64,11 +64,11 @@ export function handleClientFrame (context: SessionContext, connection: Connecti
       replyError(context, connection, ProtocolErrorCode.TOO_MANY_SUBSCRIPTIONS, `At most ${context.limits.maxSubscriptions} subscriptions per connection`, channel.name)
       return
     }
-    context.registry.subscribe(connection, channel.name, channel.scope === 'global')
+    context.connections.subscribe(connection, channel.name, channel.scope === 'global')
     context.reply(connection, 'subscribed', channel.name, { subscriptions: [...connection.subscriptions] })
     return
   }
-  context.registry.unsubscribe(connection, channel.name)
+  context.connections.unsubscribe(connection, channel.name)
   context.reply(connection, 'unsubscribed', channel.name, { subscriptions: [...connection.subscriptions] })
 }
 
@@ -77,7 +77,7 @@ export function handleClientFrame (context: SessionContext, connection: Connecti
  * it toward 4503. (Rate limits and the subscription cap do not count: those
  * are the client's business.)
  */
-function refuse (context: SessionContext, connection: Connection, code: ProtocolErrorCodeValue, message: string, channel: string | null): void {
+function refuse (context: ClientMessageContext, connection: Connection, code: ProtocolErrorCodeValue, message: string, channel: string | null): void {
   replyError(context, connection, code, message, channel)
   const now = performance.now()
   if (now - connection.invalidWindowStartedAt > context.limits.invalidWindowMs) {
@@ -89,6 +89,6 @@ function refuse (context: SessionContext, connection: Connection, code: Protocol
   }
 }
 
-function replyError (context: SessionContext, connection: Connection, code: ProtocolErrorCodeValue, message: string, channel: string | null): void {
+function replyError (context: ClientMessageContext, connection: Connection, code: ProtocolErrorCodeValue, message: string, channel: string | null): void {
   context.reply(connection, 'error', channel, { code, message })
 }

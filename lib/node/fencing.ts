@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { CloseCode } from '../constants.js'
-import type { Connection } from '../connection/connection.js'
-import type { Gateway } from '../connection/gateway.js'
-import type { RedisClient } from '../redis/connection.js'
+import type { Connection } from '../hub/connection.js'
+import type { Hub } from '../hub/hub.js'
+import type { RedisClient } from '../redis/client.js'
 
 /**
  * The newest generation for a user: greater than the stored one and than the
@@ -23,7 +23,7 @@ const GENERATION_TTL_MS = 24 * 60 * 60 * 1000
 export interface FencingOptions {
   redis: RedisClient
   keyPrefix: string
-  gateway: Gateway
+  hub: Hub
   /** Resolves once this node receives the user's pub/sub channel. */
   listen: (userId: string) => Promise<void>
   announce: (userId: string, generation: number) => Promise<void>
@@ -35,7 +35,7 @@ export interface FencingOptions {
  * Redis after its node listens on the user's channel, then announces it; a node
  * holding an older generation closes that socket with 4500. Because each node
  * listens before it claims, every newer claim's announcement reaches it. Pub/sub
- * is at-most-once, so `check()` (run periodically) compares every local socket
+ * is at-most-once, so `repair()` (run periodically) compares every local socket
  * with the stored generation and repairs a lost announcement.
  */
 export class Fencing {
@@ -53,7 +53,7 @@ export class Fencing {
   }
 
   async claim (connection: Connection): Promise<void> {
-    const { gateway, redis } = this.#options
+    const { hub, redis } = this.#options
     if (this.#claiming.has(connection)) return
     this.#claiming.add(connection)
     try {
@@ -66,7 +66,7 @@ export class Fencing {
       const announced = this.#announcedWhileClaiming.get(connection.userId) ?? 0
       this.#announcedWhileClaiming.delete(connection.userId)
       if (announced > generation) {
-        gateway.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
+        hub.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
         return
       }
       await this.#options.announce(connection.userId, generation)
@@ -80,12 +80,12 @@ export class Fencing {
 
   /** Another node (or this one) claimed `generation` for `userId`. */
   onAnnounced (userId: string, generation: number): void {
-    const connection = this.#options.gateway.registry.forUser(userId)
+    const connection = this.#options.hub.connections.forUser(userId)
     if (connection === undefined) return
     if (connection.generation === undefined) {
       this.#announcedWhileClaiming.set(userId, Math.max(generation, this.#announcedWhileClaiming.get(userId) ?? 0))
     } else if (connection.generation < generation) {
-      this.#options.gateway.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
+      this.#options.hub.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
     }
   }
 
@@ -94,20 +94,20 @@ export class Fencing {
   }
 
   /** Repairs lost announcements: closes local sockets older than the stored generation, claims for those without one. */
-  async check (): Promise<void> {
-    const { gateway, redis } = this.#options
-    const connections = [...gateway.registry]
+  async repair (): Promise<void> {
+    const { hub, redis } = this.#options
+    const connections = [...hub.connections]
     await Promise.all(connections.map(async (connection) => {
       const stored = Number(await redis.get(this.#key(connection.userId)))
       if (connection.generation === undefined) {
         // Its first claim failed. A generation claimed after this socket connected
         // (generations are Redis time in µs) belongs to a newer connection.
-        if (stored > connection.connectedAt * 1000) gateway.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
+        if (stored > connection.connectedAt * 1000) hub.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
         else await this.claim(connection)
         return
       }
       if (stored > connection.generation && !connection.closed) {
-        gateway.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
+        hub.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
       }
     }))
   }

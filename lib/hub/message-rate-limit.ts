@@ -2,7 +2,7 @@
  * A token bucket for inbound client messages: `burst` messages at once, refilled
  * at `perSecond`. Refilled lazily on each take, so an idle socket costs nothing.
  */
-export class TokenBucket {
+export class MessageRateLimit {
   readonly #capacity: number
   readonly #perMs: number
   #tokens: number

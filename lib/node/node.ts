@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { ChannelCatalog } from '../channels/catalog.js'
 import { RedisBroker } from '../broker/redis.js'
-import type { Gateway } from '../connection/gateway.js'
-import type { RedisClient } from '../redis/connection.js'
+import type { Hub } from '../hub/hub.js'
+import type { RedisClient } from '../redis/client.js'
 import type { GatewayStats } from '../stats.js'
 import { Fencing } from './fencing.js'
 import { RedisPresence } from './presence.js'
@@ -13,7 +13,7 @@ export interface ClusterOptions {
   redis: RedisClient
   keyPrefix: string
   nodeId: string
-  gateway: Gateway
+  hub: Hub
   catalog: ChannelCatalog
   heartbeatIntervalMs: number
   probeIntervalMs: number
@@ -34,12 +34,12 @@ export interface Cluster {
  * interval) refreshes presence and repairs lost takeover announcements.
  */
 export function joinCluster (options: ClusterOptions): Cluster {
-  const { gateway, log } = options
+  const { hub, log } = options
   const broker = new RedisBroker({
     client: options.redis,
     keyPrefix: options.keyPrefix,
     nodeId: options.nodeId,
-    gateway,
+    hub,
     catalog: options.catalog,
     probeIntervalMs: options.probeIntervalMs,
     publishTimeoutMs: options.publishTimeoutMs,
@@ -50,7 +50,7 @@ export function joinCluster (options: ClusterOptions): Cluster {
   const fencing = new Fencing({
     redis: options.redis,
     keyPrefix: options.keyPrefix,
-    gateway,
+    hub,
     listen: async (userId) => await broker.listen(userId),
     announce: async (userId, generation) => await broker.announceTakeover(userId, generation),
     log
@@ -59,22 +59,22 @@ export function joinCluster (options: ClusterOptions): Cluster {
     redis: options.redis,
     keyPrefix: options.keyPrefix,
     nodeId: options.nodeId,
-    registry: gateway.registry,
+    connections: hub.connections,
     ttlMs: 2 * options.heartbeatIntervalMs,
     log
   })
 
   // While the subscriber's link is down, waiting would hold a socket's
   // `connected` until it is back; every socket here gets `resync` then instead.
-  gateway.announceWhen((connection) => broker.linkDown ? undefined : broker.listen(connection.userId))
-  gateway.registry.listen({
+  hub.announceWhen((connection) => broker.linkDown ? undefined : broker.listen(connection.userId))
+  hub.connections.listen({
     added (connection) {
       presence.opened(connection)
       fencing.claim(connection).catch(() => {})
     },
     removed (connection) {
       presence.closed(connection)
-      if (gateway.registry.forUser(connection.userId) === undefined) {
+      if (hub.connections.forUser(connection.userId) === undefined) {
         broker.unlisten(connection.userId)
         fencing.forget(connection.userId)
       }
@@ -82,7 +82,7 @@ export function joinCluster (options: ClusterOptions): Cluster {
   })
 
   const maintain = async (): Promise<void> => {
-    await Promise.all([presence.refresh(), fencing.check()])
+    await Promise.all([presence.refresh(), fencing.repair()])
   }
   const maintenance = setInterval(() => {
     maintain().catch((error: Error) => log.debug({ err: error }, 'fastify-realtime: cluster maintenance failed'))

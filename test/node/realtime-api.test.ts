@@ -1,8 +1,8 @@
 import t from 'tap'
 import Type, { type Static } from 'typebox'
-import { startApp } from './helpers/app.js'
-import { connect } from './helpers/client.js'
-import { Inbox } from './helpers/messages.js'
+import { startApp } from '../helpers/app.js'
+import { connect } from '../helpers/client.js'
+import { Inbox } from '../helpers/messages.js'
 
 const TransferSchema = Type.Object({
   transfer_id: Type.String(),
@@ -10,7 +10,7 @@ const TransferSchema = Type.Object({
   status: Type.Union([Type.Literal('pending'), Type.Literal('settled')])
 })
 
-declare module '../lib/index.js' {
+declare module '../../lib/index.js' {
   interface RealtimeChannels {
     'transfer.events': { scope: 'user', data: Static<typeof TransferSchema> }
     maintenance: { scope: 'global', data: { starts_at: number } }

@@ -4,8 +4,8 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { WebSocket, type RawData } from 'ws'
 import { CloseCode, closeCodeOfSocketError } from '../constants.js'
 import type { ChannelCatalog } from '../channels/catalog.js'
-import { Dispatcher } from '../delivery/dispatcher.js'
-import { Outbox } from '../delivery/outbox.js'
+import { Dispatcher } from './dispatcher.js'
+import { Outbox } from './outbox.js'
 import { encodeEvent, type EncodedEvent } from '../protocol/server-event.js'
 import type { GatewayStats } from '../stats.js'
 import { hashToken } from '../tokens/token-store.js'
@@ -14,11 +14,11 @@ import type { ConnectionLimiter } from '../handshake/connection-limiter.js'
 import { Connection } from './connection.js'
 import { ExpiryWheel } from './expiry.js'
 import { Heartbeat, markAlive } from './heartbeat.js'
-import { Registry } from './registry.js'
-import { handleClientFrame, type SessionContext, type SessionLimits } from './session.js'
-import { TokenBucket } from './token-bucket.js'
+import { ConnectionIndex } from './connection-index.js'
+import { handleClientFrame, type ClientMessageContext, type ClientMessageLimits } from './client-messages.js'
+import { MessageRateLimit } from './message-rate-limit.js'
 
-export interface GatewayLimits extends SessionLimits {
+export interface HubLimits extends ClientMessageLimits {
   messagesPerSecond: number
   messageBurst: number
   maxBufferedBytes: number
@@ -26,9 +26,9 @@ export interface GatewayLimits extends SessionLimits {
   fanoutSliceBytes: number
 }
 
-export interface GatewayOptions {
+export interface HubOptions {
   catalog: ChannelCatalog
-  limits: GatewayLimits
+  limits: HubLimits
   heartbeatIntervalMs: number
   shutdownTimeoutMs: number
   stats: GatewayStats
@@ -41,16 +41,16 @@ export interface GatewayOptions {
  * events to them, and closes them with the right code. One set of listeners
  * serves every socket; per-socket state lives in `Connection`.
  */
-export class Gateway {
-  readonly registry = new Registry()
-  readonly #connections = new WeakMap<WebSocket, Connection>()
+export class Hub {
+  readonly connections = new ConnectionIndex()
+  readonly #bySocket = new WeakMap<WebSocket, Connection>()
   readonly #closing = new Set<Connection>()
-  readonly #options: GatewayOptions
+  readonly #options: HubOptions
   readonly #outbox: Outbox
   readonly #dispatcher: Dispatcher
   readonly #heartbeat: Heartbeat
   readonly #expiry: ExpiryWheel
-  readonly #session: SessionContext
+  readonly #session: ClientMessageContext
   #draining = false
   #drained: (() => void) | undefined
   #listening: ((connection: Connection) => Promise<void> | undefined) | undefined
@@ -61,22 +61,22 @@ export class Gateway {
   readonly #onClose: (this: WebSocket, code: number) => void
   readonly #onError: (this: WebSocket, error: Error) => void
 
-  constructor (options: GatewayOptions) {
+  constructor (options: HubOptions) {
     this.#options = options
     this.#outbox = new Outbox({ maxBufferedBytes: options.limits.maxBufferedBytes, onSlowConsumer: (connection) => this.#cutSlowConsumer(connection), stats: options.stats })
     this.#dispatcher = new Dispatcher(this.#outbox, { sockets: options.limits.fanoutSliceSize, bytes: options.limits.fanoutSliceBytes }, (event) => {
       if (event.publishedAt !== undefined) options.stats.observeDeliveryLatency(Math.max(0, Date.now() - event.publishedAt) / 1000)
     })
-    this.#heartbeat = new Heartbeat(options.heartbeatIntervalMs, () => this.registry, (connection) => this.#end(connection, CloseCode.ABNORMAL_CLOSURE, 'heartbeat timeout', true))
+    this.#heartbeat = new Heartbeat(options.heartbeatIntervalMs, () => this.connections, (connection) => this.#end(connection, CloseCode.ABNORMAL_CLOSURE, 'heartbeat timeout', true))
     this.#expiry = new ExpiryWheel((connection) => this.close(connection, CloseCode.TOKEN_EXPIRED, 'Access token expired'))
     this.#session = {
       catalog: options.catalog,
-      registry: this.registry,
+      connections: this.connections,
       limits: options.limits,
       reply: (connection, event, channel, data) => { this.#outbox.send(connection, encodeEvent(event, channel, data)) },
       close: (connection, code, reason) => this.close(connection, code, reason)
     }
-    const connections = this.#connections
+    const connections = this.#bySocket
     const session = this.#session
     const stats = options.stats
     this.#onMessage = function (data, isBinary) {
@@ -120,9 +120,9 @@ export class Gateway {
       remoteAddress: request.ip,
       userAgent: request.headers['user-agent'] ?? null,
       origin: request.headers.origin ?? null,
-      bucket: new TokenBucket(this.#options.limits.messageBurst, this.#options.limits.messagesPerSecond)
+      bucket: new MessageRateLimit(this.#options.limits.messageBurst, this.#options.limits.messagesPerSecond)
     })
-    this.#connections.set(socket, connection)
+    this.#bySocket.set(socket, connection)
     request.log.debug({ connectionId: connection.id, userId: connection.userId }, 'fastify-realtime: socket opened')
     // Nothing of the HTTP exchange may outlive the upgrade: @fastify/websocket's
     // per-socket error listener holds the request and reply, and the response
@@ -147,7 +147,7 @@ export class Gateway {
     }
     const listening = this.#listening?.(connection)
     if (listening !== undefined) connection.held = { events: [], bytes: 0 }
-    const replaced = this.registry.add(connection)
+    const replaced = this.connections.add(connection)
     if (replaced !== undefined) this.close(replaced, CloseCode.REPLACED, 'Replaced by a newer connection')
     this.#expiry.add(connection)
     if (listening === undefined) this.#announce(connection)
@@ -176,7 +176,7 @@ export class Gateway {
 
   /** Sends `event` to the user's socket here, if it is subscribed to `channel` (or `alwaysDelivered`). */
   deliverToUser (userId: string, channel: string, alwaysDelivered: boolean, event: EncodedEvent): boolean {
-    const connection = this.registry.forUser(userId)
+    const connection = this.connections.forUser(userId)
     if (connection === undefined || (!alwaysDelivered && !connection.subscriptions.includes(channel))) {
       this.#options.stats.undelivered++
       return false
@@ -187,7 +187,7 @@ export class Gateway {
 
   /** Sends `event` to every socket here subscribed to the global `channel`. */
   deliverToChannel (channel: string, event: EncodedEvent): number {
-    const targets = this.registry.subscribersOf(channel)
+    const targets = this.connections.subscribersOf(channel)
     if (targets.length === 0) this.#options.stats.undelivered++
     else this.#dispatcher.deliver(targets, event, channel)
     return targets.length
@@ -195,12 +195,12 @@ export class Gateway {
 
   /** Sends `event` to every socket here, subscribed or not (a `resync` after events may have been lost). */
   broadcastLocal (event: EncodedEvent): void {
-    this.#dispatcher.deliver([...this.registry], event, null)
+    this.#dispatcher.deliver([...this.connections], event, null)
   }
 
   /** Closes the user's socket here, after `finalEvent` (if any) has gone out. */
   disconnectUser (userId: string, code: number, reason: string, finalEvent?: EncodedEvent): boolean {
-    const connection = this.registry.forUser(userId)
+    const connection = this.connections.forUser(userId)
     if (connection === undefined) return false
     if (finalEvent !== undefined) this.#dispatcher.deliver([connection], finalEvent, null)
     this.#dispatcher.then(() => this.close(connection, code, reason))
@@ -209,7 +209,7 @@ export class Gateway {
 
   /** Closes the socket here that authenticated with the token of `tokenHash`, if any. */
   closeToken (tokenHash: string, code: number, reason: string): boolean {
-    const connection = this.registry.forToken(tokenHash)
+    const connection = this.connections.forToken(tokenHash)
     if (connection === undefined) return false
     this.#dispatcher.then(() => this.close(connection, code, reason))
     return true
@@ -228,7 +228,7 @@ export class Gateway {
     this.#draining = true
     this.#heartbeat.stop()
     this.#expiry.stop()
-    for (const connection of [...this.registry]) this.close(connection, CloseCode.GOING_AWAY, 'Server shutting down')
+    for (const connection of [...this.connections]) this.close(connection, CloseCode.GOING_AWAY, 'Server shutting down')
     if (this.#closing.size > 0) {
       const done = new Promise<void>((resolve) => { this.#drained = resolve })
       const deadline = setTimeout(() => {
@@ -246,7 +246,7 @@ export class Gateway {
    * that will not read one (slow consumer, missed heartbeat).
    */
   #end (connection: Connection, code: number, reason: string, terminate: boolean): void {
-    this.registry.remove(connection)
+    this.connections.remove(connection)
     this.#expiry.remove(connection)
     if (connection.closeCode !== undefined) return
     connection.closeCode = code
@@ -267,7 +267,7 @@ export class Gateway {
 
   #gone (connection: Connection, code: number): void {
     if (connection.holdsSlot) this.#options.limiter.release(connection.remoteAddress)
-    this.registry.remove(connection)
+    this.connections.remove(connection)
     this.#expiry.remove(connection)
     // Recorded as the code the gateway chose, or the one it saw; an #end after this is a no-op.
     connection.closeCode ??= code

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { SETTINGS_CHANNEL } from '../constants.js'
 import type { EncodedEvent } from '../protocol/server-event.js'
-import { TokenBucket } from './token-bucket.js'
+import { MessageRateLimit } from './message-rate-limit.js'
 
 export interface ConnectionInit {
   id: string
@@ -17,7 +17,7 @@ export interface ConnectionInit {
   remoteAddress: string
   userAgent: string | null
   origin: string | null
-  bucket: TokenBucket
+  bucket: MessageRateLimit
 }
 
 /**
@@ -38,7 +38,7 @@ export class Connection {
   readonly connectedAt = Date.now()
   /** A short array, not a Set: a handful of channels at most, and a Set costs a socket ~200 bytes more. */
   readonly subscriptions: string[] = [SETTINGS_CHANNEL]
-  readonly bucket: TokenBucket
+  readonly bucket: MessageRateLimit
   lastPongAt: number
   messagesIn = 0
   messagesOut = 0
