@@ -36,6 +36,28 @@ export const CloseCode = {
 } as const
 export type CloseCodeValue = typeof CloseCode[keyof typeof CloseCode]
 
+/** How the gateway ends a socket: the close code, and the reason sent with it (or logged, for a socket it terminates). */
+export interface Disconnection {
+  readonly code: number
+  readonly reason: string
+}
+
+/** Every way the gateway itself ends a socket; nothing else spells a close code or reason. */
+export const Disconnect = {
+  SHUTDOWN: { code: CloseCode.GOING_AWAY, reason: 'Server shutting down' },
+  /** Terminated: it did not answer the previous ping. */
+  HEARTBEAT_TIMEOUT: { code: CloseCode.ABNORMAL_CLOSURE, reason: 'heartbeat timeout' },
+  MESSAGE_TOO_BIG: { code: CloseCode.MESSAGE_TOO_BIG, reason: 'Message too big' },
+  /** Terminated: its peer does not read. */
+  SLOW_CONSUMER: { code: CloseCode.SLOW_CONSUMER, reason: 'slow consumer' },
+  TOKEN_EXPIRED: { code: CloseCode.TOKEN_EXPIRED, reason: 'Access token expired' },
+  RATE_LIMITED: { code: CloseCode.RATE_LIMITED, reason: 'Rate limited' },
+  REPLACED: { code: CloseCode.REPLACED, reason: 'Replaced by a newer connection' },
+  TOKEN_REVOKED: { code: CloseCode.TOKEN_REVOKED, reason: 'Access token revoked' },
+  FORCED_LOGOUT: { code: CloseCode.FORCED_LOGOUT, reason: 'Forced logout' },
+  PROTOCOL_VIOLATION: { code: CloseCode.PROTOCOL_VIOLATION, reason: 'Too many invalid messages' }
+} as const satisfies Record<string, Disconnection>
+
 /**
  * The close code `ws` sent when it refused a client frame, by the `code` of
  * the error it reports; any other `WS_ERR_*` is a protocol error (1002).

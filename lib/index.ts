@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, F
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import { normalizeOptions, type NormalizedOptions, type RealtimeOptions } from './options.js'
-import { CloseCode, HandshakeMessage } from './constants.js'
+import { Disconnect, HandshakeMessage } from './constants.js'
 import { componentState, connectRedis, isRedisReady, waitForRedis, type RedisConnection } from './redis/client.js'
 import { createTokenExtractor, createClientErrorScrubber } from './http/token-redaction.js'
 import { createTargetRedactor } from './http/redact-target.js'
@@ -20,11 +20,14 @@ import { createDeadlineResolver } from './tokens/resolve-with-deadline.js'
 import { buildTokenStore } from './tokens/build-token-store.js'
 import { ChannelCatalog } from './channels/catalog.js'
 import { Hub } from './hub/hub.js'
+import { ConnectionIndex } from './hub/connection-index.js'
+import { Shutdown } from './shutdown.js'
 import { looserLimits, websocketServerLimits } from './hub/websocket-limits.js'
 import { TokenRecheck } from './hub/token-recheck.js'
-import { MemoryBroker } from './broker/memory.js'
-import { joinCluster } from './node/node.js'
-import { LocalPresence } from './node/presence.js'
+import { LoopbackBroker } from './broker/loopback.js'
+import { RedisBroker } from './broker/redis.js'
+import { RealtimeNode } from './node/node.js'
+import { topicsFor } from './node/wire.js'
 import { GatewayStats } from './stats.js'
 import { buildRealtimeApi, type Realtime } from './node/realtime-api.js'
 import { createMetrics } from './diagnostics/metrics.js'
@@ -40,11 +43,16 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   const options = normalizeOptions(rawOptions)
   // Everything that can refuse the options comes before anything that holds a connection or a timer.
   const stats = new GatewayStats()
-  const metrics = createMetrics({ stats, connections: () => hub.connections.size }, options.diagnostics.metricsRegistry)
+  const connections = new ConnectionIndex()
+  const metrics = createMetrics({ stats, connections: () => connections.size }, options.diagnostics.metricsRegistry)
+  const shutdown = new Shutdown(fastify)
+  if (options.diagnostics.metricsRegistry !== undefined) shutdown.own(() => metrics.remove())
 
   // Token state: Redis when configured, memory otherwise.
   const redis = options.redis === undefined ? undefined : connectRedis(fastify, options.redis, fastify.log)
+  if (redis?.owned === true) shutdown.own(async () => await redis.client.quit().catch(() => redis.client.disconnect()))
   const store = buildTokenStore(options, redis?.client)
+  shutdown.own(() => store.close())
   if (redis !== undefined) await waitForRedis(redis.client, fastify.log)
   const resolveToken = createDeadlineResolver({
     lookup: (token) => store.resolve(token),
@@ -52,39 +60,47 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     isAvailable: tokenStoreAvailability(options, redis)
   })
 
-  // Sockets, channels and delivery.
+  // This node's sockets (the hub), and the node that gives messages their
+  // meaning over a broker: Redis across nodes, or a loopback in this process.
   const catalog = new ChannelCatalog(options.channels)
   const limiter = new ConnectionLimiter(options.limits)
   const hub = new Hub({
     catalog,
     limiter,
+    connections,
     limits: options.limits,
     heartbeatIntervalMs: options.heartbeat.intervalMs,
     shutdownTimeoutMs: options.shutdownTimeoutMs,
     stats,
+    onDelivered: metrics.observeDeliveryLatency,
     log: fastify.log
   })
-  const recheck = new TokenRecheck(options.tokens.recheckIntervalMs, () => hub.connections, resolveToken,
-    (connection) => hub.close(connection, CloseCode.TOKEN_REVOKED, 'Access token revoked'))
-  // Delivery and presence: through Redis across nodes, or in this process.
-  const cluster = redis === undefined
-    ? undefined
-    : joinCluster({ redis: redis.client, keyPrefix: options.keyPrefix, ...options.cluster, hub, catalog, heartbeatIntervalMs: options.heartbeat.intervalMs, stats, log: fastify.log })
-  const broker = cluster?.broker ?? new MemoryBroker(hub, catalog)
-  const presence = cluster?.presence ?? new LocalPresence(hub.connections, options.cluster.nodeId)
-  const realtime = buildRealtimeApi({ catalog, broker, presence, hub, store, stats, nodeId: options.cluster.nodeId })
-  fastify.decorate('realtime', realtime)
-
-  // What the plugin created, it closes (also when a later step of the
-  // registration fails); a Redis client it was given stays open.
-  fastify.addHook('onClose', async () => {
-    recheck.stop()
-    await hub.drain()
-    await (cluster?.stop() ?? broker.close())
-    store.close()
-    if (options.diagnostics.metricsRegistry !== undefined) metrics.remove()
-    if (redis?.owned === true) await redis.client.quit().catch(() => redis.client.disconnect())
+  shutdown.own(async () => await hub.drain())
+  const recheck = new TokenRecheck(options.tokens.recheckIntervalMs, () => connections, resolveToken,
+    (connection) => hub.close(connection, Disconnect.TOKEN_REVOKED))
+  shutdown.own(() => recheck.stop())
+  const broker = redis === undefined
+    ? new LoopbackBroker()
+    : new RedisBroker({
+      client: redis.client,
+      probeTopic: topicsFor(options.keyPrefix).node(options.cluster.nodeId),
+      probeIntervalMs: options.cluster.probeIntervalMs,
+      publishTimeoutMs: options.cluster.publishTimeoutMs,
+      stats,
+      log: fastify.log
+    })
+  const node = new RealtimeNode({
+    hub,
+    broker,
+    catalog,
+    keyPrefix: options.keyPrefix,
+    nodeId: options.cluster.nodeId,
+    cluster: redis === undefined ? undefined : { redis: redis.client, heartbeatIntervalMs: options.heartbeat.intervalMs },
+    log: fastify.log
   })
+  shutdown.own(async () => await node.stop())
+  const realtime = buildRealtimeApi({ catalog, node, hub, store, stats })
+  fastify.decorate('realtime', realtime)
 
   // The WebSocket server and the route, behind the handshake gate.
   if (!fastify.hasDecorator('websocketServer')) {
@@ -103,14 +119,12 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   }
   const routePath = fastify.prefix + options.prefix
   fastify.addHook('onSend', createUpgradeAnswerCloser(routePath))
-  fastify.server.on('upgrade', endAnsweredUpgrade)
-  fastify.addHook('onClose', async () => { fastify.server.removeListener('upgrade', endAnsweredUpgrade) })
+  shutdown.listen(fastify.server, 'upgrade', endAnsweredUpgrade)
   warnIfHalfOpenUnbounded(fastify.server, fastify.log)
-  let draining = false
-  installTokenRedaction(fastify, routePath, options)
+  installTokenRedaction(shutdown, fastify.server, routePath, options)
   const gate = createHandshakeGate({
     isEnabled: () => options.enabled,
-    isDraining: () => draining,
+    isDraining: () => hub.draining,
     isOriginAllowed: createOriginCheck(options),
     resolveToken,
     limiter,
@@ -140,27 +154,27 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
       allowedOrigins: options.allowedOrigins,
       resolveToken,
       retryAfterSeconds: options.tokens.retryAfterSeconds,
-      presence,
+      presence: node.presence,
       realtime,
       metrics: metrics.registry,
       health: () => ({
         mode: redis === undefined ? 'embedded' : 'cluster',
         redis: redis === undefined ? 'none' : componentState(redis.client.status),
-        subscriber: cluster === undefined ? 'none' : cluster.broker.subscriberState,
-        connections: hub.connections.size,
-        draining
+        subscriber: broker.state,
+        connections: connections.size,
+        draining: hub.draining
       })
     }), { prefix: options.prefix })
   })
 
-  // Graceful shutdown: refuse new upgrades, 1001 to every socket, wait, terminate stragglers.
+  // Graceful shutdown begins before the server stops listening: refuse new
+  // upgrades, 1001 to every socket, wait, terminate stragglers. (After this
+  // plugin's @fastify/websocket stopped listening for upgrades.)
   const answerWhileDraining = createDrainResponder(createPrefixMatcher(routePath), fastify.log)
   fastify.addHook('preClose', async () => {
-    draining = true
-    fastify.server.on('upgrade', answerWhileDraining)
+    shutdown.listen(fastify.server, 'upgrade', answerWhileDraining)
     await hub.drain()
   })
-  fastify.addHook('onClose', async () => { fastify.server.removeListener('upgrade', answerWhileDraining) })
 }
 
 /** Fails handshakes fast while the Redis behind the default token store is down. */
@@ -187,7 +201,7 @@ async function answerUpgradeRequired (request: FastifyRequest, reply: FastifyRep
  * logger) sees them, and lets through only the query parameters the plugin's
  * routes document.
  */
-function installTokenRedaction (fastify: FastifyInstance, routePath: string, options: NormalizedOptions): void {
+function installTokenRedaction (shutdown: Shutdown, server: FastifyInstance['server'], routePath: string, options: NormalizedOptions): void {
   const documented = options.diagnostics.enabled ? diagnosticsQueryParams(options.diagnostics.options) : new Map<string, string[]>()
   const redact = createTargetRedactor(routePath, {
     outOfBand: options.tokens.queryParam === false ? [] : [options.tokens.queryParam],
@@ -195,14 +209,9 @@ function installTokenRedaction (fastify: FastifyInstance, routePath: string, opt
   })
   const extractToken = createTokenExtractor(redact, options.tokens)
   const scrubClientError = createClientErrorScrubber(redact, options.tokens.queryParam)
-  fastify.server.prependListener('request', extractToken)
-  fastify.server.prependListener('upgrade', extractToken)
-  fastify.server.prependListener('clientError', scrubClientError)
-  fastify.addHook('onClose', async () => {
-    fastify.server.removeListener('request', extractToken)
-    fastify.server.removeListener('upgrade', extractToken)
-    fastify.server.removeListener('clientError', scrubClientError)
-  })
+  shutdown.listen(server, 'request', extractToken, true)
+  shutdown.listen(server, 'upgrade', extractToken, true)
+  shutdown.listen(server, 'clientError', scrubClientError, true)
 }
 
 export default fp(fastifyRealtime, { fastify: '5.x', name: 'fastify-realtime' })

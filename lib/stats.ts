@@ -15,8 +15,6 @@ export class GatewayStats {
   dropped = 0
   redisReconnects = 0
   readonly closes = new Map<number, number>()
-  /** Receives each event's publish-to-delivery time in seconds; createMetrics() sets it before any socket exists. */
-  observeDeliveryLatency!: (seconds: number) => void
 
   recordClose (code: number): void {
     this.closes.set(code, (this.closes.get(code) ?? 0) + 1)

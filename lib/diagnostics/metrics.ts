@@ -10,6 +10,8 @@ export interface MetricsSources {
 
 export interface Metrics {
   registry: Registry
+  /** Records one event's publish-to-delivery time. */
+  observeDeliveryLatency: (seconds: number) => void
   /** Takes this node's metrics off a registry the user passed (the app is closing). */
   remove: () => void
 }
@@ -66,10 +68,10 @@ export function createMetrics ({ stats, connections }: MetricsSources, userRegis
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers
   })
-  stats.observeDeliveryLatency = (seconds) => latency.observe(seconds)
   const names = registry.getMetricsAsArray().map((metric) => metric.name).filter((name) => name.startsWith('realtime_'))
   return {
     registry,
+    observeDeliveryLatency: (seconds) => latency.observe(seconds),
     remove: () => { for (const name of names) registry.removeSingleMetric(name) }
   }
 }

@@ -1,4 +1,4 @@
-import { CloseCode, ProtocolErrorCode, type ProtocolErrorCodeValue } from '../constants.js'
+import { Disconnect, type Disconnection, ProtocolErrorCode, type ProtocolErrorCodeValue } from '../constants.js'
 import type { ChannelCatalog } from '../channels/catalog.js'
 import { parseClientMessage } from '../protocol/client-message.js'
 import type { Connection } from './connection.js'
@@ -19,7 +19,7 @@ export interface ClientMessageContext {
   connections: ConnectionIndex
   limits: ClientMessageLimits
   reply: (connection: Connection, event: string, channel: string | null, data: unknown) => void
-  close: (connection: Connection, code: number, reason: string) => void
+  close: (connection: Connection, disconnect: Disconnection) => void
 }
 
 /**
@@ -31,12 +31,12 @@ export function handleClientFrame (context: ClientMessageContext, connection: Co
   connection.messagesIn++
   // `ws` enforces maxPayload itself when this plugin registered it; this covers a user's own @fastify/websocket.
   if (data.length > context.limits.maxPayloadBytes) {
-    context.close(connection, CloseCode.MESSAGE_TOO_BIG, 'Message too big')
+    context.close(connection, Disconnect.MESSAGE_TOO_BIG)
     return
   }
   if (!connection.bucket.take()) {
     if (++connection.rateLimitedInARow >= context.limits.floodCloseAfter) {
-      context.close(connection, CloseCode.RATE_LIMITED, 'Rate limited')
+      context.close(connection, Disconnect.RATE_LIMITED)
     } else {
       replyError(context, connection, ProtocolErrorCode.RATE_LIMITED, 'Too many messages; slow down', null)
     }
@@ -85,7 +85,7 @@ function refuse (context: ClientMessageContext, connection: Connection, code: Pr
     connection.invalidMessages = 0
   }
   if (++connection.invalidMessages >= context.limits.maxInvalidMessages) {
-    context.close(connection, CloseCode.PROTOCOL_VIOLATION, 'Too many invalid messages')
+    context.close(connection, Disconnect.PROTOCOL_VIOLATION)
   }
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { WebSocket, type RawData } from 'ws'
-import { CloseCode, closeCodeOfSocketError } from '../constants.js'
+import { Disconnect, type Disconnection, closeCodeOfSocketError } from '../constants.js'
 import type { ChannelCatalog } from '../channels/catalog.js'
 import { Dispatcher } from './dispatcher.js'
 import { Outbox } from './outbox.js'
@@ -14,7 +14,7 @@ import type { ConnectionLimiter } from '../handshake/connection-limiter.js'
 import { Connection } from './connection.js'
 import { ExpiryWheel } from './expiry.js'
 import { Heartbeat, markAlive } from './heartbeat.js'
-import { ConnectionIndex } from './connection-index.js'
+import type { ConnectionIndex } from './connection-index.js'
 import { handleClientFrame, type ClientMessageContext, type ClientMessageLimits } from './client-messages.js'
 import { MessageRateLimit } from './message-rate-limit.js'
 
@@ -32,6 +32,10 @@ export interface HubOptions {
   heartbeatIntervalMs: number
   shutdownTimeoutMs: number
   stats: GatewayStats
+  /** This node's connections; built by the caller so that metrics can count them before the hub exists. */
+  connections: ConnectionIndex
+  /** Each event's publish-to-delivery time in seconds, once its last local socket was written. */
+  onDelivered: (seconds: number) => void
   limiter: ConnectionLimiter
   log: FastifyBaseLogger
 }
@@ -42,7 +46,7 @@ export interface HubOptions {
  * serves every socket; per-socket state lives in `Connection`.
  */
 export class Hub {
-  readonly connections = new ConnectionIndex()
+  readonly connections: ConnectionIndex
   readonly #bySocket = new WeakMap<WebSocket, Connection>()
   readonly #closing = new Set<Connection>()
   readonly #options: HubOptions
@@ -63,18 +67,19 @@ export class Hub {
 
   constructor (options: HubOptions) {
     this.#options = options
+    this.connections = options.connections
     this.#outbox = new Outbox({ maxBufferedBytes: options.limits.maxBufferedBytes, onSlowConsumer: (connection) => this.#cutSlowConsumer(connection), stats: options.stats })
     this.#dispatcher = new Dispatcher(this.#outbox, { sockets: options.limits.fanoutSliceSize, bytes: options.limits.fanoutSliceBytes }, (event) => {
-      if (event.publishedAt !== undefined) options.stats.observeDeliveryLatency(Math.max(0, Date.now() - event.publishedAt) / 1000)
+      if (event.publishedAt !== undefined) options.onDelivered(Math.max(0, Date.now() - event.publishedAt) / 1000)
     })
-    this.#heartbeat = new Heartbeat(options.heartbeatIntervalMs, () => this.connections, (connection) => this.#end(connection, CloseCode.ABNORMAL_CLOSURE, 'heartbeat timeout', true))
-    this.#expiry = new ExpiryWheel((connection) => this.close(connection, CloseCode.TOKEN_EXPIRED, 'Access token expired'))
+    this.#heartbeat = new Heartbeat(options.heartbeatIntervalMs, () => this.connections, (connection) => this.#end(connection, Disconnect.HEARTBEAT_TIMEOUT, true))
+    this.#expiry = new ExpiryWheel((connection) => this.close(connection, Disconnect.TOKEN_EXPIRED))
     this.#session = {
       catalog: options.catalog,
       connections: this.connections,
       limits: options.limits,
       reply: (connection, event, channel, data) => { this.#outbox.send(connection, encodeEvent(event, channel, data)) },
-      close: (connection, code, reason) => this.close(connection, code, reason)
+      close: (connection, disconnect) => this.close(connection, disconnect)
     }
     const connections = this.#bySocket
     const session = this.#session
@@ -93,7 +98,7 @@ export class Hub {
       gone(connections.get(this) as Connection, code)
     }
     const log = options.log
-    const failed = (connection: Connection, error: Error): void => this.#end(connection, closeCodeOfSocketError(error), error.message, false)
+    const failed = (connection: Connection, error: Error): void => this.#end(connection, { code: closeCodeOfSocketError(error), reason: error.message }, false)
     this.#onError = function (error) {
       const connection = connections.get(this) as Connection
       log.debug({ err: error, connectionId: connection.id }, 'fastify-realtime: socket error')
@@ -142,13 +147,13 @@ export class Hub {
     this.#options.stats.connects++
 
     if (this.#draining) {
-      this.close(connection, CloseCode.GOING_AWAY, 'Server shutting down')
+      this.close(connection, Disconnect.SHUTDOWN)
       return
     }
     const listening = this.#listening?.(connection)
     if (listening !== undefined) connection.held = { events: [], bytes: 0 }
     const replaced = this.connections.add(connection)
-    if (replaced !== undefined) this.close(replaced, CloseCode.REPLACED, 'Replaced by a newer connection')
+    if (replaced !== undefined) this.close(replaced, Disconnect.REPLACED)
     this.#expiry.add(connection)
     if (listening === undefined) this.#announce(connection)
     else listening.then(() => { if (!connection.closed) this.#announce(connection) })
@@ -172,6 +177,11 @@ export class Hub {
       subscriptions: [...connection.subscriptions],
       heartbeat_interval_ms: this.#options.heartbeatIntervalMs
     }))
+  }
+
+  /** `app.close()` has begun: no new sockets are accepted. */
+  get draining (): boolean {
+    return this.#draining
   }
 
   /** Sends `event` to the user's socket here, if it is subscribed to `channel` (or `alwaysDelivered`). */
@@ -199,25 +209,25 @@ export class Hub {
   }
 
   /** Closes the user's socket here, after `finalEvent` (if any) has gone out. */
-  disconnectUser (userId: string, code: number, reason: string, finalEvent?: EncodedEvent): boolean {
+  disconnectUser (userId: string, disconnect: Disconnection, finalEvent?: EncodedEvent): boolean {
     const connection = this.connections.forUser(userId)
     if (connection === undefined) return false
     if (finalEvent !== undefined) this.#dispatcher.deliver([connection], finalEvent, null)
-    this.#dispatcher.then(() => this.close(connection, code, reason))
+    this.#dispatcher.then(() => this.close(connection, disconnect))
     return true
   }
 
   /** Closes the socket here that authenticated with the token of `tokenHash`, if any. */
-  closeToken (tokenHash: string, code: number, reason: string): boolean {
+  closeToken (tokenHash: string, disconnect: Disconnection): boolean {
     const connection = this.connections.forToken(tokenHash)
     if (connection === undefined) return false
-    this.#dispatcher.then(() => this.close(connection, code, reason))
+    this.#dispatcher.then(() => this.close(connection, disconnect))
     return true
   }
 
-  /** Takes `connection` out of the registry and starts the close handshake with `code`. */
-  close (connection: Connection, code: number, reason: string): void {
-    this.#end(connection, code, reason, false)
+  /** Takes `connection` out of the index and starts the close handshake. */
+  close (connection: Connection, disconnect: Disconnection): void {
+    this.#end(connection, disconnect, false)
   }
 
   /**
@@ -228,7 +238,7 @@ export class Hub {
     this.#draining = true
     this.#heartbeat.stop()
     this.#expiry.stop()
-    for (const connection of [...this.connections]) this.close(connection, CloseCode.GOING_AWAY, 'Server shutting down')
+    for (const connection of [...this.connections]) this.close(connection, Disconnect.SHUTDOWN)
     if (this.#closing.size > 0) {
       const done = new Promise<void>((resolve) => { this.#drained = resolve })
       const deadline = setTimeout(() => {
@@ -245,7 +255,7 @@ export class Hub {
    * its code recorded once, then a close handshake, or `terminate` for a peer
    * that will not read one (slow consumer, missed heartbeat).
    */
-  #end (connection: Connection, code: number, reason: string, terminate: boolean): void {
+  #end (connection: Connection, { code, reason }: Disconnection, terminate: boolean): void {
     this.connections.remove(connection)
     this.#expiry.remove(connection)
     if (connection.closeCode !== undefined) return
@@ -262,7 +272,7 @@ export class Hub {
 
   #cutSlowConsumer (connection: Connection): void {
     this.#options.stats.slowConsumerCuts++
-    this.#end(connection, CloseCode.SLOW_CONSUMER, 'slow consumer', true)
+    this.#end(connection, Disconnect.SLOW_CONSUMER, true)
   }
 
   #gone (connection: Connection, code: number): void {

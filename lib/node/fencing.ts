@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { CloseCode } from '../constants.js'
+import { Disconnect } from '../constants.js'
 import type { Connection } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
 import type { RedisClient } from '../redis/client.js'
@@ -66,7 +66,7 @@ export class Fencing {
       const announced = this.#announcedWhileClaiming.get(connection.userId) ?? 0
       this.#announcedWhileClaiming.delete(connection.userId)
       if (announced > generation) {
-        hub.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
+        hub.close(connection, Disconnect.REPLACED)
         return
       }
       await this.#options.announce(connection.userId, generation)
@@ -85,7 +85,7 @@ export class Fencing {
     if (connection.generation === undefined) {
       this.#announcedWhileClaiming.set(userId, Math.max(generation, this.#announcedWhileClaiming.get(userId) ?? 0))
     } else if (connection.generation < generation) {
-      this.#options.hub.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
+      this.#options.hub.close(connection, Disconnect.REPLACED)
     }
   }
 
@@ -102,12 +102,12 @@ export class Fencing {
       if (connection.generation === undefined) {
         // Its first claim failed. A generation claimed after this socket connected
         // (generations are Redis time in µs) belongs to a newer connection.
-        if (stored > connection.connectedAt * 1000) hub.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
+        if (stored > connection.connectedAt * 1000) hub.close(connection, Disconnect.REPLACED)
         else await this.claim(connection)
         return
       }
       if (stored > connection.generation && !connection.closed) {
-        hub.close(connection, CloseCode.REPLACED, 'Replaced by a newer connection')
+        hub.close(connection, Disconnect.REPLACED)
       }
     }))
   }

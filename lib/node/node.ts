@@ -1,110 +1,192 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type { Broker } from '../broker/broker.js'
 import type { ChannelCatalog } from '../channels/catalog.js'
-import { RedisBroker } from '../broker/redis.js'
+import { Disconnect, type Disconnection } from '../constants.js'
+import type { Connection } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
+import { encodeEvent, frameText, type EncodedEvent } from '../protocol/server-event.js'
 import type { RedisClient } from '../redis/client.js'
-import type { GatewayStats } from '../stats.js'
 import { Fencing } from './fencing.js'
-import { RedisPresence } from './presence.js'
+import { LocalPresence, RedisPresence, type Presence } from './presence.js'
+import { decodeMessage, encodeControlMessage, encodeEventMessage, topicsFor, type ControlMessage } from './wire.js'
 
 const LEAVE_TIMEOUT_MS = 1000
 
-export interface ClusterOptions {
-  redis: RedisClient
+export interface NodeOptions {
+  hub: Hub
+  broker: Broker
+  catalog: ChannelCatalog
   keyPrefix: string
   nodeId: string
-  hub: Hub
-  catalog: ChannelCatalog
-  heartbeatIntervalMs: number
-  probeIntervalMs: number
-  publishTimeoutMs: number
-  stats: GatewayStats
+  /** Cluster mode: the Redis that fencing and presence live in, and how often they are maintained. */
+  cluster: { redis: RedisClient, heartbeatIntervalMs: number } | undefined
   log: FastifyBaseLogger
 }
 
-export interface Cluster {
-  broker: RedisBroker
-  presence: RedisPresence
-  stop: () => Promise<void>
-}
-
 /**
- * Wires a node into the cluster: the Redis broker, cross-node fencing of one
- * socket per user, and presence. One maintenance timer (every heartbeat
- * interval) refreshes presence and repairs lost takeover announcements.
+ * The one place that gives messages their meaning, on both sides of the
+ * broker. Publishing: events and control commands are written in the wire
+ * format (wire.ts) to the topic of their user, their global channel, or every
+ * node. Receiving: what the broker hands over is decoded into calls on this
+ * node's hub, and never sent back up. In between it decides which topics this
+ * node listens to (every global channel, the control topic, and the topic of
+ * each user with a socket here) and, in cluster mode, keeps one socket per
+ * user across nodes (fencing) and presence in Redis.
+ *
+ * Embedded mode runs the same code over the loopback broker.
  */
-export function joinCluster (options: ClusterOptions): Cluster {
-  const { hub, log } = options
-  const broker = new RedisBroker({
-    client: options.redis,
-    keyPrefix: options.keyPrefix,
-    nodeId: options.nodeId,
-    hub,
-    catalog: options.catalog,
-    probeIntervalMs: options.probeIntervalMs,
-    publishTimeoutMs: options.publishTimeoutMs,
-    stats: options.stats,
-    onTakeover: (userId, generation) => fencing.onAnnounced(userId, generation),
-    log
-  })
-  const fencing = new Fencing({
-    redis: options.redis,
-    keyPrefix: options.keyPrefix,
-    hub,
-    listen: async (userId) => await broker.listen(userId),
-    announce: async (userId, generation) => await broker.announceTakeover(userId, generation),
-    log
-  })
-  const presence = new RedisPresence({
-    redis: options.redis,
-    keyPrefix: options.keyPrefix,
-    nodeId: options.nodeId,
-    connections: hub.connections,
-    ttlMs: 2 * options.heartbeatIntervalMs,
-    log
-  })
+export class RealtimeNode {
+  readonly nodeId: string
+  readonly presence: Presence
+  readonly #hub: Hub
+  readonly #broker: Broker
+  readonly #catalog: ChannelCatalog
+  readonly #topics: ReturnType<typeof topicsFor>
+  readonly #log: FastifyBaseLogger
+  readonly #cluster: { redis: RedisClient, presence: RedisPresence, fencing: Fencing, maintenance: NodeJS.Timeout, relist: () => void } | undefined
 
-  // While the subscriber's link is down, waiting would hold a socket's
-  // `connected` until it is back; every socket here gets `resync` then instead.
-  hub.announceWhen((connection) => broker.linkDown ? undefined : broker.listen(connection.userId))
-  hub.connections.listen({
-    added (connection) {
-      presence.opened(connection)
-      fencing.claim(connection).catch(() => {})
-    },
-    removed (connection) {
-      presence.closed(connection)
-      if (hub.connections.forUser(connection.userId) === undefined) {
-        broker.unlisten(connection.userId)
-        fencing.forget(connection.userId)
-      }
-    }
-  })
+  constructor (options: NodeOptions) {
+    const { hub, broker } = options
+    this.nodeId = options.nodeId
+    this.#hub = hub
+    this.#broker = broker
+    this.#catalog = options.catalog
+    this.#topics = topicsFor(options.keyPrefix)
+    this.#log = options.log
+    this.#cluster = options.cluster === undefined ? undefined : this.#joinCluster(options, options.cluster)
+    this.presence = this.#cluster?.presence ?? new LocalPresence(hub.connections, options.nodeId)
 
-  const maintain = async (): Promise<void> => {
-    await Promise.all([presence.refresh(), fencing.repair()])
+    broker.onMessage((topic, message) => this.#receive(topic, message))
+    broker.onResubscribed((reason) => hub.broadcastLocal(encodeEvent('resync', null, { reason })))
+    const always = [this.#topics.control]
+    for (const channel of options.catalog) if (channel.scope === 'global') always.push(this.#topics.global(channel.name))
+    for (const topic of always) broker.subscribe(topic).catch(() => {})
+
+    // While the broker's link is down, waiting would hold a socket's
+    // `connected` until it is back; every socket here gets `resync` then instead.
+    hub.announceWhen((connection) => broker.linkDown ? undefined : this.#listen(connection.userId))
+    hub.connections.listen({
+      added: (connection) => this.#opened(connection),
+      removed: (connection) => this.#closed(connection)
+    })
   }
-  const maintenance = setInterval(() => {
-    maintain().catch((error: Error) => log.debug({ err: error }, 'fastify-realtime: cluster maintenance failed'))
-  }, options.heartbeatIntervalMs).unref()
-  const relist = (): void => {
-    presence.refresh().catch((error: Error) => log.debug({ err: error }, 'fastify-realtime: presence refresh failed'))
-  }
-  relist()
-  // Redis may be back empty (restarted without persistence), and writes made
-  // while it was away were lost: relist this node's sockets as soon as the
-  // link is back, not at the next maintenance tick a heartbeat interval away.
-  options.redis.on('ready', relist)
 
-  return {
-    broker,
-    presence,
-    async stop () {
-      clearInterval(maintenance)
-      options.redis.off('ready', relist)
+  async publishToUser (userId: string, channel: string, event: EncodedEvent): Promise<void> {
+    await this.#broker.publish(this.#topics.user(userId), encodeEventMessage(channel, event.payload, event.publishedAt))
+  }
+
+  async publishToChannel (channel: string, event: EncodedEvent): Promise<void> {
+    await this.#broker.publish(this.#topics.global(channel), encodeEventMessage(channel, event.payload, event.publishedAt))
+  }
+
+  /** Closes the user's socket, wherever it is, after `finalEvent` if given. */
+  async disconnectUser (userId: string, disconnect: Disconnection, finalEvent?: EncodedEvent): Promise<void> {
+    const { code, reason } = disconnect
+    await this.#control(this.#topics.user(userId), { type: 'disconnect', userId, code, reason, finalEvent: finalEvent?.payload.toString() })
+  }
+
+  /** Closes every socket that authenticated with the token of `tokenHash`, on every node (4501). */
+  async revokeToken (tokenHash: string): Promise<void> {
+    await this.#control(this.#topics.control, { type: 'revoke', tokenHash })
+  }
+
+  async stop (): Promise<void> {
+    const cluster = this.#cluster
+    if (cluster !== undefined) {
+      clearInterval(cluster.maintenance)
+      cluster.redis.off('ready', cluster.relist)
       // Bounded: a borrowed client may queue forever while Redis is down; the TTL cleans up anyway.
-      await Promise.race([presence.leave().catch(() => {}), new Promise((resolve) => setTimeout(resolve, LEAVE_TIMEOUT_MS).unref())])
-      await broker.close()
+      await Promise.race([cluster.presence.leave().catch(() => {}), new Promise((resolve) => setTimeout(resolve, LEAVE_TIMEOUT_MS).unref())])
     }
+    await this.#broker.close()
+  }
+
+  /** Resolves once this node receives what is published to the user. */
+  async #listen (userId: string): Promise<void> {
+    await this.#broker.subscribe(this.#topics.user(userId))
+  }
+
+  async #control (topic: string, control: ControlMessage): Promise<void> {
+    await this.#broker.publish(topic, encodeControlMessage(control))
+  }
+
+  #opened (connection: Connection): void {
+    if (this.#cluster === undefined) return
+    this.#cluster.presence.opened(connection)
+    this.#cluster.fencing.claim(connection).catch(() => {})
+  }
+
+  #closed (connection: Connection): void {
+    this.#cluster?.presence.closed(connection)
+    if (this.#hub.connections.forUser(connection.userId) !== undefined) return
+    this.#broker.unsubscribe(this.#topics.user(connection.userId))
+    this.#cluster?.fencing.forget(connection.userId)
+  }
+
+  #receive (topic: string, message: Buffer): void {
+    const decoded = decodeMessage(message)
+    if (decoded.kind === 'malformed') {
+      this.#log.warn({ channel: topic }, 'fastify-realtime: ignored a message not written by this plugin')
+      return
+    }
+    if (decoded.kind === 'control') {
+      this.#obey(decoded.control)
+      return
+    }
+    const event = { payload: decoded.payload, frame: frameText(decoded.payload), publishedAt: decoded.publishedAt }
+    const userId = this.#topics.userOf(topic)
+    if (userId === undefined) {
+      // Only the channel's own topic may carry a global event.
+      if (topic === this.#topics.global(decoded.channel)) this.#hub.deliverToChannel(decoded.channel, event)
+      return
+    }
+    const channel = this.#catalog.get(decoded.channel)
+    if (channel !== undefined) this.#hub.deliverToUser(userId, channel.name, channel.alwaysDelivered, event)
+  }
+
+  #obey (control: ControlMessage): void {
+    switch (control.type) {
+      case 'takeover':
+        this.#cluster?.fencing.onAnnounced(control.userId, control.generation)
+        return
+      case 'disconnect': {
+        const payload = control.finalEvent === undefined ? undefined : Buffer.from(control.finalEvent)
+        this.#hub.disconnectUser(control.userId, { code: control.code, reason: control.reason }, payload === undefined ? undefined : { payload, frame: frameText(payload) })
+        return
+      }
+      case 'revoke':
+        this.#hub.closeToken(control.tokenHash, Disconnect.TOKEN_REVOKED)
+    }
+  }
+
+  /**
+   * Cluster mode: fencing of one socket per user across nodes, presence in
+   * Redis, and one maintenance timer (every heartbeat interval) that
+   * refreshes presence and repairs lost takeover announcements.
+   */
+  #joinCluster (options: NodeOptions, { redis, heartbeatIntervalMs }: { redis: RedisClient, heartbeatIntervalMs: number }) {
+    const { hub, keyPrefix, log } = options
+    const fencing = new Fencing({
+      redis,
+      keyPrefix,
+      hub,
+      listen: async (userId) => await this.#listen(userId),
+      announce: async (userId, generation) => await this.#control(this.#topics.user(userId), { type: 'takeover', userId, generation }),
+      log
+    })
+    const presence = new RedisPresence({ redis, keyPrefix, nodeId: options.nodeId, connections: hub.connections, ttlMs: 2 * heartbeatIntervalMs, log })
+    const maintenance = setInterval(() => {
+      Promise.all([presence.refresh(), fencing.repair()])
+        .catch((error: Error) => log.debug({ err: error }, 'fastify-realtime: cluster maintenance failed'))
+    }, heartbeatIntervalMs).unref()
+    const relist = (): void => {
+      presence.refresh().catch((error: Error) => log.debug({ err: error }, 'fastify-realtime: presence refresh failed'))
+    }
+    relist()
+    // Redis may be back empty (restarted without persistence), and writes made
+    // while it was away were lost: relist this node's sockets as soon as the
+    // link is back, not at the next maintenance tick a heartbeat interval away.
+    redis.on('ready', relist)
+    return { redis, presence, fencing, maintenance, relist }
   }
 }

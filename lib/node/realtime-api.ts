@@ -1,6 +1,5 @@
 import type { ChannelCatalog } from '../channels/catalog.js'
-import { CloseCode, FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT } from '../constants.js'
-import type { Broker } from '../broker/broker.js'
+import { Disconnect, FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT } from '../constants.js'
 import type { ConnectionInfo } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
 import {
@@ -9,7 +8,8 @@ import {
 } from '../errors.js'
 import { encodeEvent, type EncodedEvent } from '../protocol/server-event.js'
 import type { GatewayStats, StatsSnapshot } from '../stats.js'
-import type { Presence, PresenceEntry } from './presence.js'
+import type { RealtimeNode } from './node.js'
+import type { PresenceEntry } from './presence.js'
 import { hashToken, checkToken, normalizeUserId, type TokenState, type TokenStore } from '../tokens/token-store.js'
 
 type EventData = Record<string, unknown>
@@ -93,16 +93,15 @@ export interface Realtime {
 
 export interface RealtimeParts {
   catalog: ChannelCatalog
-  broker: Broker
+  node: RealtimeNode
   hub: Hub
   store: TokenStore
   stats: GatewayStats
-  presence: Presence
-  nodeId: string
 }
 
-/** Builds `app.realtime`: argument checks and encoding here, delivery in the broker. */
-export function buildRealtimeApi ({ catalog, broker, hub, store, stats, presence, nodeId }: RealtimeParts): Realtime {
+/** Builds `app.realtime`: argument checks and encoding here, delivery through the node. */
+export function buildRealtimeApi ({ catalog, node, hub, store, stats }: RealtimeParts): Realtime {
+  const { presence, nodeId } = node
   async function publish (channelName: string, event: string, data: unknown, options: PublishOptions = {}): Promise<void> {
     const channel = catalog.get(channelName)
     if (channel === undefined) throw new FST_REALTIME_UNKNOWN_CHANNEL(String(channelName))
@@ -117,8 +116,8 @@ export function buildRealtimeApi ({ catalog, broker, hub, store, stats, presence
     const userId = options.userId === undefined ? undefined : normalizeUserId(options.userId)
     const encoded = encode(channel.name, event, data)
     stats.publishes++
-    if (userId === undefined) await broker.publishToChannel(channel.name, encoded)
-    else await broker.publishToUser(userId, channel.name, encoded)
+    if (userId === undefined) await node.publishToChannel(channel.name, encoded)
+    else await node.publishToUser(userId, channel.name, encoded)
   }
 
   const channels: Record<string, unknown> = {}
@@ -134,7 +133,7 @@ export function buildRealtimeApi ({ catalog, broker, hub, store, stats, presence
     async forceLogout (userId, data = {}) {
       const id = normalizeUserId(userId)
       const event = encode(FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT, { ...data, mobile_user_id: seedUserId(id), is_force_logout: true })
-      await broker.disconnectUser(id, CloseCode.FORCED_LOGOUT, 'Forced logout', event)
+      await node.disconnectUser(id, Disconnect.FORCED_LOGOUT, event)
     },
     async disconnect (userId, { code = 1000, reason = '' } = {}) {
       const id = normalizeUserId(userId)
@@ -144,13 +143,13 @@ export function buildRealtimeApi ({ catalog, broker, hub, store, stats, presence
       if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
         throw new FST_REALTIME_INVALID_ARGUMENT('reason', 'must be a string of at most 123 bytes')
       }
-      await broker.disconnectUser(id, code, reason)
+      await node.disconnectUser(id, { code, reason })
     },
     tokens: {
       issue: async (userId, options) => await store.issue(userId, options),
       async revoke (token) {
         await store.revoke(checkToken(token))
-        await broker.revokeToken(hashToken(token))
+        await node.revokeToken(hashToken(token))
       },
       resolve: async (token) => await store.resolve(token)
     },

@@ -1,9 +1,10 @@
 /**
- * What travels over Redis pub/sub. Events are the publisher's bytes, untouched,
- * behind a one-line header, so receiving nodes frame them without re-encoding:
+ * What the node sends through the broker, and on which topic. Events are the
+ * publisher's bytes, untouched, behind a one-line header, so receiving nodes
+ * frame them without re-encoding:
  *
  *   E<publishedAt> <channel>\n<event JSON>   an event for a user or global channel
- *   C<control JSON>               takeover, disconnect, revoke, probe
+ *   C<control JSON>               takeover, disconnect, revoke
  */
 
 const EVENT = 0x45 // 'E'
@@ -15,7 +16,6 @@ export type ControlMessage =
   | { type: 'takeover', userId: string, generation: number }
   | { type: 'disconnect', userId: string, code: number, reason: string, finalEvent?: string }
   | { type: 'revoke', tokenHash: string }
-  | { type: 'probe', nodeId: string, nonce: number }
 
 export type WireMessage =
   | { kind: 'event', channel: string, payload: Buffer, publishedAt: number | undefined }
@@ -53,15 +53,15 @@ export function decodeMessage (message: Buffer): WireMessage {
   return { kind: 'malformed' }
 }
 
-/** Redis pub/sub channel names, all under the key prefix. */
-export function redisChannels (keyPrefix: string) {
+/** Topic names (Redis pub/sub channels in cluster mode), all under the key prefix. */
+export function topicsFor (keyPrefix: string) {
   return {
     user: (userId: string) => `${keyPrefix}u:${userId}`,
     global: (channel: string) => `${keyPrefix}c:${channel}`,
     control: `${keyPrefix}ctl`,
     node: (nodeId: string) => `${keyPrefix}n:${nodeId}`,
-    /** The user id of a user channel name, or undefined. */
-    userOf: (redisChannel: string): string | undefined =>
-      redisChannel.startsWith(`${keyPrefix}u:`) ? redisChannel.slice(keyPrefix.length + 2) : undefined
+    /** The user id of a user topic, or undefined. */
+    userOf: (topic: string): string | undefined =>
+      topic.startsWith(`${keyPrefix}u:`) ? topic.slice(keyPrefix.length + 2) : undefined
   }
 }

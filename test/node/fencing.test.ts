@@ -25,7 +25,7 @@ function harness () {
       forUser: (userId: string) => connections.get(userId),
       [Symbol.iterator]: () => connections.values()
     },
-    close: (connection: Connection, code: number) => {
+    close: (connection: Connection, { code }: { code: number }) => {
       connection.closed = true
       connections.delete(connection.userId)
       closes.push([connection.id, code])
