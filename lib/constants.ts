@@ -107,5 +107,5 @@ export const HandshakeMessage = {
 export const SETTINGS_CHANNEL = 'settings'
 /** The channel force-logout events travel on; delivered without a subscription. */
 export const FORCE_LOGOUT_CHANNEL = 'mobile.force.logout'
-/** The seed's event name for a forced logout. */
+/** The event name the mobile apps expect for a forced logout. */
 export const FORCE_LOGOUT_EVENT = 'MOBILE_USER_FORCE_LOGOUT_EVENT'

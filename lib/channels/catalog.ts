@@ -21,7 +21,7 @@ export interface Channel {
   checkData: (data: unknown) => string | undefined
 }
 
-/** The seed document's channels: `settings` is global, the rest are per user. */
+/** The built-in channels: `settings` is global, the rest are per user. */
 export const SEED_CHANNELS: Readonly<Record<string, ChannelDefinition>> = {
   [SETTINGS_CHANNEL]: { scope: 'global' },
   'notification.events': { scope: 'user' },
@@ -45,7 +45,7 @@ function compileCheck (schema: TSchema | undefined): Channel['checkData'] {
   }
 }
 
-/** The channel table: the seed channels plus the application's own. */
+/** The channel table: the built-in channels plus the application's own. */
 export class ChannelCatalog {
   readonly #channels = new Map<string, Channel>()
 

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 
-/** The JSON envelope of every HTTP answer the plugin gives (SPEC "Error shape"). */
+/** The JSON envelope of every HTTP answer the plugin gives (README "Error shape"). */
 export interface Envelope<Data> {
   status_code: number
   message: string

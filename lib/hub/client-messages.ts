@@ -23,26 +23,25 @@ export interface ClientMessageContext {
 }
 
 /**
- * Answers one client frame per SPEC's message table. A bad message gets an
+ * Answers one client frame per README's client-message table. A bad message gets an
  * `error` event and never closes the socket by itself; a flood (4006), a
  * client that keeps sending garbage (4503) and an oversized frame (1009) do.
  */
 export function handleClientFrame (context: ClientMessageContext, connection: Connection, data: Buffer, isBinary: boolean): void {
-  connection.messagesIn++
+  connection.countIn()
   // `ws` enforces maxPayload itself when this plugin registered it; this covers a user's own @fastify/websocket.
   if (data.length > context.limits.maxPayloadBytes) {
     context.close(connection, Disconnect.MESSAGE_TOO_BIG)
     return
   }
-  if (!connection.bucket.take()) {
-    if (++connection.rateLimitedInARow >= context.limits.floodCloseAfter) {
+  if (!connection.rateLimit.take()) {
+    if (connection.rateLimit.refusedInARow >= context.limits.floodCloseAfter) {
       context.close(connection, Disconnect.RATE_LIMITED)
     } else {
       replyError(context, connection, ProtocolErrorCode.RATE_LIMITED, 'Too many messages; slow down', null)
     }
     return
   }
-  connection.rateLimitedInARow = 0
 
   const parsed = parseClientMessage(data, isBinary)
   if (!parsed.ok) {
@@ -79,12 +78,7 @@ export function handleClientFrame (context: ClientMessageContext, connection: Co
  */
 function refuse (context: ClientMessageContext, connection: Connection, code: ProtocolErrorCodeValue, message: string, channel: string | null): void {
   replyError(context, connection, code, message, channel)
-  const now = performance.now()
-  if (now - connection.invalidWindowStartedAt > context.limits.invalidWindowMs) {
-    connection.invalidWindowStartedAt = now
-    connection.invalidMessages = 0
-  }
-  if (++connection.invalidMessages >= context.limits.maxInvalidMessages) {
+  if (connection.countInvalid(context.limits.invalidWindowMs) >= context.limits.maxInvalidMessages) {
     context.close(connection, Disconnect.PROTOCOL_VIOLATION)
   }
 }

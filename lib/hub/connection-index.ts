@@ -41,10 +41,9 @@ export class ConnectionIndex {
     return previous
   }
 
-  /** Removes `connection` everywhere and marks it closed; false if it was already gone. */
+  /** Removes `connection` everywhere; false if it was not here. */
   remove (connection: Connection): boolean {
-    if (connection.closed) return false
-    connection.closed = true
+    if (this.#byId.get(connection.id) !== connection) return false
     this.#byId.delete(connection.id)
     if (this.#byUser.get(connection.userId) === connection) this.#byUser.delete(connection.userId)
     if (this.#byToken.get(connection.tokenHash) === connection) this.#byToken.delete(connection.tokenHash)
@@ -54,13 +53,12 @@ export class ConnectionIndex {
   }
 
   subscribe (connection: Connection, channel: string, isGlobal: boolean): void {
-    if (!connection.subscriptions.includes(channel)) connection.subscriptions.push(channel)
+    connection.addSubscription(channel)
     if (isGlobal) addTo(this.#globalSubscribers, channel, connection)
   }
 
   unsubscribe (connection: Connection, channel: string): void {
-    const index = connection.subscriptions.indexOf(channel)
-    if (index !== -1) connection.subscriptions.splice(index, 1)
+    connection.removeSubscription(channel)
     removeFrom(this.#globalSubscribers, channel, connection)
   }
 

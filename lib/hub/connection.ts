@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { SETTINGS_CHANNEL } from '../constants.js'
 import type { EncodedEvent } from '../protocol/server-event.js'
-import { MessageRateLimit } from './message-rate-limit.js'
+import type { MessageRateLimit } from './message-rate-limit.js'
 
 export interface ConnectionInit {
   id: string
@@ -17,12 +17,17 @@ export interface ConnectionInit {
   remoteAddress: string
   userAgent: string | null
   origin: string | null
-  bucket: MessageRateLimit
+  rateLimit: MessageRateLimit
+  holdsSlot: boolean
 }
 
 /**
- * One live socket and everything the gateway tracks about it. Owned by the
- * registry; the `ws` object itself carries nothing of ours.
+ * One live socket and everything the hub tracks about it. Its state changes
+ * only through its own methods, each called by the one part that owns that
+ * piece (named on the method); the `ws` object itself carries nothing of ours.
+ *
+ * Closed means one thing: the hub ended it, or its peer did. From then on it
+ * is out of the connection index and nothing more is sent to it.
  */
 export class Connection {
   readonly id: string
@@ -36,36 +41,23 @@ export class Connection {
   readonly userAgent: string | null
   readonly origin: string | null
   readonly connectedAt = Date.now()
-  /** A short array, not a Set: a handful of channels at most, and a Set costs a socket ~200 bytes more. */
-  readonly subscriptions: string[] = [SETTINGS_CHANNEL]
-  readonly bucket: MessageRateLimit
-  lastPongAt: number
-  messagesIn = 0
-  messagesOut = 0
-  /** Replied to the last protocol ping (or none sent yet). */
-  alive = true
-  /** Inside a corked write batch of the outbox. */
-  corked = false
-  /**
-   * What was sent to the socket before its `connected` went out (cluster
-   * mode: until this node listens on the user's channel); it follows `connected`.
-   */
-  held: { events: EncodedEvent[], bytes: number } | undefined = undefined
-  /** Left the registry; nothing more is sent to it. */
-  closed = false
-  /** Cluster mode: the per-user generation this socket claimed (newest wins across nodes). */
-  generation: number | undefined = undefined
+  readonly rateLimit: MessageRateLimit
   /** Holds a connection slot of the limiter, given back when the socket is gone. */
-  holdsSlot = false
-  /** The code the gateway closed (or cut) this socket with, once it has. */
-  closeCode: number | undefined = undefined
-  /** The second whose expiry bucket holds this connection. */
-  expiryBucket = 0
-  /** Recent invalid messages, for the protocol-violation rule. */
-  invalidMessages = 0
-  invalidWindowStartedAt = performance.now()
-  /** Messages refused by the rate limit since the last accepted one. */
-  rateLimitedInARow = 0
+  readonly holdsSlot: boolean
+  /** A short array, not a Set: a handful of channels at most, and a Set costs a socket ~200 bytes more. */
+  readonly #subscriptions: string[] = [SETTINGS_CHANNEL]
+  #lastPongAt: number
+  #messagesIn = 0
+  #messagesOut = 0
+  /** Replied to the last protocol ping (or none sent yet). */
+  #alive = true
+  #corked = false
+  #held: { events: EncodedEvent[], bytes: number } | undefined = undefined
+  #generation: number | undefined = undefined
+  #closeCode: number | undefined = undefined
+  #expiryBucket = 0
+  #invalidMessages = 0
+  #invalidWindowStartedAt = performance.now()
 
   constructor (init: ConnectionInit) {
     this.id = init.id
@@ -78,8 +70,135 @@ export class Connection {
     this.remoteAddress = init.remoteAddress
     this.userAgent = init.userAgent
     this.origin = init.origin
-    this.bucket = init.bucket
-    this.lastPongAt = this.connectedAt
+    this.rateLimit = init.rateLimit
+    this.holdsSlot = init.holdsSlot
+    this.#lastPongAt = this.connectedAt
+  }
+
+  get subscriptions (): readonly string[] {
+    return this.#subscriptions
+  }
+
+  get closed (): boolean {
+    return this.#closeCode !== undefined
+  }
+
+  /** The code the hub closed (or cut) this socket with, or the one its peer closed it with. */
+  get closeCode (): number | undefined {
+    return this.#closeCode
+  }
+
+  /** Cluster mode: the per-user generation this socket claimed (newest wins across nodes). */
+  get generation (): number | undefined {
+    return this.#generation
+  }
+
+  get messagesIn (): number {
+    return this.#messagesIn
+  }
+
+  get messagesOut (): number {
+    return this.#messagesOut
+  }
+
+  get lastPongAt (): number {
+    return this.#lastPongAt
+  }
+
+  /** Hub: records how it ended; false if it had ended already (the first code stands). */
+  end (code: number): boolean {
+    if (this.#closeCode !== undefined) return false
+    this.#closeCode = code
+    return true
+  }
+
+  /** Connection index: adds a channel; false if it was there. */
+  addSubscription (channel: string): boolean {
+    if (this.#subscriptions.includes(channel)) return false
+    this.#subscriptions.push(channel)
+    return true
+  }
+
+  /** Connection index. */
+  removeSubscription (channel: string): void {
+    const index = this.#subscriptions.indexOf(channel)
+    if (index !== -1) this.#subscriptions.splice(index, 1)
+  }
+
+  /** Heartbeat: false if the previous ping went unanswered; otherwise a pong is expected now. */
+  awaitPong (): boolean {
+    if (!this.#alive) return false
+    this.#alive = false
+    return true
+  }
+
+  /** Heartbeat (the shared `pong` listener). */
+  ponged (): void {
+    this.#alive = true
+    this.#lastPongAt = Date.now()
+  }
+
+  /** Client messages. */
+  countIn (): void {
+    this.#messagesIn++
+  }
+
+  /**
+   * Client messages: counts an invalid message within a window of `windowMs`
+   * and returns how many the window holds now.
+   */
+  countInvalid (windowMs: number, now = performance.now()): number {
+    if (now - this.#invalidWindowStartedAt > windowMs) {
+      this.#invalidWindowStartedAt = now
+      this.#invalidMessages = 0
+    }
+    return ++this.#invalidMessages
+  }
+
+  /** Outbox: inside a corked write batch this turn. */
+  get corked (): boolean {
+    return this.#corked
+  }
+
+  /** Outbox. */
+  setCorked (corked: boolean): void {
+    this.#corked = corked
+  }
+
+  /** Outbox. */
+  countOut (): void {
+    this.#messagesOut++
+  }
+
+  /**
+   * Outbox: what was sent to the socket before its `connected` went out
+   * (cluster mode: until this node listens on the user's topic); it follows
+   * `connected`. Undefined once announced (or in embedded mode, at once).
+   */
+  get held (): { events: EncodedEvent[], bytes: number } | undefined {
+    return this.#held
+  }
+
+  /** Outbox: starts holding (true) or stops and hands back what was held. */
+  hold (holding: boolean): EncodedEvent[] {
+    const events = this.#held?.events ?? []
+    this.#held = holding ? { events: [], bytes: 0 } : undefined
+    return events
+  }
+
+  /** Fencing. */
+  claimed (generation: number): void {
+    this.#generation = generation
+  }
+
+  /** Expiry wheel: the second whose bucket holds this connection. */
+  get expiryBucket (): number {
+    return this.#expiryBucket
+  }
+
+  /** Expiry wheel. */
+  placeInExpiryBucket (second: number): void {
+    this.#expiryBucket = second
   }
 
   /** Bytes accepted for sending that the peer has not taken yet. */
@@ -87,7 +206,7 @@ export class Connection {
     return this.socket.bufferedAmount
   }
 
-  /** The diagnostic view (SPEC's connection fields); never includes the token. */
+  /** The diagnostic view (README "`/connections`"); never includes the token. */
   describe (): ConnectionInfo {
     return {
       connection_id: this.id,

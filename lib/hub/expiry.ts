@@ -21,7 +21,7 @@ export class ExpiryWheel {
   add (connection: Connection): void {
     // Whole seconds: a backend may store a fractional expiry (time.time() + ttl).
     const second = Math.max(Math.ceil(connection.expiresAt), this.#checkedUpTo + 1)
-    connection.expiryBucket = second
+    connection.placeInExpiryBucket(second)
     const bucket = this.#buckets.get(second)
     if (bucket === undefined) this.#buckets.set(second, new Set([connection]))
     else bucket.add(connection)

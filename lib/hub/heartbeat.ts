@@ -11,12 +11,8 @@ export class Heartbeat {
   constructor (intervalMs: number, connections: () => Iterable<Connection>, onDead: (connection: Connection) => void) {
     this.#timer = setInterval(() => {
       for (const connection of connections()) {
-        if (!connection.alive) {
-          onDead(connection)
-          continue
-        }
-        connection.alive = false
-        connection.socket.ping()
+        if (connection.awaitPong()) connection.socket.ping()
+        else onDead(connection)
       }
     }, intervalMs).unref()
   }
@@ -28,6 +24,5 @@ export class Heartbeat {
 
 /** The shared `pong` listener: `this` is the socket, the connection comes from the lookup. */
 export function markAlive (connection: Connection): void {
-  connection.alive = true
-  connection.lastPongAt = Date.now()
+  connection.ponged()
 }

@@ -113,6 +113,7 @@ export class Hub {
    * before anything can arrive; the `connected` event is the first message.
    */
   accept (socket: WebSocket, request: FastifyRequest, admitted: Admitted): void {
+    const transport = request.raw.socket as Socket | undefined
     const connection = new Connection({
       // Not the request id: a client may choose that one (x-request-id), and connection ids must be unique.
       id: randomBytes(8).toString('hex'),
@@ -121,11 +122,12 @@ export class Hub {
       tokenHash: hashToken(admitted.token),
       expiresAt: admitted.state.expiresAt,
       socket,
-      transport: request.raw.socket as Socket | undefined,
+      transport,
       remoteAddress: request.ip,
       userAgent: request.headers['user-agent'] ?? null,
       origin: request.headers.origin ?? null,
-      bucket: new MessageRateLimit(this.#options.limits.messageBurst, this.#options.limits.messagesPerSecond)
+      rateLimit: new MessageRateLimit(this.#options.limits.messageBurst, this.#options.limits.messagesPerSecond),
+      holdsSlot: transport !== undefined && admitted.slot !== undefined
     })
     this.#bySocket.set(socket, connection)
     request.log.debug({ connectionId: connection.id, userId: connection.userId }, 'fastify-realtime: socket opened')
@@ -133,12 +135,9 @@ export class Hub {
     // per-socket error listener holds the request and reply, and the response
     // stays attached to the TCP socket. Dropping both halves a socket's heap.
     socket.removeAllListeners('error')
-    if (connection.transport !== undefined) {
-      admitted.response.detachSocket(connection.transport)
-      if (admitted.slot !== undefined) {
-        this.#options.limiter.adopt(connection.transport, admitted.slot)
-        connection.holdsSlot = true
-      }
+    if (transport !== undefined) {
+      admitted.response.detachSocket(transport)
+      if (admitted.slot !== undefined) this.#options.limiter.adopt(transport, admitted.slot)
     }
     socket.on('message', this.#onMessage)
     socket.on('pong', this.#onPong)
@@ -151,7 +150,7 @@ export class Hub {
       return
     }
     const listening = this.#listening?.(connection)
-    if (listening !== undefined) connection.held = { events: [], bytes: 0 }
+    if (listening !== undefined) this.#outbox.hold(connection)
     const replaced = this.connections.add(connection)
     if (replaced !== undefined) this.close(replaced, Disconnect.REPLACED)
     this.#expiry.add(connection)
@@ -258,8 +257,7 @@ export class Hub {
   #end (connection: Connection, { code, reason }: Disconnection, terminate: boolean): void {
     this.connections.remove(connection)
     this.#expiry.remove(connection)
-    if (connection.closeCode !== undefined) return
-    connection.closeCode = code
+    if (!connection.end(code)) return
     this.#closing.add(connection)
     const entry = { connectionId: connection.id, userId: connection.userId, code, reason }
     if (terminate) this.#options.log.info(entry, 'fastify-realtime: terminating socket')
@@ -280,8 +278,8 @@ export class Hub {
     this.connections.remove(connection)
     this.#expiry.remove(connection)
     // Recorded as the code the gateway chose, or the one it saw; an #end after this is a no-op.
-    connection.closeCode ??= code
-    this.#options.stats.recordClose(connection.closeCode)
+    connection.end(code)
+    this.#options.stats.recordClose(connection.closeCode as number)
     this.#closing.delete(connection)
     if (this.#drained !== undefined && this.#closing.size === 0) this.#drained()
   }

@@ -7,6 +7,7 @@ export class MessageRateLimit {
   readonly #perMs: number
   #tokens: number
   #refilledAt: number
+  #refusedInARow = 0
 
   constructor (burst: number, perSecond: number, now = performance.now()) {
     this.#capacity = burst
@@ -19,8 +20,17 @@ export class MessageRateLimit {
   take (now = performance.now()): boolean {
     this.#tokens = Math.min(this.#capacity, this.#tokens + (now - this.#refilledAt) * this.#perMs)
     this.#refilledAt = now
-    if (this.#tokens < 1) return false
+    if (this.#tokens < 1) {
+      this.#refusedInARow++
+      return false
+    }
     this.#tokens -= 1
+    this.#refusedInARow = 0
     return true
+  }
+
+  /** Messages refused since the last one taken (a flood closes the socket). */
+  get refusedInARow (): number {
+    return this.#refusedInARow
   }
 }

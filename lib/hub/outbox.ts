@@ -67,24 +67,28 @@ export class Outbox {
       connection.socket.send(event.payload)
     } else {
       if (!connection.corked) {
-        connection.corked = true
+        connection.setCorked(true)
         transport.cork()
         if (this.#corked.push(connection) === 1) process.nextTick(this.#flush)
       }
       transport.write(event.frame)
     }
     this.#bytesThisTurn += event.frame.length
-    connection.messagesOut++
+    connection.countOut()
     this.#stats.messagesOut++
     return true
   }
 
+  /** Holds what is sent to `connection` until `release` (its `connected` has not gone out). */
+  hold (connection: Connection): void {
+    connection.hold(true)
+  }
+
   /** Lets what was held for `connection` go out, after `first`. */
   release (connection: Connection, first: EncodedEvent): void {
-    const held = connection.held
-    connection.held = undefined
+    const held = connection.hold(false)
     this.send(connection, first)
-    for (const event of held?.events ?? []) this.send(connection, event)
+    for (const event of held) this.send(connection, event)
   }
 
   /** Frame bytes written since the last flush (this turn of the event loop). */
@@ -99,7 +103,7 @@ export class Outbox {
     if (corked.length === 0) return
     this.#corked = []
     for (const connection of corked) {
-      connection.corked = false
+      connection.setCorked(false)
       connection.transport?.uncork()
     }
   }

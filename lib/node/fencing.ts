@@ -62,7 +62,7 @@ export class Fencing {
       if (connection.closed) return
       const generation = Number(await redis.eval(CLAIM_SCRIPT, 1, this.#key(connection.userId), GENERATION_TTL_MS))
       if (connection.closed) return
-      connection.generation = generation
+      connection.claimed(generation)
       const announced = this.#announcedWhileClaiming.get(connection.userId) ?? 0
       this.#announcedWhileClaiming.delete(connection.userId)
       if (announced > generation) {

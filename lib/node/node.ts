@@ -82,7 +82,7 @@ export class RealtimeNode {
   /** Closes the user's socket, wherever it is, after `finalEvent` if given. */
   async disconnectUser (userId: string, disconnect: Disconnection, finalEvent?: EncodedEvent): Promise<void> {
     const { code, reason } = disconnect
-    await this.#control(this.#topics.user(userId), { type: 'disconnect', userId, code, reason, finalEvent: finalEvent?.payload.toString() })
+    await this.#control(this.#topics.user(userId), { type: 'disconnect', userId, code, reason, finalEvent: finalEvent?.payload.toString(), publishedAt: finalEvent?.publishedAt })
   }
 
   /** Closes every socket that authenticated with the token of `tokenHash`, on every node (4501). */
@@ -151,7 +151,8 @@ export class RealtimeNode {
         return
       case 'disconnect': {
         const payload = control.finalEvent === undefined ? undefined : Buffer.from(control.finalEvent)
-        this.#hub.disconnectUser(control.userId, { code: control.code, reason: control.reason }, payload === undefined ? undefined : { payload, frame: frameText(payload) })
+        const finalEvent = payload === undefined ? undefined : { payload, frame: frameText(payload), publishedAt: control.publishedAt }
+        this.#hub.disconnectUser(control.userId, { code: control.code, reason: control.reason }, finalEvent)
         return
       }
       case 'revoke':

@@ -132,7 +132,7 @@ export function buildRealtimeApi ({ catalog, node, hub, store, stats }: Realtime
     channels: channels as Realtime['channels'],
     async forceLogout (userId, data = {}) {
       const id = normalizeUserId(userId)
-      const event = encode(FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT, { ...data, mobile_user_id: seedUserId(id), is_force_logout: true })
+      const event = encode(FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT, { ...data, mobile_user_id: mobileUserId(id), is_force_logout: true })
       await node.disconnectUser(id, Disconnect.FORCED_LOGOUT, event)
     },
     async disconnect (userId, { code = 1000, reason = '' } = {}) {
@@ -178,8 +178,8 @@ function checkEventName (event: unknown): void {
   }
 }
 
-/** The seed sends `mobile_user_id` as a number when the id is numeric. */
-function seedUserId (userId: string): string | number {
+/** The mobile apps expect `mobile_user_id` as a number when the id is numeric. */
+function mobileUserId (userId: string): string | number {
   const numeric = Number(userId)
   return /^\d+$/.test(userId) && Number.isSafeInteger(numeric) && String(numeric) === userId ? numeric : userId
 }

@@ -14,7 +14,7 @@ const SPACE = 0x20
 
 export type ControlMessage =
   | { type: 'takeover', userId: string, generation: number }
-  | { type: 'disconnect', userId: string, code: number, reason: string, finalEvent?: string }
+  | { type: 'disconnect', userId: string, code: number, reason: string, finalEvent?: string, publishedAt?: number }
   | { type: 'revoke', tokenHash: string }
 
 export type WireMessage =

@@ -1,9 +1,9 @@
 /**
  * Server events are serialized once per publish and framed once: every
- * recipient's socket gets the same Buffer (SPEC: `{"event","channel","data"}`).
+ * recipient's socket gets the same Buffer (`{"event","channel","data"}`, README "Channels").
  */
 
-/** JSON text of a server event, in the seed's envelope. */
+/** JSON text of a server event, in the envelope the mobile apps read. */
 export function serializeEvent (event: string, channel: string | null, data: unknown): string {
   return `{"event":${JSON.stringify(event)},"channel":${JSON.stringify(channel)},"data":${JSON.stringify(data)}}`
 }

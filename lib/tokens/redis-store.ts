@@ -14,7 +14,7 @@ export interface RedisTokenStoreOptions {
 }
 
 /**
- * Token state in Redis, in SPEC's layout by default: key
+ * Token state in Redis, in the layout README's "Redis layout" gives by default: key
  * `{keyPrefix}token:{sha256 hex}`, a JSON value, TTL up to the expiry. The rest
  * of the backend may write these keys itself; `keyFor` and `parse` adapt the
  * store to another layout.

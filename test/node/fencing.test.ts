@@ -5,6 +5,8 @@ import type { Connection } from '../../lib/hub/connection.js'
 import type { Hub } from '../../lib/hub/hub.js'
 import type { RedisClient } from '../../lib/redis/client.js'
 
+type FakeConnection = Connection & { closed: boolean, generation: number | undefined }
+
 /**
  * Fencing with its collaborators replaced by fakes, so that every ordering of
  * claim, announcement and close can be set up exactly, without timing.
@@ -12,7 +14,7 @@ import type { RedisClient } from '../../lib/redis/client.js'
 function harness () {
   const closes: Array<[string, number]> = []
   const announced: Array<[string, number]> = []
-  const connections = new Map<string, Connection>()
+  const connections = new Map<string, FakeConnection>()
   const nextGeneration = 1000
   let stored = 0
   const gates: { listen?: Promise<void>, claim?: Promise<void> } = {}
@@ -25,7 +27,7 @@ function harness () {
       forUser: (userId: string) => connections.get(userId),
       [Symbol.iterator]: () => connections.values()
     },
-    close: (connection: Connection, { code }: { code: number }) => {
+    close: (connection: FakeConnection, { code }: { code: number }) => {
       connection.closed = true
       connections.delete(connection.userId)
       closes.push([connection.id, code])
@@ -39,8 +41,16 @@ function harness () {
     announce: async (userId, generation) => { announced.push([userId, generation]) },
     log: { warn () {}, debug () {} } as unknown as FastifyBaseLogger
   })
-  const open = (id: string, userId: string, connectedAt = Date.now()): Connection => {
-    const connection = { id, userId, generation: undefined, closed: false, connectedAt } as unknown as Connection
+  // A stand-in whose state a test can set directly (a real Connection changes only through its methods).
+  const open = (id: string, userId: string, connectedAt = Date.now()): FakeConnection => {
+    const connection = {
+      id,
+      userId,
+      generation: undefined,
+      closed: false,
+      connectedAt,
+      claimed (this: { generation?: number }, generation: number) { this.generation = generation }
+    } as unknown as FakeConnection
     connections.set(userId, connection)
     return connection
   }
