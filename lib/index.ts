@@ -150,7 +150,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     })
     if (!options.diagnostics.enabled) return
     await routes.register(async (diagnostics) => await diagnosticsRoutes(diagnostics, {
-      options: options.diagnostics.options,
+      options: options.diagnostics,
       allowedOrigins: options.allowedOrigins,
       resolveToken,
       retryAfterSeconds: options.tokens.retryAfterSeconds,
@@ -202,7 +202,7 @@ async function answerUpgradeRequired (request: FastifyRequest, reply: FastifyRep
  * routes document.
  */
 function installTokenRedaction (shutdown: Shutdown, server: FastifyInstance['server'], routePath: string, options: NormalizedOptions): void {
-  const documented = options.diagnostics.enabled ? diagnosticsQueryParams(options.diagnostics.options) : new Map<string, string[]>()
+  const documented = options.diagnostics.enabled ? diagnosticsQueryParams(options.diagnostics) : new Map<string, string[]>()
   const redact = createTargetRedactor(routePath, {
     outOfBand: options.tokens.queryParam === false ? [] : [options.tokens.queryParam],
     documented: new Map([...documented].map(([path, names]) => [routePath + path, names]))

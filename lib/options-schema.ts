@@ -1,4 +1,4 @@
-import Type from 'typebox'
+import Type, { type Static } from 'typebox'
 import type { Redis } from 'ioredis'
 
 /**
@@ -94,3 +94,61 @@ export const RealtimeOptionsSchema = Type.Object({
   }, { additionalProperties: false })),
   websocket: Type.Optional(Type.Object({}, { additionalProperties: true }))
 }, { additionalProperties: false })
+
+/** The options as the schema alone can type them (functions and clients as `unknown`). */
+export type SchemaOptions = Static<typeof RealtimeOptionsSchema>
+
+/** Any part of the options, each group (plain object) partial in turn. */
+type PartialOptions<Options> = {
+  [Key in keyof Options]?: NonNullable<Options[Key]> extends readonly unknown[] ? Options[Key]
+    : NonNullable<Options[Key]> extends Record<string, unknown> ? PartialOptions<NonNullable<Options[Key]>> : Options[Key]
+}
+
+/**
+ * Every default, once, shaped exactly like the options (same keys, same
+ * nesting). One object rather than typebox `default` annotations: typebox
+ * keeps `default` out of the static type, so the normalized type could not
+ * tell from the schema which options are always set; the keys of this object
+ * tell it (see `NormalizedOptions`). A group (a non-empty object) is filled
+ * key by key; any other default stands for a missing value whole. The
+ * defaults that depend on other options or on chance (`tokens.recheckIntervalMs`,
+ * `cluster.nodeId`) are computed in `normalizeOptions`.
+ */
+export const optionDefaults = {
+  prefix: '/api/v1/ws',
+  enabled: true,
+  allowedOrigins: [],
+  allowMissingOrigin: true,
+  keyPrefix: 'rt:',
+  heartbeat: { intervalMs: 30_000 },
+  tokens: { queryParam: 'token', authorizationHeader: false, protocolPrefix: false, timeoutMs: 1000, retryAfterSeconds: 1 },
+  limits: {
+    maxConnections: 50_000,
+    maxConnectionsPerIp: 1000,
+    retryAfterSeconds: 5,
+    maxPayloadBytes: 16 * 1024,
+    maxFragments: 16,
+    closeTimeoutMs: 2000,
+    messagesPerSecond: 10,
+    messageBurst: 20,
+    floodCloseAfter: 50,
+    maxInvalidMessages: 10,
+    invalidWindowMs: 60_000,
+    maxSubscriptions: 32,
+    maxBufferedBytes: 1024 * 1024,
+    fanoutSliceSize: 2000,
+    fanoutSliceBytes: 8 * 1024 * 1024
+  },
+  channels: {},
+  shutdownTimeoutMs: 5000,
+  diagnostics: {
+    enabled: true,
+    public: false,
+    adminTokens: [],
+    routeOpts: {},
+    cors: true,
+    testRoute: { enabled: false, forceInProduction: false, maxPerMinute: 10 }
+  },
+  cluster: { probeIntervalMs: 5000, publishTimeoutMs: 1000 },
+  websocket: {}
+} satisfies PartialOptions<SchemaOptions>

@@ -22,7 +22,7 @@ export interface Channel {
 }
 
 /** The built-in channels: `settings` is global, the rest are per user. */
-export const SEED_CHANNELS: Readonly<Record<string, ChannelDefinition>> = {
+export const BUILT_IN_CHANNELS: Readonly<Record<string, ChannelDefinition>> = {
   [SETTINGS_CHANNEL]: { scope: 'global' },
   'notification.events': { scope: 'user' },
   'payment_order.events': { scope: 'user' },
@@ -50,7 +50,7 @@ export class ChannelCatalog {
   readonly #channels = new Map<string, Channel>()
 
   constructor (extra: Readonly<Record<string, ChannelDefinition>> = {}) {
-    for (const [name, definition] of Object.entries({ ...SEED_CHANNELS, ...extra })) {
+    for (const [name, definition] of Object.entries({ ...BUILT_IN_CHANNELS, ...extra })) {
       this.#channels.set(name, {
         name,
         scope: definition.scope,

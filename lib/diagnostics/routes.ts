@@ -3,6 +3,7 @@ import cors from '@fastify/cors'
 import type { Registry } from 'prom-client'
 import type { Static } from 'typebox'
 import type { Presence, PresenceEntry } from '../node/presence.js'
+import type { NormalizedDiagnosticsOptions } from '../options.js'
 import type { ComponentState } from '../redis/client.js'
 import { createOriginCheck } from '../handshake/origin.js'
 import { sendError } from '../http/envelope.js'
@@ -13,15 +14,8 @@ import {
   ConnectedUsersSchema, ConnectionsQuerySchema, ConnectionsSchema, DiagnosticsQuerySchemas, HealthSchema, TestQuerySchema, TestResultSchema
 } from './schemas.js'
 
-export interface DiagnosticsOptions {
-  auth: Omit<DiagnosticsAuthOptions, 'resolveToken' | 'retryAfterSeconds'>
-  routeOpts: RouteShorthandOptions
-  testRoute: { enabled: boolean, forceInProduction: boolean, maxPerMinute: number }
-  cors: boolean
-}
-
 export interface DiagnosticsDependencies {
-  options: DiagnosticsOptions
+  options: NormalizedDiagnosticsOptions
   allowedOrigins: ReadonlyArray<string | RegExp>
   resolveToken: DiagnosticsAuthOptions['resolveToken']
   retryAfterSeconds: number
@@ -53,7 +47,7 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
   }
   // Before `routeOpts` hooks and the auth: these routes speak HTTP only, whatever else the request carries.
   fastify.addHook('onRequest', refuseUpgrade)
-  const auth = createDiagnosticsAuth({ ...options.auth, resolveToken: deps.resolveToken, retryAfterSeconds: deps.retryAfterSeconds })
+  const auth = createDiagnosticsAuth({ ...options, resolveToken: deps.resolveToken, retryAfterSeconds: deps.retryAfterSeconds })
   if (!auth.admitsOperators) {
     const { prefix } = fastify
     fastify.log.info(`fastify-realtime: ${prefix}/connections, ${prefix}/metrics and ${prefix}/test answer 403 to everyone: ` +
@@ -129,7 +123,7 @@ function registerTestRoute (fastify: FastifyInstance, deps: DiagnosticsDependenc
 }
 
 /** The documented query parameters of the diagnostic routes `options` registers, by path below the prefix. */
-export function diagnosticsQueryParams (options: Pick<DiagnosticsOptions, 'testRoute'>): Map<string, string[]> {
+export function diagnosticsQueryParams (options: Pick<NormalizedDiagnosticsOptions, 'testRoute'>): Map<string, string[]> {
   const registered = Object.entries(DiagnosticsQuerySchemas).filter(([path]) => path !== '/test' || options.testRoute.enabled)
   return new Map(registered.map(([path, schema]) => [path, Object.keys(schema.properties)]))
 }

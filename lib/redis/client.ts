@@ -1,9 +1,15 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Redis, type Cluster } from 'ioredis'
 import { FST_REALTIME_INVALID_OPTION } from '../errors.js'
-import type { RealtimeOptions } from '../options.js'
 
 export type RedisClient = Redis | Cluster
+
+/**
+ * What the `redis` option accepts. Declared here, where it is turned into a
+ * client, so that this module needs nothing of the options module (which
+ * depends on it).
+ */
+export type RedisOption = string | RedisClient | { namespace?: string }
 
 /** A Redis client and whether the plugin owns it (and so must close it). */
 export interface RedisConnection {
@@ -19,7 +25,7 @@ const COMMAND_TIMEOUT_MS = 2000
  * an ioredis instance or an @fastify/redis namespace is borrowed and left open
  * on close, as @fastify/redis itself does for clients passed to it.
  */
-export function connectRedis (fastify: FastifyInstance, option: NonNullable<RealtimeOptions['redis']>, log: FastifyBaseLogger): RedisConnection {
+export function connectRedis (fastify: FastifyInstance, option: RedisOption, log: FastifyBaseLogger): RedisConnection {
   if (typeof option === 'string') {
     // No offline queue: while Redis is down a command must fail at once (the
     // handshake answers 503) rather than wait in memory for a reconnect.

@@ -1,16 +1,25 @@
 import { FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED } from '../errors.js'
-import type { NormalizedOptions } from '../options.js'
 import type { RedisClient } from '../redis/client.js'
 import { MemoryTokenStore } from './memory-store.js'
-import { RedisTokenStore } from './redis-store.js'
+import { RedisTokenStore, type RedisTokenStoreOptions } from './redis-store.js'
 import { type TokenLookup } from './resolve-with-deadline.js'
 import { type TokenState, type TokenStore, checkToken, isLive, normalizeUserId } from './token-store.js'
+
+/**
+ * The options the store is picked by, under their names in the plugin's
+ * options. Declared here rather than imported from the options module, which
+ * depends on this folder for `TokenState`: the dependency stays one way.
+ */
+export interface TokenStoreOptions {
+  keyPrefix: string
+  tokens: Omit<RedisTokenStoreOptions, 'keyPrefix'> & { resolver?: TokenLookup }
+}
 
 /**
  * Picks the token store for the mode: a custom resolver if the user gave one,
  * Redis in cluster mode, memory otherwise.
  */
-export function buildTokenStore (options: NormalizedOptions, redis: RedisClient | undefined): TokenStore {
+export function buildTokenStore (options: TokenStoreOptions, redis: RedisClient | undefined): TokenStore {
   if (options.tokens.resolver !== undefined) return new ResolverTokenStore(options.tokens.resolver)
   if (redis !== undefined) {
     const { keyFor, parse, format } = options.tokens
