@@ -6,7 +6,7 @@ export type Admission = 'admitted' | 'server-full' | 'address-full'
  * Connection caps checked before the upgrade. A slot is taken when a handshake
  * passes the gate. Until the upgrade completes, the TCP socket's `close` gives
  * it back (an upgrade that fails inside `ws` must not leak it); once the
- * gateway holds the socket, `adopt` moves the release to the gateway's own
+ * hub holds the socket, `adopt` moves the release to the hub's own
  * shared close handler, so an open connection costs the limiter no listener.
  * 0 disables a cap.
  */
@@ -42,7 +42,7 @@ export class ConnectionLimiter {
     return release
   }
 
-  /** The gateway owns the socket now and calls `release(address)` when it closes. */
+  /** The hub owns the socket now and calls `release(address)` when it closes. */
   adopt (socket: Duplex, release: () => void): void {
     socket.removeListener('close', release)
   }

@@ -65,7 +65,7 @@ export async function refuseUpgrade (request: FastifyRequest, reply: FastifyRepl
  * held until the client leaves, and `app.close()` waits for it forever.
  *
  * A socket that becomes a WebSocket gets its 101 written by `ws` directly;
- * the answer object on it never finishes and is detached by the gateway.
+ * the answer object on it never finishes and is detached by the hub.
  */
 export function endAnsweredUpgrade (_raw: IncomingMessage, socket: Duplex): void {
   // After the other `upgrade` listeners ran: by then the answer (if any) is assigned to the socket.

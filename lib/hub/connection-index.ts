@@ -1,7 +1,7 @@
 import type { Connection } from './connection.js'
 
 /**
- * Every live connection of this node, indexed the ways the gateway looks them
+ * Every live connection of this node, indexed the ways the hub looks them
  * up: by id, by user (one socket per user), by token (revocation) and, for
  * global channels, by subscription (fan-out without scanning every socket).
  */
@@ -23,7 +23,7 @@ export class ConnectionIndex {
     return this.#byId.size
   }
 
-  /** Cluster mode follows every add and remove (presence, user channels, fencing). */
+  /** The node follows every add and remove (which user topics to listen to; presence and fencing in cluster mode). */
   listen (listener: ConnectionListener): void {
     this.#listeners.push(listener)
   }

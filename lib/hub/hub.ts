@@ -250,7 +250,7 @@ export class Hub {
   }
 
   /**
-   * The one way a socket leaves: out of the registry and the expiry wheel,
+   * The one way a socket leaves: out of the connection index and the expiry wheel,
    * its code recorded once, then a close handshake, or `terminate` for a peer
    * that will not read one (slow consumer, missed heartbeat).
    */
@@ -277,7 +277,7 @@ export class Hub {
     if (connection.holdsSlot) this.#options.limiter.release(connection.remoteAddress)
     this.connections.remove(connection)
     this.#expiry.remove(connection)
-    // Recorded as the code the gateway chose, or the one it saw; an #end after this is a no-op.
+    // Recorded as the code the hub chose, or the one it saw; an #end after this is a no-op.
     connection.end(code)
     this.#options.stats.recordClose(connection.closeCode as number)
     this.#closing.delete(connection)
