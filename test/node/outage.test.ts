@@ -76,7 +76,7 @@ function inspector (t: Test, url: string) {
   }
 }
 
-/** The Redis pub/sub channel names of lib/broker/wire.ts `redisChannels`. */
+/** The Redis pub/sub channel names of lib/node/wire.ts `topicsFor`. */
 function channelsOf (keyPrefix: string) {
   return {
     user: (userId: string) => `${keyPrefix}u:${userId}`,
