@@ -28,7 +28,7 @@ async function startNode (port) {
 const [portA, portB] = [Number(process.env.PORT_A ?? 3101), Number(process.env.PORT_B ?? 3102)]
 const nodes = [await startNode(portA), await startNode(portB)]
 try {
-  // The rest of the backend writes token state in SPEC's layout; here we do it by hand.
+  // The rest of the backend writes token state in the layout README documents; here we do it by hand.
   const redis = new Redis(redisUrl)
   const token = randomBytes(32).toString('base64url')
   const { createHash } = await import('node:crypto')

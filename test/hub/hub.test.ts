@@ -42,7 +42,7 @@ t.test('racing connects of one user on one node settle on exactly one open socke
   t.equal(app.realtime.connections().length, 1)
 })
 
-t.test('forceLogout sends the seed event, then closes with 4502', async (t) => {
+t.test('forceLogout sends MOBILE_USER_FORCE_LOGOUT_EVENT, then closes with 4502', async (t) => {
   const { app, wsBase } = await startApp()
   t.teardown(() => app.close())
   const numeric = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue(120045, { ttlSeconds: 60 })}`)

@@ -64,7 +64,7 @@ t.test('publish refuses what it cannot deliver correctly, with coded errors', as
   t.same(app.realtime.stats(), { connects: 0, messages_in: 0, messages_out: 0, publishes: 1, undelivered: 1, slow_consumer_cuts: 0, dropped: 0, redis_reconnects: 0, closes: {} })
 })
 
-t.test('a seed channel may get a schema but not another scope', async (t) => {
+t.test('a built-in channel may get a schema but not another scope', async (t) => {
   await t.rejects(startApp({ channels: { settings: { scope: 'user' } } }), {
     code: 'FST_REALTIME_INVALID_OPTION',
     message: 'Invalid fastify-realtime option "channels.settings.scope": the seed channel "settings" is global-scoped'

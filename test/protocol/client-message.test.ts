@@ -116,7 +116,7 @@ const ERROR_CODES = new Set(['INVALID_MESSAGE', 'UNKNOWN_EVENT'])
 /**
  * Throws (so fast-check shrinks and reports) unless `result` is one of the
  * documented outcomes. For a text frame holding a JSON object it also checks
- * the outcome against the rules of SPEC's message table.
+ * the outcome against the rules of README's client-message table.
  */
 function assertWellFormed (result: ParsedMessage, data: Buffer, isBinary: boolean): void {
   const fail = (why: string): never => {
@@ -147,7 +147,7 @@ function assertWellFormed (result: ParsedMessage, data: Buffer, isBinary: boolea
   if (isBinary && (result.code !== 'INVALID_MESSAGE' || result.channel !== null)) fail('binary frame not refused as INVALID_MESSAGE')
 }
 
-/** What SPEC's rules say the outcome is for a text frame; checked against the parser. */
+/** What README's rules say the outcome is for a text frame; checked against the parser. */
 function expectedOutcome (raw: string): { ok: boolean, code?: string, channel?: string | null } {
   let value: unknown
   try {

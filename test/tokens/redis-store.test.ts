@@ -24,7 +24,7 @@ async function writeRaw (redis: Redis, key: string, value: string, ttlSeconds = 
   await redis.set(key, value, 'EX', ttlSeconds)
 }
 
-t.test('issue writes SPEC\'s layout: hashed key, exact JSON, TTL up to the expiry', async (t) => {
+t.test('issue writes the documented layout: hashed key, exact JSON, TTL up to the expiry', async (t) => {
   const redis = await ownClient(t)
   const keyPrefix = uniquePrefix()
   const { app } = await startApp({ redis: REDIS_URL, keyPrefix })
