@@ -31,12 +31,13 @@ export class ConnectionIndex {
   /** Adds `connection`; returns the user's previous connection, which the caller must close. */
   add (connection: Connection): Connection | undefined {
     const previous = this.#byUser.get(connection.userId)
-    if (previous !== undefined) this.remove(previous)
     this.#byId.set(connection.id, connection)
     this.#byUser.set(connection.userId, connection)
     this.#byToken.set(connection.tokenHash, connection)
     // A new connection holds only the auto-subscribed global channel (`settings`).
     for (const channel of connection.subscriptions) addTo(this.#globalSubscribers, channel, connection)
+    // Removed once the new one is in: listeners see that the user still has a socket here.
+    if (previous !== undefined) this.remove(previous)
     for (const listener of this.#listeners) listener.added(connection)
     return previous
   }
