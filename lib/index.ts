@@ -219,7 +219,7 @@ export { fastifyRealtime }
 export type { RealtimeOptions, TokenOptions, DiagnosticsUserOptions } from './options.js'
 export type { TokenState } from './tokens/token-store.js'
 export type { ChannelDefinition, ChannelScope } from './channels/catalog.js'
-export type { Realtime, RealtimeChannels, RealtimeTokens, ChannelHelper, PublishOptions, UserId } from './node/realtime-api.js'
+export type { Realtime, RealtimeChannels, RealtimeTokens, ChannelHelper, PublishOptions, PublishResult, UserId } from './node/realtime-api.js'
 export type { ConnectionInfo } from './hub/connection.js'
 export type { StatsSnapshot } from './stats.js'
 export type { PresenceEntry } from './node/presence.js'

@@ -39,6 +39,12 @@ export interface RealtimeChannels {
 
 export type UserId = string | number
 
+/** What a publish resolves with. */
+export interface PublishResult {
+  /** The event's id in its stream; `null` while history is off. */
+  id: string | null
+}
+
 export interface PublishOptions {
   /** Required for user-scoped channels, refused for global ones. */
   userId?: UserId
@@ -46,8 +52,8 @@ export interface PublishOptions {
 
 /** The typed helper of one channel: `channels['kyc.events'].publish(userId, event, data)`. */
 export type ChannelHelper<C extends keyof RealtimeChannels> = RealtimeChannels[C]['scope'] extends 'user'
-  ? { publish: (userId: UserId, event: string, data: RealtimeChannels[C]['data']) => Promise<void> }
-  : { publish: (event: string, data: RealtimeChannels[C]['data']) => Promise<void> }
+  ? { publish: (userId: UserId, event: string, data: RealtimeChannels[C]['data']) => Promise<PublishResult> }
+  : { publish: (event: string, data: RealtimeChannels[C]['data']) => Promise<PublishResult> }
 
 export interface RealtimeTokens {
   /** Mints a random token (256 bits) for `userId` and stores its state. */
@@ -66,8 +72,8 @@ export interface Realtime {
    * nothing was sent, or `FST_REALTIME_OUTCOME_UNKNOWN` when it may still arrive.
    */
   publish: {
-    <C extends keyof RealtimeChannels>(channel: C, event: string, data: RealtimeChannels[C]['data'], options?: PublishOptions): Promise<void>
-    <C extends string>(channel: C extends keyof RealtimeChannels ? never : C, event: string, data: EventData, options?: PublishOptions): Promise<void>
+    <C extends keyof RealtimeChannels>(channel: C, event: string, data: RealtimeChannels[C]['data'], options?: PublishOptions): Promise<PublishResult>
+    <C extends string>(channel: C extends keyof RealtimeChannels ? never : C, event: string, data: EventData, options?: PublishOptions): Promise<PublishResult>
   }
   /** A typed helper per channel, keyed by channel name. */
   channels: { [C in keyof RealtimeChannels]: ChannelHelper<C> }
@@ -102,7 +108,7 @@ export interface RealtimeParts {
 /** Builds `app.realtime`: argument checks and encoding here, delivery through the node. */
 export function buildRealtimeApi ({ catalog, node, hub, store, stats }: RealtimeParts): Realtime {
   const { presence, nodeId } = node
-  async function publish (channelName: string, event: string, data: unknown, options: PublishOptions = {}): Promise<void> {
+  async function publish (channelName: string, event: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
     const channel = catalog.get(channelName)
     if (channel === undefined) throw new FST_REALTIME_UNKNOWN_CHANNEL(String(channelName))
     checkEventName(event)
@@ -118,6 +124,8 @@ export function buildRealtimeApi ({ catalog, node, hub, store, stats }: Realtime
     stats.publishes++
     if (userId === undefined) await node.publishToChannel(channel.name, encoded)
     else await node.publishToUser(userId, channel.name, encoded)
+    // Events get ids once they are kept in a history; without one there is nothing to name them by.
+    return { id: null }
   }
 
   const channels: Record<string, unknown> = {}

@@ -1,6 +1,6 @@
 import t from 'tap'
 import Type, { type Static } from 'typebox'
-import { startApp } from '../helpers/app.js'
+import { REDIS_URL, startApp, uniquePrefix } from '../helpers/app.js'
 import { connect } from '../helpers/client.js'
 import { Inbox } from '../helpers/messages.js'
 
@@ -92,4 +92,15 @@ t.test('TypeScript knows each channel\'s data type', async (t) => {
   for (const attempt of compileErrors) await t.rejects(attempt(), { code: /^FST_REALTIME_INVALID_(DATA|ARGUMENT)$/ })
   // Channels TypeScript does not know are accepted by name with free-form data.
   await t.rejects(app.realtime.publish('unknown.events', 'X', { any: 'thing' }, { userId: 'u1' }), { code: 'FST_REALTIME_UNKNOWN_CHANNEL' })
+})
+
+t.test('publish and every channel helper resolve { id: null } while history is off, in both modes', async (t) => {
+  for (const options of [{}, { redis: REDIS_URL, keyPrefix: uniquePrefix() }]) {
+    const { app } = await startApp(options)
+    t.teardown(() => app.close())
+    t.strictSame(await app.realtime.publish('settings', 'S', {}), { id: null })
+    t.strictSame(await app.realtime.publish('kyc.events', 'K', {}, { userId: 'nobody' }), { id: null })
+    t.strictSame(await app.realtime.channels['payment_order.events'].publish('nobody', 'P', {}), { id: null })
+    t.strictSame(await app.realtime.channels.settings.publish('S', {}), { id: null })
+  }
 })
