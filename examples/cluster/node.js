@@ -6,7 +6,8 @@ import Fastify from 'fastify'
 import realtime from 'fastify-realtime'
 
 const port = Number(process.env.PORT ?? 3001)
-const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+// Bounded half-open handshakes (README, "Bounded half-open handshakes").
+const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' }, connectionTimeout: 10_000, requestTimeout: 10_000 })
 
 await app.register(realtime, {
   redis: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
