@@ -99,6 +99,10 @@ export const HandshakeMessage = {
   UPGRADE_REQUIRED: 'WebSocket upgrade required',
   /** An upgrade request to one of the plugin's HTTP routes. */
   NOT_A_WEBSOCKET_ROUTE: 'This route does not accept WebSocket upgrades',
+  /** `recover` is not `<channel>@<id>,…` of known channels, each once. */
+  INVALID_RECOVER: 'Invalid recover parameter: expected <channel>@<id>,… of known channels',
+  /** `recover` lists more channels than a socket may hold. */
+  TOO_MANY_TO_RECOVER: 'Too many channels to recover',
   /** `Sec-WebSocket-Protocol` offered only the token entry: the 101 would select none, and a browser fails that. */
   TOKEN_ONLY_PROTOCOL: 'Offer a subprotocol besides the access token'
 } as const

@@ -3,7 +3,8 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, F
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import { normalizeOptions, type NormalizedOptions, type RealtimeOptions } from './options.js'
-import { Disconnect, HandshakeMessage } from './constants.js'
+import { Disconnect, HandshakeMessage, SETTINGS_CHANNEL } from './constants.js'
+import { RECOVER_PARAM } from './protocol/recovery.js'
 import { componentState, connectRedis, isRedisReady, waitForRedis, type RedisConnection } from './redis/client.js'
 import { createTokenExtractor, createClientErrorScrubber } from './http/token-redaction.js'
 import { createTargetRedactor } from './http/redact-target.js'
@@ -129,7 +130,10 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     resolveToken,
     limiter,
     tokenRetryAfterSeconds: options.tokens.retryAfterSeconds,
-    limitRetryAfterSeconds: options.limits.retryAfterSeconds
+    limitRetryAfterSeconds: options.limits.retryAfterSeconds,
+    isChannel: (name) => catalog.get(name) !== undefined,
+    maxSubscriptions: options.limits.maxSubscriptions,
+    autoSubscribed: [SETTINGS_CHANNEL]
   })
 
   // Routes live in their own context so their request ids (the `trace_id` of
@@ -204,7 +208,7 @@ async function answerUpgradeRequired (request: FastifyRequest, reply: FastifyRep
 function installTokenRedaction (shutdown: Shutdown, server: FastifyInstance['server'], routePath: string, options: NormalizedOptions): void {
   const documented = options.diagnostics.enabled ? diagnosticsQueryParams(options.diagnostics) : new Map<string, string[]>()
   const redact = createTargetRedactor(routePath, {
-    outOfBand: options.tokens.queryParam === false ? [] : [options.tokens.queryParam],
+    outOfBand: options.tokens.queryParam === false ? [RECOVER_PARAM] : [options.tokens.queryParam, RECOVER_PARAM],
     documented: new Map([...documented].map(([path, names]) => [routePath + path, names]))
   })
   const extractToken = createTokenExtractor(redact, options.tokens)

@@ -3,7 +3,8 @@ import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { HandshakeMessage } from '../constants.js'
 import { sendError } from '../http/envelope.js'
-import { offeredOnlyTokenProtocol, readAccessToken } from '../http/token-redaction.js'
+import { offeredOnlyTokenProtocol, readAccessToken, readTakenParam } from '../http/token-redaction.js'
+import { RECOVER_PARAM, parseRecover } from '../protocol/recovery.js'
 import type { Resolution } from '../tokens/resolve-with-deadline.js'
 import type { TokenState } from '../tokens/token-store.js'
 import type { ConnectionLimiter } from './connection-limiter.js'
@@ -16,6 +17,8 @@ export interface Admitted {
   response: ServerResponse
   /** The connection slot taken (absent for `injectWS`, which has no TCP socket to count). */
   slot: (() => void) | undefined
+  /** The positions the client asked to recover from, by channel (`recover`); undefined without one. */
+  recover: ReadonlyMap<string, string> | undefined
 }
 
 export const kAdmitted = Symbol('fastify-realtime.admitted')
@@ -34,6 +37,12 @@ export interface GateDependencies {
   limiter: ConnectionLimiter
   tokenRetryAfterSeconds: number
   limitRetryAfterSeconds: number
+  /** A channel the catalog knows. */
+  isChannel: (name: string) => boolean
+  /** Channels a socket may hold, the auto-subscribed ones included. */
+  maxSubscriptions: number
+  /** The channels every socket is subscribed to on connect. */
+  autoSubscribed: readonly string[]
 }
 
 /**
@@ -49,6 +58,12 @@ export function createHandshakeGate (deps: GateDependencies) {
 
     const token = readAccessToken(request.raw)
     if (token === undefined) return reject(request, reply, 401, HandshakeMessage.MISSING_TOKEN, 'missing token')
+    const recoverParam = readTakenParam(request.raw, RECOVER_PARAM)
+    const recover = recoverParam === undefined ? undefined : parseRecover(recoverParam, deps.isChannel)
+    if (recoverParam !== undefined && recover === undefined) return reject(request, reply, 400, HandshakeMessage.INVALID_RECOVER, 'invalid recover')
+    if (recover !== undefined && new Set([...deps.autoSubscribed, ...recover.keys()]).size > deps.maxSubscriptions) {
+      return reject(request, reply, 400, HandshakeMessage.TOO_MANY_TO_RECOVER, 'too many channels to recover')
+    }
     const resolution = await deps.resolveToken(token)
     if (resolution.outcome === 'invalid') return reject(request, reply, 401, HandshakeMessage.INVALID_TOKEN, 'invalid token')
     if (resolution.outcome === 'unavailable') {
@@ -76,7 +91,7 @@ export function createHandshakeGate (deps: GateDependencies) {
     // `ws` would answer 101 selecting no protocol; the browser fails it after the gateway took the user's socket over.
     if (onlyTokenProtocol) return reject(request, reply, 400, HandshakeMessage.TOKEN_ONLY_PROTOCOL, 'token as the only subprotocol')
     // A plain GET goes on to the route handler, which answers 426.
-    if (request.ws) request[kAdmitted] = { token, state: resolution.state, response: reply.raw, slot: typeof admission === 'function' ? admission : undefined }
+    if (request.ws) request[kAdmitted] = { token, state: resolution.state, response: reply.raw, slot: typeof admission === 'function' ? admission : undefined, recover }
   }
 }
 

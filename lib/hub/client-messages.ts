@@ -1,6 +1,7 @@
 import { Disconnect, type Disconnection, ProtocolErrorCode, type ProtocolErrorCodeValue } from '../constants.js'
 import type { ChannelCatalog } from '../channels/catalog.js'
 import { parseClientMessage } from '../protocol/client-message.js'
+import { notRecovered } from '../protocol/recovery.js'
 import type { Connection } from './connection.js'
 import type { ConnectionIndex } from './connection-index.js'
 
@@ -64,7 +65,8 @@ export function handleClientFrame (context: ClientMessageContext, connection: Co
       return
     }
     context.connections.subscribe(connection, channel.name, channel.scope === 'global')
-    context.reply(connection, 'subscribed', channel.name, { subscriptions: [...connection.subscriptions] })
+    const recovery = message.since === undefined ? {} : notRecovered()
+    context.reply(connection, 'subscribed', channel.name, { subscriptions: [...connection.subscriptions], ...recovery })
     return
   }
   context.connections.unsubscribe(connection, channel.name)

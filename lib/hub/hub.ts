@@ -3,10 +3,11 @@ import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { WebSocket, type RawData } from 'ws'
 import { Disconnect, type Disconnection, closeCodeOfSocketError } from '../constants.js'
-import type { ChannelCatalog } from '../channels/catalog.js'
+import type { Channel, ChannelCatalog } from '../channels/catalog.js'
 import { Dispatcher } from './dispatcher.js'
 import { Outbox } from './outbox.js'
 import { encodeEvent, type EncodedEvent } from '../protocol/server-event.js'
+import { notRecovered } from '../protocol/recovery.js'
 import type { GatewayStats } from '../stats.js'
 import { hashToken } from '../tokens/token-store.js'
 import type { Admitted } from '../handshake/gate.js'
@@ -152,10 +153,14 @@ export class Hub {
     const listening = this.#listening?.(connection)
     if (listening !== undefined) this.#outbox.hold(connection)
     const replaced = this.connections.add(connection)
+    // The channels it asked to recover are subscribed before it is announced: `connected` lists them.
+    const recovering = [...admitted.recover?.keys() ?? []]
+    for (const name of recovering) this.connections.subscribe(connection, name, (this.#options.catalog.get(name) as Channel).scope === 'global')
     if (replaced !== undefined) this.close(replaced, Disconnect.REPLACED)
     this.#expiry.add(connection)
-    if (listening === undefined) this.#announce(connection)
-    else listening.then(() => { if (!connection.closed) this.#announce(connection) })
+    const recovery = admitted.recover === undefined ? undefined : Object.fromEntries(recovering.map((name) => [name, notRecovered()]))
+    if (listening === undefined) this.#announce(connection, recovery)
+    else listening.then(() => { if (!connection.closed) this.#announce(connection, recovery) })
   }
 
   /**
@@ -169,12 +174,14 @@ export class Hub {
     this.#listening = listening
   }
 
-  #announce (connection: Connection): void {
+  /** `recovery`: per channel listed in the handshake's `recover`, whether it was recovered (absent without one). */
+  #announce (connection: Connection, recovery: Record<string, unknown> | undefined): void {
     this.#outbox.release(connection, encodeEvent('connected', null, {
       connection_id: connection.id,
       user_id: connection.userId,
       subscriptions: [...connection.subscriptions],
-      heartbeat_interval_ms: this.#options.heartbeatIntervalMs
+      heartbeat_interval_ms: this.#options.heartbeatIntervalMs,
+      ...(recovery === undefined ? {} : { recovery })
     }))
   }
 

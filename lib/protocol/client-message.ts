@@ -6,7 +6,8 @@ import { ProtocolErrorCode, type ProtocolErrorCodeValue } from '../constants.js'
 // The 128 limit is checked in UTF-16 units below, the same unit as the echo rule.
 const ChannelField = Type.String({ minLength: 1 })
 const MAX_CHANNEL_LENGTH = 128
-export const SubscribeMessageSchema = Type.Object({ event: Type.Literal('subscribe'), channel: ChannelField })
+// `since`: the client's last id on the channel, to recover what it missed (README "Recovery").
+export const SubscribeMessageSchema = Type.Object({ event: Type.Literal('subscribe'), channel: ChannelField, since: Type.Optional(Type.String({ maxLength: 128 })) })
 export const UnsubscribeMessageSchema = Type.Object({ event: Type.Literal('unsubscribe'), channel: ChannelField })
 export const PingMessageSchema = Type.Object({ event: Type.Literal('ping') })
 export const ClientMessageSchema = Type.Union([SubscribeMessageSchema, UnsubscribeMessageSchema, PingMessageSchema])
