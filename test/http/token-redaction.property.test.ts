@@ -12,7 +12,7 @@ const NAMES = ['token', '%74oken', 'tok%65n', 'TOKEN', 'Token', 'token[]', 'toke
 const READ_NAMES = new Set(NAMES.slice(0, 3))
 /** What may stand between the path and `name=token` when the token sits in the path. */
 const PATH_SEPARATORS = ['%3F', '%3f', '%253F', '%25253F', ';', '%3B', '#', '%23', '/', '%2F', '\\', '%5C', '&', '%26', '=']
-const OTHER_PARAMS = ['a=1', 'limit=1', 'user_id=prop', 'cursor=abc', 'v=2', 'recover=x']
+const OTHER_PARAMS = ['a=1', 'limit=1', 'user_id=prop', 'cursor=abc', 'v=2', 'recover=kyc.events@1']
 
 type Mutation = { kind: 'case' | 'encode' | 'double' | 'backslash' | 'slashes' | 'dot' | 'dotdot', at: number }
 
