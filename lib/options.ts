@@ -113,7 +113,7 @@ function checkChannels (channels: Record<string, ChannelDefinition>): Record<str
   for (const [name, definition] of Object.entries(channels)) {
     const builtIn = BUILT_IN_CHANNELS[name]
     if (builtIn !== undefined && builtIn.scope !== definition.scope) {
-      throw new FST_REALTIME_INVALID_OPTION(`channels.${name}.scope`, `the seed channel "${name}" is ${builtIn.scope}-scoped`)
+      throw new FST_REALTIME_INVALID_OPTION(`channels.${name}.scope`, `the built-in channel "${name}" is ${builtIn.scope}-scoped`)
     }
   }
   return channels

@@ -67,7 +67,7 @@ t.test('publish refuses what it cannot deliver correctly, with coded errors', as
 t.test('a built-in channel may get a schema but not another scope', async (t) => {
   await t.rejects(startApp({ channels: { settings: { scope: 'user' } } }), {
     code: 'FST_REALTIME_INVALID_OPTION',
-    message: 'Invalid fastify-realtime option "channels.settings.scope": the seed channel "settings" is global-scoped'
+    message: 'Invalid fastify-realtime option "channels.settings.scope": the built-in channel "settings" is global-scoped'
   })
   const { app } = await startApp({ channels: { 'kyc.events': { scope: 'user', schema: Type.Object({ level: Type.Integer() }) } } })
   t.teardown(() => app.close())
