@@ -45,7 +45,8 @@ t.test('fencing: a newer claim announced while this socket is still claiming clo
   const held = new Promise<void>((resolve) => { release = resolve })
   const claims = interceptFirstClaim(redis, async () => await held)
   // A short heartbeat: the periodic check runs while the claim is held, and must not claim twice.
-  const { app, wsBase } = await startApp({ redis, keyPrefix, heartbeat: { intervalMs: 30 } })
+  // (Not shorter: a client starved of CPU by tests beside it would miss a pong and be cut with 1006.)
+  const { app, wsBase } = await startApp({ redis, keyPrefix, heartbeat: { intervalMs: 100 } })
   t.teardown(() => app.close())
   const client = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('held', { ttlSeconds: 60 })}`)
   const clientClosed = closed(client.socket)

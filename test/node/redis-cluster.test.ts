@@ -263,7 +263,8 @@ t.test('Redis Cluster: a Cluster client with its own ioredis keyPrefix still del
 
 t.test('Redis Cluster: with a Cluster client that has enableOfflineQueue: false, each node subscribes its channels without a hitch', async (t) => {
   const sockets: WebSocket[] = []
-  const probeIntervalMs = 300
+  // Long enough that a node starved of CPU by tests running beside it is not mistaken for a dead subscriber.
+  const probeIntervalMs = 1000
   const { keyPrefix, nodes, inspector } = await startDeployment(t, sockets, { clientOptions: { enableOfflineQueue: false }, nodeOptions: { cluster: { probeIntervalMs } } })
   const expected = ['ctl', 'c:settings', 'n:node-0', 'n:node-1'].map((name) => keyPrefix + name)
   const wanted = await placement(inspector, expected)
