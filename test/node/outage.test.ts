@@ -1,13 +1,12 @@
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
-import { Redis } from 'ioredis'
 import type { RealtimeOptions } from '../../lib/index.js'
 import { uniquePrefix, type TestApp } from '../helpers/app.js'
 import { closed, connect, handshake, type HandshakeResult } from '../helpers/client.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
 import { Inbox } from '../helpers/messages.js'
-import { OwnRedis } from '../helpers/redis-server.js'
+import { directClient, ownRedis, within } from '../helpers/outage.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 
 const WS_PATH = '/api/v1/ws'
@@ -15,19 +14,6 @@ const PAYMENTS = 'payment_order.events'
 
 const resync = (reason: string): Record<string, unknown> => ({ event: 'resync', channel: null, data: { reason } })
 const isResync = (message: { event?: unknown }): boolean => message.event === 'resync'
-
-/** Rejects if `promise` has not settled within `ms`: every wait in these tests is bounded. */
-async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
-  })
-  try {
-    return await Promise.race([promise, deadline])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 /** Retries `attempt` until it resolves (Redis clients reconnect with backoff after a restart). */
 async function eventually<T> (attempt: () => Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
@@ -42,22 +28,9 @@ async function eventually<T> (attempt: () => Promise<T>, what: string, timeoutMs
   }
 }
 
-/** A redis-server of this test's own, killed (thawed first) at teardown whatever happened. */
-async function ownRedis (t: Test): Promise<OwnRedis> {
-  const own = await OwnRedis.start()
-  t.teardown(async () => {
-    own.thaw()
-    await own.kill()
-  })
-  return own
-}
-
 /** A client of the test's own Redis, straight to the server, to look at its pub/sub state. */
 function inspector (t: Test, url: string) {
-  // It reconnects by itself after a restart; errors while Redis is down are expected.
-  const redis = new Redis(url, { maxRetriesPerRequest: null })
-  redis.on('error', () => {})
-  t.teardown(() => { redis.disconnect() })
+  const redis = directClient(t, url)
   return {
     /** Subscriber counts of `channels`, in order. */
     async numsub (channels: string[]): Promise<number[]> {
