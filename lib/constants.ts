@@ -107,8 +107,10 @@ export const HandshakeMessage = {
   TOKEN_ONLY_PROTOCOL: 'Offer a subprotocol besides the access token'
 } as const
 
-/** The channel every socket is subscribed to on connect. */
+/** The global settings channel. */
 export const SETTINGS_CHANNEL = 'settings'
+/** The channels every socket is subscribed to on connect. */
+export const AUTO_SUBSCRIBED: readonly string[] = [SETTINGS_CHANNEL]
 /** The channel force-logout events travel on; delivered without a subscription. */
 export const FORCE_LOGOUT_CHANNEL = 'mobile.force.logout'
 /** The event name the mobile apps expect for a forced logout. */

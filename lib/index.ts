@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, F
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import { normalizeOptions, type NormalizedOptions, type RealtimeOptions } from './options.js'
-import { Disconnect, HandshakeMessage, SETTINGS_CHANNEL } from './constants.js'
+import { AUTO_SUBSCRIBED, Disconnect, HandshakeMessage } from './constants.js'
 import { RECOVER_PARAM } from './protocol/recovery.js'
 import { componentState, connectRedis, isRedisReady, waitForRedis, type RedisConnection } from './redis/client.js'
 import { createTokenExtractor, createClientErrorScrubber } from './http/token-redaction.js'
@@ -133,7 +133,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     limitRetryAfterSeconds: options.limits.retryAfterSeconds,
     isChannel: (name) => catalog.get(name) !== undefined,
     maxSubscriptions: options.limits.maxSubscriptions,
-    autoSubscribed: [SETTINGS_CHANNEL]
+    autoSubscribed: AUTO_SUBSCRIBED
   })
 
   // Routes live in their own context so their request ids (the `trace_id` of

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
-import { SETTINGS_CHANNEL } from '../constants.js'
+import { AUTO_SUBSCRIBED } from '../constants.js'
 import type { EncodedEvent } from '../protocol/server-event.js'
 import type { MessageRateLimit } from './message-rate-limit.js'
 
@@ -45,7 +45,7 @@ export class Connection {
   /** Holds a connection slot of the limiter, given back when the socket is gone. */
   readonly holdsSlot: boolean
   /** A short array, not a Set: a handful of channels at most, and a Set costs a socket ~200 bytes more. */
-  readonly #subscriptions: string[] = [SETTINGS_CHANNEL]
+  readonly #subscriptions: string[] = [...AUTO_SUBSCRIBED]
   #lastPongAt: number
   #messagesIn = 0
   #messagesOut = 0
