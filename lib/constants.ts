@@ -55,7 +55,9 @@ export const Disconnect = {
   REPLACED: { code: CloseCode.REPLACED, reason: 'Replaced by a newer connection' },
   TOKEN_REVOKED: { code: CloseCode.TOKEN_REVOKED, reason: 'Access token revoked' },
   FORCED_LOGOUT: { code: CloseCode.FORCED_LOGOUT, reason: 'Forced logout' },
-  PROTOCOL_VIOLATION: { code: CloseCode.PROTOCOL_VIOLATION, reason: 'Too many invalid messages' }
+  PROTOCOL_VIOLATION: { code: CloseCode.PROTOCOL_VIOLATION, reason: 'Too many invalid messages' },
+  /** History on: the store could not say where the socket stands; reconnecting with `recover` will. */
+  HISTORY_UNAVAILABLE: { code: CloseCode.RESYNC_NEEDED, reason: 'History unavailable; reconnect with recover' }
 } as const satisfies Record<string, Disconnection>
 
 /**
@@ -82,7 +84,9 @@ export const ProtocolErrorCode = {
   UNKNOWN_EVENT: 'UNKNOWN_EVENT',
   UNKNOWN_CHANNEL: 'UNKNOWN_CHANNEL',
   RATE_LIMITED: 'RATE_LIMITED',
-  TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS'
+  TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS',
+  /** History on: the store did not answer a `subscribe`'s read; the channel stays unsubscribed. */
+  HISTORY_UNAVAILABLE: 'HISTORY_UNAVAILABLE'
 } as const
 export type ProtocolErrorCodeValue = typeof ProtocolErrorCode[keyof typeof ProtocolErrorCode]
 

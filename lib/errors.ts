@@ -66,3 +66,9 @@ export const FST_REALTIME_INVALID_DATA = createError<'FST_REALTIME_INVALID_DATA'
   'Invalid data for channel "%s": %s',
   400
 )
+
+export const FST_REALTIME_AWAIT_ACK_UNSUPPORTED = createError<'FST_REALTIME_AWAIT_ACK_UNSUPPORTED', [string]>(
+  'FST_REALTIME_AWAIT_ACK_UNSUPPORTED',
+  'awaitAck is not possible here: %s',
+  400
+)

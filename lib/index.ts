@@ -65,6 +65,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   // meaning over a broker: Redis across nodes, or a loopback in this process.
   const catalog = new ChannelCatalog(options.channels)
   const limiter = new ConnectionLimiter(options.limits)
+  const history = options.history === undefined ? undefined : { ...options.history }
   const hub = new Hub({
     catalog,
     limiter,
@@ -74,6 +75,10 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     shutdownTimeoutMs: options.shutdownTimeoutMs,
     stats,
     onDelivered: metrics.observeDeliveryLatency,
+    onRecovered: (outcomes, replayed) => {
+      for (const outcome of outcomes) stats.recordRecovery(outcome.recovered ? 'recovered' : outcome.reason)
+      stats.replayed += replayed
+    },
     log: fastify.log
   })
   shutdown.own(async () => await hub.drain())
@@ -81,12 +86,13 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     (connection) => hub.close(connection, Disconnect.TOKEN_REVOKED))
   shutdown.own(() => recheck.stop())
   const broker = redis === undefined
-    ? new LoopbackBroker()
+    ? new LoopbackBroker(history)
     : new RedisBroker({
       client: redis.client,
       probeTopic: topicsFor(options.keyPrefix).node(options.cluster.nodeId),
       probeIntervalMs: options.cluster.probeIntervalMs,
       publishTimeoutMs: options.cluster.publishTimeoutMs,
+      history,
       stats,
       log: fastify.log
     })
@@ -97,10 +103,13 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     keyPrefix: options.keyPrefix,
     nodeId: options.cluster.nodeId,
     cluster: redis === undefined ? undefined : { redis: redis.client, heartbeatIntervalMs: options.heartbeat.intervalMs },
+    history: history !== undefined,
+    stats,
+    onAcked: metrics.observeAckLatency,
     log: fastify.log
   })
   shutdown.own(async () => await node.stop())
-  const realtime = buildRealtimeApi({ catalog, node, hub, store, stats })
+  const realtime = buildRealtimeApi({ catalog, node, hub, store, stats, history: history !== undefined })
   fastify.decorate('realtime', realtime)
 
   // The WebSocket server and the route, behind the handshake gate.

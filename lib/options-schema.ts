@@ -66,7 +66,13 @@ export const RealtimeOptionsSchema = Type.Object({
     maxSubscriptions: Type.Optional(PositiveInteger),
     maxBufferedBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
     fanoutSliceSize: Type.Optional(PositiveInteger),
-    fanoutSliceBytes: Type.Optional(Type.Integer({ minimum: 1024 }))
+    fanoutSliceBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
+    acksPerSecond: Type.Optional(PositiveInteger)
+  }, { additionalProperties: false })),
+  history: Type.Optional(Type.Object({
+    size: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    ttlSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+    metaTtlSeconds: Type.Optional(Type.Integer({ minimum: 1 }))
   }, { additionalProperties: false })),
   channels: Type.Optional(Type.Record(Type.String({ pattern: CHANNEL_NAME }), Type.Object({
     scope: Type.Union([Type.Literal('global'), Type.Literal('user')]),
@@ -112,7 +118,8 @@ type PartialOptions<Options> = {
  * tell it (see `NormalizedOptions`). A group (a non-empty object) is filled
  * key by key; any other default stands for a missing value whole. The
  * defaults that depend on other options or on chance (`tokens.recheckIntervalMs`,
- * `cluster.nodeId`) are computed in `normalizeOptions`.
+ * `cluster.nodeId`) are computed in `normalizeOptions`. `history` is off
+ * unless given, so its defaults (`historyDefaults`) apply only then.
  */
 export const optionDefaults = {
   prefix: '/api/v1/ws',
@@ -137,7 +144,8 @@ export const optionDefaults = {
     maxSubscriptions: 32,
     maxBufferedBytes: 1024 * 1024,
     fanoutSliceSize: 2000,
-    fanoutSliceBytes: 8 * 1024 * 1024
+    fanoutSliceBytes: 8 * 1024 * 1024,
+    acksPerSecond: 1000
   },
   channels: {},
   shutdownTimeoutMs: 5000,
@@ -152,3 +160,10 @@ export const optionDefaults = {
   cluster: { probeIntervalMs: 5000, publishTimeoutMs: 1000 },
   websocket: {}
 } satisfies PartialOptions<SchemaOptions>
+
+/** The defaults of a `history` option that is given. */
+export const historyDefaults = {
+  size: 256,
+  ttlSeconds: 600,
+  metaTtlSeconds: 30 * 24 * 3600
+} satisfies NonNullable<SchemaOptions['history']>

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { Compile } from 'typebox/compile'
-import { RealtimeOptionsSchema, optionDefaults, type SchemaOptions } from './options-schema.js'
+import { RealtimeOptionsSchema, historyDefaults, optionDefaults, type SchemaOptions } from './options-schema.js'
 import type { WebsocketPluginOptions } from '@fastify/websocket'
 import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
 import type { Registry as PromRegistry } from 'prom-client'
@@ -68,7 +68,10 @@ interface ComputedDefaults {
 }
 
 /** Options after validation and defaults, with the options' own keys and nesting: what the rest of the plugin reads. */
-export type NormalizedOptions = Filled<RealtimeOptions, typeof optionDefaults & ComputedDefaults>
+export type NormalizedOptions = Filled<Omit<RealtimeOptions, 'history'>, typeof optionDefaults & ComputedDefaults> & {
+  /** Undefined while history is off. */
+  history: Required<NonNullable<RealtimeOptions['history']>> | undefined
+}
 
 /** The diagnostics options after defaults, as the diagnostic routes read them. */
 export type NormalizedDiagnosticsOptions = NormalizedOptions['diagnostics']
@@ -129,8 +132,13 @@ export function normalizeOptions (raw: RealtimeOptions = {}): NormalizedOptions 
     throw new FST_REALTIME_INVALID_OPTION(path, message)
   }
   const filled = fillDefaults(raw, optionDefaults)
+  const history = raw.history === undefined ? undefined : fillDefaults(raw.history, historyDefaults)
+  if (history !== undefined && history.metaTtlSeconds < history.ttlSeconds) {
+    throw new FST_REALTIME_INVALID_OPTION('history.metaTtlSeconds', 'must be at least history.ttlSeconds (a stream\'s epoch must outlive its events)')
+  }
   return {
     ...filled,
+    history,
     tokens: { ...filled.tokens, recheckIntervalMs: filled.tokens.recheckIntervalMs ?? filled.heartbeat.intervalMs },
     cluster: { ...filled.cluster, nodeId: filled.cluster.nodeId ?? randomBytes(6).toString('hex') },
     channels: checkChannels(filled.channels)

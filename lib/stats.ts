@@ -14,10 +14,22 @@ export class GatewayStats {
   /** Writes skipped because the socket was closing or cut off. */
   dropped = 0
   redisReconnects = 0
+  /** History on: acks received from clients on this node. */
+  acks = 0
+  /** History on: awaited publishes of this node that ended `acked: false` (timeout, or the user had no socket). */
+  ackTimeouts = 0
+  /** History on: events sent to sockets by recovery. */
+  replayed = 0
   readonly closes = new Map<number, number>()
+  /** History on: recovered channels (`recovered`), and unrecovered ones by reason. */
+  readonly recoveries = new Map<string, number>()
 
   recordClose (code: number): void {
     this.closes.set(code, (this.closes.get(code) ?? 0) + 1)
+  }
+
+  recordRecovery (result: string): void {
+    this.recoveries.set(result, (this.recoveries.get(result) ?? 0) + 1)
   }
 
   snapshot (): StatsSnapshot {
@@ -30,7 +42,11 @@ export class GatewayStats {
       slow_consumer_cuts: this.slowConsumerCuts,
       dropped: this.dropped,
       redis_reconnects: this.redisReconnects,
-      closes: Object.fromEntries(this.closes)
+      acks: this.acks,
+      ack_timeouts: this.ackTimeouts,
+      replayed: this.replayed,
+      closes: Object.fromEntries(this.closes),
+      recoveries: Object.fromEntries(this.recoveries)
     }
   }
 }
@@ -44,5 +60,9 @@ export interface StatsSnapshot {
   slow_consumer_cuts: number
   dropped: number
   redis_reconnects: number
+  acks: number
+  ack_timeouts: number
+  replayed: number
   closes: Record<string, number>
+  recoveries: Record<string, number>
 }

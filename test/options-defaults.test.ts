@@ -29,8 +29,10 @@ const DEFAULTS = {
     maxSubscriptions: 32,
     maxBufferedBytes: 1048576,
     fanoutSliceSize: 2000,
-    fanoutSliceBytes: 8388608
+    fanoutSliceBytes: 8388608,
+    acksPerSecond: 1000
   },
+  history: undefined,
   channels: {},
   shutdownTimeoutMs: 5000,
   diagnostics: {
@@ -71,6 +73,12 @@ t.test('a default fills only what is missing: given values, falsy ones included,
   t.equal(options.shutdownTimeoutMs, 0)
   t.strictSame(options.diagnostics.testRoute, { enabled: false, forceInProduction: false, maxPerMinute: 3 })
   t.equal(options.diagnostics.cors, false)
+})
+
+t.test('history is off unless given; given, its defaults fill what is missing, and its epoch must outlive its events', async (t) => {
+  t.equal(normalizeOptions().history, undefined)
+  t.strictSame(normalizeOptions({ history: { size: 5 } }).history, { size: 5, ttlSeconds: 600, metaTtlSeconds: 2592000 })
+  t.throws(() => normalizeOptions({ history: { ttlSeconds: 100, metaTtlSeconds: 50 } }), { code: 'FST_REALTIME_INVALID_OPTION', message: /history\.metaTtlSeconds/ })
 })
 
 t.test('tokens.recheckIntervalMs defaults to heartbeat.intervalMs', async (t) => {
@@ -130,12 +138,13 @@ t.test('two registrations never share a default object', async (t) => {
 
 t.test('README\'s options tables give the defaults normalizeOptions fills in', async (t) => {
   const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
-  const options = normalizeOptions({ cluster: { nodeId: 'node-a' } }) as unknown as Record<string, unknown>
+  // `history` is off by default; its rows give the defaults of a `history` option that is given.
+  const options = normalizeOptions({ cluster: { nodeId: 'node-a' }, history: {} }) as unknown as Record<string, unknown>
   // Rows whose default is code: a literal (`| \`limits.maxConnections\` | \`50000\` | …`) or another option's path.
   const rows = [...readme.matchAll(/^\| `([A-Za-z.]+)` \| `([^`]+)` \|/gm)].filter(([, path]) => path.split('.')[0] in options)
   const valueAt = (path: string): unknown => path.split('.').reduce<unknown>((value, key) => (value as Record<string, unknown> | undefined)?.[key], options)
   const stated = (text: string): unknown => /^[a-z]+(\.[A-Za-z]+)+$/.test(text) ? valueAt(text) : JSON.parse(text.replaceAll('\'', '"'))
   t.strictSame(Object.fromEntries(rows.map(([, path, text]) => [path, stated(text)])),
     Object.fromEntries(rows.map(([, path]) => [path, valueAt(path)])))
-  t.equal(rows.length, 40, 'every default written as code in the three tables was read')
+  t.equal(rows.length, 44, 'every default written as code in the three tables was read')
 })

@@ -5,8 +5,6 @@ import { writeFailure } from '../redis/outcome.js'
 export interface PublisherOptions {
   /** The client the commands go through; its status says whether anything can be written now. */
   client: RedisClient
-  /** Hands one PUBLISH (SPUBLISH on a Redis Cluster) to the client. */
-  send: (channel: string, message: Buffer) => Promise<unknown>
   /** Every publish settles within this. */
   timeoutMs: number
 }
@@ -46,8 +44,9 @@ export class Publisher {
     options.client.on('ready', this.#onReady)
   }
 
-  async publish (channel: string, message: Buffer): Promise<void> {
-    const { client, send, timeoutMs } = this.#options
+  /** Runs `send`, one command that publishes (PUBLISH, SPUBLISH, or a script that publishes), under the rules above. */
+  async publish<T> (send: () => Promise<T>): Promise<T> {
+    const { client, timeoutMs } = this.#options
     // Not even handed to the client: a borrowed one would hold it in its offline queue and send it later.
     if (client.status !== 'ready') throw new FST_REALTIME_REDIS_UNAVAILABLE(`the Redis client is ${client.status}`)
     if (this.#stalled) {
@@ -55,8 +54,8 @@ export class Publisher {
       throw new FST_REALTIME_REDIS_UNAVAILABLE('Redis has not answered an earlier publish yet')
     }
     const connection = this.#connection
-    const answered = send(channel, message)
-    return await new Promise((resolve, reject) => {
+    const answered = send()
+    return await new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (connection === this.#connection && !this.#stalled) {
           this.#stalled = true
@@ -64,10 +63,10 @@ export class Publisher {
         }
         reject(new FST_REALTIME_OUTCOME_UNKNOWN(`Redis did not answer within ${timeoutMs} ms`))
       }, timeoutMs).unref()
-      answered.then(() => {
+      answered.then((reply) => {
         clearTimeout(timer)
         this.#answered(connection)
-        resolve()
+        resolve(reply)
       }, (error: Error) => {
         clearTimeout(timer)
         reject(writeFailure(error))

@@ -10,6 +10,10 @@ export interface PubSub {
   /** The connection that receives (a dedicated duplicate of the user's client). */
   readonly subscriber: RedisClient
   publish: (channel: string, message: Buffer) => Promise<unknown>
+  /** The command a script publishes with. */
+  readonly publishCommand: 'publish' | 'spublish'
+  /** A channel as a script must name it: the command would add the client's key prefix, a script does not. */
+  scriptChannel: (channel: string) => string
   subscribe: (channels: string[]) => Promise<unknown>
   unsubscribe: (channels: string[]) => Promise<unknown>
   onMessage: (handler: (channel: string, message: Buffer) => void) => void
@@ -34,6 +38,8 @@ function classicPubSub (publisher: Redis): PubSub {
   return {
     subscriber,
     publish: async (channel, message) => await publisher.publish(channel, message),
+    publishCommand: 'publish',
+    scriptChannel: (channel) => channel,
     subscribe: async (channels) => await subscriber.subscribe(...channels),
     unsubscribe: async (channels) => await subscriber.unsubscribe(...channels),
     onMessage: (handler) => {
@@ -50,6 +56,8 @@ function shardedPubSub (publisher: Cluster): PubSub {
   return {
     subscriber,
     publish: async (channel, message) => await publisher.spublish(channel, message),
+    publishCommand: 'spublish',
+    scriptChannel: (channel) => clientPrefix + channel,
     // Sharded channels live on different shards: one SSUBSCRIBE per channel, sent together.
     subscribe: async (channels) => await Promise.all(channels.map(async (channel) => await subscriber.ssubscribe(channel))),
     unsubscribe: async (channels) => await Promise.all(channels.map(async (channel) => await subscriber.sunsubscribe(channel))),

@@ -1,19 +1,23 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { FST_REALTIME_REDIS_UNAVAILABLE } from '../errors.js'
 import { componentState, type ComponentState, type RedisClient } from '../redis/client.js'
 import type { GatewayStats } from '../stats.js'
-import type { Broker } from './broker.js'
+import type { Appended, Broker, StreamAppend, StreamLimits, StreamRead } from './broker.js'
 import { Publisher } from './publisher.js'
 import { createPubSub, type PubSub } from './pubsub.js'
+import { RedisStreams } from './redis-streams.js'
 import { SubscriptionSet } from './subscriptions.js'
 
 export interface RedisBrokerOptions {
   client: RedisClient
-  /** This node's own topic, for the subscriber's liveness probe (nothing else may use it). */
+  /** This node's own topic: the subscriber's liveness probe (`P` messages, kept here) and messages for this node alone. */
   probeTopic: string
   /** How often the subscriber's liveness is probed; a probe not back by the next one replaces it. */
   probeIntervalMs: number
-  /** Every publish settles within this; see Publisher. */
+  /** Every publish settles within this; see Publisher. Stream reads too. */
   publishTimeoutMs: number
+  /** History on: what each stream keeps. */
+  history: StreamLimits | undefined
   stats: GatewayStats
   log: FastifyBaseLogger
 }
@@ -38,6 +42,7 @@ export class RedisBroker implements Broker {
   readonly #subscriptions: SubscriptionSet
   readonly #probeTimer: NodeJS.Timeout
   readonly #publisher: Publisher
+  readonly #streams: RedisStreams | undefined
   readonly #onMessage = (topic: string, message: Buffer): void => this.#receive(topic, message)
   // The node sets both handlers right after building the broker, before any subscribe.
   /* c8 ignore next 2 */
@@ -58,11 +63,15 @@ export class RedisBroker implements Broker {
       (error) => options.log.warn({ err: error }, 'fastify-realtime: SUBSCRIBE failed; retrying')
     )
     this.#pubsub = this.#connectSubscriber()
-    this.#publisher = new Publisher({
-      client: options.client,
-      send: async (topic, message) => await this.#pubsub.publish(topic, message),
-      timeoutMs: options.publishTimeoutMs
-    })
+    this.#publisher = new Publisher({ client: options.client, timeoutMs: options.publishTimeoutMs })
+    this.#streams = options.history === undefined
+      ? undefined
+      : new RedisStreams({
+        client: options.client,
+        limits: options.history,
+        publishCommand: this.#pubsub.publishCommand,
+        scriptTopic: this.#pubsub.scriptChannel
+      })
     this.#subscriptions.want(options.probeTopic)
     this.#probeTimer = setInterval(() => this.#probe(), options.probeIntervalMs).unref()
   }
@@ -76,7 +85,17 @@ export class RedisBroker implements Broker {
   }
 
   async publish (topic: string, message: Buffer): Promise<void> {
-    await this.#publisher.publish(topic, message)
+    await this.#publisher.publish(async () => await this.#pubsub.publish(topic, message))
+  }
+
+  async append (topic: string, event: StreamAppend): Promise<Appended> {
+    const streams = this.#streams as RedisStreams
+    return await this.#publisher.publish(async () => await streams.append(topic, event))
+  }
+
+  async read (stream: string, since: number | undefined): Promise<StreamRead> {
+    const streams = this.#streams as RedisStreams
+    return await withDeadline(streams.read(stream, since), this.#options.publishTimeoutMs)
   }
 
   async subscribe (topic: string): Promise<void> {
@@ -127,11 +146,12 @@ export class RedisBroker implements Broker {
   }
 
   #receive (topic: string, message: Buffer): void {
-    if (topic !== this.#options.probeTopic) {
+    // This node's own topic carries its probes, and messages for this node alone (acks it awaits).
+    if (topic !== this.#options.probeTopic || message[0] !== PROBE) {
       this.#handler(topic, message)
       return
     }
-    if (message[0] === PROBE && this.#pendingProbe !== undefined && Number(message.toString('latin1', 1)) === this.#pendingProbe.nonce) {
+    if (this.#pendingProbe !== undefined && Number(message.toString('latin1', 1)) === this.#pendingProbe.nonce) {
       this.#pendingProbe = undefined
     }
   }
@@ -177,5 +197,18 @@ export class RedisBroker implements Broker {
   /** Tells the node once every subscription is back (`reset` waits out failures, retrying). */
   #resubscribe (reason: string): void {
     this.#subscriptions.reset().then(() => this.#onResubscribed(reason))
+  }
+}
+
+/** A read that Redis has not answered in time fails: a recovering socket must not wait on a frozen Redis. */
+async function withDeadline<T> (read: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((resolve, reject) => {
+    timer = setTimeout(() => reject(new FST_REALTIME_REDIS_UNAVAILABLE(`Redis did not answer a history read within ${timeoutMs} ms`)), timeoutMs).unref()
+  })
+  try {
+    return await Promise.race([read, deadline])
+  } finally {
+    clearTimeout(timer)
   }
 }

@@ -12,6 +12,8 @@ export interface Metrics {
   registry: Registry
   /** Records one event's publish-to-delivery time. */
   observeDeliveryLatency: (seconds: number) => void
+  /** Records one awaited event's publish-to-ack time. */
+  observeAckLatency: (seconds: number) => void
   /** Takes this node's metrics off a registry the user passed (the app is closing). */
   remove: () => void
 }
@@ -51,6 +53,22 @@ export function createMetrics ({ stats, connections }: MetricsSources, userRegis
   mirrored('realtime_dropped_total', 'Writes skipped because the socket was closing or cut off', () => stats.dropped)
   mirrored('realtime_slow_consumer_cuts_total', 'Sockets terminated for passing the send-buffer cap (4001)', () => stats.slowConsumerCuts)
   mirrored('realtime_redis_reconnects_total', 'Reconnections and replacements of the Redis subscriber', () => stats.redisReconnects)
+  mirrored('realtime_replayed_events_total', 'Events sent to sockets by recovery (history on)', () => stats.replayed)
+  mirrored('realtime_acks_total', 'Acks received from clients on this node (history on)', () => stats.acks)
+  mirrored('realtime_ack_timeouts_total', 'Publishes of this node awaiting an ack that ended acked: false', () => stats.ackTimeouts)
+  // eslint-disable-next-line no-new
+  new Counter({
+    name: 'realtime_recoveries_total',
+    help: 'Channels a socket asked to recover, by result (recovered, or not_recovered with its reason)',
+    labelNames: ['result', 'reason'],
+    registers,
+    collect () {
+      this.reset()
+      for (const [result, count] of stats.recoveries) {
+        this.inc(result === 'recovered' ? { result, reason: '' } : { result: 'not_recovered', reason: result }, count)
+      }
+    }
+  })
   // eslint-disable-next-line no-new
   new Counter({
     name: 'realtime_closes_total',
@@ -68,10 +86,17 @@ export function createMetrics ({ stats, connections }: MetricsSources, userRegis
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers
   })
+  const ackLatency = new Histogram({
+    name: 'realtime_publish_to_ack_seconds',
+    help: 'Time from publish() with awaitAck to the client\'s ack reaching this node',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers
+  })
   const names = registry.getMetricsAsArray().map((metric) => metric.name).filter((name) => name.startsWith('realtime_'))
   return {
     registry,
     observeDeliveryLatency: (seconds) => latency.observe(seconds),
+    observeAckLatency: (seconds) => ackLatency.observe(seconds),
     remove: () => { for (const name of names) registry.removeSingleMetric(name) }
   }
 }

@@ -25,7 +25,9 @@ export const ConnectionEntrySchema = Type.Object({
   last_pong_at: Type.String(),
   messages_in: Type.Integer(),
   messages_out: Type.Integer(),
-  buffered_bytes: Type.Integer()
+  buffered_bytes: Type.Integer(),
+  /** History on: the last id the client acknowledged, per channel. */
+  acked: Type.Optional(Type.Record(Type.String(), Type.String()))
 })
 
 export const ConnectionsSchema = Envelope(Type.Object({

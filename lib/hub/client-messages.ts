@@ -1,9 +1,10 @@
 import { Disconnect, type Disconnection, ProtocolErrorCode, type ProtocolErrorCodeValue } from '../constants.js'
-import type { ChannelCatalog } from '../channels/catalog.js'
-import { parseClientMessage } from '../protocol/client-message.js'
+import type { Channel, ChannelCatalog } from '../channels/catalog.js'
+import { parseClientMessage, type ClientMessage } from '../protocol/client-message.js'
 import { notRecovered } from '../protocol/recovery.js'
 import type { Connection } from './connection.js'
 import type { ConnectionIndex } from './connection-index.js'
+import { MessageRateLimit } from './message-rate-limit.js'
 
 export interface ClientMessageLimits {
   maxPayloadBytes: number
@@ -13,6 +14,8 @@ export interface ClientMessageLimits {
   /** Invalid messages within `invalidWindowMs` before the socket is closed with 4503. */
   maxInvalidMessages: number
   invalidWindowMs: number
+  /** Acks have a bucket of their own, this size and refill rate. */
+  acksPerSecond: number
 }
 
 export interface ClientMessageContext {
@@ -21,12 +24,18 @@ export interface ClientMessageContext {
   limits: ClientMessageLimits
   reply: (connection: Connection, event: string, channel: string | null, data: unknown) => void
   close: (connection: Connection, disconnect: Disconnection) => void
+  /** History on: subscribes with a position (and, with `since`, a replay); answers `subscribed` itself. */
+  subscribeWithHistory: ((connection: Connection, channel: Channel, since: string | undefined) => void) | undefined
+  /** History on: a cumulative ack. */
+  ack: (connection: Connection, channel: Channel, id: string) => void
 }
 
 /**
  * Answers one client frame per README's client-message table. A bad message gets an
  * `error` event and never closes the socket by itself; a flood (4006), a
  * client that keeps sending garbage (4503) and an oversized frame (1009) do.
+ * While the socket catches up on history (its `connected` or a `subscribed`
+ * with replay not sent yet), its messages wait and are handled in order after.
  */
 export function handleClientFrame (context: ClientMessageContext, connection: Connection, data: Buffer, isBinary: boolean): void {
   connection.countIn()
@@ -35,21 +44,28 @@ export function handleClientFrame (context: ClientMessageContext, connection: Co
     context.close(connection, Disconnect.MESSAGE_TOO_BIG)
     return
   }
-  if (!connection.rateLimit.take()) {
-    if (connection.rateLimit.refusedInARow >= context.limits.floodCloseAfter) {
+  const parsed = parseClientMessage(data, isBinary)
+  const isAck = parsed.ok && parsed.message.event === 'ack'
+  const bucket = isAck ? connection.ackRateLimit ??= new MessageRateLimit(context.limits.acksPerSecond, context.limits.acksPerSecond) : connection.rateLimit
+  if (!bucket.take()) {
+    if (bucket.refusedInARow >= context.limits.floodCloseAfter) {
       context.close(connection, Disconnect.RATE_LIMITED)
     } else {
       replyError(context, connection, ProtocolErrorCode.RATE_LIMITED, 'Too many messages; slow down', null)
     }
     return
   }
-
-  const parsed = parseClientMessage(data, isBinary)
   if (!parsed.ok) {
     refuse(context, connection, parsed.code, parsed.message, parsed.channel)
     return
   }
-  const { message } = parsed
+  // An ack never waits: it only reads what was sent, and order among acks of one channel does not matter.
+  if (connection.busy && !isAck) connection.wait(parsed.message)
+  else runClientMessage(context, connection, parsed.message)
+}
+
+/** Runs one admitted, well-formed client message. */
+export function runClientMessage (context: ClientMessageContext, connection: Connection, message: ClientMessage): void {
   if (message.event === 'ping') {
     context.reply(connection, 'pong', null, { timestamp: Date.now() })
     return
@@ -59,9 +75,17 @@ export function handleClientFrame (context: ClientMessageContext, connection: Co
     refuse(context, connection, ProtocolErrorCode.UNKNOWN_CHANNEL, 'Unknown channel', message.channel)
     return
   }
+  if (message.event === 'ack') {
+    context.ack(connection, channel, message.id)
+    return
+  }
   if (message.event === 'subscribe') {
     if (!connection.subscriptions.includes(channel.name) && connection.subscriptions.length >= context.limits.maxSubscriptions) {
       replyError(context, connection, ProtocolErrorCode.TOO_MANY_SUBSCRIPTIONS, `At most ${context.limits.maxSubscriptions} subscriptions per connection`, channel.name)
+      return
+    }
+    if (context.subscribeWithHistory !== undefined) {
+      context.subscribeWithHistory(connection, channel, message.since)
       return
     }
     context.connections.subscribe(connection, channel.name, channel.scope === 'global')
@@ -70,6 +94,7 @@ export function handleClientFrame (context: ClientMessageContext, connection: Co
     return
   }
   context.connections.unsubscribe(connection, channel.name)
+  connection.positions?.forget(channel.name)
   context.reply(connection, 'unsubscribed', channel.name, { subscriptions: [...connection.subscriptions] })
 }
 
@@ -85,6 +110,6 @@ function refuse (context: ClientMessageContext, connection: Connection, code: Pr
   }
 }
 
-function replyError (context: ClientMessageContext, connection: Connection, code: ProtocolErrorCodeValue, message: string, channel: string | null): void {
+export function replyError (context: Pick<ClientMessageContext, 'reply'>, connection: Connection, code: ProtocolErrorCodeValue, message: string, channel: string | null): void {
   context.reply(connection, 'error', channel, { code, message })
 }

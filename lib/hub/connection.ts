@@ -1,8 +1,10 @@
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { AUTO_SUBSCRIBED } from '../constants.js'
+import type { ClientMessage } from '../protocol/client-message.js'
 import type { EncodedEvent } from '../protocol/server-event.js'
 import type { MessageRateLimit } from './message-rate-limit.js'
+import { StreamPositions } from './stream-positions.js'
 
 export interface ConnectionInit {
   id: string
@@ -19,6 +21,8 @@ export interface ConnectionInit {
   origin: string | null
   rateLimit: MessageRateLimit
   holdsSlot: boolean
+  /** History on: the socket tracks its position in each stream. */
+  history: boolean
 }
 
 /**
@@ -44,6 +48,10 @@ export class Connection {
   readonly rateLimit: MessageRateLimit
   /** Holds a connection slot of the limiter, given back when the socket is gone. */
   readonly holdsSlot: boolean
+  /** History on: its position per channel, acks, awaited events (owned by the hub and the outbox). */
+  readonly positions: StreamPositions | undefined
+  /** Acks have their own bucket (created at the first ack): a client acking every event is not rate limited. */
+  ackRateLimit: MessageRateLimit | undefined
   /** A short array, not a Set: a handful of channels at most, and a Set costs a socket ~200 bytes more. */
   readonly #subscriptions: string[] = [...AUTO_SUBSCRIBED]
   #lastPongAt: number
@@ -58,6 +66,9 @@ export class Connection {
   #expiryBucket = 0
   #invalidMessages = 0
   #invalidWindowStartedAt = performance.now()
+  /** History on: an asynchronous step (catching up) is under way; client messages wait in order. */
+  #waiting: ClientMessage[] | undefined = undefined
+  #stepping = false
 
   constructor (init: ConnectionInit) {
     this.id = init.id
@@ -72,6 +83,7 @@ export class Connection {
     this.origin = init.origin
     this.rateLimit = init.rateLimit
     this.holdsSlot = init.holdsSlot
+    this.positions = init.history ? new StreamPositions() : undefined
     this.#lastPongAt = this.connectedAt
   }
 
@@ -186,6 +198,35 @@ export class Connection {
     return events
   }
 
+  /** Hub: a catch-up step is under way, or messages that arrived during one still wait: new ones queue behind. */
+  get busy (): boolean {
+    return this.#waiting !== undefined
+  }
+
+  /** Hub: a catch-up step begins. */
+  beginStep (): void {
+    this.#stepping = true
+    this.#waiting ??= []
+  }
+
+  /** Hub: the step ended. */
+  endStep (): void {
+    this.#stepping = false
+  }
+
+  /** Client messages: a message that arrived while busy, handled after what is before it. */
+  wait (message: ClientMessage): void {
+    (this.#waiting as ClientMessage[]).push(message)
+  }
+
+  /** Hub: the next waiting message, or undefined during a step or once none waits (then the socket is no longer busy). */
+  nextWaiting (): ClientMessage | undefined {
+    if (this.#stepping || this.#waiting === undefined) return undefined
+    const next = this.#waiting.shift()
+    if (next === undefined) this.#waiting = undefined
+    return next
+  }
+
   /** Fencing. */
   claimed (generation: number): void {
     this.#generation = generation
@@ -219,7 +260,8 @@ export class Connection {
       last_pong_at: new Date(this.lastPongAt).toISOString(),
       messages_in: this.messagesIn,
       messages_out: this.messagesOut,
-      buffered_bytes: this.bufferedBytes
+      buffered_bytes: this.bufferedBytes,
+      ...(this.positions === undefined ? {} : { acked: this.positions.acked() })
     }
   }
 }
@@ -236,4 +278,6 @@ export interface ConnectionInfo {
   messages_in: number
   messages_out: number
   buffered_bytes: number
+  /** History on: the last id the client acknowledged, per channel. */
+  acked?: Record<string, string>
 }

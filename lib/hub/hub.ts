@@ -7,7 +7,8 @@ import type { Channel, ChannelCatalog } from '../channels/catalog.js'
 import { Dispatcher } from './dispatcher.js'
 import { Outbox } from './outbox.js'
 import { encodeEvent, type EncodedEvent } from '../protocol/server-event.js'
-import { notRecovered } from '../protocol/recovery.js'
+import { formatId, notRecovered, parseId, type RecoveryOutcome, type StreamPosition } from '../protocol/recovery.js'
+import { ProtocolErrorCode } from '../constants.js'
 import type { GatewayStats } from '../stats.js'
 import { hashToken } from '../tokens/token-store.js'
 import type { Admitted } from '../handshake/gate.js'
@@ -16,8 +17,10 @@ import { Connection } from './connection.js'
 import { ExpiryWheel } from './expiry.js'
 import { Heartbeat, markAlive } from './heartbeat.js'
 import type { ConnectionIndex } from './connection-index.js'
-import { handleClientFrame, type ClientMessageContext, type ClientMessageLimits } from './client-messages.js'
+import { handleClientFrame, replyError, runClientMessage, type ClientMessageContext, type ClientMessageLimits } from './client-messages.js'
 import { MessageRateLimit } from './message-rate-limit.js'
+import { catchUp, type CatchUp, type HistoryReader } from './recovery.js'
+import { newer } from './stream-positions.js'
 
 export interface HubLimits extends ClientMessageLimits {
   messagesPerSecond: number
@@ -37,6 +40,8 @@ export interface HubOptions {
   connections: ConnectionIndex
   /** Each event's publish-to-delivery time in seconds, once its last local socket was written. */
   onDelivered: (seconds: number) => void
+  /** History on: the outcomes of one catch-up (a handshake's `recover`, a `subscribe`), and how many events it replays. */
+  onRecovered: (outcomes: Iterable<RecoveryOutcome>, replayed: number) => void
   limiter: ConnectionLimiter
   log: FastifyBaseLogger
 }
@@ -59,6 +64,10 @@ export class Hub {
   #draining = false
   #drained: (() => void) | undefined
   #listening: ((connection: Connection) => Promise<void> | undefined) | undefined
+  #history: HistoryReader | undefined
+  #forwardAck: (ack: { userId: string, channel: string, id: string, node: string }) => void = () => {}
+  /** History on: the newest position of each global stream this node has received or read. */
+  readonly #globalTops = new Map<string, StreamPosition>()
 
   // Shared listeners: `this` is the socket.
   readonly #onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void
@@ -80,7 +89,9 @@ export class Hub {
       connections: this.connections,
       limits: options.limits,
       reply: (connection, event, channel, data) => { this.#outbox.send(connection, encodeEvent(event, channel, data)) },
-      close: (connection, disconnect) => this.close(connection, disconnect)
+      close: (connection, disconnect) => this.close(connection, disconnect),
+      subscribeWithHistory: undefined,
+      ack: (connection, channel, id) => this.#ack(connection, channel.name, id)
     }
     const connections = this.#bySocket
     const session = this.#session
@@ -128,7 +139,8 @@ export class Hub {
       userAgent: request.headers['user-agent'] ?? null,
       origin: request.headers.origin ?? null,
       rateLimit: new MessageRateLimit(this.#options.limits.messageBurst, this.#options.limits.messagesPerSecond),
-      holdsSlot: transport !== undefined && admitted.slot !== undefined
+      holdsSlot: transport !== undefined && admitted.slot !== undefined,
+      history: this.#history !== undefined
     })
     this.#bySocket.set(socket, connection)
     request.log.debug({ connectionId: connection.id, userId: connection.userId }, 'fastify-realtime: socket opened')
@@ -151,16 +163,150 @@ export class Hub {
       return
     }
     const listening = this.#listening?.(connection)
-    if (listening !== undefined) this.#outbox.hold(connection)
+    const history = this.#history
+    if (listening !== undefined || history !== undefined) this.#outbox.hold(connection)
     const replaced = this.connections.add(connection)
     // The channels it asked to recover are subscribed before it is announced: `connected` lists them.
-    const recovering = [...admitted.recover?.keys() ?? []]
-    for (const name of recovering) this.connections.subscribe(connection, name, (this.#options.catalog.get(name) as Channel).scope === 'global')
+    const recover = admitted.recover ?? new Map<string, string>()
+    for (const name of recover.keys()) this.connections.subscribe(connection, name, (this.#options.catalog.get(name) as Channel).scope === 'global')
     if (replaced !== undefined) this.close(replaced, Disconnect.REPLACED)
     this.#expiry.add(connection)
-    const recovery = admitted.recover === undefined ? undefined : Object.fromEntries(recovering.map((name) => [name, notRecovered()]))
+    if (history !== undefined) {
+      this.#announceCaughtUp(connection, history, listening, admitted.recover !== undefined ? recover : undefined)
+      return
+    }
+    const recovery = admitted.recover === undefined ? undefined : Object.fromEntries([...recover.keys()].map((name) => [name, notRecovered()]))
     if (listening === undefined) this.#announce(connection, recovery)
     else listening.then(() => { if (!connection.closed) this.#announce(connection, recovery) })
+  }
+
+  /**
+   * History on: once this node listens, reads each channel's position (and,
+   * for the channels in `recover`, what the socket missed), then sends
+   * `connected` with `positions` (and `recovery`), the replay, and what was
+   * held meanwhile, skipping events the replay already carried. Client
+   * messages wait until then. A store that cannot answer closes the socket
+   * with 4003: it cannot be told where it stands, and reconnecting with
+   * `recover` will tell it.
+   */
+  #announceCaughtUp (connection: Connection, history: HistoryReader, listening: Promise<void> | undefined, recover: ReadonlyMap<string, string> | undefined): void {
+    this.#step(connection, async () => {
+      await listening
+      const caughtUp = await this.#catchUp(history, connection, [...connection.subscriptions], recover ?? new Map())
+      const data: Record<string, unknown> = {
+        ...this.#connectedData(connection),
+        positions: Object.fromEntries(Array.from(caughtUp.positions, ([name, position]) => [name, formatId(position)]))
+      }
+      if (recover !== undefined) data.recovery = Object.fromEntries(caughtUp.outcomes)
+      return { first: [encodeEvent('connected', null, data), ...caughtUp.replay], caughtUp }
+    }, () => {
+      // Nothing may precede `connected`: what was held goes with the socket.
+      this.close(connection, Disconnect.HISTORY_UNAVAILABLE)
+    })
+  }
+
+  /**
+   * History on: a `subscribe`, answered with the channel's position and,
+   * with `since`, the missed events. The channel is subscribed before its
+   * stream is read, so every event after the position reaches the socket; if
+   * the store cannot answer, it is unsubscribed again and the client gets
+   * `HISTORY_UNAVAILABLE`.
+   */
+  #subscribeWithHistory (connection: Connection, history: HistoryReader, channel: Channel, since: string | undefined): void {
+    const wasSubscribed = connection.subscriptions.includes(channel.name)
+    this.connections.subscribe(connection, channel.name, channel.scope === 'global')
+    this.#step(connection, async () => {
+      const caughtUp = await this.#catchUp(history, connection, [channel.name], since === undefined ? new Map() : new Map([[channel.name, since]]))
+      const outcome = caughtUp.outcomes.get(channel.name)
+      // A channel it already had: the replay may hold events it was sent live, asked for again.
+      const from = since === undefined ? undefined : parseId(since)
+      if (outcome?.recovered === true) connection.positions?.place(channel.name, from as StreamPosition)
+      const data = {
+        subscriptions: [...connection.subscriptions],
+        position: formatId(caughtUp.positions.get(channel.name) as StreamPosition),
+        ...outcome
+      }
+      return { first: [encodeEvent('subscribed', channel.name, data), ...caughtUp.replay], caughtUp }
+    }, () => {
+      if (!wasSubscribed) this.connections.unsubscribe(connection, channel.name)
+      // Live events of a channel it did not get are not sent.
+      this.#outbox.release(connection, [], undefined, (event) => wasSubscribed || event.position?.channel !== channel.name)
+      replyError(this.#session, connection, ProtocolErrorCode.HISTORY_UNAVAILABLE, 'History is unavailable; try again', channel.name)
+    })
+  }
+
+  /** Reads what `channels` need, and records in the node's and the socket's caches the stream positions it learnt. */
+  async #catchUp (history: HistoryReader, connection: Connection, channels: string[], since: ReadonlyMap<string, string>): Promise<CatchUp> {
+    const positions = connection.positions as NonNullable<Connection['positions']>
+    const caughtUp = await catchUp(history, {
+      userId: connection.userId,
+      channels: channels.map((name) => this.#options.catalog.get(name) as Channel),
+      since,
+      userTop: positions.userTop,
+      globalTop: (name) => this.#globalTops.get(name)
+    })
+    if (caughtUp.userTop !== undefined) positions.noteUserTop(caughtUp.userTop)
+    for (const [name, top] of caughtUp.globalTops) this.#noteGlobalTop(name, top, false)
+    this.#options.onRecovered(caughtUp.outcomes.values(), caughtUp.replay.length)
+    return caughtUp
+  }
+
+  /**
+   * Runs one asynchronous step of a socket (catching up) while what is sent
+   * to it is held and its client messages wait. Its result goes out first,
+   * the socket's positions are placed, then what was held; then the messages
+   * that waited run, in order. `failed` answers a step that threw (and
+   * releases or drops what was held).
+   */
+  #step (connection: Connection, work: () => Promise<{ first: EncodedEvent[], caughtUp: CatchUp }>, failed: () => void): void {
+    connection.beginStep()
+    this.#outbox.hold(connection)
+    work().then(({ first, caughtUp }) => {
+      if (connection.closed) return
+      this.#outbox.release(connection, first, () => {
+        for (const [name, position] of caughtUp.positions) connection.positions?.place(name, position)
+      })
+      this.#resume(connection)
+    }, (error: Error) => {
+      if (connection.closed) return
+      this.#options.log.warn({ err: error, connectionId: connection.id }, 'fastify-realtime: history read failed')
+      failed()
+      this.#resume(connection)
+    })
+  }
+
+  #resume (connection: Connection): void {
+    connection.endStep()
+    for (let message = connection.nextWaiting(); message !== undefined && !connection.closed; message = connection.nextWaiting()) {
+      runClientMessage(this.#session, connection, message)
+    }
+  }
+
+  /** A client's cumulative ack: the awaited events it covers are reported to the nodes awaiting them. */
+  #ack (connection: Connection, channel: string, id: string): void {
+    const position = parseId(id)
+    if (position === undefined || connection.positions === undefined) return
+    this.#options.stats.acks++
+    for (const event of connection.positions.ack(channel, position)) {
+      this.#forwardAck({ userId: connection.userId, channel, id: formatId(event), node: event.ackNode })
+    }
+  }
+
+  /** History on: how the hub reads streams (set by the node before any socket arrives). */
+  recoverFrom (history: HistoryReader): void {
+    this.#history = history
+    this.#session.subscribeWithHistory = (connection, channel, since) => this.#subscribeWithHistory(connection, history, channel, since)
+  }
+
+  /** History on: where an ack of an awaited event goes (to the node that published it). */
+  forwardAcks (forward: (ack: { userId: string, channel: string, id: string, node: string }) => void): void {
+    this.#forwardAck = forward
+  }
+
+  /** A position of a global stream; a live event's always wins, a read's only if it is newer. */
+  #noteGlobalTop (channel: string, position: StreamPosition, live: boolean): void {
+    const current = this.#globalTops.get(channel)
+    this.#globalTops.set(channel, live || current === undefined ? position : newer(current, position))
   }
 
   /**
@@ -175,14 +321,20 @@ export class Hub {
   }
 
   /** `recovery`: per channel listed in the handshake's `recover`, whether it was recovered (absent without one). */
-  #announce (connection: Connection, recovery: Record<string, unknown> | undefined): void {
-    this.#outbox.release(connection, encodeEvent('connected', null, {
+  #announce (connection: Connection, recovery: Record<string, RecoveryOutcome> | undefined): void {
+    this.#outbox.release(connection, [encodeEvent('connected', null, {
+      ...this.#connectedData(connection),
+      ...(recovery === undefined ? {} : { recovery })
+    })])
+  }
+
+  #connectedData (connection: Connection): Record<string, unknown> {
+    return {
       connection_id: connection.id,
       user_id: connection.userId,
       subscriptions: [...connection.subscriptions],
-      heartbeat_interval_ms: this.#options.heartbeatIntervalMs,
-      ...(recovery === undefined ? {} : { recovery })
-    }))
+      heartbeat_interval_ms: this.#options.heartbeatIntervalMs
+    }
   }
 
   /** `app.close()` has begun: no new sockets are accepted. */
@@ -193,6 +345,7 @@ export class Hub {
   /** Sends `event` to the user's socket here, if it is subscribed to `channel` (or `alwaysDelivered`). */
   deliverToUser (userId: string, channel: string, alwaysDelivered: boolean, event: EncodedEvent): boolean {
     const connection = this.connections.forUser(userId)
+    if (connection !== undefined && event.position !== undefined) connection.positions?.noteUserTop(event.position)
     if (connection === undefined || (!alwaysDelivered && !connection.subscriptions.includes(channel))) {
       this.#options.stats.undelivered++
       return false
@@ -203,6 +356,7 @@ export class Hub {
 
   /** Sends `event` to every socket here subscribed to the global `channel`. */
   deliverToChannel (channel: string, event: EncodedEvent): number {
+    if (event.position !== undefined) this.#noteGlobalTop(channel, event.position, true)
     const targets = this.connections.subscribersOf(channel)
     if (targets.length === 0) this.#options.stats.undelivered++
     else this.#dispatcher.deliver(targets, event, channel)

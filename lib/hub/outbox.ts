@@ -56,6 +56,8 @@ export class Outbox {
       }
       return true
     }
+    // History on: an event this socket already has on its channel (live and replayed), or from before its position, is not sent again.
+    if (event.position !== undefined && connection.positions?.take(event.position) === false) return false
     const transport = connection.transport
     // Checked at the first write of a turn: what is unsent then was written in an earlier one.
     if (!connection.corked && connection.bufferedBytes > this.#maxBufferedBytes) {
@@ -81,14 +83,20 @@ export class Outbox {
 
   /** Holds what is sent to `connection` until `release` (its `connected` has not gone out). */
   hold (connection: Connection): void {
-    connection.hold(true)
+    if (connection.held === undefined) connection.hold(true)
   }
 
-  /** Lets what was held for `connection` go out, after `first`. */
-  release (connection: Connection, first: EncodedEvent): void {
+  /**
+   * Lets what was held for `connection` go out, after `first` (its
+   * `connected` or `subscribed`, and a replay); `between` runs before the
+   * held events go (it places the socket's stream positions); only the held
+   * events `keep` accepts go.
+   */
+  release (connection: Connection, first: EncodedEvent[], between?: () => void, keep?: (event: EncodedEvent) => boolean): void {
     const held = connection.hold(false)
-    this.send(connection, first)
-    for (const event of held) this.send(connection, event)
+    for (const event of first) this.send(connection, event)
+    between?.()
+    for (const event of held) if (keep === undefined || keep(event)) this.send(connection, event)
   }
 
   /** Frame bytes written since the last flush (this turn of the event loop). */

@@ -4,11 +4,17 @@ import type { ChannelCatalog } from '../channels/catalog.js'
 import { Disconnect, type Disconnection } from '../constants.js'
 import type { Connection } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
-import { encodeEvent, frameText, type EncodedEvent } from '../protocol/server-event.js'
+import { encodeEvent, eventTemplate, frameText, type EncodedEvent } from '../protocol/server-event.js'
+import { parseId } from '../protocol/recovery.js'
 import type { RedisClient } from '../redis/client.js'
+import type { GatewayStats } from '../stats.js'
+import { AckWaiters } from './acks.js'
 import { Fencing } from './fencing.js'
 import { LocalPresence, RedisPresence, type Presence } from './presence.js'
-import { decodeMessage, encodeControlMessage, encodeEventMessage, topicsFor, type ControlMessage } from './wire.js'
+import {
+  decodeMessage, encodeAckMessage, encodeControlMessage, encodeEventMessage, streamEventHeader, topicsFor,
+  type ControlMessage, type WireMessage
+} from './wire.js'
 
 const LEAVE_TIMEOUT_MS = 1000
 
@@ -20,7 +26,18 @@ export interface NodeOptions {
   nodeId: string
   /** Cluster mode: the Redis that fencing and presence live in, and how often they are maintained. */
   cluster: { redis: RedisClient, heartbeatIntervalMs: number } | undefined
+  /** History on: events are kept in streams (through the broker) and carry ids. */
+  history: boolean
+  stats: GatewayStats
+  /** Publish-to-ack seconds of each awaited event acked. */
+  onAcked: (seconds: number) => void
   log: FastifyBaseLogger
+}
+
+/** An event as `app.realtime` hands it over: its JSON (the envelope, without id) and when it was published. */
+export interface OutgoingEvent {
+  json: string
+  publishedAt: number
 }
 
 /**
@@ -43,6 +60,9 @@ export class RealtimeNode {
   readonly #catalog: ChannelCatalog
   readonly #topics: ReturnType<typeof topicsFor>
   readonly #log: FastifyBaseLogger
+  readonly #history: boolean
+  readonly #acks: AckWaiters
+  readonly #ownTopic: string
   readonly #cluster: { redis: RedisClient, presence: RedisPresence, fencing: Fencing, maintenance: NodeJS.Timeout, relist: () => void } | undefined
 
   constructor (options: NodeOptions) {
@@ -53,36 +73,91 @@ export class RealtimeNode {
     this.#catalog = options.catalog
     this.#topics = topicsFor(options.keyPrefix)
     this.#log = options.log
+    this.#history = options.history
+    this.#ownTopic = this.#topics.node(options.nodeId)
+    this.#acks = new AckWaiters({ onAcked: options.onAcked, onTimeout: () => { options.stats.ackTimeouts++ } })
     this.#cluster = options.cluster === undefined ? undefined : this.#joinCluster(options, options.cluster)
     this.presence = this.#cluster?.presence ?? new LocalPresence(hub.connections, options.nodeId)
 
     broker.onMessage((topic, message) => this.#receive(topic, message))
     broker.onResubscribed((reason) => hub.broadcastLocal(encodeEvent('resync', null, { reason })))
-    const always = [this.#topics.control]
+    const always = [this.#topics.control, this.#ownTopic]
     for (const channel of options.catalog) if (channel.scope === 'global') always.push(this.#topics.global(channel.name))
-    for (const topic of always) broker.subscribe(topic).catch(() => {})
+    // Positions of global streams are only right once this node receives their events.
+    const listeningToAll = Promise.all(always.map(async (topic) => await broker.subscribe(topic)))
+    listeningToAll.catch(() => {})
 
     // While the broker's link is down, waiting would hold a socket's
     // `connected` until it is back; every socket here gets `resync` then instead.
-    hub.announceWhen((connection) => broker.linkDown ? undefined : this.#listen(connection.userId))
+    hub.announceWhen((connection) => broker.linkDown
+      ? undefined
+      : this.#history ? Promise.all([listeningToAll, this.#listen(connection.userId)]).then(() => {}) : this.#listen(connection.userId))
+    if (options.history) {
+      hub.recoverFrom({
+        user: async (userId, since) => await broker.read(this.#topics.userStream(userId), since),
+        global: async (channel, since) => await broker.read(this.#topics.globalStream(channel), since)
+      })
+      hub.forwardAcks(({ node, ...ack }) => {
+        broker.publish(this.#topics.node(node), encodeAckMessage(ack))
+          .catch((error: Error) => this.#log.debug({ err: error }, 'fastify-realtime: could not forward an ack'))
+      })
+    }
     hub.connections.listen({
       added: (connection) => this.#opened(connection),
       removed: (connection) => this.#closed(connection)
     })
   }
 
-  async publishToUser (userId: string, channel: string, event: EncodedEvent): Promise<void> {
-    await this.#broker.publish(this.#topics.user(userId), encodeEventMessage(channel, event.payload, event.publishedAt))
+  /** Publishes an event to a user's socket, wherever it is; resolves with its id (null while history is off). */
+  async publishToUser (userId: string, channel: string, event: OutgoingEvent): Promise<string | null> {
+    return await this.#publish(this.#topics.user(userId), this.#topics.userStream(userId), channel, event, '')
   }
 
-  async publishToChannel (channel: string, event: EncodedEvent): Promise<void> {
-    await this.#broker.publish(this.#topics.global(channel), encodeEventMessage(channel, event.payload, event.publishedAt))
+  /**
+   * History on: publishes to a user and waits until the user's client acks
+   * the event (or a later one on the channel), on whichever node its socket
+   * is, for at most `timeoutMs`. No node holding a socket of the user: false at once.
+   */
+  async publishAwaitingAck (userId: string, channel: string, event: OutgoingEvent, timeoutMs: number): Promise<{ id: string, acked: boolean }> {
+    const wait = this.#acks.expect(userId, channel)
+    let appended
+    try {
+      appended = await this.#broker.append(this.#topics.user(userId), this.#streamAppend(this.#topics.userStream(userId), channel, event, this.nodeId))
+    } catch (error) {
+      wait.cancel()
+      throw error
+    }
+    const offline = appended.receivers === undefined ? this.#hub.connections.forUser(userId) === undefined : appended.receivers === 0
+    return { id: appended.id, acked: await wait.known(appended.id, offline ? 0 : timeoutMs) }
   }
 
-  /** Closes the user's socket, wherever it is, after `finalEvent` if given. */
-  async disconnectUser (userId: string, disconnect: Disconnection, finalEvent?: EncodedEvent): Promise<void> {
+  async publishToChannel (channel: string, event: OutgoingEvent): Promise<string | null> {
+    return await this.#publish(this.#topics.global(channel), this.#topics.globalStream(channel), channel, event, '')
+  }
+
+  /** Closes the user's socket, wherever it is, after `finalEvent` (on `finalEvent.channel`) if given. */
+  async disconnectUser (userId: string, disconnect: Disconnection, finalEvent?: OutgoingEvent & { channel: string }): Promise<void> {
     const { code, reason } = disconnect
-    await this.#control(this.#topics.user(userId), { type: 'disconnect', userId, code, reason, finalEvent: finalEvent?.payload.toString(), publishedAt: finalEvent?.publishedAt })
+    const topic = this.#topics.user(userId)
+    if (finalEvent !== undefined && this.#history) {
+      // The event is kept in the user's stream like any other; the close follows it in the same step.
+      const then = encodeControlMessage({ type: 'disconnect', userId, code, reason })
+      await this.#broker.append(topic, { ...this.#streamAppend(this.#topics.userStream(userId), finalEvent.channel, finalEvent, ''), then })
+      return
+    }
+    await this.#control(topic, { type: 'disconnect', userId, code, reason, finalEvent: finalEvent?.json, publishedAt: finalEvent?.publishedAt })
+  }
+
+  async #publish (topic: string, stream: string, channel: string, event: OutgoingEvent, ackNode: string): Promise<string | null> {
+    if (!this.#history) {
+      await this.#broker.publish(topic, encodeEventMessage(channel, Buffer.from(event.json), event.publishedAt))
+      return null
+    }
+    return (await this.#broker.append(topic, this.#streamAppend(stream, channel, event, ackNode))).id
+  }
+
+  #streamAppend (stream: string, channel: string, event: OutgoingEvent, ackNode: string) {
+    return { stream, channel, payload: eventTemplate(event.json), header: streamEventHeader(channel, event.publishedAt, ackNode), ackNode }
   }
 
   /** Closes every socket that authenticated with the token of `tokenHash`, on every node (4501). */
@@ -91,6 +166,7 @@ export class RealtimeNode {
   }
 
   async stop (): Promise<void> {
+    this.#acks.close()
     const cluster = this.#cluster
     if (cluster !== undefined) {
       clearInterval(cluster.maintenance)
@@ -133,7 +209,11 @@ export class RealtimeNode {
       this.#obey(decoded.control)
       return
     }
-    const event = { payload: decoded.payload, frame: frameText(decoded.payload), publishedAt: decoded.publishedAt }
+    if (decoded.kind === 'ack') {
+      if (topic === this.#ownTopic) this.#acks.acked(decoded.ack)
+      return
+    }
+    const event = toEncodedEvent(decoded)
     const userId = this.#topics.userOf(topic)
     if (userId === undefined) {
       // Only the channel's own topic may carry a global event.
@@ -190,4 +270,12 @@ export class RealtimeNode {
     redis.on('ready', relist)
     return { redis, presence, fencing, maintenance, relist }
   }
+}
+
+/** An event from the wire, ready for the hub: framed once, with its stream position when it has an id. */
+function toEncodedEvent (decoded: Extract<WireMessage, { kind: 'event' }>): EncodedEvent {
+  const event: EncodedEvent = { payload: decoded.payload, frame: frameText(decoded.payload), publishedAt: decoded.publishedAt }
+  const position = decoded.id === undefined ? undefined : parseId(decoded.id)
+  if (position !== undefined) event.position = { ...position, channel: decoded.channel, ackNode: decoded.ackNode ?? '' }
+  return event
 }

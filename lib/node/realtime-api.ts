@@ -3,12 +3,12 @@ import { Disconnect, FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT } from '../constan
 import type { ConnectionInfo } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
 import {
-  FST_REALTIME_INVALID_ARGUMENT, FST_REALTIME_INVALID_DATA, FST_REALTIME_UNKNOWN_CHANNEL,
+  FST_REALTIME_AWAIT_ACK_UNSUPPORTED, FST_REALTIME_INVALID_ARGUMENT, FST_REALTIME_INVALID_DATA, FST_REALTIME_UNKNOWN_CHANNEL,
   FST_REALTIME_USER_ID_FORBIDDEN, FST_REALTIME_USER_ID_REQUIRED
 } from '../errors.js'
-import { encodeEvent, type EncodedEvent } from '../protocol/server-event.js'
+import { serializeEvent } from '../protocol/server-event.js'
 import type { GatewayStats, StatsSnapshot } from '../stats.js'
-import type { RealtimeNode } from './node.js'
+import type { OutgoingEvent, RealtimeNode } from './node.js'
 import type { PresenceEntry } from './presence.js'
 import { hashToken, checkToken, normalizeUserId, type TokenState, type TokenStore } from '../tokens/token-store.js'
 
@@ -43,16 +43,23 @@ export type UserId = string | number
 export interface PublishResult {
   /** The event's id in its stream; `null` while history is off. */
   id: string | null
+  /** With `awaitAck`: whether the user's client acknowledged the event (or a later one on the channel) in time. */
+  acked?: boolean
 }
 
 export interface PublishOptions {
   /** Required for user-scoped channels, refused for global ones. */
   userId?: UserId
+  /**
+   * History on, user channels: resolve once the user's client acks the event,
+   * or with `acked: false` after `timeoutMs` (at once when the user has no socket).
+   */
+  awaitAck?: { timeoutMs: number }
 }
 
 /** The typed helper of one channel: `channels['kyc.events'].publish(userId, event, data)`. */
 export type ChannelHelper<C extends keyof RealtimeChannels> = RealtimeChannels[C]['scope'] extends 'user'
-  ? { publish: (userId: UserId, event: string, data: RealtimeChannels[C]['data']) => Promise<PublishResult> }
+  ? { publish: (userId: UserId, event: string, data: RealtimeChannels[C]['data'], options?: Pick<PublishOptions, 'awaitAck'>) => Promise<PublishResult> }
   : { publish: (event: string, data: RealtimeChannels[C]['data']) => Promise<PublishResult> }
 
 export interface RealtimeTokens {
@@ -103,10 +110,11 @@ export interface RealtimeParts {
   hub: Hub
   store: TokenStore
   stats: GatewayStats
+  history: boolean
 }
 
 /** Builds `app.realtime`: argument checks and encoding here, delivery through the node. */
-export function buildRealtimeApi ({ catalog, node, hub, store, stats }: RealtimeParts): Realtime {
+export function buildRealtimeApi ({ catalog, node, hub, store, stats, history }: RealtimeParts): Realtime {
   const { presence, nodeId } = node
   async function publish (channelName: string, event: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
     const channel = catalog.get(channelName)
@@ -120,18 +128,18 @@ export function buildRealtimeApi ({ catalog, node, hub, store, stats }: Realtime
     if (channel.scope === 'global' && options.userId !== undefined) throw new FST_REALTIME_USER_ID_FORBIDDEN(channel.name)
     if (channel.scope === 'user' && options.userId === undefined) throw new FST_REALTIME_USER_ID_REQUIRED(channel.name)
     const userId = options.userId === undefined ? undefined : normalizeUserId(options.userId)
+    const awaitAck = options.awaitAck === undefined ? undefined : checkAwaitAck(options.awaitAck, channel.scope, history)
     const encoded = encode(channel.name, event, data)
     stats.publishes++
-    if (userId === undefined) await node.publishToChannel(channel.name, encoded)
-    else await node.publishToUser(userId, channel.name, encoded)
-    // Events get ids once they are kept in a history; without one there is nothing to name them by.
-    return { id: null }
+    if (userId === undefined) return { id: await node.publishToChannel(channel.name, encoded) }
+    if (awaitAck === undefined) return { id: await node.publishToUser(userId, channel.name, encoded) }
+    return await node.publishAwaitingAck(userId, channel.name, encoded, awaitAck)
   }
 
   const channels: Record<string, unknown> = {}
   for (const channel of catalog) {
     channels[channel.name] = channel.scope === 'user'
-      ? { publish: async (userId: UserId, event: string, data: EventData) => await publish(channel.name, event, data, { userId }) }
+      ? { publish: async (userId: UserId, event: string, data: EventData, options?: Pick<PublishOptions, 'awaitAck'>) => await publish(channel.name, event, data, { ...options, userId }) }
       : { publish: async (event: string, data: EventData) => await publish(channel.name, event, data) }
   }
 
@@ -141,7 +149,7 @@ export function buildRealtimeApi ({ catalog, node, hub, store, stats }: Realtime
     async forceLogout (userId, data = {}) {
       const id = normalizeUserId(userId)
       const event = encode(FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT, { ...data, mobile_user_id: mobileUserId(id), is_force_logout: true })
-      await node.disconnectUser(id, Disconnect.FORCED_LOGOUT, event)
+      await node.disconnectUser(id, Disconnect.FORCED_LOGOUT, { ...event, channel: FORCE_LOGOUT_CHANNEL })
     },
     async disconnect (userId, { code = 1000, reason = '' } = {}) {
       const id = normalizeUserId(userId)
@@ -172,12 +180,23 @@ export function buildRealtimeApi ({ catalog, node, hub, store, stats }: Realtime
   }
 }
 
-function encode (channel: string, event: string, data: object): EncodedEvent {
+function encode (channel: string, event: string, data: object): OutgoingEvent {
   try {
-    return { ...encodeEvent(event, channel, data), publishedAt: Date.now() }
+    return { json: serializeEvent(event, channel, data), publishedAt: Date.now() }
   } catch (error) {
     throw new FST_REALTIME_INVALID_DATA(channel, `not serializable to JSON (${(error as Error).message})`)
   }
+}
+
+/** The ack timeout, once `awaitAck` is known to be possible and well-formed. */
+function checkAwaitAck (awaitAck: { timeoutMs: number }, scope: 'user' | 'global', history: boolean): number {
+  if (!history) throw new FST_REALTIME_AWAIT_ACK_UNSUPPORTED('history is off (acks name events by their ids)')
+  if (scope === 'global') throw new FST_REALTIME_AWAIT_ACK_UNSUPPORTED('a global channel has no one client to ack')
+  const timeoutMs = (awaitAck as { timeoutMs?: unknown } | null)?.timeoutMs
+  if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 3_600_000) {
+    throw new FST_REALTIME_INVALID_ARGUMENT('awaitAck.timeoutMs', 'must be an integer of 1 to 3600000 (ms)')
+  }
+  return timeoutMs
 }
 
 function checkEventName (event: unknown): void {

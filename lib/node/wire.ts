@@ -1,67 +1,103 @@
+import type { IdTemplate } from '../broker/broker.js'
+
 /**
  * What the node sends through the broker, and on which topic. Events are the
  * publisher's bytes, untouched, behind a one-line header, so receiving nodes
  * frame them without re-encoding:
  *
- *   E<publishedAt> <channel>\n<event JSON>   an event for a user or global channel
- *   C<control JSON>               takeover, disconnect, revoke
+ *   E<publishedAt> <channel>\n<event JSON>                    an event (history off)
+ *   E<publishedAt> <channel> <id>[ <ackNode>]\n<event JSON>   an event kept in a stream; ackNode awaits its ack
+ *   C<control JSON>                                          takeover, disconnect, revoke
+ *   A<ack JSON>                                              a client's ack, to the node that awaits it
+ *
+ * Channel names, ids and node ids contain no space or newline.
  */
 
 const EVENT = 0x45 // 'E'
 const CONTROL = 0x43 // 'C'
+const ACK = 0x41 // 'A'
 const NEWLINE = 0x0a
-const SPACE = 0x20
 
 export type ControlMessage =
   | { type: 'takeover', userId: string, generation: number }
   | { type: 'disconnect', userId: string, code: number, reason: string, finalEvent?: string, publishedAt?: number }
   | { type: 'revoke', tokenHash: string }
 
+export interface AckMessage {
+  userId: string
+  channel: string
+  id: string
+}
+
 export type WireMessage =
-  | { kind: 'event', channel: string, payload: Buffer, publishedAt: number | undefined }
+  | { kind: 'event', channel: string, payload: Buffer, publishedAt: number | undefined, id: string | undefined, ackNode: string | undefined }
   | { kind: 'control', control: ControlMessage }
+  | { kind: 'ack', ack: AckMessage }
   | { kind: 'malformed' }
 
 export function encodeEventMessage (channel: string, payload: Buffer, publishedAt = Date.now()): Buffer {
   return Buffer.concat([Buffer.from(`E${publishedAt} ${channel}\n`), payload])
 }
 
+/** The header of an event kept in a stream, around the id the stream will give it. */
+export function streamEventHeader (channel: string, publishedAt: number, ackNode: string): IdTemplate {
+  return { head: `E${publishedAt} ${channel} `, tail: ackNode === '' ? '\n' : ` ${ackNode}\n` }
+}
+
 export function encodeControlMessage (control: ControlMessage): Buffer {
   return Buffer.from('C' + JSON.stringify(control))
+}
+
+export function encodeAckMessage (ack: AckMessage): Buffer {
+  return Buffer.from('A' + JSON.stringify(ack))
 }
 
 /** Reads a message from Redis; anything not written by this plugin is `malformed`, never a throw. */
 export function decodeMessage (message: Buffer): WireMessage {
   if (message[0] === EVENT) {
     const newline = message.indexOf(NEWLINE)
-    const space = message.indexOf(SPACE)
-    if (newline === -1 || space === -1 || space > newline) return { kind: 'malformed' }
-    const publishedAt = Number(message.toString('latin1', 1, space))
+    if (newline === -1) return { kind: 'malformed' }
+    const [publishedAt, channel, id, ackNode] = message.toString('utf8', 1, newline).split(' ')
+    if (channel === undefined || channel === '') return { kind: 'malformed' }
+    const time = Number(publishedAt)
     return {
       kind: 'event',
-      channel: message.toString('utf8', space + 1, newline),
+      channel,
       payload: message.subarray(newline + 1),
-      publishedAt: Number.isFinite(publishedAt) ? publishedAt : undefined
+      publishedAt: Number.isFinite(time) ? time : undefined,
+      id,
+      ackNode
     }
   }
-  if (message[0] === CONTROL) {
+  if (message[0] === CONTROL || message[0] === ACK) {
     try {
-      const control = JSON.parse(message.toString('utf8', 1)) as ControlMessage
-      if (typeof control === 'object' && control !== null && typeof control.type === 'string') return { kind: 'control', control }
+      const value = JSON.parse(message.toString('utf8', 1)) as Record<string, unknown>
+      if (message[0] === CONTROL && typeof value === 'object' && value !== null && typeof value.type === 'string') return { kind: 'control', control: value as ControlMessage }
+      if (message[0] === ACK && typeof value?.userId === 'string' && typeof value.channel === 'string' && typeof value.id === 'string') return { kind: 'ack', ack: value as unknown as AckMessage }
     } catch {}
   }
   return { kind: 'malformed' }
 }
 
-/** Topic names (Redis pub/sub channels in cluster mode), all under the key prefix. */
+/**
+ * Topic names (Redis pub/sub channels in cluster mode), all under the key
+ * prefix. A user's topic and stream share one hash tag, the user id, and a
+ * global channel's its name: on a Redis Cluster they live in one slot, so the
+ * script that appends and publishes can touch both.
+ */
 export function topicsFor (keyPrefix: string) {
+  const userTopic = `${keyPrefix}u:{`
   return {
-    user: (userId: string) => `${keyPrefix}u:${userId}`,
-    global: (channel: string) => `${keyPrefix}c:${channel}`,
+    user: (userId: string) => `${userTopic}${userId}}`,
+    global: (channel: string) => `${keyPrefix}c:{${channel}}`,
     control: `${keyPrefix}ctl`,
     node: (nodeId: string) => `${keyPrefix}n:${nodeId}`,
     /** The user id of a user topic, or undefined. */
     userOf: (topic: string): string | undefined =>
-      topic.startsWith(`${keyPrefix}u:`) ? topic.slice(keyPrefix.length + 2) : undefined
+      topic.startsWith(userTopic) && topic.endsWith('}') ? topic.slice(userTopic.length, -1) : undefined,
+    /** The stream of a user's channels. */
+    userStream: (userId: string) => `${keyPrefix}stream:u:{${userId}}`,
+    /** The stream of a global channel. */
+    globalStream: (channel: string) => `${keyPrefix}stream:c:{${channel}}`
   }
 }

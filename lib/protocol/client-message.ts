@@ -10,10 +10,12 @@ const MAX_CHANNEL_LENGTH = 128
 export const SubscribeMessageSchema = Type.Object({ event: Type.Literal('subscribe'), channel: ChannelField, since: Type.Optional(Type.String({ maxLength: 128 })) })
 export const UnsubscribeMessageSchema = Type.Object({ event: Type.Literal('unsubscribe'), channel: ChannelField })
 export const PingMessageSchema = Type.Object({ event: Type.Literal('ping') })
-export const ClientMessageSchema = Type.Union([SubscribeMessageSchema, UnsubscribeMessageSchema, PingMessageSchema])
+// A cumulative acknowledgement of everything up to `id` on the channel (history on).
+export const AckMessageSchema = Type.Object({ event: Type.Literal('ack'), channel: ChannelField, id: Type.String({ maxLength: 128 }) })
+export const ClientMessageSchema = Type.Union([SubscribeMessageSchema, UnsubscribeMessageSchema, PingMessageSchema, AckMessageSchema])
 export type ClientMessage = Static<typeof ClientMessageSchema>
 
-const KNOWN_EVENTS = new Set(['subscribe', 'unsubscribe', 'ping'])
+const KNOWN_EVENTS = new Set(['subscribe', 'unsubscribe', 'ping', 'ack'])
 const checkMessage = Compile(ClientMessageSchema)
 
 export type ParsedMessage =
@@ -38,8 +40,9 @@ export function parseClientMessage (data: Buffer, isBinary: boolean): ParsedMess
   const channel = typeof record.channel === 'string' && record.channel.length <= MAX_CHANNEL_LENGTH ? record.channel : null
   if (typeof record.event !== 'string') return invalid('Message needs an "event" string', channel)
   if (!KNOWN_EVENTS.has(record.event)) {
-    return { ok: false, code: ProtocolErrorCode.UNKNOWN_EVENT, message: 'Unknown event; expected subscribe, unsubscribe or ping', channel }
+    return { ok: false, code: ProtocolErrorCode.UNKNOWN_EVENT, message: 'Unknown event; expected subscribe, unsubscribe, ping or ack', channel }
   }
+  if (record.event === 'ack' && typeof record.id !== 'string') return invalid('"ack" needs an "id" string', channel)
   if (!checkMessage.Check(value) || (record.event !== 'ping' && channel === null)) return invalid(`"${record.event}" needs a "channel" string of 1 to 128 characters`, channel)
   return { ok: true, message: value }
 }

@@ -1,3 +1,5 @@
+import type { EventPosition } from './recovery.js'
+
 /**
  * Server events are serialized once per publish and framed once: every
  * recipient's socket gets the same Buffer (`{"event","channel","data"}`, README "Channels").
@@ -36,9 +38,19 @@ export interface EncodedEvent {
   frame: Buffer
   /** When `publish()` was called (ms since epoch), for the publish-to-delivery histogram. */
   publishedAt?: number
+  /** History on: the event's place in its stream (its id is in the payload). */
+  position?: EventPosition
 }
 
 export function encodeEvent (event: string, channel: string | null, data: unknown): EncodedEvent {
   const payload = Buffer.from(serializeEvent(event, channel, data))
   return { payload, frame: frameText(payload) }
+}
+
+/**
+ * The JSON of an event kept in a stream, around the id the stream gives it:
+ * `head + id + tail` is the envelope with `"id"` last.
+ */
+export function eventTemplate (json: string): { head: string, tail: string } {
+  return { head: json.slice(0, -1) + ',"id":"', tail: '"}' }
 }

@@ -64,7 +64,7 @@ export async function connectPhone (t: Test, node: TestApp, userId: string, chan
   socket.on('close', (code) => phone.closes.push(code))
   socket.send(JSON.stringify({ event: 'subscribe', channel }))
   await within(phone.inbox.until(1), 5000, `${userId} subscribed to ${channel}`)
-  const redisChannel = `${keyPrefix}u:${userId}`
+  const redisChannel = `${keyPrefix}u:{${userId}}`
   await waitFor(async () => (await inspector.pubsub('NUMSUB', redisChannel) as Array<string | number>)[1] === 1, `${userId}'s channel subscribed`)
   return phone
 }

@@ -221,9 +221,9 @@ t.test('UNKNOWN_EVENT and UNKNOWN_CHANNEL, channel echoed', async (t) => {
   const { app, open } = await harness(t)
   const a = await open('u1')
   a.send({ event: 'publish', channel: 'kyc.events' })
-  t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_EVENT', 'Unknown event; expected subscribe, unsubscribe or ping', 'kyc.events'))
+  t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_EVENT', 'Unknown event; expected subscribe, unsubscribe, ping or ack', 'kyc.events'))
   a.send({ event: 'PING' })
-  t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_EVENT', 'Unknown event; expected subscribe, unsubscribe or ping'))
+  t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_EVENT', 'Unknown event; expected subscribe, unsubscribe, ping or ack'))
   a.send({ event: 'subscribe', channel: 'nope.events' })
   t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_CHANNEL', 'Unknown channel', 'nope.events'))
   a.send({ event: 'unsubscribe', channel: 'nope.events' })
@@ -304,7 +304,7 @@ t.test('4503 after maxInvalidMessages invalid messages; TOO_MANY_SUBSCRIPTIONS d
   a.send('{')
   t.strictSame(await a.inbox.one(), errorReply('INVALID_MESSAGE', 'Message is not valid JSON'))
   a.send({ event: 'nope', channel: 'kyc.events' })
-  t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_EVENT', 'Unknown event; expected subscribe, unsubscribe or ping', 'kyc.events'))
+  t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_EVENT', 'Unknown event; expected subscribe, unsubscribe, ping or ack', 'kyc.events'))
   a.send({ event: 'subscribe', channel: 'kyc.events' })
   t.strictSame(await a.inbox.one(), subscribed('kyc.events', ['settings', 'kyc.events']))
   for (let i = 0; i < 3; i++) a.send({ event: 'subscribe', channel: 'card.events' })
@@ -420,7 +420,7 @@ t.test('user scoping: user channels reach only their user, only if subscribed', 
 
 t.test('stats(): exact counters for a scripted exchange', async (t) => {
   const { app, open } = await harness(t)
-  t.strictSame(app.realtime.stats(), { connects: 0, messages_in: 0, messages_out: 0, publishes: 0, undelivered: 0, slow_consumer_cuts: 0, dropped: 0, redis_reconnects: 0, closes: {} })
+  t.strictSame(app.realtime.stats(), { connects: 0, messages_in: 0, messages_out: 0, publishes: 0, undelivered: 0, slow_consumer_cuts: 0, dropped: 0, redis_reconnects: 0, acks: 0, ack_timeouts: 0, replayed: 0, closes: {}, recoveries: {} })
   const a = await open('u1')
   a.send({ event: 'ping' })
   a.send({ event: 'subscribe', channel: 'kyc.events' })
@@ -443,7 +443,11 @@ t.test('stats(): exact counters for a scripted exchange', async (t) => {
     slow_consumer_cuts: 0,
     dropped: 0,
     redis_reconnects: 0,
-    closes: {}
+    acks: 0,
+    ack_timeouts: 0,
+    replayed: 0,
+    closes: {},
+    recoveries: {}
   })
 })
 

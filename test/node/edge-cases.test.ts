@@ -16,16 +16,16 @@ t.test('messages on the plugin\'s channels that it did not write are ignored, wi
   t.teardown(() => redis.quit())
   await waitFor(async () => await redis.exists(`${keyPrefix}gen:u1`) === 1, 'the socket to be claimed')
   const event = Buffer.from('{"event":"forged","channel":"settings","data":{}}')
-  await redis.publish(`${keyPrefix}c:settings`, 'garbage')
-  await redis.publish(`${keyPrefix}c:settings`, 'E123 settings-without-newline')
+  await redis.publish(`${keyPrefix}c:{settings}`, 'garbage')
+  await redis.publish(`${keyPrefix}c:{settings}`, 'E123 settings-without-newline')
   await redis.publish(`${keyPrefix}ctl`, 'C{not json')
   await redis.publish(`${keyPrefix}ctl`, 'C"a string"')
   // A well-formed event on a channel that is not its own does not count as a global event.
   await redis.publish(`${keyPrefix}ctl`, Buffer.concat([Buffer.from('E123 settings\n'), event]))
   // An event for a channel the catalog does not know, on the user's channel.
-  await redis.publish(`${keyPrefix}u:u1`, Buffer.concat([Buffer.from('E123 nope.events\n'), event]))
+  await redis.publish(`${keyPrefix}u:{u1}`, Buffer.concat([Buffer.from('E123 nope.events\n'), event]))
   // A foreign publisher without a usable timestamp still gets its well-formed event through.
-  await redis.publish(`${keyPrefix}c:settings`, Buffer.concat([Buffer.from('Eabc settings\n'), Buffer.from('{"event":"external","channel":"settings","data":{}}')]))
+  await redis.publish(`${keyPrefix}c:{settings}`, Buffer.concat([Buffer.from('Eabc settings\n'), Buffer.from('{"event":"external","channel":"settings","data":{}}')]))
   await node.app.realtime.publish('settings', 'real', { n: 1 })
   t.same(await inbox.until(2), [
     { event: 'external', channel: 'settings', data: {} },
@@ -51,7 +51,7 @@ t.test('fencing: a newer claim announced while this socket is still claiming clo
   const client = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('held', { ttlSeconds: 60 })}`)
   const clientClosed = closed(client.socket)
   await waitFor(() => claims() === 1, 'the claim to start')
-  await publisher.publish(`${keyPrefix}u:held`, `C${JSON.stringify({ type: 'takeover', userId: 'held', generation: 9e15 })}`)
+  await publisher.publish(`${keyPrefix}u:{held}`, `C${JSON.stringify({ type: 'takeover', userId: 'held', generation: 9e15 })}`)
   // Let the announcement arrive before the claim answers (test/cluster/fencing.test.ts pins the order down without timing).
   await new Promise((resolve) => setTimeout(resolve, 400))
   release()

@@ -52,8 +52,8 @@ function inspector (t: Test, url: string) {
 /** The Redis pub/sub channel names of lib/node/wire.ts `topicsFor`. */
 function channelsOf (keyPrefix: string) {
   return {
-    user: (userId: string) => `${keyPrefix}u:${userId}`,
-    settings: `${keyPrefix}c:settings`,
+    user: (userId: string) => `${keyPrefix}u:{${userId}}`,
+    settings: `${keyPrefix}c:{settings}`,
     control: `${keyPrefix}ctl`,
     node: (nodeId: string) => `${keyPrefix}n:${nodeId}`
   }

@@ -175,7 +175,7 @@ for (const sharing of SHARINGS) {
 
     // Every channel of the deployment is a shard channel on the master serving
     // its slot, and none is a classic channel anywhere.
-    const expected = ['ctl', 'c:settings', 'n:node-0', 'n:node-1', 'u:user-a', 'u:user-b'].map((name) => keyPrefix + name)
+    const expected = ['ctl', 'c:{settings}', 'n:node-0', 'n:node-1', 'u:{user-a}', 'u:{user-b}'].map((name) => keyPrefix + name)
     const wanted = await placement(inspector, expected)
     await waitFor(async () => canonical(await channelsPerMaster(inspector, 'SHARDCHANNELS', keyPrefix)) === canonical(wanted), 'the shard channels of both nodes')
     t.same(await channelsPerMaster(inspector, 'SHARDCHANNELS', keyPrefix), wanted)
@@ -183,11 +183,11 @@ for (const sharing of SHARINGS) {
     // One subscriber per node: the shared channels twice, each node's and user's own once.
     t.same(await shardSubscribers(inspector, expected), {
       [`${keyPrefix}ctl`]: 2,
-      [`${keyPrefix}c:settings`]: 2,
+      [`${keyPrefix}c:{settings}`]: 2,
       [`${keyPrefix}n:node-0`]: 1,
       [`${keyPrefix}n:node-1`]: 1,
-      [`${keyPrefix}u:user-a`]: 1,
-      [`${keyPrefix}u:user-b`]: 1
+      [`${keyPrefix}u:{user-a}`]: 1,
+      [`${keyPrefix}u:{user-b}`]: 1
     })
 
     // Channels on different shards travel over different connections, so
@@ -235,7 +235,7 @@ for (const sharing of SHARINGS) {
     t.equal(entry.connection_id, (second.first.data as { connection_id: string }).connection_id)
 
     // Node A let go of the user's shard channel (SUNSUBSCRIBE); node B alone receives it.
-    const userChannel = `${keyPrefix}u:roamer`
+    const userChannel = `${keyPrefix}u:{roamer}`
     await waitFor(async () => (await shardSubscribers(inspector, [userChannel]))[userChannel] === 1, 'node A to unsubscribe the user channel')
     const inbox = new Inbox(second.socket)
     await subscribe(second.socket, inbox, 'payment_order.events')
@@ -266,7 +266,7 @@ t.test('Redis Cluster: with a Cluster client that has enableOfflineQueue: false,
   // Long enough that a node starved of CPU by tests running beside it is not mistaken for a dead subscriber.
   const probeIntervalMs = 1000
   const { keyPrefix, nodes, inspector } = await startDeployment(t, sockets, { clientOptions: { enableOfflineQueue: false }, nodeOptions: { cluster: { probeIntervalMs } } })
-  const expected = ['ctl', 'c:settings', 'n:node-0', 'n:node-1'].map((name) => keyPrefix + name)
+  const expected = ['ctl', 'c:{settings}', 'n:node-0', 'n:node-1'].map((name) => keyPrefix + name)
   const wanted = await placement(inspector, expected)
   await waitFor(async () => canonical(await channelsPerMaster(inspector, 'SHARDCHANNELS', keyPrefix)) === canonical(wanted), 'the nodes\' shard channels')
   t.same(await channelsPerMaster(inspector, 'SHARDCHANNELS', keyPrefix), wanted)
@@ -280,22 +280,22 @@ t.test('Redis Cluster: after its shard subscriber links are killed, a node resub
   const { keyPrefix, nodes: [a, b], inspector } = await startDeployment(t, sockets)
   const userA = await connectUser(a, a, 'user-a', sockets)
   const userB = await connectUser(b, a, 'user-b', sockets)
-  const expected = ['ctl', 'c:settings', 'n:node-0', 'n:node-1', 'u:user-a', 'u:user-b'].map((name) => keyPrefix + name)
+  const expected = ['ctl', 'c:{settings}', 'n:node-0', 'n:node-1', 'u:{user-a}', 'u:{user-b}'].map((name) => keyPrefix + name)
   const wanted = await placement(inspector, expected)
   const counts = {
     [`${keyPrefix}ctl`]: 2,
-    [`${keyPrefix}c:settings`]: 2,
+    [`${keyPrefix}c:{settings}`]: 2,
     [`${keyPrefix}n:node-0`]: 1,
     [`${keyPrefix}n:node-1`]: 1,
-    [`${keyPrefix}u:user-a`]: 1,
-    [`${keyPrefix}u:user-b`]: 1
+    [`${keyPrefix}u:{user-a}`]: 1,
+    [`${keyPrefix}u:{user-b}`]: 1
   }
   const restored = async (): Promise<boolean> => canonical(await shardSubscribers(inspector, expected)) === canonical(counts)
   await waitFor(restored, 'the shard subscriptions of both nodes')
 
   // Only this file's cluster: every pub/sub connection on it belongs to these
   // two nodes, one per node on each shard serving a channel the node listens on.
-  const ownChannels = [['ctl', 'c:settings', 'n:node-0', 'u:user-a'], ['ctl', 'c:settings', 'n:node-1', 'u:user-b']]
+  const ownChannels = [['ctl', 'c:{settings}', 'n:node-0', 'u:{user-a}'], ['ctl', 'c:{settings}', 'n:node-1', 'u:{user-b}']]
   const masters = inspector.nodes('master')
   const killed = await Promise.all(masters.map(async (master) => await master.call('CLIENT', 'KILL', 'TYPE', 'pubsub') as number))
   t.same(killed, masters.map((master) => ownChannels.filter((channels) => channels.some((name) => wanted[nodeKey(master)].includes(keyPrefix + name))).length))
