@@ -303,6 +303,16 @@ export class Hub {
     this.#forwardAck = forward
   }
 
+  /**
+   * The node's link to the broker came back after a loss: events may have
+   * been missed, so the stream positions this node learnt from live events
+   * are no longer known to be the newest. The next ones are read.
+   */
+  forgetStreamPositions (): void {
+    this.#globalTops.clear()
+    for (const connection of this.connections) connection.positions?.forgetUserTop()
+  }
+
   /** A position of a global stream; a live event's always wins, a read's only if it is newer. */
   #noteGlobalTop (channel: string, position: StreamPosition, live: boolean): void {
     const current = this.#globalTops.get(channel)

@@ -54,6 +54,11 @@ export class StreamPositions {
     this.#userTop = newer(this.#userTop, position)
   }
 
+  /** Events may have been missed: the next subscribe reads the user's stream again. */
+  forgetUserTop (): void {
+    this.#userTop = undefined
+  }
+
   /**
    * A cumulative ack of everything up to `position` on `channel`. Ignored
    * (returns nothing) unless the socket was sent that far on the channel;

@@ -80,7 +80,10 @@ export class RealtimeNode {
     this.presence = this.#cluster?.presence ?? new LocalPresence(hub.connections, options.nodeId)
 
     broker.onMessage((topic, message) => this.#receive(topic, message))
-    broker.onResubscribed((reason) => hub.broadcastLocal(encodeEvent('resync', null, { reason })))
+    broker.onResubscribed((reason) => {
+      hub.forgetStreamPositions()
+      hub.broadcastLocal(encodeEvent('resync', null, { reason }))
+    })
     const always = [this.#topics.control, this.#ownTopic]
     for (const channel of options.catalog) if (channel.scope === 'global') always.push(this.#topics.global(channel.name))
     // Positions of global streams are only right once this node receives their events.
