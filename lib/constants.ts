@@ -86,7 +86,11 @@ export const ProtocolErrorCode = {
   RATE_LIMITED: 'RATE_LIMITED',
   TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS',
   /** History on: the store did not answer a `subscribe`'s read; the channel stays unsubscribed. */
-  HISTORY_UNAVAILABLE: 'HISTORY_UNAVAILABLE'
+  HISTORY_UNAVAILABLE: 'HISTORY_UNAVAILABLE',
+  /** A `refresh` with a token that is unknown, expired, revoked, or another user's. */
+  INVALID_TOKEN: 'INVALID_TOKEN',
+  /** A `refresh` the token store could not answer in time. */
+  TOKEN_STORE_UNAVAILABLE: 'TOKEN_STORE_UNAVAILABLE'
 } as const
 export type ProtocolErrorCodeValue = typeof ProtocolErrorCode[keyof typeof ProtocolErrorCode]
 

@@ -74,6 +74,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     heartbeatIntervalMs: options.heartbeat.intervalMs,
     shutdownTimeoutMs: options.shutdownTimeoutMs,
     stats,
+    resolveToken,
     onDelivered: metrics.observeDeliveryLatency,
     onRecovered: (outcomes, replayed) => {
       for (const outcome of outcomes) stats.recordRecovery(outcome.recovered ? 'recovered' : outcome.reason)

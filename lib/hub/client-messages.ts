@@ -28,6 +28,8 @@ export interface ClientMessageContext {
   subscribeWithHistory: ((connection: Connection, channel: Channel, since: string | undefined) => void) | undefined
   /** History on: a cumulative ack. */
   ack: (connection: Connection, channel: Channel, id: string) => void
+  /** A new token for the socket; answers `refreshed` or an error itself. */
+  refresh: (connection: Connection, token: string) => void
 }
 
 /**
@@ -70,6 +72,10 @@ export function runClientMessage (context: ClientMessageContext, connection: Con
     context.reply(connection, 'pong', null, { timestamp: Date.now() })
     return
   }
+  if (message.event === 'refresh') {
+    context.refresh(connection, message.token)
+    return
+  }
   const channel = context.catalog.get(message.channel)
   if (channel === undefined) {
     refuse(context, connection, ProtocolErrorCode.UNKNOWN_CHANNEL, 'Unknown channel', message.channel)
@@ -103,7 +109,7 @@ export function runClientMessage (context: ClientMessageContext, connection: Con
  * it toward 4503. (Rate limits and the subscription cap do not count: those
  * are the client's business.)
  */
-function refuse (context: ClientMessageContext, connection: Connection, code: ProtocolErrorCodeValue, message: string, channel: string | null): void {
+export function refuse (context: Pick<ClientMessageContext, 'reply' | 'close' | 'limits'>, connection: Connection, code: ProtocolErrorCodeValue, message: string, channel: string | null): void {
   replyError(context, connection, code, message, channel)
   if (connection.countInvalid(context.limits.invalidWindowMs) >= context.limits.maxInvalidMessages) {
     context.close(connection, Disconnect.PROTOCOL_VIOLATION)

@@ -67,6 +67,12 @@ export class ConnectionIndex {
     return this.#byUser.get(userId)
   }
 
+  /** The connection's token changed (a refresh): revocation finds it by the new one, not the old. */
+  retoken (connection: Connection, previousHash: string): void {
+    if (this.#byToken.get(previousHash) === connection) this.#byToken.delete(previousHash)
+    if (this.#byId.get(connection.id) === connection) this.#byToken.set(connection.tokenHash, connection)
+  }
+
   forToken (tokenHash: string): Connection | undefined {
     return this.#byToken.get(tokenHash)
   }

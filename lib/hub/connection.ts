@@ -36,9 +36,6 @@ export interface ConnectionInit {
 export class Connection {
   readonly id: string
   readonly userId: string
-  readonly token: string
-  readonly tokenHash: string
-  readonly expiresAt: number
   readonly socket: WebSocket
   readonly transport: Socket | undefined
   readonly remoteAddress: string
@@ -68,14 +65,19 @@ export class Connection {
   #invalidWindowStartedAt = performance.now()
   /** History on: an asynchronous step (catching up) is under way; client messages wait in order. */
   #waiting: ClientMessage[] | undefined = undefined
+  #token: string
+  #tokenHash: string
+  #expiresAt: number
+  /** Refreshes of this socket's token run one after the other, in the order they arrived. */
+  #refreshing: Promise<void> = Promise.resolve()
   #stepping = false
 
   constructor (init: ConnectionInit) {
     this.id = init.id
     this.userId = init.userId
-    this.token = init.token
-    this.tokenHash = init.tokenHash
-    this.expiresAt = init.expiresAt
+    this.#token = init.token
+    this.#tokenHash = init.tokenHash
+    this.#expiresAt = init.expiresAt
     this.socket = init.socket
     this.transport = init.transport
     this.remoteAddress = init.remoteAddress
@@ -85,6 +87,32 @@ export class Connection {
     this.holdsSlot = init.holdsSlot
     this.positions = init.history ? new StreamPositions() : undefined
     this.#lastPongAt = this.connectedAt
+  }
+
+  /** Kept to resolve again (revocation check); never logged, listed or sent. */
+  get token (): string {
+    return this.#token
+  }
+
+  get tokenHash (): string {
+    return this.#tokenHash
+  }
+
+  /** When the socket's token expires (unix seconds): it is closed with 4005 then. */
+  get expiresAt (): number {
+    return this.#expiresAt
+  }
+
+  /** Hub: the client refreshed its token; expiry and revocation follow the new one. */
+  renew (token: string, tokenHash: string, expiresAt: number): void {
+    this.#token = token
+    this.#tokenHash = tokenHash
+    this.#expiresAt = expiresAt
+  }
+
+  /** Hub: runs `refresh` after the refreshes before it. */
+  queueRefresh (refresh: () => Promise<void>): void {
+    this.#refreshing = this.#refreshing.then(refresh)
   }
 
   get subscriptions (): readonly string[] {

@@ -13,11 +13,12 @@ import type { GatewayStats } from '../stats.js'
 import { hashToken } from '../tokens/token-store.js'
 import type { Admitted } from '../handshake/gate.js'
 import type { ConnectionLimiter } from '../handshake/connection-limiter.js'
+import type { Resolution } from '../tokens/resolve-with-deadline.js'
 import { Connection } from './connection.js'
 import { ExpiryWheel } from './expiry.js'
 import { Heartbeat, markAlive } from './heartbeat.js'
 import type { ConnectionIndex } from './connection-index.js'
-import { handleClientFrame, replyError, runClientMessage, type ClientMessageContext, type ClientMessageLimits } from './client-messages.js'
+import { handleClientFrame, refuse, replyError, runClientMessage, type ClientMessageContext, type ClientMessageLimits } from './client-messages.js'
 import { MessageRateLimit } from './message-rate-limit.js'
 import { catchUp, type CatchUp, type HistoryReader } from './recovery.js'
 import { newer } from './stream-positions.js'
@@ -43,6 +44,8 @@ export interface HubOptions {
   /** History on: the outcomes of one catch-up (a handshake's `recover`, a `subscribe`), and how many events it replays. */
   onRecovered: (outcomes: Iterable<RecoveryOutcome>, replayed: number) => void
   limiter: ConnectionLimiter
+  /** Resolves a token as the handshake does (with its deadline): for `refresh`. */
+  resolveToken: (token: string) => Promise<Resolution>
   log: FastifyBaseLogger
 }
 
@@ -91,7 +94,8 @@ export class Hub {
       reply: (connection, event, channel, data) => { this.#outbox.send(connection, encodeEvent(event, channel, data)) },
       close: (connection, disconnect) => this.close(connection, disconnect),
       subscribeWithHistory: undefined,
-      ack: (connection, channel, id) => this.#ack(connection, channel.name, id)
+      ack: (connection, channel, id) => this.#ack(connection, channel.name, id),
+      refresh: (connection, token) => { connection.queueRefresh(async () => await this.#refresh(connection, token)) }
     }
     const connections = this.#bySocket
     const session = this.#session
@@ -282,6 +286,31 @@ export class Hub {
     }
   }
 
+  /**
+   * A new access token for the socket, resolved like a handshake token. Same
+   * user: from now on its expiry (4005) and revocation (4501) follow the new
+   * token. Otherwise the socket keeps its token; a bad one counts as an
+   * invalid message. The token is never logged or echoed.
+   */
+  async #refresh (connection: Connection, token: string): Promise<void> {
+    const resolution = await this.#options.resolveToken(token)
+    if (connection.closed) return
+    if (resolution.outcome === 'unavailable') {
+      replyError(this.#session, connection, ProtocolErrorCode.TOKEN_STORE_UNAVAILABLE, 'Token store unavailable; try again', null)
+      return
+    }
+    if (resolution.outcome === 'invalid' || resolution.state.userId !== connection.userId) {
+      refuse(this.#session, connection, ProtocolErrorCode.INVALID_TOKEN, 'Invalid or expired token', null)
+      return
+    }
+    const previousHash = connection.tokenHash
+    this.#expiry.remove(connection)
+    connection.renew(token, hashToken(token), resolution.state.expiresAt)
+    this.connections.retoken(connection, previousHash)
+    this.#expiry.add(connection)
+    this.#outbox.send(connection, encodeEvent('refreshed', null, { expires_at: connection.expiresAt }))
+  }
+
   /** A client's cumulative ack: the awaited events it covers are reported to the nodes awaiting them. */
   #ack (connection: Connection, channel: string, id: string): void {
     const position = parseId(id)
@@ -343,7 +372,8 @@ export class Hub {
       connection_id: connection.id,
       user_id: connection.userId,
       subscriptions: [...connection.subscriptions],
-      heartbeat_interval_ms: this.#options.heartbeatIntervalMs
+      heartbeat_interval_ms: this.#options.heartbeatIntervalMs,
+      expires_at: connection.expiresAt
     }
   }
 

@@ -12,10 +12,12 @@ export const UnsubscribeMessageSchema = Type.Object({ event: Type.Literal('unsub
 export const PingMessageSchema = Type.Object({ event: Type.Literal('ping') })
 // A cumulative acknowledgement of everything up to `id` on the channel (history on).
 export const AckMessageSchema = Type.Object({ event: Type.Literal('ack'), channel: ChannelField, id: Type.String({ maxLength: 128 }) })
-export const ClientMessageSchema = Type.Union([SubscribeMessageSchema, UnsubscribeMessageSchema, PingMessageSchema, AckMessageSchema])
+// A new access token for the same user, replacing the socket's (no reconnect).
+export const RefreshMessageSchema = Type.Object({ event: Type.Literal('refresh'), token: Type.String({ minLength: 1, maxLength: 4096 }) })
+export const ClientMessageSchema = Type.Union([SubscribeMessageSchema, UnsubscribeMessageSchema, PingMessageSchema, AckMessageSchema, RefreshMessageSchema])
 export type ClientMessage = Static<typeof ClientMessageSchema>
 
-const KNOWN_EVENTS = new Set(['subscribe', 'unsubscribe', 'ping', 'ack'])
+const KNOWN_EVENTS = new Set(['subscribe', 'unsubscribe', 'ping', 'ack', 'refresh'])
 const checkMessage = Compile(ClientMessageSchema)
 
 export type ParsedMessage =
@@ -40,9 +42,10 @@ export function parseClientMessage (data: Buffer, isBinary: boolean): ParsedMess
   const channel = typeof record.channel === 'string' && record.channel.length <= MAX_CHANNEL_LENGTH ? record.channel : null
   if (typeof record.event !== 'string') return invalid('Message needs an "event" string', channel)
   if (!KNOWN_EVENTS.has(record.event)) {
-    return { ok: false, code: ProtocolErrorCode.UNKNOWN_EVENT, message: 'Unknown event; expected subscribe, unsubscribe, ping or ack', channel }
+    return { ok: false, code: ProtocolErrorCode.UNKNOWN_EVENT, message: 'Unknown event; expected subscribe, unsubscribe, ping, ack or refresh', channel }
   }
   if (record.event === 'ack' && typeof record.id !== 'string') return invalid('"ack" needs an "id" string', channel)
+  if (record.event === 'refresh') return checkMessage.Check(value) ? { ok: true, message: value } : invalid('"refresh" needs a "token" string of 1 to 4096 characters', null)
   if (!checkMessage.Check(value) || (record.event !== 'ping' && channel === null)) return invalid(`"${record.event}" needs a "channel" string of 1 to 128 characters`, channel)
   return { ok: true, message: value }
 }

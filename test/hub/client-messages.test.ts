@@ -152,8 +152,10 @@ t.test('connected, then subscribe / unsubscribe, both idempotent', async (t) => 
   t.strictSame(a.connected, {
     event: 'connected',
     channel: null,
-    data: { connection_id: a.connected.data.connection_id, user_id: '120045', subscriptions: ['settings'], heartbeat_interval_ms: 30000 }
+    data: { connection_id: a.connected.data.connection_id, user_id: '120045', subscriptions: ['settings'], heartbeat_interval_ms: 30000, expires_at: a.connected.data.expires_at }
   })
+  const expiresIn = a.connected.data.expires_at - Date.now() / 1000
+  t.ok(expiresIn > 50 && expiresIn <= 60, 'expires_at: the token\'s expiry in unix seconds (issued for 60 s)')
 
   a.send({ event: 'subscribe', channel: 'notification.events' })
   t.strictSame(await a.inbox.one(), subscribed('notification.events', ['settings', 'notification.events']))
@@ -221,9 +223,9 @@ t.test('UNKNOWN_EVENT and UNKNOWN_CHANNEL, channel echoed', async (t) => {
   const { app, open } = await harness(t)
   const a = await open('u1')
   a.send({ event: 'publish', channel: 'kyc.events' })
-  t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_EVENT', 'Unknown event; expected subscribe, unsubscribe, ping or ack', 'kyc.events'))
+  t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_EVENT', 'Unknown event; expected subscribe, unsubscribe, ping, ack or refresh', 'kyc.events'))
   a.send({ event: 'PING' })
-  t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_EVENT', 'Unknown event; expected subscribe, unsubscribe, ping or ack'))
+  t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_EVENT', 'Unknown event; expected subscribe, unsubscribe, ping, ack or refresh'))
   a.send({ event: 'subscribe', channel: 'nope.events' })
   t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_CHANNEL', 'Unknown channel', 'nope.events'))
   a.send({ event: 'unsubscribe', channel: 'nope.events' })
@@ -304,7 +306,7 @@ t.test('4503 after maxInvalidMessages invalid messages; TOO_MANY_SUBSCRIPTIONS d
   a.send('{')
   t.strictSame(await a.inbox.one(), errorReply('INVALID_MESSAGE', 'Message is not valid JSON'))
   a.send({ event: 'nope', channel: 'kyc.events' })
-  t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_EVENT', 'Unknown event; expected subscribe, unsubscribe, ping or ack', 'kyc.events'))
+  t.strictSame(await a.inbox.one(), errorReply('UNKNOWN_EVENT', 'Unknown event; expected subscribe, unsubscribe, ping, ack or refresh', 'kyc.events'))
   a.send({ event: 'subscribe', channel: 'kyc.events' })
   t.strictSame(await a.inbox.one(), subscribed('kyc.events', ['settings', 'kyc.events']))
   for (let i = 0; i < 3; i++) a.send({ event: 'subscribe', channel: 'card.events' })

@@ -7,7 +7,7 @@ const parseText = (value: string): ParsedMessage => parseClientMessage(text(valu
 const parseJson = (value: unknown): ParsedMessage => parseText(JSON.stringify(value))
 
 const NEEDS_CHANNEL = (event: string): string => `"${event}" needs a "channel" string of 1 to 128 characters`
-const UNKNOWN_EVENT_MESSAGE = 'Unknown event; expected subscribe, unsubscribe, ping or ack'
+const UNKNOWN_EVENT_MESSAGE = 'Unknown event; expected subscribe, unsubscribe, ping, ack or refresh'
 
 function invalid (message: string, channel: string | null = null): ParsedMessage {
   return { ok: false, code: 'INVALID_MESSAGE', message, channel }

@@ -1,0 +1,122 @@
+import t, { type Test } from 'tap'
+import WebSocket from 'ws'
+import type { TestApp } from '../helpers/app.js'
+import { startApp } from '../helpers/app.js'
+import { closed } from '../helpers/client.js'
+import { startNodes } from '../helpers/cluster.js'
+import { within } from '../helpers/outage.js'
+import { openPhone, type Phone } from '../helpers/phone.js'
+
+async function open (t: Test, node: TestApp, token: string): Promise<Phone> {
+  const phone = await openPhone(`${node.wsBase}/api/v1/ws?token=${token}`)
+  t.teardown(() => phone.socket.terminate())
+  return phone
+}
+
+/** The next message after the ones already received. */
+async function next (phone: Phone): Promise<any> {
+  return (await within(phone.inbox.until(phone.inbox.messages.length + 1), 5000, 'the next message')).at(-1)
+}
+
+const invalidToken = { event: 'error', channel: null, data: { code: 'INVALID_TOKEN', message: 'Invalid or expired token' } }
+
+t.test('a refresh with a new token of the same user answers refreshed; expiry then follows the new token (4005)', async (t) => {
+  const node = await startApp()
+  t.teardown(async () => await node.app.close())
+  const old = await node.app.realtime.tokens.issue('u1', { ttlSeconds: 600 })
+  const phone = await open(t, node, old)
+  t.ok(Math.abs(phone.connected.data.expires_at - (Date.now() / 1000 + 600)) < 5, 'connected carries the expiry in unix seconds')
+  const renewed = await node.app.realtime.tokens.issue('u1', { ttlSeconds: 1 })
+  phone.send({ event: 'refresh', token: renewed })
+  const answer = await next(phone)
+  t.strictSame(Object.keys(answer), ['event', 'channel', 'data'])
+  t.match(answer, { event: 'refreshed', channel: null, data: { expires_at: Number } })
+  t.ok(answer.data.expires_at < Date.now() / 1000 + 2, 'the expiry of the new token')
+  t.equal((await within(closed(phone.socket), 5000, 'the expiry')).code, 4005, 'closed when the new token expires')
+  t.notOk(node.logs.some((line) => line.includes(renewed) || line.includes(old)), 'no token in any log line')
+})
+
+t.test('cluster: after a refresh, revoking the new token on another node closes the socket (4501); revoking the old one no longer does', async (t) => {
+  const [a, b] = await startNodes(t, 2)
+  const old = await a.app.realtime.tokens.issue('u1', { ttlSeconds: 600 })
+  const phone = await open(t, a, old)
+  const renewed = await a.app.realtime.tokens.issue('u1', { ttlSeconds: 600 })
+  phone.send({ event: 'refresh', token: renewed })
+  t.equal((await next(phone)).event, 'refreshed')
+
+  // A witness on the same node: revocations reach a node in order, so once its socket closed, the old token's was handled too.
+  const witnessToken = await a.app.realtime.tokens.issue('u2', { ttlSeconds: 600 })
+  const witness = await open(t, a, witnessToken)
+  await b.app.realtime.tokens.revoke(old)
+  await b.app.realtime.tokens.revoke(witnessToken)
+  t.equal((await within(closed(witness.socket), 5000, 'the witness revoked')).code, 4501)
+  t.equal(phone.socket.readyState, WebSocket.OPEN, 'the old token no longer closes the socket')
+
+  await b.app.realtime.tokens.revoke(renewed)
+  t.equal((await within(closed(phone.socket), 5000, 'the new token revoked')).code, 4501)
+})
+
+t.test('an unknown, revoked, expired or another user\'s token answers INVALID_TOKEN and the socket keeps its own', async (t) => {
+  const node = await startApp()
+  t.teardown(async () => await node.app.close())
+  const own = await node.app.realtime.tokens.issue('u1', { ttlSeconds: 600 })
+  const phone = await open(t, node, own)
+  const revoked = await node.app.realtime.tokens.issue('u1', { ttlSeconds: 600 })
+  await node.app.realtime.tokens.revoke(revoked)
+  const expiring = await node.app.realtime.tokens.issue('u1', { ttlSeconds: 1 })
+  const someoneElse = await node.app.realtime.tokens.issue('u2', { ttlSeconds: 600 })
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  for (const token of ['not-a-token-' + 'x'.repeat(40), revoked, expiring, someoneElse]) {
+    phone.send({ event: 'refresh', token })
+    t.strictSame(await next(phone), invalidToken)
+  }
+  phone.send({ event: 'refresh' })
+  t.strictSame(await next(phone), { event: 'error', channel: null, data: { code: 'INVALID_MESSAGE', message: '"refresh" needs a "token" string of 1 to 4096 characters' } })
+  t.notOk(node.logs.some((line) => line.includes(someoneElse) || line.includes(revoked)), 'no token in any log line')
+  await node.app.realtime.tokens.revoke(own)
+  t.equal((await within(closed(phone.socket), 5000, 'its own token revoked')).code, 4501, 'revocation still follows its own token')
+})
+
+t.test('a failed refresh counts as an invalid message (4503); a store that does not answer is TOKEN_STORE_UNAVAILABLE and counts not', async (t) => {
+  const node = await startApp({
+    limits: { maxInvalidMessages: 3 },
+    tokens: {
+      timeoutMs: 100,
+      resolver: async (token) => {
+        if (token === 'slow') return await new Promise(() => {})
+        return token === 'good' ? { userId: 'u1', expiresAt: Math.floor(Date.now() / 1000) + 600 } : null
+      }
+    }
+  })
+  t.teardown(async () => await node.app.close())
+  const phone = await open(t, node, 'good')
+  for (let index = 0; index < 3; index++) {
+    phone.send({ event: 'refresh', token: 'slow' })
+    t.strictSame(await next(phone), { event: 'error', channel: null, data: { code: 'TOKEN_STORE_UNAVAILABLE', message: 'Token store unavailable; try again' } })
+  }
+  phone.send({ event: 'refresh', token: 'bad' })
+  t.strictSame(await next(phone), invalidToken)
+  phone.send({ event: 'refresh', token: 'bad' })
+  t.strictSame(await next(phone), invalidToken)
+  phone.send({ event: 'refresh', token: 'bad' })
+  t.strictSame(await next(phone), invalidToken)
+  t.equal((await within(closed(phone.socket), 5000, 'the third invalid message')).code, 4503)
+})
+
+t.test('refreshes are answered in the order they were sent, and count against the message rate limit', async (t) => {
+  const node = await startApp({ limits: { messageBurst: 3, messagesPerSecond: 1 } })
+  t.teardown(async () => await node.app.close())
+  const phone = await open(t, node, await node.app.realtime.tokens.issue('u1', { ttlSeconds: 600 }))
+  const first = await node.app.realtime.tokens.issue('u1', { ttlSeconds: 100 })
+  const second = await node.app.realtime.tokens.issue('u1', { ttlSeconds: 200 })
+  phone.send({ event: 'refresh', token: first })
+  phone.send({ event: 'refresh', token: second })
+  phone.send({ event: 'refresh', token: second })
+  phone.send({ event: 'refresh', token: second })
+  const answers = (await within(phone.inbox.until(5), 5000, 'four answers')).slice(1)
+  // The fourth is refused at once, before the three resolve.
+  t.match(answers[0], { event: 'error', data: { code: 'RATE_LIMITED' } })
+  t.strictSame(answers.slice(1).map((answer) => answer.event), ['refreshed', 'refreshed', 'refreshed'])
+  const expiresIn = answers.slice(1).map((answer) => answer.data.expires_at - Date.now() / 1000)
+  t.ok(expiresIn[0] <= 100 && expiresIn[1] > 150 && expiresIn[2] > 150, 'answered in the order sent')
+})
