@@ -1,0 +1,156 @@
+import t from 'tap'
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import WebSocket from 'ws'
+import { Redis } from 'ioredis'
+import { REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { startNodes, waitFor } from '../helpers/cluster.js'
+import {
+  KYC, MODES, PAYMENTS, SETTINGS, WS_PATH, deploy, dropSocket, eventsOf, join, open, publishAll, received, subscribe
+} from '../helpers/history.js'
+import { directClient, outcome, ownRedis, within } from '../helpers/outage.js'
+import { Inbox } from '../helpers/messages.js'
+import type { Phone } from '../helpers/phone.js'
+
+const FORCE_LOGOUT = 'mobile.force.logout'
+
+/** The messages after the first `skip`, once the last one is a pong. */
+async function untilPong (phone: Phone, skip: number): Promise<any[]> {
+  await within(waitFor(() => phone.inbox.messages.length > skip && phone.inbox.messages.at(-1)?.event === 'pong'), 10_000, 'pong')
+  return phone.inbox.messages.slice(skip)
+}
+
+for (const mode of MODES) {
+  t.test(`${mode}: messages sent while a subscribe catches up are answered after its replay, in order`, async (t) => {
+    const [node] = await deploy(t, mode, 1, { history: {} })
+    const device = await join(t, node, 'eager', [PAYMENTS])
+    const seen = await publishAll(node, 'eager', [PAYMENTS])
+    await eventsOf(device.phone, 1)
+    const skip = device.phone.inbox.messages.length
+    device.phone.send({ event: 'unsubscribe', channel: PAYMENTS })
+    await within(waitFor(() => device.phone.inbox.messages.at(-1)?.event === 'unsubscribed'), 5000, 'unsubscribed')
+    const missed = await publishAll(node, 'eager', [PAYMENTS, KYC, PAYMENTS], 1)
+    device.phone.send({ event: 'subscribe', channel: PAYMENTS, since: seen[0].id })
+    device.phone.send({ event: 'subscribe', channel: KYC })
+    device.phone.send({ event: 'ping' })
+    const messages = await untilPong(device.phone, skip)
+    t.strictSame(messages.map((message) => message.event), ['unsubscribed', 'subscribed', 'E1', 'E3', 'subscribed', 'pong'])
+    t.strictSame(messages[1].data, { subscriptions: [SETTINGS, PAYMENTS], position: missed[2].id, recovered: true, replayed: 2 })
+    t.strictSame(messages.slice(2, 4), [received(missed[0]), received(missed[2])], 'only the channel asked for')
+    t.strictSame(messages[4].data, { subscriptions: [SETTINGS, PAYMENTS, KYC], position: missed[2].id })
+  })
+
+  t.test(`${mode}: after unsubscribe, the channel's events stop, its awaited events are forgotten and its acks ignored`, async (t) => {
+    const [node] = await deploy(t, mode, 1, { history: {} })
+    const device = await join(t, node, 'leaving', [PAYMENTS])
+    const awaited = node.app.realtime.publish(PAYMENTS, 'PAID', {}, { userId: 'leaving', awaitAck: { timeoutMs: 300 } })
+    const [event] = await eventsOf(device.phone, 1)
+    const skip = device.phone.inbox.messages.length
+    device.phone.send({ event: 'unsubscribe', channel: PAYMENTS })
+    device.phone.send({ event: 'ack', channel: PAYMENTS, id: event.id })
+    device.phone.send({ event: 'ping' })
+    t.strictSame((await untilPong(device.phone, skip)).map((message) => message.event), ['unsubscribed', 'pong'])
+    t.strictSame(await within(awaited, 5000, 'the timeout'), { id: event.id, acked: false })
+    t.strictSame(node.app.realtime.connections()[0].acked, {})
+    const [unseen] = await publishAll(node, 'leaving', [PAYMENTS], 1)
+    const again = await subscribe(device.phone, PAYMENTS)
+    t.equal(again.data.position, unseen.id, 'back at the stream\'s top')
+    const [live] = await publishAll(node, 'leaving', [PAYMENTS], 2)
+    t.strictSame(await eventsOf(device.phone, 2), [event, received(live)])
+  })
+
+  t.test(`${mode}: forceLogout with history: the event is kept in the user's stream, and the close follows it`, async (t) => {
+    const [node] = await deploy(t, mode, 1, { history: {} })
+    const device = await join(t, node, '120046', [PAYMENTS])
+    const [seen] = await publishAll(node, '120046', [PAYMENTS])
+    await eventsOf(device.phone, 1)
+    const gone = once(device.phone.socket, 'close')
+    await node.app.realtime.forceLogout('120046', { reason: 'password_changed' })
+    t.equal((await within(gone, 5000, 'the close'))[0], 4502)
+    const [, logout] = device.phone.events()
+    t.strictSame(logout, {
+      event: 'MOBILE_USER_FORCE_LOGOUT_EVENT',
+      channel: FORCE_LOGOUT,
+      data: { reason: 'password_changed', mobile_user_id: 120046, is_force_logout: true },
+      id: logout.id
+    })
+    t.equal(logout.id, seen.id.replace(/:1$/, ':2'), 'next in the user stream')
+
+    await within(waitFor(() => node.app.realtime.connections().length === 0), 5000, 'the socket to be gone')
+    const phone = await open(t, node, device.token, { [PAYMENTS]: seen.id, [FORCE_LOGOUT]: seen.id })
+    t.strictSame(phone.connected.data.recovery, { [PAYMENTS]: { recovered: true, replayed: 0 }, [FORCE_LOGOUT]: { recovered: true, replayed: 1 } })
+    t.strictSame(await eventsOf(phone, 1), [logout], 'a phone that missed it gets it by replay')
+  })
+}
+
+t.test('a store that cannot be read: a recovering handshake is closed 4003 before connected', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.disconnect())
+  const [node] = await startNodes(t, 1, { keyPrefix, history: {} })
+  const device = await join(t, node, 'broken', [])
+  const [seen] = await publishAll(node, 'broken', [PAYMENTS])
+  await dropSocket(device.phone, [node], 'broken')
+  // A meta hash that is not a hash: every script on the stream fails (WRONGTYPE).
+  await redis.set(`${keyPrefix}stream:u:{broken}:meta`, 'garbage')
+
+  const socket = new WebSocket(`${node.wsBase}${WS_PATH}?token=${device.token}&recover=${PAYMENTS}@${seen.id}`)
+  t.teardown(() => socket.terminate())
+  const inbox = new Inbox(socket)
+  const [code, reason] = await within(once(socket, 'close'), 10_000, 'the close') as [number, Buffer]
+  t.strictSame([code, reason.toString()], [4003, 'History unavailable; reconnect with recover'])
+  t.strictSame(inbox.messages, [], 'not even connected: it could not be told where it stands')
+  t.ok(node.logs.some((line) => line.includes('history read failed')), 'logged')
+})
+
+t.test('a store that cannot be read: subscribe answers HISTORY_UNAVAILABLE and leaves the channel as it was; publish rejects', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.disconnect())
+  const [node] = await startNodes(t, 1, { keyPrefix, history: {} })
+  const device = await join(t, node, 'broken', [])
+  await redis.set(`${keyPrefix}stream:u:{broken}:meta`, 'garbage')
+  await redis.set(`${keyPrefix}stream:c:{settings}:meta`, 'garbage')
+  const skip = device.phone.inbox.messages.length
+  device.phone.send({ event: 'subscribe', channel: PAYMENTS })
+  device.phone.send({ event: 'subscribe', channel: SETTINGS, since: device.phone.connected.data.positions.settings })
+  device.phone.send({ event: 'ping' })
+  const unavailable = (channel: string) => ({ event: 'error', channel, data: { code: 'HISTORY_UNAVAILABLE', message: 'History is unavailable; try again' } })
+  const messages = await untilPong(device.phone, skip)
+  t.strictSame(messages.slice(0, 2), [unavailable(PAYMENTS), unavailable(SETTINGS)])
+  t.equal(messages.length, 3)
+  t.strictSame(node.app.realtime.connections()[0].subscriptions, [SETTINGS], 'payments left unsubscribed, settings still subscribed')
+
+  t.equal(await outcome(node.app.realtime.publish(PAYMENTS, 'E', {}, { userId: 'broken' })), 'FST_REALTIME_OUTCOME_UNKNOWN')
+  t.equal(await outcome(node.app.realtime.publish(PAYMENTS, 'E', {}, { userId: 'broken', awaitAck: { timeoutMs: 60_000 } })), 'FST_REALTIME_OUTCOME_UNKNOWN')
+  t.equal(await outcome(node.app.realtime.forceLogout('broken')), 'FST_REALTIME_OUTCOME_UNKNOWN')
+  t.equal(device.phone.socket.readyState, device.phone.socket.OPEN)
+})
+
+t.test('a socket that goes away while its subscribe catches up is sent nothing, whether the read then answers or fails', async (t) => {
+  const own = await ownRedis(t)
+  const redis = directClient(t, own.url)
+  const keyPrefix = uniquePrefix()
+  // One node whose reads outlast the freeze, one whose reads fail during it.
+  const [patient] = await startNodes(t, 1, { redis: own.url, keyPrefix, history: {}, cluster: { nodeId: 'patient', publishTimeoutMs: 10_000 } })
+  const [hasty] = await startNodes(t, 1, { redis: own.url, keyPrefix, history: {}, cluster: { nodeId: 'hasty', publishTimeoutMs: 100 } })
+  for (const [read, node] of [['answers', patient], ['fails', hasty]] as const) {
+    const userId = `vanishing-${read}`
+    const device = await join(t, node, userId, [])
+    const logged = node.logs.length
+    const { dropped } = node.app.realtime.stats()
+    own.freeze()
+    device.phone.send({ event: 'subscribe', channel: PAYMENTS })
+    device.phone.socket.terminate()
+    await within(waitFor(() => node.app.realtime.connections().length === 0), 5000, 'the socket to be gone')
+    // The hasty node's read passes its deadline while Redis is frozen; the patient one's is answered at the thaw.
+    if (read === 'fails') await sleep(300)
+    own.thaw()
+    await within(redis.ping(), 5000, 'Redis back')
+    await sleep(50)
+    t.notOk(node.logs.slice(logged).some((line) => line.includes('history read failed')), `${read}: nothing to tell a socket that is gone`)
+    t.equal(node.app.realtime.stats().dropped, dropped, `${read}: nothing was written to it`)
+  }
+  const after = await join(t, patient, 'after', [PAYMENTS])
+  t.equal(after.phone.inbox.messages.at(-1).event, 'subscribed', 'the node still serves')
+})
