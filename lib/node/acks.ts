@@ -107,7 +107,8 @@ function covers (ack: StreamPosition | undefined, event: StreamPosition): boolea
 
 /** Promise.withResolvers, which Node 20 lacks. */
 function promiseWithResolvers<T> (): { promise: Promise<T>, resolve: (value: T) => void } {
-  let settle: (value: T) => void = () => {}
+  // Assigned by the executor, which runs before the constructor returns.
+  let settle!: (value: T) => void
   const promise = new Promise<T>((resolve) => { settle = resolve })
   return { promise, resolve: settle }
 }
