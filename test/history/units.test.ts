@@ -8,6 +8,7 @@ import { AckWaiters } from '../../lib/node/acks.js'
 import { decodeMessage, encodeAckMessage, encodeEventMessage, streamEventHeader, topicsFor } from '../../lib/node/wire.js'
 import { formatId, notRecovered, parseId } from '../../lib/protocol/recovery.js'
 import { eventTemplate } from '../../lib/protocol/server-event.js'
+import { normalizeOptions } from '../../lib/options.js'
 
 const E = 'epochAAA'
 
@@ -334,4 +335,16 @@ t.test('wire: topics and streams share the hash tag of their user or channel', a
   t.equal(topics.userOf('p:u:{u1'), undefined)
   t.equal(topics.userOf('p:c:{settings}'), undefined)
   t.strictSame(eventTemplate('{"event":"E","channel":"pay","data":{}}'), { head: '{"event":"E","channel":"pay","data":{},"id":"', tail: '"}' })
+})
+
+t.test('the history option: off unless given, its defaults filled when given, an epoch that must outlive its events', async (t) => {
+  t.equal(normalizeOptions({}).history, undefined)
+  t.strictSame(normalizeOptions({ history: {} }).history, { size: 256, ttlSeconds: 600, metaTtlSeconds: 30 * 24 * 3600 })
+  t.strictSame(normalizeOptions({ history: { size: 5, ttlSeconds: 1 } }).history, { size: 5, ttlSeconds: 1, metaTtlSeconds: 30 * 24 * 3600 })
+  t.strictSame(normalizeOptions({ history: { ttlSeconds: 60, metaTtlSeconds: 60 } }).history, { size: 256, ttlSeconds: 60, metaTtlSeconds: 60 })
+  t.throws(() => normalizeOptions({ history: { ttlSeconds: 60, metaTtlSeconds: 59 } }), {
+    code: 'FST_REALTIME_INVALID_OPTION',
+    message: /history\.metaTtlSeconds.*must be at least history\.ttlSeconds/
+  })
+  t.strictSame(normalizeOptions({}).limits.acksPerSecond, 1000)
 })
