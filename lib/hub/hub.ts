@@ -68,6 +68,8 @@ export class Hub {
   #drained: (() => void) | undefined
   #listening: ((connection: Connection) => Promise<void> | undefined) | undefined
   #history: HistoryReader | undefined
+  // Acks are taken only with history on, and the node sets this (forwardAcks) before any socket arrives.
+  /* c8 ignore next */
   #forwardAck: (ack: { userId: string, channel: string, id: string, node: string }) => void = () => {}
   /** History on: the newest position of each global stream this node has received or read. */
   readonly #globalTops = new Map<string, StreamPosition>()
