@@ -158,6 +158,7 @@ export async function fiftyMissed (t: Test, plan: FiftyMissedPlan): Promise<void
   t.teardown(() => first.socket.terminate())
   const { positions } = first.connected.data
   t.strictSame(Object.keys(positions), [SETTINGS], 'a position for every channel subscribed at connected')
+  t.notOk('recovery' in first.connected.data, 'no recover, no recovery')
   const settingsEpoch = epochOf(positions.settings)
   t.match(positions.settings, /^[A-Za-z0-9_-]{8}:0$/, 'an empty stream is at offset 0')
   const paymentsSubscribed = await subscribe(first, PAYMENTS)
