@@ -125,27 +125,7 @@ for (const mode of MODES) {
   })
 }
 
-t.test('a store that cannot be read: a recovering handshake is closed 4003 before connected', async (t) => {
-  const keyPrefix = uniquePrefix()
-  const redis = new Redis(REDIS_URL)
-  t.teardown(() => redis.disconnect())
-  const [node] = await startNodes(t, 1, { keyPrefix, history: {} })
-  const device = await join(t, node, 'broken', [])
-  const [seen] = await publishAll(node, 'broken', [PAYMENTS])
-  await dropSocket(device.phone, [node], 'broken')
-  // A meta hash that is not a hash: every script on the stream fails (WRONGTYPE).
-  await redis.set(`${keyPrefix}stream:u:{broken}:meta`, 'garbage')
-
-  const socket = new WebSocket(`${node.wsBase}${WS_PATH}?token=${device.token}&recover=${PAYMENTS}@${seen.id}`)
-  t.teardown(() => socket.terminate())
-  const inbox = new Inbox(socket)
-  const [code, reason] = await within(once(socket, 'close'), 10_000, 'the close') as [number, Buffer]
-  t.strictSame([code, reason.toString()], [4003, 'History unavailable; reconnect with recover'])
-  t.strictSame(inbox.messages, [], 'not even connected: it could not be told where it stands')
-  t.ok(node.logs.some((line) => line.includes('history read failed')), 'logged')
-})
-
-t.test('a store that cannot be read: subscribe answers HISTORY_UNAVAILABLE and leaves the channel as it was; publish rejects', async (t) => {
+t.test('a stream whose keys hold something else (WRONGTYPE): a subscribe answers HISTORY_UNAVAILABLE and leaves an already subscribed channel subscribed; publish rejects', async (t) => {
   const keyPrefix = uniquePrefix()
   const redis = new Redis(REDIS_URL)
   t.teardown(() => redis.disconnect())
