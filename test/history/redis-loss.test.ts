@@ -3,9 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { uniquePrefix, type TestApp } from '../helpers/app.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
-import { PAYMENTS, SETTINGS, dropSocket, epochOf, eventsOf, join, open, publishAll, received } from '../helpers/history.js'
+import { KYC, PAYMENTS, SETTINGS, dropSocket, epochOf, eventsOf, join, open, publishAll, received, subscribe } from '../helpers/history.js'
 import { directClient, ownRedis, within } from '../helpers/outage.js'
 import type { OwnRedis } from '../helpers/redis-server.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
 
 /** Retries `attempt` until it resolves (the nodes' clients reconnect with backoff after a restart). */
 async function eventually<T> (attempt: () => Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
@@ -103,4 +104,28 @@ t.test('FLUSHALL on the Redis of the history: recovering ids of before answers e
 
 t.test('Redis restarted without persistence: recovering ids of before answers epoch_changed, never a wrong replay', async (t) => {
   await historyLost(t, 'a restart without persistence')
+})
+
+t.test('a node whose subscriber link died silently reads stream positions again: what it missed is not taken as its last position', async (t) => {
+  const own = await ownRedis(t)
+  const proxy = await TcpProxy.start(own.port)
+  t.teardown(async () => await proxy.close())
+  const keyPrefix = uniquePrefix()
+  // a talks to Redis through the proxy, whose subscriber links the test can cut silently; b straight.
+  const [a] = await startNodes(t, 1, { redis: proxy.url, keyPrefix, history: {}, cluster: { nodeId: 'cut', probeIntervalMs: 100 } })
+  const [b] = await startNodes(t, 1, { redis: own.url, keyPrefix, history: {}, cluster: { nodeId: 'whole' } })
+  const watcher = await join(t, a, 'watcher', [KYC])
+  const heard = await publishAll(b, 'watcher', [SETTINGS, KYC])
+  t.strictSame(await eventsOf(watcher.phone, 2), heard.map(received))
+
+  t.ok(proxy.blackholeSubscribers() >= 1, 'a\'s subscriber link cut')
+  const missed = await publishAll(b, 'watcher', [SETTINGS, PAYMENTS, SETTINGS], 10)
+  await within(waitFor(() => watcher.phone.inbox.messages.some((message) => message.event === 'resync')), 10_000, 'the resync')
+  t.strictSame(watcher.phone.events(), heard.map(received), 'the missed events never came')
+
+  const newcomer = await join(t, a, 'newcomer', [])
+  t.equal(newcomer.phone.connected.data.positions[SETTINGS], missed[2].id, 'settings: the stream\'s top, not the last event a heard')
+  t.equal((await subscribe(watcher.phone, PAYMENTS)).data.position, missed[1].id, 'the user stream: read again, not the last event a heard')
+  const [live] = await publishAll(b, 'watcher', [SETTINGS], 20)
+  t.strictSame(await eventsOf(newcomer.phone, 1), [received(live)])
 })
