@@ -176,3 +176,46 @@ t.test('a socket that goes away while its subscribe catches up is sent nothing, 
   const after = await join(t, patient, 'after', [PAYMENTS])
   t.equal(after.phone.inbox.messages.at(-1).event, 'subscribed', 'the node still serves')
 })
+
+t.test('a subscribe whose read fails drops what was held of that channel only: the events of the others go out', async (t) => {
+  const keyPrefix = uniquePrefix()
+  // The node's client is the test's: its history reads of the user's stream wait for the test's go.
+  const client = new Redis(REDIS_URL)
+  const inspector = new Redis(REDIS_URL)
+  t.teardown(() => { client.disconnect(); inspector.disconnect() })
+  const stream = `${keyPrefix}stream:u:{held}`
+  let go: () => void = () => {}
+  const gate = new Promise<void>((resolve) => { go = resolve })
+  let reads = 0
+  const evalsha = client.evalsha.bind(client) as (...args: unknown[]) => Promise<unknown>
+  ;(client as unknown as { evalsha: typeof evalsha }).evalsha = async (...args) => {
+    if (args[2] === stream) {
+      reads++
+      await gate
+    }
+    return await evalsha(...args)
+  }
+  const [node] = await startNodes(t, 1, { redis: client, keyPrefix, history: {} })
+  const device = await join(t, node, 'held', [])
+  const observer = await join(t, node, 'observer', [])
+  await inspector.set(`${stream}:meta`, 'garbage')
+  const skip = device.phone.inbox.messages.length
+  device.phone.send({ event: 'subscribe', channel: PAYMENTS })
+  await within(waitFor(() => reads === 1), 5000, 'the read to start')
+  // Live events that arrive while the read is held: one of the channel being subscribed, one of settings.
+  const payment = '{"event":"LIVE","channel":"payment_order.events","data":{},"id":"abcdefgh:7"}'
+  const setting = '{"event":"LIVE","channel":"settings","data":{},"id":"abcdefgh:9"}'
+  await inspector.publish(`${keyPrefix}u:{held}`, `E${Date.now()} ${PAYMENTS} abcdefgh:7\n${payment}`)
+  await inspector.publish(`${keyPrefix}c:{settings}`, `E${Date.now()} ${SETTINGS} abcdefgh:9\n${setting}`)
+  device.phone.send({ event: 'ping' })
+  // The node handles its subscriber's messages in order: once another socket has the settings event, both were held.
+  await within(waitFor(() => observer.phone.events().length === 1), 5000, 'the observer\'s settings event')
+  go()
+  const messages = await untilPong(device.phone, skip)
+  t.strictSame(messages, [
+    JSON.parse(setting),
+    { event: 'error', channel: PAYMENTS, data: { code: 'HISTORY_UNAVAILABLE', message: 'History is unavailable; try again' } },
+    messages[2]
+  ], 'the settings event, the error; nothing of payments')
+  t.equal(messages[2].event, 'pong')
+})
