@@ -1,6 +1,8 @@
 import t from 'tap'
 import type { Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { REDIS_URL, uniquePrefix } from '../helpers/app.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
 import { KYC, MODES, PAYMENTS, SETTINGS, deploy, eventsOf, join, open } from '../helpers/history.js'
 import { outcome, within } from '../helpers/outage.js'
@@ -184,4 +186,31 @@ t.test('closing the app ends every wait with acked: false', async (t) => {
   device.phone.socket.terminate()
   await node.app.close()
   t.strictSame(await within(publish.promise, 5000, 'the publish'), { id: event.id, acked: false })
+})
+
+t.test('acks cost no Redis round trip unless a publish awaits them: one forwarded message per awaited event acked', async (t) => {
+  const client = new Redis(REDIS_URL)
+  t.teardown(() => client.disconnect())
+  const forwarded: string[] = []
+  const publish = client.publish.bind(client) as (channel: string, message: Buffer) => Promise<number>
+  ;(client as unknown as { publish: typeof publish }).publish = async (channel, message) => {
+    if (message[0] === 0x41) forwarded.push(`${channel} ${message.toString()}`)
+    return await publish(channel, message)
+  }
+  const keyPrefix = uniquePrefix()
+  const [node] = await startNodes(t, 1, { redis: client, keyPrefix, history: {} })
+  const device = await join(t, node, 'cheap', [PAYMENTS])
+  for (let order = 0; order < 10; order++) await node.app.realtime.publish(PAYMENTS, 'TICK', { order }, { userId: 'cheap' })
+  for (const event of await eventsOf(device.phone, 10)) ack(device.phone, PAYMENTS, event.id)
+  await roundTrip(device.phone)
+  t.equal(node.app.realtime.stats().acks, 10)
+  t.strictSame(forwarded, [], 'nobody awaited them')
+
+  const awaited = node.app.realtime.publish(PAYMENTS, 'PAID', {}, { userId: 'cheap', awaitAck: { timeoutMs: 20_000 } })
+  const event = (await eventsOf(device.phone, 11))[10]
+  ack(device.phone, PAYMENTS, event.id)
+  t.strictSame(await within(awaited, 10_000, 'the ack'), { id: event.id, acked: true })
+  ack(device.phone, PAYMENTS, event.id)
+  await roundTrip(device.phone)
+  t.strictSame(forwarded, [`${keyPrefix}n:node-0 A${JSON.stringify({ userId: 'cheap', channel: PAYMENTS, id: event.id })}`], 'one message, to the publishing node')
 })
