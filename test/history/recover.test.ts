@@ -2,7 +2,7 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { REDIS_URL, uniquePrefix } from '../helpers/app.js'
-import { waitFor } from '../helpers/cluster.js'
+import { startNodes, waitFor } from '../helpers/cluster.js'
 import {
   MODES, PAYMENTS, SETTINGS, deploy, dropSocket, epochOf, eventsOf, fiftyMissed, join, open, publishAll, received, subscribe
 } from '../helpers/history.js'
@@ -105,3 +105,26 @@ for (const mode of MODES) {
     ])
   })
 }
+
+t.test('cluster: during a rolling deploy that shrinks history.size, a replay is never cut short and presented as complete', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const [old] = await startNodes(t, 1, { keyPrefix, history: { size: 256 }, cluster: { nodeId: 'old' } })
+  const [shrunk] = await startNodes(t, 1, { keyPrefix, history: { size: 5 }, cluster: { nodeId: 'new' } })
+  const device = await join(t, old, 'rolling', [PAYMENTS])
+  const [seen] = await publishAll(old, 'rolling', [PAYMENTS])
+  await eventsOf(device.phone, 1)
+  await dropSocket(device.phone, [old, shrunk], 'rolling')
+  // The old node appends and trims to 256: the stream holds all 20.
+  const missed = await publishAll(old, 'rolling', Array(20).fill(PAYMENTS), 1)
+  const phone = await open(t, shrunk, device.token, { [PAYMENTS]: seen.id })
+  const outcome = phone.connected.data.recovery[PAYMENTS]
+  if (outcome.recovered === true) {
+    t.strictSame(outcome, { recovered: true, replayed: 20 }, 'recovered means every missed event')
+    t.strictSame(await eventsOf(phone, 20), missed.map(received))
+  } else {
+    t.strictSame(outcome, { recovered: false, reason: 'too_old' })
+  }
+  const [live] = await publishAll(shrunk, 'rolling', [PAYMENTS], 50)
+  const events = await eventsOf(phone, outcome.recovered === true ? 21 : 1)
+  t.strictSame(events.at(-1), received(live))
+})
