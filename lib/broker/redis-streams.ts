@@ -42,13 +42,15 @@ return {id, receivers}
 /**
  * The stream's epoch (begun here if there is none), last offset, and its
  * events after ARGV[3] ('' for none). KEYS: stream, meta. ARGV: new epoch,
- * meta ttl, since, size.
+ * meta ttl, since. Every retained event after `since`, not at most this
+ * node's `size`: the appender trimmed the stream to its own size, which may
+ * differ during a rolling deploy, and a replay cut short would pass for whole.
  */
 const READ = new RedisScript(EPOCH + `
 local top = tonumber(redis.call('HGET', KEYS[2], 'top'))
 local entries = {}
 if ARGV[3] ~= '' and tonumber(ARGV[3]) < top then
-  entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[3] .. '-0', '+', 'COUNT', ARGV[4])
+  entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[3] .. '-0', '+')
 end
 return {epoch, top, entries}
 `)
@@ -83,7 +85,7 @@ export class RedisStreams {
   async read (stream: string, since: number | undefined): Promise<StreamRead> {
     const { client, limits } = this.#options
     const [epoch, top, raw] = await READ.run(client, [stream, metaKey(stream)], [
-      newEpoch(), limits.metaTtlSeconds, since ?? '', limits.size
+      newEpoch(), limits.metaTtlSeconds, since ?? ''
     ]) as [string, number, RawEntry[]]
     return { epoch, top, entries: raw.map(toEntry) }
   }
