@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { uniquePrefix } from '../helpers/app.js'
 import { startNodes } from '../helpers/cluster.js'
 import {
-  MODES, PAYMENTS, SETTINGS, deploy, dropSocket, eventsOf, fiftyMissed, join, offsets, open, publishAll, range, received
+  KYC, MODES, PAYMENTS, SETTINGS, deploy, dropSocket, eventsOf, fiftyMissed, join, offsets, open, publishAll, range, received
 } from '../helpers/history.js'
 import { within } from '../helpers/outage.js'
 
@@ -95,3 +95,18 @@ for (const mode of MODES) {
     }
   })
 }
+
+t.test('two nodes publishing to one user at once: the socket gets the stream in order, ids contiguous', async (t) => {
+  const [a, b] = await startNodes(t, 2, { history: {} })
+  const device = await join(t, a, 'contended', [PAYMENTS, KYC])
+  const burst = async (node: typeof a, channel: string, from: number) => {
+    const ids: string[] = []
+    for (let seq = from; seq < from + 100; seq++) ids.push((await node.app.realtime.publish(channel, 'E', { seq }, { userId: 'contended' })).id as string)
+    return ids
+  }
+  const [fromA, fromB] = await Promise.all([burst(a, PAYMENTS, 0), burst(b, KYC, 1000)])
+  const events = await eventsOf(device.phone, 200)
+  t.strictSame(offsets(events, [PAYMENTS, KYC]), range(1, 200), 'stream order, nothing missing or twice')
+  t.strictSame(events.filter((event) => event.channel === PAYMENTS).map((event) => event.id), fromA, 'each publisher\'s events in its order')
+  t.strictSame(events.filter((event) => event.channel === KYC).map((event) => event.id), fromB)
+})
