@@ -14,6 +14,20 @@ for (const mode of MODES) {
     await fiftyMissed(t, { first: node, publishers: [node], second: node, disconnect: async (phone) => await dropSocket(phone, [node], 'u-50'), userId: 'u-50' })
   })
 
+  t.test(`${mode}: a client that never got an event recovers from the position it was given`, async (t) => {
+    const [node] = await deploy(t, mode, 1, { history: {} })
+    const device = await join(t, node, 'u-quiet', [])
+    const given = { [SETTINGS]: device.phone.connected.data.positions[SETTINGS], [PAYMENTS]: (await subscribe(device.phone, PAYMENTS)).data.position }
+    t.match(given[PAYMENTS], /:0$/)
+    await dropSocket(device.phone, [node], 'u-quiet')
+    const missed = await publishAll(node, 'u-quiet', [PAYMENTS, SETTINGS, PAYMENTS])
+    const phone = await open(t, node, device.token, given)
+    t.strictSame(phone.connected.data.recovery, { [SETTINGS]: { recovered: true, replayed: 1 }, [PAYMENTS]: { recovered: true, replayed: 2 } })
+    const events = await eventsOf(phone, 3)
+    t.strictSame(events.filter((event) => event.channel === PAYMENTS), [received(missed[0]), received(missed[2])])
+    t.strictSame(events.filter((event) => event.channel === SETTINGS), [received(missed[1])])
+  })
+
   t.test(`${mode}: a recover or since older than the stream retains is too_old, nothing is replayed, live events follow`, async (t) => {
     const [node] = await deploy(t, mode, 1, { history: { size: 5 } })
     const device = await join(t, node, 'u-old', [PAYMENTS])
