@@ -146,12 +146,14 @@ t.test('an issued token expires with its ttl (value and key)', async (t) => {
   const keyPrefix = uniquePrefix()
   const { app, wsBase } = await startApp({ redis: REDIS_URL, keyPrefix })
   t.teardown(() => app.close())
-  const token = await app.realtime.tokens.issue('u1', { ttlSeconds: 1 })
+  const token = await app.realtime.tokens.issue('u1', { ttlSeconds: 2 })
   const key = `${keyPrefix}token:${sha256(token)}`
-  t.equal(await redis.ttl(key), 1)
+  // Not an exact TTL: on a loaded machine part of it may already have passed.
+  const ttl = await redis.pttl(key)
+  t.ok(ttl > 0 && ttl <= 2000, `the key expires with the token (pttl ${ttl})`)
   t.equal((await app.realtime.tokens.resolve(token))?.userId, 'u1')
   // The one real-time wait of this file.
-  await sleep(2100)
+  await sleep(3100)
   t.equal(await redis.exists(key), 0)
   t.equal(await app.realtime.tokens.resolve(token), null)
   const result = await handshake(`${wsBase}/api/v1/ws?token=${token}`)
