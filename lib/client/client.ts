@@ -103,10 +103,11 @@ export class RealtimeClient {
     return await done
   }
 
-  /** Unsubscribes a channel; settles with the server's `unsubscribed` or `error` (at once while disconnected). */
+  /** Unsubscribes a channel; settles with the server's `unsubscribed` or `error` (at once while disconnected). A subscribe still pending rejects with `UNSUBSCRIBED`. */
   async unsubscribe (channel: ChannelName): Promise<void> {
     this.#wanted.delete(channel)
     this.#positions.delete(channel)
+    this.#settle('subscribe ' + channel, undefined, new RealtimeClientError('UNSUBSCRIBED', 'Unsubscribed before the server confirmed'))
     if (this.#state.state !== 'connected') return
     const done = this.#wait('unsubscribe ' + channel)
     this.#request('unsubscribe', channel)

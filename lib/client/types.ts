@@ -6,9 +6,12 @@ export interface WebSocketLike {
   readonly readyState: number
   send: (data: string) => void
   close: (code?: number, reason?: string) => void
+  // `any` events, so the browser's, React Native's and ws's handler types all fit without a cast.
   onopen: ((event: any) => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onclose: ((event: { code: number, reason: string }) => void) | null
+  /** `event.data`: a string for a text frame. */
+  onmessage: ((event: any) => void) | null
+  /** `event.code`, `event.reason`. */
+  onclose: ((event: any) => void) | null
   onerror: ((event: any) => void) | null
 }
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike
