@@ -84,8 +84,10 @@ export class RealtimeClient {
 
   /**
    * `on(channel, handler)`: every event of the channel. The event's id counts as
-   * processed (position, ack) once every handler has returned; a handler that
-   * throws leaves it unprocessed, so it comes again after the next reconnect.
+   * processed (position, ack) once every handler has returned; if one throws,
+   * the event stays unprocessed (it comes again with the next recovery, unless a
+   * later event of the channel is processed first) and the error is rethrown
+   * from a microtask.
    * `on('resync', handler)`: the channels whose missed events could not be
    * recovered; the app refetches their state. Returns the function that stops it.
    */
@@ -129,12 +131,25 @@ export class RealtimeClient {
 
   #listen (key: string, handler: Handler): () => void {
     this.#handlers.set(key, [...this.#handlers.get(key) ?? [], handler])
-    return () => { this.#handlers.set(key, (this.#handlers.get(key) ?? []).filter((h) => h !== handler)) }
+    return () => { this.#handlers.set(key, this.#handlers.get(key)!.filter((h) => h !== handler)) }
   }
 
-  #emit (key: string, value: unknown): void {
-    const handlers = this.#handlers.get(key)
-    if (handlers !== undefined) for (const handler of handlers) handler(value)
+  /**
+   * Calls every handler of `key`; false if one threw. The error is thrown again
+   * from a microtask: the app sees it as uncaught, and the socket's own message
+   * dispatch, which it would otherwise unwind (`ws` then stops reading), goes on.
+   */
+  #emit (key: string, value: unknown): boolean {
+    let ok = true
+    for (const handler of this.#handlers.get(key) ?? []) {
+      try {
+        handler(value)
+      } catch (error) {
+        ok = false
+        queueMicrotask(() => { throw error })
+      }
+    }
+    return ok
   }
 
   #setState (state: ClientState): void {
@@ -187,8 +202,8 @@ export class RealtimeClient {
     ws.onmessage = (event) => { if (this.#ws === ws) this.#message(event.data) }
     // `ws` throws an error event nobody listens to; the close event that follows says what happened.
     ws.onerror = () => {}
+    // Whoever replaces or closes a socket takes its onclose first: a close event here is always the current socket's.
     ws.onclose = (event) => {
-      if (this.#ws !== ws) return
       this.#drop()
       if (opened) this.#after(decideClose(event.code), event.code, event.reason)
       else this.#refused(request.url, request.headers, recover, event.code, event.reason)
@@ -276,7 +291,7 @@ export class RealtimeClient {
     if (!reconnected) for (const channel of data.subscriptions) this.#wanted.add(channel)
     for (const [channel, id] of Object.entries(data.positions ?? {})) {
       // A channel whose missed events are being replayed keeps its own id: it moves on as their handlers finish.
-      const replaying = recovery[channel]?.recovered === true && (recovery[channel].replayed ?? 0) > 0
+      const replaying = (recovery[channel]?.replayed ?? 0) > 0
       if (this.#wanted.has(channel) && !replaying) this.#positions.set(channel, id)
     }
     this.#setState({ state: 'connected', connectionId: data.connection_id, userId: data.user_id })
@@ -329,8 +344,7 @@ export class RealtimeClient {
   }
 
   #event (event: ChannelEvent): void {
-    this.#emit(event.channel, event)
-    if (typeof event.id !== 'string') return
+    if (!this.#emit(event.channel, event) || typeof event.id !== 'string') return
     if (this.#wanted.has(event.channel)) this.#positions.set(event.channel, event.id)
     this.#acks.set(event.channel, event.id)
     this.#ackTimer ??= setTimeout(() => this.#flushAcks(), this.#options.ackDelayMs ?? 100)

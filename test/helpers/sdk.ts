@@ -17,7 +17,7 @@ export interface Watched {
   resyncs: Resync[]
   /** The next state (after the ones an earlier `next` returned) that matches; bounded. */
   next: (predicate: (state: ClientState) => boolean, what: string) => Promise<ClientState>
-  /** Resolves once `predicate()` holds, checked on every state change and event; bounded. */
+  /** Resolves once `predicate()` holds; bounded. */
   until: (predicate: () => boolean, what: string) => Promise<void>
 }
 
@@ -37,12 +37,15 @@ export function watchClient (t: Test, options: Partial<ClientOptions> & { url: s
   const until = async (predicate: () => boolean, what: string): Promise<void> => {
     if (predicate()) return
     let check = (): void => {}
+    // Checked on every state change and event, and every 10 ms for what the client does silently (a refresh).
+    const poll = setInterval(() => check(), 10)
     try {
       await within(new Promise<void>((resolve) => {
         check = () => { if (predicate()) resolve() }
         checks.push(check)
       }), 5000, what)
     } finally {
+      clearInterval(poll)
       checks = checks.filter((other) => other !== check)
     }
   }

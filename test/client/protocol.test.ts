@@ -1,0 +1,173 @@
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
+import WebSocket, { WebSocketServer } from 'ws'
+import { isConnected, isDisconnected, watchClient } from '../helpers/sdk.js'
+
+interface Peer { socket: WebSocket, url: string, received: any[], send: (message: unknown) => void, next: () => Promise<any> }
+
+/** A scripted gateway: each connection is handed to the test, which plays the server's side of the protocol. */
+async function scripted (t: Test): Promise<{ url: string, peers: Peer[], peer: (index: number) => Promise<Peer> }> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  await new Promise((resolve) => server.once('listening', resolve))
+  t.teardown(async () => {
+    for (const client of server.clients) client.terminate()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  const peers: Peer[] = []
+  let arrived = (): void => {}
+  server.on('connection', (socket, request) => {
+    const received: any[] = []
+    let waiting: ((message: any) => void) | undefined
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString())
+      if (waiting !== undefined) {
+        const resolve = waiting
+        waiting = undefined
+        resolve(message)
+      } else received.push(message)
+    })
+    peers.push({
+      socket,
+      url: request.url!,
+      received,
+      send: (message) => socket.send(typeof message === 'string' ? message : JSON.stringify(message)),
+      next: async () => received.length > 0 ? received.shift() : await new Promise((resolve) => { waiting = resolve })
+    })
+    arrived()
+  })
+  const peer = async (index: number): Promise<Peer> => {
+    while (peers.length <= index) await new Promise<void>((resolve) => { arrived = resolve })
+    return peers[index]
+  }
+  return { url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws`, peers, peer }
+}
+
+const connected = (data: Record<string, unknown> = {}): unknown =>
+  ({ event: 'connected', channel: null, data: { connection_id: 'c1', user_id: 'u1', subscriptions: ['settings'], heartbeat_interval_ms: 30000, ...data } })
+
+t.test('the server\'s resync with history on: the client reconnects at once with recover; without positions it raises resync per channel', async (t) => {
+  const gateway = await scripted(t)
+  const { next, resyncs, until } = watchClient(t, { url: gateway.url, token: 'tok' })
+  const first = await gateway.peer(0)
+  first.send(connected({ positions: { settings: 'E:1' } }))
+  await next(isConnected, 'connected')
+  first.send({ event: 'resync', channel: null, data: { reason: 'broker_reconnected' } })
+  const second = await gateway.peer(1)
+  t.equal(second.url, '/ws?token=tok&recover=settings%40E%3A1')
+  second.send(connected({ positions: { settings: 'E:1' }, recovery: { settings: { recovered: false, reason: 'epoch_changed' } } }))
+  await until(() => resyncs.length === 1, 'the resync')
+  t.strictSame(resyncs, [{ channel: 'settings', reason: 'epoch_changed' }])
+  t.equal(first.socket.readyState === WebSocket.CLOSING || first.socket.readyState === WebSocket.CLOSED, true, 'the old socket was closed')
+
+  const plain = await scripted(t)
+  const off = watchClient(t, { url: plain.url, token: 'tok', channels: ['kyc.events'] })
+  const only = await plain.peer(0)
+  only.send(connected({ subscriptions: ['settings', 'kyc.events'] }))
+  await off.next(isConnected, 'connected')
+  only.send({ event: 'resync', channel: null, data: { reason: 'broker_reconnected' } })
+  await off.until(() => off.resyncs.length === 2, 'resyncs')
+  t.strictSame(off.resyncs, [{ channel: 'kyc.events', reason: 'broker_reconnected' }, { channel: 'settings', reason: 'broker_reconnected' }])
+  t.equal(plain.peers.length, 1, 'no reconnect')
+})
+
+t.test('replies settle the request they answer, in order: an error without a channel (RATE_LIMITED) rejects the subscribe it answers', async (t) => {
+  const gateway = await scripted(t)
+  const { client, next } = watchClient(t, { url: gateway.url, token: 'tok' })
+  const peer = await gateway.peer(0)
+  peer.send(connected())
+  await next(isConnected, 'connected')
+  const limited = client.subscribe('kyc.events')
+  const unknown = client.subscribe('nope.events')
+  const ping = client.ping()
+  t.strictSame([await peer.next(), await peer.next(), await peer.next()], [
+    { event: 'subscribe', channel: 'kyc.events' }, { event: 'subscribe', channel: 'nope.events' }, { event: 'ping' }
+  ])
+  peer.send({ event: 'error', channel: null, data: { code: 'RATE_LIMITED', message: 'Too many messages' } })
+  peer.send({ event: 'error', channel: 'nope.events', data: { code: 'UNKNOWN_CHANNEL', message: 'Unknown channel' } })
+  peer.send({ event: 'pong', channel: null, data: { timestamp: 42 } })
+  await t.rejects(limited, { name: 'RealtimeClientError', code: 'RATE_LIMITED', message: 'Too many messages' })
+  await t.rejects(unknown, { code: 'UNKNOWN_CHANNEL' })
+  t.strictSame(await ping, { timestamp: 42 })
+  peer.send({ event: 'error', channel: null, data: { code: 'INVALID_MESSAGE', message: 'not asked for' } })
+  peer.send('not json')
+  peer.socket.send(Buffer.from('{"event":"pong"}'), { binary: true })
+  peer.send({ event: 'SOMETHING', channel: null, data: {} })
+  // Nothing is in flight: an error answers no request (an ack's), the rest is not for the client. Let them arrive first.
+  await new Promise((resolve) => setTimeout(resolve, 30))
+
+  const unsubscribing = client.unsubscribe('settings')
+  t.strictSame(await peer.next(), { event: 'unsubscribe', channel: 'settings' })
+  peer.send({ event: 'unsubscribed', channel: 'settings', data: { subscriptions: [] } })
+  await unsubscribing
+  const pending = client.unsubscribe('settings')
+  const pinging = client.ping()
+  await peer.next()
+  await peer.next()
+  peer.socket.terminate()
+  await next(isDisconnected, 'dropped')
+  await pending
+  await t.rejects(pinging, { code: 'DISCONNECTED' }, 'a ping in flight fails with the socket')
+  await t.rejects(client.ping(), { code: 'DISCONNECTED' }, 'no ping while disconnected')
+  const subscribing = client.subscribe('card.events')
+  client.close()
+  await t.rejects(subscribing, { code: 'CLOSED' })
+  await t.rejects(client.subscribe('card.events'), { code: 'CLOSED' })
+})
+
+t.test('a handler that throws leaves its event unprocessed (no position, no ack); off() stops a handler', async (t) => {
+  const gateway = await scripted(t)
+  const { client, next } = watchClient(t, { url: gateway.url, token: 'tok', channels: ['kyc.events'] })
+  const peer = await gateway.peer(0)
+  peer.send(connected({ subscriptions: ['settings', 'kyc.events'], positions: { settings: 'E:0', 'kyc.events': 'E:0' } }))
+  await next(isConnected, 'connected')
+  const seen: string[] = []
+  const off = client.on('kyc.events', (event) => {
+    seen.push(event.id!)
+    if (event.data.fail === true) throw new Error('handler failed')
+  })
+  // Rethrown from a microtask: uncaught, as a throwing listener is; caught here to look at it.
+  const errors: unknown[] = []
+  const listeners = process.listeners('uncaughtException')
+  process.removeAllListeners('uncaughtException')
+  process.once('uncaughtException', (error) => errors.push(error))
+  t.teardown(() => { for (const listener of listeners) process.on('uncaughtException', listener) })
+  peer.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: { fail: true }, id: 'E:1' })
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  t.match(errors, [{ message: 'handler failed' }])
+  t.equal(peer.received.length, 0, 'no ack for an event whose handler threw')
+  peer.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'E:2' })
+  t.strictSame(await peer.next(), { event: 'ack', channel: 'kyc.events', id: 'E:2' })
+  off()
+  off()
+  peer.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'E:3' })
+  t.strictSame(await peer.next(), { event: 'ack', channel: 'kyc.events', id: 'E:3' }, 'without handlers an event is processed at once')
+  t.strictSame(seen, ['E:1', 'E:2'])
+  peer.send({ event: 'CARD_READY', channel: 'card.events', data: {}, id: 'E:4' })
+  t.strictSame(await peer.next(), { event: 'ack', channel: 'card.events', id: 'E:4' }, 'an event of a channel not asked for (force logout) is acked, not tracked')
+  peer.socket.terminate()
+  const second = await gateway.peer(1)
+  t.equal(second.url, '/ws?token=tok&recover=settings%40E%3A0%2Ckyc.events%40E%3A3')
+})
+
+t.test('a refresh whose getToken() outlives the socket is not sent on the next one; acks wait 100 ms by default', async (t) => {
+  const gateway = await scripted(t)
+  let give = (_token: string): void => {}
+  let asked = 0
+  const getToken = async (): Promise<string> => {
+    if (asked++ === 0) return 'first'
+    return await new Promise<string>((resolve) => { give = resolve })
+  }
+  const { next, until } = watchClient(t, { url: gateway.url, getToken, ackDelayMs: undefined, channels: ['kyc.events'] })
+  const first = await gateway.peer(0)
+  first.send(connected({ expires_at: Math.floor(Date.now() / 1000) }))
+  await next(isConnected, 'connected')
+  await until(() => asked === 2, 'the refresh asked for a token')
+  first.socket.terminate()
+  const second = await gateway.peer(1)
+  second.send(connected({ subscriptions: ['settings', 'kyc.events'] }))
+  await next(isConnected, 'reconnected')
+  give('late')
+  second.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'E:1' })
+  t.strictSame(await second.next(), { event: 'ack', channel: 'kyc.events', id: 'E:1' }, 'the first message on the new socket is the ack, no refresh')
+  t.equal(second.url, '/ws?token=first', 'the socket reconnected with the token it had')
+})
