@@ -16,6 +16,7 @@ interface ServerMessage { event?: unknown, channel?: unknown, data?: any, id?: u
 type Recovery = Record<string, { recovered: boolean, replayed?: number, reason?: string }>
 
 const OPEN = 1
+const NONE: Handler[] = []
 const NORMAL = 1000
 const ABNORMAL = 1006
 /** setTimeout fires at once for delays past 2^31 − 1 ms (a token valid for a month). */
@@ -47,6 +48,7 @@ export class RealtimeClient {
   readonly #handlers = new Map<string, Handler[]>()
   #ackTimer: ReturnType<typeof setTimeout> | undefined
   #retryTimer: ReturnType<typeof setTimeout> | undefined
+  #connectTimer: ReturnType<typeof setTimeout> | undefined
   #refreshTimer: ReturnType<typeof setTimeout> | undefined
   #attempt = 0
   #connectedOnce = false
@@ -141,9 +143,11 @@ export class RealtimeClient {
    */
   #emit (key: string, value: unknown): boolean {
     let ok = true
-    for (const handler of this.#handlers.get(key) ?? []) {
+    // An index loop over the handlers as they are (arrays are replaced, never changed): nothing allocated per event.
+    const handlers = this.#handlers.get(key) ?? NONE
+    for (let i = 0; i < handlers.length; i++) {
       try {
-        handler(value)
+        handlers[i](value)
       } catch (error) {
         ok = false
         queueMicrotask(() => { throw error })
@@ -202,17 +206,24 @@ export class RealtimeClient {
     ws.onmessage = (event) => { if (this.#ws === ws) this.#message(event.data) }
     // `ws` throws an error event nobody listens to; the close event that follows says what happened.
     ws.onerror = () => {}
-    // Whoever replaces or closes a socket takes its onclose first: a close event here is always the current socket's.
-    ws.onclose = (event) => {
+    const ended = (code: number, reason: string): void => {
       this.#drop()
-      if (opened) this.#after(decideClose(event.code), event.code, event.reason)
-      else this.#refused(request.url, request.headers, recover, event.code, event.reason)
+      if (opened) this.#after(decideClose(code), code, reason)
+      else this.#refused(request.url, request.headers, recover, code, reason)
     }
+    // Whoever replaces or closes a socket takes its onclose first: a close event here is always the current socket's.
+    ws.onclose = (event) => { ended(event.code, event.reason) }
+    // A network that swallows the handshake (or a server that never says `connected`) would leave the socket connecting for minutes.
+    this.#connectTimer = setTimeout(() => {
+      ws.onclose = null
+      ws.close()
+      ended(ABNORMAL, 'Connect timeout')
+    }, options.connectTimeoutMs ?? 10_000)
   }
 
   /** The connect failed before `open`: the GET of the same URL says why. */
   async #refused (url: string, headers: Record<string, string>, recover: string, code: number, reason: string): Promise<void> {
-    const answer = this.#fetch && await askWhy(this.#fetch, url, headers)
+    const answer = this.#fetch && await askWhy(this.#fetch, url, headers, this.#options.connectTimeoutMs ?? 10_000)
     if (answer === undefined) return this.#after('retry', code, reason)
     let decision = decideStatus(answer.status)
     if (answer.status === 400 && recover !== '') {
@@ -243,6 +254,7 @@ export class RealtimeClient {
     this.#acks.clear()
     clearTimeout(this.#ackTimer)
     clearTimeout(this.#refreshTimer)
+    clearTimeout(this.#connectTimer)
     this.#ackTimer = undefined
     const gone = new RealtimeClientError('DISCONNECTED', 'The connection dropped')
     this.#settle('ping ', undefined, gone)
@@ -286,6 +298,7 @@ export class RealtimeClient {
   #connected (data: { connection_id: string, user_id: string, subscriptions: string[], positions?: Record<string, string>, recovery?: Recovery, expires_at?: number }): void {
     const reconnected = this.#connectedOnce
     const recovery = data.recovery ?? {}
+    clearTimeout(this.#connectTimer)
     this.#connectedOnce = true
     this.#attempt = 0
     if (!reconnected) for (const channel of data.subscriptions) this.#wanted.add(channel)

@@ -30,8 +30,9 @@ export interface Refusal {
  * passed, or its 401/403/429/503 (or 400) in the error shape. `undefined` when
  * the GET failed too (network down, CORS).
  */
-export async function askWhy (fetch: FetchLike, url: string, headers: Record<string, string>): Promise<Refusal | undefined> {
-  try {
+export async function askWhy (fetch: FetchLike, url: string, headers: Record<string, string>, timeoutMs: number): Promise<Refusal | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const ask = async (): Promise<Refusal | undefined> => {
     const response = await fetch(url.replace(/^ws/i, 'http'), { headers })
     let reason = ''
     try {
@@ -39,7 +40,12 @@ export async function askWhy (fetch: FetchLike, url: string, headers: Record<str
       if (typeof body?.message === 'string') reason = body.message
     } catch {}
     return { status: response.status, reason, retryAfterMs: (Number(response.headers.get('retry-after')) || 0) * 1000 }
-  } catch {
-    return undefined
   }
+  // Not every runtime has AbortSignal.timeout: a GET that hangs is left behind, not awaited.
+  const answer = await Promise.race([
+    ask().catch(() => undefined),
+    new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), timeoutMs) })
+  ])
+  clearTimeout(timer)
+  return answer
 }

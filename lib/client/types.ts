@@ -42,6 +42,8 @@ export interface ClientOptions {
   backoff?: Backoff
   /** Backoff after 4006 or 429; default 5 s → 60 s. */
   slowBackoff?: Backoff
+  /** A connect that has not brought `connected` by then is dropped and retried, and the GET that asks why gives up; default 10 s. */
+  connectTimeoutMs?: number
   /** Acks are sent this long after the first unacked event was handled, one per channel; default 100 ms. */
   ackDelayMs?: number
   /** Default: the global `WebSocket` (browsers, React Native, Node 22+); pass `ws` on Node 20. */

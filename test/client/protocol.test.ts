@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
 import { isConnected, isDisconnected, watchClient } from '../helpers/sdk.js'
@@ -170,4 +170,25 @@ t.test('a refresh whose getToken() outlives the socket is not sent on the next o
   second.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'E:1' })
   t.strictSame(await second.next(), { event: 'ack', channel: 'kyc.events', id: 'E:1' }, 'the first message on the new socket is the ack, no refresh')
   t.equal(second.url, '/ws?token=first', 'the socket reconnected with the token it had')
+})
+
+t.test('connect timeout: a server that opens but never says connected, and one that never answers the upgrade (nor the GET)', async (t) => {
+  const gateway = await scripted(t)
+  const { next } = watchClient(t, { url: gateway.url, token: 'tok', connectTimeoutMs: 50 })
+  const silent = await gateway.peer(0)
+  t.strictSame(await next(isDisconnected, 'timed out'), { state: 'disconnected', code: 1006, reason: 'Connect timeout', delayMs: 5 })
+  await gateway.peer(1)
+  t.not(silent.socket.readyState, WebSocket.OPEN, 'the silent socket was closed')
+
+  const held: Socket[] = []
+  const mute = createServer((socket) => { held.push(socket.on('error', () => {})) }).listen(0, '127.0.0.1')
+  await new Promise((resolve) => mute.once('listening', resolve))
+  t.teardown(() => {
+    for (const socket of held) socket.destroy()
+    mute.close()
+  })
+  const url = `ws://127.0.0.1:${(mute.address() as AddressInfo).port}/ws`
+  const stuck = watchClient(t, { url, token: 'tok', connectTimeoutMs: 50 })
+  t.strictSame(await stuck.next(isDisconnected, 'timed out'), { state: 'disconnected', code: 1006, reason: 'Connect timeout', delayMs: 5 },
+    'the GET got no answer either: the socket reason stays')
 })
