@@ -1,5 +1,7 @@
 import type { RealtimeChannels } from '../node/realtime-api.js'
-import { BACKOFF, SLOW_BACKOFF, backoffDelay, decideClose, decideStatus, type Decision } from './reconnect.js'
+import { BACKOFF, SLOW_BACKOFF, backoffDelay, decideClose, decideStatus, type Backoff, type Decision } from './reconnect.js'
+import { Listeners, Waiters, type Handler } from './listeners.js'
+import { RefreshTimer } from './refresh-timer.js'
 import { askWhy, connectRequest } from './transport.js'
 import {
   RealtimeClientError, type ChannelEvent, type ClientOptions, type ClientState, type FetchLike, type Resync,
@@ -9,18 +11,13 @@ import {
 /** A channel the server's declarations name, or any other string (its data is then a plain object). */
 export type ChannelName = (keyof RealtimeChannels & string) | (string & {})
 
-interface Waiter { resolve: (value: any) => void, reject: (error: Error) => void }
-type Handler = (value: any) => void
 interface ServerMessage { event?: unknown, channel?: unknown, data?: any, id?: unknown }
 /** Per channel listed in `recover`, as `connected.data.recovery` answers it. */
 type Recovery = Record<string, { recovered: boolean, replayed?: number, reason?: string }>
 
 const OPEN = 1
-const NONE: Handler[] = []
 const NORMAL = 1000
 const ABNORMAL = 1006
-/** setTimeout fires at once for delays past 2^31 − 1 ms (a token valid for a month). */
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * One user's connection to the gateway: reconnects by the close-code table,
@@ -32,7 +29,8 @@ export class RealtimeClient {
   readonly #WebSocket: WebSocketConstructor
   readonly #fetch: FetchLike | undefined
   readonly #random: () => number
-  readonly #now: () => number
+  readonly #backoff: Backoff
+  readonly #slowBackoff: Backoff
   #ws: WebSocketLike | null = null
   #state: ClientState = { state: 'connecting' }
   #token: string | undefined
@@ -40,20 +38,19 @@ export class RealtimeClient {
   /** The channels the app wants; the server's auto-subscribed ones join on the first connect. */
   readonly #wanted: Set<string>
   /** Per channel, the id of the last event its handlers finished, or the position the server gave. */
-  readonly #positions = new Map<string, string>()
+  readonly #positions: Map<string, string>
   readonly #acks = new Map<string, string>()
   /** The requests on this socket that await a reply, in order: replies come in the order of requests. */
   #sent: Array<{ event: string, channel: string }> = []
-  readonly #waiters = new Map<string, Waiter[]>()
-  readonly #handlers = new Map<string, Handler[]>()
+  readonly #waiters = new Waiters()
+  readonly #listeners = new Listeners()
+  readonly #refreshTimer: RefreshTimer
   #ackTimer: ReturnType<typeof setTimeout> | undefined
   #retryTimer: ReturnType<typeof setTimeout> | undefined
   #connectTimer: ReturnType<typeof setTimeout> | undefined
-  #refreshTimer: ReturnType<typeof setTimeout> | undefined
   #attempt = 0
   #connectedOnce = false
   #closed = false
-  #expiresAt = 0
   #refreshing = ''
 
   constructor (options: ClientOptions) {
@@ -66,10 +63,13 @@ export class RealtimeClient {
     // Called as a plain function: a browser's fetch throws when `this` is not the window.
     this.#fetch = fetch && ((url, init) => fetch(url, init))
     this.#random = options.random ?? Math.random
-    this.#now = options.now ?? Date.now
+    this.#backoff = options.backoff ?? BACKOFF
+    this.#slowBackoff = options.slowBackoff ?? SLOW_BACKOFF
+    this.#refreshTimer = new RefreshTimer(options.now ?? Date.now, () => { this.#refresh() })
     this.#token = options.token
     this.#needToken = options.getToken !== undefined && options.token === undefined
-    this.#wanted = new Set(options.channels)
+    this.#positions = new Map(Object.entries(options.positions ?? {}))
+    this.#wanted = new Set([...options.channels ?? [], ...this.#positions.keys()])
     // A microtask later, so listeners added right after createClient see `connecting` and every message.
     queueMicrotask(() => { this.#connect() })
   }
@@ -79,9 +79,14 @@ export class RealtimeClient {
     return this.#state
   }
 
+  /** Per channel, the id of the last event its handlers finished (or the server's position): store it to recover from after a restart. */
+  positions (): Record<string, string> {
+    return Object.fromEntries(this.#positions)
+  }
+
   /** Calls `listener` on every state change; returns the function that stops it. */
   onState (listener: (state: ClientState) => void): () => void {
-    return this.#listen(' state', listener)
+    return this.#listeners.add(' state', listener)
   }
 
   /**
@@ -96,7 +101,7 @@ export class RealtimeClient {
   on (event: 'resync', handler: (resync: Resync) => void): () => void
   on<C extends ChannelName> (channel: C, handler: (event: ChannelEvent<C>) => void): () => void
   on (channel: string, handler: Handler): () => void {
-    return this.#listen(channel === 'resync' ? ' resync' : channel, handler)
+    return this.#listeners.add(channel === 'resync' ? ' resync' : channel, handler)
   }
 
   /** Subscribes a channel, now and after every reconnect; settles with the server's `subscribed` or `error`. */
@@ -111,7 +116,7 @@ export class RealtimeClient {
   async unsubscribe (channel: ChannelName): Promise<void> {
     this.#wanted.delete(channel)
     this.#positions.delete(channel)
-    this.#settle('subscribe ' + channel, undefined, new RealtimeClientError('UNSUBSCRIBED', 'Unsubscribed before the server confirmed'))
+    this.#waiters.settle('subscribe ' + channel, undefined, new RealtimeClientError('UNSUBSCRIBED', 'Unsubscribed before the server confirmed'))
     if (this.#state.state !== 'connected') return
     const done = this.#wait('unsubscribe ' + channel)
     this.#request('unsubscribe', channel)
@@ -131,48 +136,14 @@ export class RealtimeClient {
     this.#finish(NORMAL, 'Closed by the client')
   }
 
-  #listen (key: string, handler: Handler): () => void {
-    this.#handlers.set(key, [...this.#handlers.get(key) ?? [], handler])
-    return () => { this.#handlers.set(key, this.#handlers.get(key)!.filter((h) => h !== handler)) }
-  }
-
-  /**
-   * Calls every handler of `key`; false if one threw. The error is thrown again
-   * from a microtask: the app sees it as uncaught, and the socket's own message
-   * dispatch, which it would otherwise unwind (`ws` then stops reading), goes on.
-   */
-  #emit (key: string, value: unknown): boolean {
-    let ok = true
-    // An index loop over the handlers as they are (arrays are replaced, never changed): nothing allocated per event.
-    const handlers = this.#handlers.get(key) ?? NONE
-    for (let i = 0; i < handlers.length; i++) {
-      try {
-        handlers[i](value)
-      } catch (error) {
-        ok = false
-        queueMicrotask(() => { throw error })
-      }
-    }
-    return ok
-  }
-
   #setState (state: ClientState): void {
     this.#state = state
-    this.#emit(' state', state)
+    this.#listeners.emit(' state', state)
   }
 
   async #wait (key: string): Promise<any> {
     if (this.#closed) throw new RealtimeClientError('CLOSED', 'The client is closed')
-    return await new Promise((resolve, reject) => { this.#waiters.set(key, [...this.#waiters.get(key) ?? [], { resolve, reject }]) })
-  }
-
-  /** Settles every waiter of `key`, or, for pings, the oldest. */
-  #settle (key: string, value?: unknown, error?: Error): void {
-    const waiters = this.#waiters.get(key)
-    if (waiters === undefined) return
-    const settled = key === 'ping ' ? waiters.splice(0, 1) : waiters.splice(0)
-    if (waiters.length === 0) this.#waiters.delete(key)
-    for (const waiter of settled) error === undefined ? waiter.resolve(value) : waiter.reject(error)
+    return await this.#waiters.wait(key)
   }
 
   #request (event: string, channel: string, extra?: Record<string, string>): void {
@@ -228,7 +199,7 @@ export class RealtimeClient {
     let decision = decideStatus(answer.status)
     if (answer.status === 400 && recover !== '') {
       // A recover the server refuses (a channel it no longer knows, more than it allows): start over without positions.
-      for (const channel of this.#positions.keys()) this.#emit(' resync', { channel, reason: 'refused' })
+      for (const channel of this.#positions.keys()) this.#listeners.emit(' resync', { channel, reason: 'refused' })
       this.#positions.clear()
       decision = 'retry'
     }
@@ -240,8 +211,7 @@ export class RealtimeClient {
     if (decision === 'token' && this.#options.getToken === undefined) decision = 'stop'
     if (decision === 'stop') return this.#finish(code, reason, status)
     if (decision === 'token') this.#needToken = true
-    const backoff = decision === 'slow' ? this.#options.slowBackoff ?? SLOW_BACKOFF : this.#options.backoff ?? BACKOFF
-    const delayMs = Math.max(retryAfterMs, backoffDelay(this.#attempt++, backoff, this.#random))
+    const delayMs = Math.max(retryAfterMs, backoffDelay(this.#attempt++, decision === 'slow' ? this.#slowBackoff : this.#backoff, this.#random))
     this.#setState(status === undefined ? { state: 'disconnected', code, reason, delayMs } : { state: 'disconnected', code, reason, status, delayMs })
     this.#retryTimer = setTimeout(() => { this.#connect() }, delayMs)
   }
@@ -253,26 +223,24 @@ export class RealtimeClient {
     this.#sent = []
     this.#acks.clear()
     clearTimeout(this.#ackTimer)
-    clearTimeout(this.#refreshTimer)
     clearTimeout(this.#connectTimer)
+    clearTimeout(this.#retryTimer)
+    this.#refreshTimer.cancel()
     this.#ackTimer = undefined
-    const gone = new RealtimeClientError('DISCONNECTED', 'The connection dropped')
-    this.#settle('ping ', undefined, gone)
-    for (const key of [...this.#waiters.keys()]) if (key.startsWith('unsubscribe ')) this.#settle(key)
+    this.#waiters.settleAll('ping ', new RealtimeClientError('DISCONNECTED', 'The connection dropped'))
+    this.#waiters.settleAll('unsubscribe ')
     return ws
   }
 
   #finish (code: number, reason: string, status?: number): void {
     if (this.#closed) return
     this.#closed = true
-    clearTimeout(this.#retryTimer)
     const ws = this.#drop()
     if (ws !== null) {
       ws.onclose = null
       ws.close(NORMAL)
     }
-    const closed = new RealtimeClientError('CLOSED', 'The client is closed')
-    for (const key of [...this.#waiters.keys()]) this.#settle(key, undefined, closed)
+    this.#waiters.settleAll('', new RealtimeClientError('CLOSED', 'The client is closed'))
     this.#setState(status === undefined ? { state: 'closed', code, reason } : { state: 'closed', code, reason, status })
   }
 
@@ -309,30 +277,33 @@ export class RealtimeClient {
     }
     this.#setState({ state: 'connected', connectionId: data.connection_id, userId: data.user_id })
     for (const channel of data.subscriptions) {
-      if (this.#wanted.has(channel)) this.#settle('subscribe ' + channel)
+      if (this.#wanted.has(channel)) this.#waiters.settle('subscribe ' + channel)
       else this.#request('unsubscribe', channel)
     }
     for (const channel of this.#wanted) if (!data.subscriptions.includes(channel)) this.#request('subscribe', channel)
     for (const [channel, answer] of Object.entries(recovery)) {
-      if (!answer.recovered) this.#emit(' resync', { channel, reason: answer.reason })
+      if (!answer.recovered) this.#listeners.emit(' resync', { channel, reason: answer.reason })
     }
     // Without history there is nothing to recover from: every channel may have missed events while the socket was down.
     if (reconnected && data.positions === undefined && data.recovery === undefined) {
-      for (const channel of this.#wanted) this.#emit(' resync', { channel, reason: 'history_off' })
+      for (const channel of this.#wanted) this.#listeners.emit(' resync', { channel, reason: 'history_off' })
     }
-    this.#scheduleRefresh(data.expires_at)
+    if (this.#options.getToken !== undefined && data.expires_at !== undefined) this.#refreshTimer.schedule(data.expires_at)
   }
 
   /** The server may have missed events for this socket: reconnecting with `recover` fetches them, or says which channel cannot. */
   #resync (data: { reason: string }): void {
     if (this.#positions.size === 0) {
-      for (const channel of this.#wanted) this.#emit(' resync', { channel, reason: data.reason })
+      for (const channel of this.#wanted) this.#listeners.emit(' resync', { channel, reason: data.reason })
       return
     }
-    const ws = this.#drop()!
-    ws.onclose = null
-    ws.close(NORMAL)
-    this.#connect()
+    // Not at once: a node that lost its Redis link tells all its sockets together, and they should not all come back in the same instant.
+    this.#retryTimer = setTimeout(() => {
+      const ws = this.#drop()!
+      ws.onclose = null
+      ws.close(NORMAL)
+      this.#connect()
+    }, backoffDelay(0, this.#backoff, this.#random))
   }
 
   #reply (message: ServerMessage): void {
@@ -341,23 +312,23 @@ export class RealtimeClient {
     switch (message.event) {
       case 'subscribed':
         if (this.#wanted.has(channel) && typeof message.data.position === 'string') this.#positions.set(channel, message.data.position)
-        return this.#settle('subscribe ' + channel)
+        return this.#waiters.settle('subscribe ' + channel)
       case 'unsubscribed':
         if (!this.#wanted.has(channel)) this.#positions.delete(channel)
-        return this.#settle('unsubscribe ' + channel)
-      case 'pong': return this.#settle('ping ', message.data)
+        return this.#waiters.settle('unsubscribe ' + channel)
+      case 'pong': return this.#waiters.settle('ping ', message.data)
       case 'refreshed':
         this.#token = this.#refreshing
-        return this.#scheduleRefresh(message.data.expires_at)
+        return this.#refreshTimer.schedule(message.data.expires_at)
     }
     if (request === undefined) return
-    if (request.event === 'refresh') return this.#refreshLater()
+    if (request.event === 'refresh') return this.#refreshTimer.retry()
     if (request.event === 'subscribe') this.#wanted.delete(request.channel)
-    this.#settle(request.event + ' ' + request.channel, undefined, new RealtimeClientError(message.data.code, message.data.message))
+    this.#waiters.settle(request.event + ' ' + request.channel, undefined, new RealtimeClientError(message.data.code, message.data.message))
   }
 
   #event (event: ChannelEvent): void {
-    if (!this.#emit(event.channel, event) || typeof event.id !== 'string') return
+    if (!this.#listeners.emit(event.channel, event) || typeof event.id !== 'string') return
     if (this.#wanted.has(event.channel)) this.#positions.set(event.channel, event.id)
     this.#acks.set(event.channel, event.id)
     this.#ackTimer ??= setTimeout(() => this.#flushAcks(), this.#options.ackDelayMs ?? 100)
@@ -369,32 +340,18 @@ export class RealtimeClient {
     this.#acks.clear()
   }
 
-  /** Refreshes the token in place before it expires: a third of the time left ahead, at most a minute. */
-  #scheduleRefresh (expiresAt: number | undefined): void {
-    clearTimeout(this.#refreshTimer)
-    if (this.#options.getToken === undefined || typeof expiresAt !== 'number') return
-    this.#expiresAt = expiresAt
-    const left = expiresAt * 1000 - this.#now()
-    this.#refreshTimer = setTimeout(() => { this.#refresh() }, Math.min(MAX_TIMER_MS, Math.max(0, left - Math.min(60_000, left / 3))))
-  }
-
+  /** Refreshes the token in place, on the same socket. */
   async #refresh (): Promise<void> {
     const ws = this.#ws
     let token: string
     try {
       token = await this.#options.getToken!()
     } catch {
-      return this.#refreshLater()
+      return this.#refreshTimer.retry()
     }
     if (ws !== this.#ws) return
     this.#refreshing = token
     this.#request('refresh', '', { token })
-  }
-
-  /** A refresh that failed is tried again halfway to the expiry; past it, the server's 4005 leads to a reconnect with a new token. */
-  #refreshLater (): void {
-    const left = this.#expiresAt * 1000 - this.#now()
-    if (left > 1000) this.#refreshTimer = setTimeout(() => { this.#refresh() }, Math.min(MAX_TIMER_MS, left / 2))
   }
 }
 

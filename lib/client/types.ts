@@ -38,6 +38,11 @@ export interface ClientOptions {
   protocol?: string
   /** Channels to subscribe besides the server's auto-subscribed ones. */
   channels?: string[]
+  /**
+   * Where the app left off in an earlier run (what `client.positions()` gave, kept in storage): the first connect
+   * recovers from there, and the channels are subscribed.
+   */
+  positions?: Record<string, string>
   /** Normal reconnect backoff; default 500 ms → 20 s. */
   backoff?: Backoff
   /** Backoff after 4006 or 429; default 5 s → 60 s. */

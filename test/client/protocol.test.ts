@@ -192,3 +192,19 @@ t.test('connect timeout: a server that opens but never says connected, and one t
   t.strictSame(await stuck.next(isDisconnected, 'timed out'), { state: 'disconnected', code: 1006, reason: 'Connect timeout', delayMs: 5 },
     'the GET got no answer either: the socket reason stays')
 })
+
+t.test('a socket that drops while a resync waits for its jittered reconnect: one reconnect, not two', async (t) => {
+  const gateway = await scripted(t)
+  const { next } = watchClient(t, { url: gateway.url, token: 'tok', backoff: { minMs: 100, maxMs: 100 } })
+  const first = await gateway.peer(0)
+  first.send(connected({ positions: { settings: 'E:1' } }))
+  await next(isConnected, 'connected')
+  first.send({ event: 'resync', channel: null, data: { reason: 'broker_reconnected' } })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(first.socket.readyState, WebSocket.OPEN, 'the socket stays until the jittered reconnect')
+  first.socket.terminate()
+  t.strictSame(await next(isDisconnected, 'dropped'), { state: 'disconnected', code: 1006, reason: '', delayMs: 100 })
+  await gateway.peer(1)
+  await new Promise((resolve) => setTimeout(resolve, 250))
+  t.equal(gateway.peers.length, 2)
+})

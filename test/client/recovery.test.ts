@@ -170,3 +170,23 @@ t.test('a recover the server refuses (400: a channel it no longer knows): resync
   await until(() => resyncs.length === 2, 'resyncs')
   t.strictSame(resyncs.sort((a, b) => a.channel.localeCompare(b.channel)), [{ channel: 'settings', reason: 'refused' }, { channel: 'transfer.events', reason: 'refused' }])
 })
+
+t.test('positions kept across an app restart: the first connect of a new client recovers from them', async (t) => {
+  const { app, wsBase } = await startApp(HISTORY)
+  t.teardown(() => app.close())
+  const url = `${wsBase}/api/v1/ws`
+  const before = watchClient(t, { url, token: await app.realtime.tokens.issue('u1', { ttlSeconds: 60 }), channels: ['kyc.events'] }, ['kyc.events'])
+  await before.client.subscribe('kyc.events')
+  const seen = await app.realtime.publish('kyc.events', 'KYC_SUBMITTED', {}, { userId: 'u1' })
+  await before.until(() => before.events.length === 1, 'the event')
+  const stored = before.client.positions()
+  t.equal(stored['kyc.events'], seen.id)
+  t.strictSame(Object.keys(stored).sort(), ['kyc.events', 'settings'])
+  before.client.close()
+
+  const missed = await app.realtime.publish('kyc.events', 'KYC_APPROVED', {}, { userId: 'u1' })
+  const after = watchClient(t, { url, token: await app.realtime.tokens.issue('u1', { ttlSeconds: 60 }), positions: stored }, ['kyc.events'])
+  await after.until(() => after.events.length === 1, 'the missed event')
+  t.equal(after.events[0].id, missed.id)
+  t.strictSame(after.resyncs, [])
+})
