@@ -48,6 +48,10 @@ export class RealtimeClient {
   #ackTimer: ReturnType<typeof setTimeout> | undefined
   #retryTimer: ReturnType<typeof setTimeout> | undefined
   #connectTimer: ReturnType<typeof setTimeout> | undefined
+  #probeTimer: ReturnType<typeof setInterval> | undefined
+  /** Something arrived since the last probe tick; and whether the probe's ping is still unanswered. */
+  #heard = false
+  #probing = false
   #attempt = 0
   #connectedOnce = false
   #closed = false
@@ -131,6 +135,17 @@ export class RealtimeClient {
     return await done
   }
 
+  /**
+   * While a reconnect waits for its backoff, connects now: for when the app
+   * knows the network is back (a browser's `online` event, React Native's
+   * NetInfo). Otherwise does nothing.
+   */
+  reconnect (): void {
+    if (this.#state.state !== 'disconnected') return
+    clearTimeout(this.#retryTimer)
+    this.#connect()
+  }
+
   /** Closes the socket for good (state `closed`, code 1000); pending subscribes reject with `CLOSED`. */
   close (): void {
     this.#finish(NORMAL, 'Closed by the client')
@@ -174,7 +189,11 @@ export class RealtimeClient {
     this.#ws = ws
     let opened = false
     ws.onopen = () => { opened = true }
-    ws.onmessage = (event) => { if (this.#ws === ws) this.#message(event.data) }
+    ws.onmessage = (event) => {
+      if (this.#ws !== ws) return
+      this.#heard = true
+      this.#message(event.data)
+    }
     // `ws` throws an error event nobody listens to; the close event that follows says what happened.
     ws.onerror = () => {}
     const ended = (code: number, reason: string): void => {
@@ -185,11 +204,34 @@ export class RealtimeClient {
     // Whoever replaces or closes a socket takes its onclose first: a close event here is always the current socket's.
     ws.onclose = (event) => { ended(event.code, event.reason) }
     // A network that swallows the handshake (or a server that never says `connected`) would leave the socket connecting for minutes.
-    this.#connectTimer = setTimeout(() => {
-      ws.onclose = null
-      ws.close()
-      ended(ABNORMAL, 'Connect timeout')
-    }, options.connectTimeoutMs ?? 10_000)
+    this.#connectTimer = setTimeout(() => this.#abandon('Connect timeout'), options.connectTimeoutMs ?? 10_000)
+  }
+
+  /** Ends the current socket without waiting for a close handshake its peer may never answer, as a 1006. */
+  #abandon (reason: string): void {
+    const ws = this.#ws!
+    const onclose = ws.onclose!
+    ws.onclose = null
+    ws.close()
+    onclose({ code: ABNORMAL, reason })
+  }
+
+  /**
+   * The server's heartbeat pings are invisible to a browser, so a link that died
+   * silently (a NAT that forgot the flow) shows only when the client sends: with
+   * `pingIntervalMs`, a socket that heard nothing for an interval gets a ping,
+   * and one that then hears nothing for another is given up.
+   */
+  #probe (): void {
+    if (this.#heard) {
+      this.#heard = false
+      this.#probing = false
+    } else if (this.#probing) {
+      this.#abandon('No pong')
+    } else {
+      this.#probing = true
+      this.#request('ping', '')
+    }
   }
 
   /** The connect failed before `open`: the GET of the same URL says why. */
@@ -225,6 +267,7 @@ export class RealtimeClient {
     clearTimeout(this.#ackTimer)
     clearTimeout(this.#connectTimer)
     clearTimeout(this.#retryTimer)
+    clearInterval(this.#probeTimer)
     this.#refreshTimer.cancel()
     this.#ackTimer = undefined
     this.#waiters.settleAll('ping ', new RealtimeClientError('DISCONNECTED', 'The connection dropped'))
@@ -267,6 +310,10 @@ export class RealtimeClient {
     const reconnected = this.#connectedOnce
     const recovery = data.recovery ?? {}
     clearTimeout(this.#connectTimer)
+    if (this.#options.pingIntervalMs !== undefined) {
+      this.#heard = this.#probing = false
+      this.#probeTimer = setInterval(() => this.#probe(), this.#options.pingIntervalMs)
+    }
     this.#connectedOnce = true
     this.#attempt = 0
     if (!reconnected) for (const channel of data.subscriptions) this.#wanted.add(channel)

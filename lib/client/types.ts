@@ -49,6 +49,11 @@ export interface ClientOptions {
   slowBackoff?: Backoff
   /** A connect that has not brought `connected` by then is dropped and retried, and the GET that asks why gives up; default 10 s. */
   connectTimeoutMs?: number
+  /**
+   * Off unless set: when the socket heard nothing for this long it sends a ping, and when it then hears nothing for as
+   * long again it reconnects (a link that died silently; the server's heartbeat pings are invisible in a browser).
+   */
+  pingIntervalMs?: number
   /** Acks are sent this long after the first unacked event was handled, one per channel; default 100 ms. */
   ackDelayMs?: number
   /** Default: the global `WebSocket` (browsers, React Native, Node 22+); pass `ws` on Node 20. */

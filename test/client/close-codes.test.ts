@@ -121,3 +121,28 @@ t.test('1001 (app.close()): reconnect attempts with growing delays, each failing
   t.strictSame(await next(isDisconnected, 'refused'), { state: 'disconnected', code: 1006, reason: '', delayMs: 15 }, 'the second attempt waits longer')
   t.strictSame(await next(isDisconnected, 'refused again'), { state: 'disconnected', code: 1006, reason: '', delayMs: 20 }, 'and is capped at maxMs')
 })
+
+t.test('reconnect(): skips the backoff of a waiting reconnect; does nothing while connected or closed', async (t) => {
+  const { app, wsBase } = await startApp()
+  t.teardown(() => app.close())
+  const { client, next, states } = watchClient(t, { url: `${wsBase}/api/v1/ws`, token: await app.realtime.tokens.issue('u1', { ttlSeconds: 60 }), backoff: { minMs: 60_000, maxMs: 60_000 } })
+  await next(isConnected, 'connected')
+  client.reconnect()
+  await app.realtime.disconnect('u1', { code: 4000, reason: 'network changed' })
+  t.strictSame(await next(isDisconnected, 'disconnected'), { state: 'disconnected', code: 4000, reason: 'network changed', delayMs: 60_000 })
+  client.reconnect()
+  await next(isConnected, 'connected at once')
+  client.close()
+  client.reconnect()
+  t.strictSame(states.map((state) => state.state), ['connecting', 'connected', 'disconnected', 'connecting', 'connected', 'closed'])
+})
+
+t.test('pingIntervalMs against the gateway: its pongs keep the socket', async (t) => {
+  const { app, wsBase } = await startApp()
+  t.teardown(() => app.close())
+  const { next, states } = watchClient(t, { url: `${wsBase}/api/v1/ws`, token: await app.realtime.tokens.issue('u1', { ttlSeconds: 60 }), pingIntervalMs: 20 })
+  await next(isConnected, 'connected')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.strictSame(states.map((state) => state.state), ['connecting', 'connected'])
+  t.ok(app.realtime.connections()[0].messages_in >= 3, 'pings went out')
+})

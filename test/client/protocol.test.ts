@@ -208,3 +208,21 @@ t.test('a socket that drops while a resync waits for its jittered reconnect: one
   await new Promise((resolve) => setTimeout(resolve, 250))
   t.equal(gateway.peers.length, 2)
 })
+
+t.test('pingIntervalMs: a silent link is probed with a ping, and given up when that goes unanswered; an answering one stays', async (t) => {
+  const gateway = await scripted(t)
+  const { next, states } = watchClient(t, { url: gateway.url, token: 'tok', pingIntervalMs: 30 })
+  const peer = await gateway.peer(0)
+  peer.send(connected())
+  await next(isConnected, 'connected')
+  t.strictSame(await peer.next(), { event: 'ping' }, 'probed after an interval of silence')
+  t.strictSame(await next(isDisconnected, 'given up'), { state: 'disconnected', code: 1006, reason: 'No pong', delayMs: 5 })
+  const answering = await gateway.peer(1)
+  answering.send(connected())
+  await next(isConnected, 'reconnected')
+  for (let i = 0; i < 3; i++) {
+    t.strictSame(await answering.next(), { event: 'ping' })
+    answering.send({ event: 'pong', channel: null, data: { timestamp: i } })
+  }
+  t.equal(states.filter(isDisconnected).length, 1, 'answered pings keep the socket')
+})
