@@ -16,6 +16,8 @@ interface ServerMessage { event?: unknown, channel?: unknown, data?: any, id?: u
 type Recovery = Record<string, { recovered: boolean, replayed?: number, reason?: string }>
 
 const OPEN = 1
+/** Refusals of a subscribe or unsubscribe that another try can overcome: the SDK tries again (after a backoff delay) instead of giving up. */
+const TRANSIENT = new Set(['RATE_LIMITED', 'HISTORY_UNAVAILABLE'])
 const NORMAL = 1000
 const ABNORMAL = 1006
 
@@ -40,6 +42,8 @@ export class RealtimeClient {
   /** Per channel, the id of the last event its handlers finished, or the position the server gave. */
   readonly #positions: Map<string, string>
   readonly #acks = new Map<string, string>()
+  /** The channels this socket has, as the server last said. */
+  #subscribed = new Set<string>()
   /** The requests on this socket that await a reply, in order: replies come in the order of requests. */
   #sent: Array<{ event: string, channel: string }> = []
   readonly #waiters = new Waiters()
@@ -49,6 +53,7 @@ export class RealtimeClient {
   #retryTimer: ReturnType<typeof setTimeout> | undefined
   #connectTimer: ReturnType<typeof setTimeout> | undefined
   #probeTimer: ReturnType<typeof setInterval> | undefined
+  #syncTimer: ReturnType<typeof setTimeout> | undefined
   /** Something arrived since the last probe tick; and whether the probe's ping is still unanswered. */
   #heard = false
   #probing = false
@@ -112,18 +117,19 @@ export class RealtimeClient {
   async subscribe (channel: ChannelName): Promise<void> {
     this.#wanted.add(channel)
     const done = this.#wait('subscribe ' + channel)
-    if (this.#state.state === 'connected') this.#request('subscribe', channel)
+    if (this.#subscribed.has(channel)) this.#waiters.settle('subscribe ' + channel)
+    else this.#sync()
     return await done
   }
 
-  /** Unsubscribes a channel; settles with the server's `unsubscribed` or `error` (at once while disconnected). A subscribe still pending rejects with `UNSUBSCRIBED`. */
+  /** Unsubscribes a channel; settles with the server's `unsubscribed` or `error` (at once when the socket does not have it). A subscribe still pending rejects with `UNSUBSCRIBED`. */
   async unsubscribe (channel: ChannelName): Promise<void> {
     this.#wanted.delete(channel)
     this.#positions.delete(channel)
     this.#waiters.settle('subscribe ' + channel, undefined, new RealtimeClientError('UNSUBSCRIBED', 'Unsubscribed before the server confirmed'))
-    if (this.#state.state !== 'connected') return
+    if (!this.#subscribed.has(channel) && !this.#inFlight('subscribe', channel)) return
     const done = this.#wait('unsubscribe ' + channel)
-    this.#request('unsubscribe', channel)
+    this.#sync()
     return await done
   }
 
@@ -164,6 +170,21 @@ export class RealtimeClient {
   #request (event: string, channel: string, extra?: Record<string, string>): void {
     this.#sent.push({ event, channel })
     this.#send({ event, channel: channel === '' ? undefined : channel, ...extra })
+  }
+
+  #inFlight (event: string, channel: string): boolean {
+    return this.#sent.some((request) => request.event === event && request.channel === channel)
+  }
+
+  /** Sends what brings the socket's channels to the ones the app wants, except what is on its way already. */
+  #sync (): void {
+    if (this.#state.state !== 'connected') return
+    for (const channel of this.#subscribed) {
+      if (!this.#wanted.has(channel) && !this.#inFlight('unsubscribe', channel)) this.#request('unsubscribe', channel)
+    }
+    for (const channel of this.#wanted) {
+      if (!this.#subscribed.has(channel) && !this.#inFlight('subscribe', channel)) this.#request('subscribe', channel)
+    }
   }
 
   #send (message: object): void {
@@ -268,8 +289,10 @@ export class RealtimeClient {
     clearTimeout(this.#connectTimer)
     clearTimeout(this.#retryTimer)
     clearInterval(this.#probeTimer)
+    clearTimeout(this.#syncTimer)
     this.#refreshTimer.cancel()
-    this.#ackTimer = undefined
+    this.#ackTimer = this.#syncTimer = undefined
+    this.#subscribed = new Set()
     this.#waiters.settleAll('ping ', new RealtimeClientError('DISCONNECTED', 'The connection dropped'))
     this.#waiters.settleAll('unsubscribe ')
     return ws
@@ -312,6 +335,7 @@ export class RealtimeClient {
     clearTimeout(this.#connectTimer)
     if (this.#options.pingIntervalMs !== undefined) {
       this.#heard = this.#probing = false
+      clearInterval(this.#probeTimer)
       this.#probeTimer = setInterval(() => this.#probe(), this.#options.pingIntervalMs)
     }
     this.#connectedOnce = true
@@ -322,12 +346,10 @@ export class RealtimeClient {
       const replaying = (recovery[channel]?.replayed ?? 0) > 0
       if (this.#wanted.has(channel) && !replaying) this.#positions.set(channel, id)
     }
+    this.#subscribed = new Set(data.subscriptions)
     this.#setState({ state: 'connected', connectionId: data.connection_id, userId: data.user_id })
-    for (const channel of data.subscriptions) {
-      if (this.#wanted.has(channel)) this.#waiters.settle('subscribe ' + channel)
-      else this.#request('unsubscribe', channel)
-    }
-    for (const channel of this.#wanted) if (!data.subscriptions.includes(channel)) this.#request('subscribe', channel)
+    for (const channel of data.subscriptions) if (this.#wanted.has(channel)) this.#waiters.settle('subscribe ' + channel)
+    this.#sync()
     for (const [channel, answer] of Object.entries(recovery)) {
       if (!answer.recovered) this.#listeners.emit(' resync', { channel, reason: answer.reason })
     }
@@ -358,11 +380,15 @@ export class RealtimeClient {
     const channel = message.channel as string
     switch (message.event) {
       case 'subscribed':
+        this.#subscribed.add(channel)
         if (this.#wanted.has(channel) && typeof message.data.position === 'string') this.#positions.set(channel, message.data.position)
-        return this.#waiters.settle('subscribe ' + channel)
+        this.#waiters.settle('subscribe ' + channel)
+        return this.#sync() // unsubscribed meanwhile
       case 'unsubscribed':
+        this.#subscribed.delete(channel)
         if (!this.#wanted.has(channel)) this.#positions.delete(channel)
-        return this.#waiters.settle('unsubscribe ' + channel)
+        this.#waiters.settle('unsubscribe ' + channel)
+        return this.#sync() // subscribed again meanwhile
       case 'pong': return this.#waiters.settle('ping ', message.data)
       case 'refreshed':
         this.#token = this.#refreshing
@@ -370,8 +396,16 @@ export class RealtimeClient {
     }
     if (request === undefined) return
     if (request.event === 'refresh') return this.#refreshTimer.retry()
+    const { code, message: text } = message.data as { code: string, message: string }
+    if (request.event !== 'ping' && TRANSIENT.has(code)) {
+      this.#syncTimer ??= setTimeout(() => {
+        this.#syncTimer = undefined
+        this.#sync()
+      }, backoffDelay(0, this.#backoff, this.#random))
+      return
+    }
     if (request.event === 'subscribe') this.#wanted.delete(request.channel)
-    this.#waiters.settle(request.event + ' ' + request.channel, undefined, new RealtimeClientError(message.data.code, message.data.message))
+    this.#waiters.settle(request.event + ' ' + request.channel, undefined, new RealtimeClientError(code, text))
   }
 
   #event (event: ChannelEvent): void {

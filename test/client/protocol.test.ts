@@ -70,7 +70,7 @@ t.test('the server\'s resync with history on: the client reconnects at once with
   t.equal(plain.peers.length, 1, 'no reconnect')
 })
 
-t.test('replies settle the request they answer, in order: an error without a channel (RATE_LIMITED) rejects the subscribe it answers', async (t) => {
+t.test('replies settle the request they answer, in order: an error without a channel (RATE_LIMITED) is the subscribe\'s, tried again', async (t) => {
   const gateway = await scripted(t)
   const { client, next } = watchClient(t, { url: gateway.url, token: 'tok' })
   const peer = await gateway.peer(0)
@@ -85,9 +85,16 @@ t.test('replies settle the request they answer, in order: an error without a cha
   peer.send({ event: 'error', channel: null, data: { code: 'RATE_LIMITED', message: 'Too many messages' } })
   peer.send({ event: 'error', channel: 'nope.events', data: { code: 'UNKNOWN_CHANNEL', message: 'Unknown channel' } })
   peer.send({ event: 'pong', channel: null, data: { timestamp: 42 } })
-  await t.rejects(limited, { name: 'RealtimeClientError', code: 'RATE_LIMITED', message: 'Too many messages' })
-  await t.rejects(unknown, { code: 'UNKNOWN_CHANNEL' })
+  await t.rejects(unknown, { name: 'RealtimeClientError', code: 'UNKNOWN_CHANNEL', message: 'Unknown channel' }, 'a refusal for good rejects')
   t.strictSame(await ping, { timestamp: 42 })
+  t.strictSame(await peer.next(), { event: 'subscribe', channel: 'kyc.events' }, 'the rate-limited subscribe is sent again after a backoff delay')
+  peer.send({ event: 'subscribed', channel: 'kyc.events', data: { subscriptions: ['settings', 'kyc.events'] } })
+  await limited
+  await client.subscribe('kyc.events') // the socket has it: no message
+  const limitedPing = client.ping()
+  t.strictSame(await peer.next(), { event: 'ping' })
+  peer.send({ event: 'error', channel: null, data: { code: 'RATE_LIMITED', message: 'Too many messages' } })
+  await t.rejects(limitedPing, { code: 'RATE_LIMITED' }, 'a ping is not tried again')
   peer.send({ event: 'error', channel: null, data: { code: 'INVALID_MESSAGE', message: 'not asked for' } })
   peer.send('not json')
   peer.socket.send(Buffer.from('{"event":"pong"}'), { binary: true })
@@ -99,13 +106,13 @@ t.test('replies settle the request they answer, in order: an error without a cha
   t.strictSame(await peer.next(), { event: 'unsubscribe', channel: 'settings' })
   peer.send({ event: 'unsubscribed', channel: 'settings', data: { subscriptions: [] } })
   await unsubscribing
-  const pending = client.unsubscribe('settings')
+  await client.unsubscribe('settings') // the socket does not have it: at once, no message
+  const pending = client.unsubscribe('kyc.events')
   const pinging = client.ping()
-  await peer.next()
-  await peer.next()
+  t.strictSame([await peer.next(), await peer.next()], [{ event: 'unsubscribe', channel: 'kyc.events' }, { event: 'ping' }])
   peer.socket.terminate()
   await next(isDisconnected, 'dropped')
-  await pending
+  await pending // the next socket will not have it either
   await t.rejects(pinging, { code: 'DISCONNECTED' }, 'a ping in flight fails with the socket')
   await t.rejects(client.ping(), { code: 'DISCONNECTED' }, 'no ping while disconnected')
   const subscribing = client.subscribe('card.events')

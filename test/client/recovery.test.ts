@@ -190,3 +190,12 @@ t.test('positions kept across an app restart: the first connect of a new client 
   t.equal(after.events[0].id, missed.id)
   t.strictSame(after.resyncs, [])
 })
+
+t.test('more channels than the message burst allows: the rate-limited subscribes are tried again until the socket has them all', async (t) => {
+  const { app, wsBase } = await startApp({ limits: { messageBurst: 2, messagesPerSecond: 50 } })
+  t.teardown(() => app.close())
+  const channels = ['notification.events', 'payment_order.events', 'card.events', 'card.create.events', 'card.withdraw.events', 'kyc.events']
+  const { client } = watchClient(t, { url: `${wsBase}/api/v1/ws`, token: await app.realtime.tokens.issue('u1', { ttlSeconds: 60 }), channels })
+  await Promise.all(channels.map(async (channel) => await client.subscribe(channel)))
+  t.strictSame(app.realtime.connections()[0].subscriptions.sort(), ['settings', ...channels].sort())
+})
