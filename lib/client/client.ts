@@ -4,7 +4,7 @@ import { Listeners, Waiters, type Handler } from './listeners.js'
 import { RefreshTimer } from './refresh-timer.js'
 import { askWhy, connectRequest } from './transport.js'
 import {
-  RealtimeClientError, type ChannelEvent, type ClientOptions, type ClientState, type FetchLike, type Resync,
+  RealtimeClientError, type ChannelEvent, type ClientOptions, type ClientState, type FetchLike, type RecoveryOutcome, type Resync,
   type WebSocketConstructor, type WebSocketLike
 } from './types.js'
 
@@ -13,7 +13,7 @@ export type ChannelName = (keyof RealtimeChannels & string) | (string & {})
 
 interface ServerMessage { event?: unknown, channel?: unknown, data?: any, id?: unknown }
 /** Per channel listed in `recover`, as `connected.data.recovery` answers it. */
-type Recovery = Record<string, { recovered: boolean, replayed?: number, reason?: string }>
+type Recovery = Record<string, RecoveryOutcome>
 
 const OPEN = 1
 /** Refusals of a subscribe or unsubscribe that another try can overcome: the SDK tries again (after a backoff delay) instead of giving up. */
@@ -347,7 +347,7 @@ export class RealtimeClient {
       if (this.#wanted.has(channel) && !replaying) this.#positions.set(channel, id)
     }
     this.#subscribed = new Set(data.subscriptions)
-    this.#setState({ state: 'connected', connectionId: data.connection_id, userId: data.user_id })
+    this.#setState({ state: 'connected', connectionId: data.connection_id, userId: data.user_id, ...(data.recovery === undefined ? {} : { recovery: data.recovery }) })
     for (const channel of data.subscriptions) if (this.#wanted.has(channel)) this.#waiters.settle('subscribe ' + channel)
     this.#sync()
     for (const [channel, answer] of Object.entries(recovery)) {

@@ -5,6 +5,6 @@
 export { createClient, RealtimeClient, type ChannelName } from './client.js'
 export { decideClose, decideStatus, backoffDelay, BACKOFF, SLOW_BACKOFF, type Decision, type Backoff } from './reconnect.js'
 export {
-  RealtimeClientError, type ClientOptions, type ClientState, type ChannelEvent, type ChannelData, type Resync,
+  RealtimeClientError, type ClientOptions, type ClientState, type RecoveryOutcome, type ChannelEvent, type ChannelData, type Resync,
   type WebSocketLike, type WebSocketConstructor, type FetchLike
 } from './types.js'

@@ -88,9 +88,17 @@ export interface Resync {
   reason: string
 }
 
+/** Whether a channel's missed events were recovered (`replayed` of them), or why not. */
+export interface RecoveryOutcome {
+  recovered: boolean
+  replayed?: number
+  reason?: string
+}
+
 export type ClientState =
   | { state: 'connecting' }
-  | { state: 'connected', connectionId: string, userId: string }
+  /** `recovery`: after a connect that listed channels to recover, what the server answered for each. */
+  | { state: 'connected', connectionId: string, userId: string, recovery?: Record<string, RecoveryOutcome> }
   /** `status`/`reason` of the GET when the connect failed before `open` (the socket then shows 1006). */
   | { state: 'disconnected', code: number, reason: string, status?: number, delayMs: number }
   | { state: 'closed', code: number, reason: string, status?: number }

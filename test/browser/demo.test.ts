@@ -1,0 +1,77 @@
+import t from 'tap'
+import type { Page } from 'playwright-core'
+import { browserMissing, launchBrowser } from '../helpers/browser.js'
+import { startDemo } from '../helpers/demo.js'
+
+// `npm run demo` in headless Chromium: the page a newcomer sees, on the client SDK.
+const missing = browserMissing()
+if (missing !== undefined) t.skip(`browser tests: ${missing}`, () => {})
+
+const WAIT = { timeout: 15_000 }
+
+async function signIn (page: Page, base: string, userId: string): Promise<void> {
+  await page.goto(`${base}/`)
+  await page.fill('#user', userId)
+  await page.click('#connect')
+  await page.waitForSelector('#state.connected', WAIT)
+}
+
+async function publish (base: string, body: Record<string, unknown>): Promise<void> {
+  const response = await fetch(`${base}/demo/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  if (!response.ok) throw new Error(`publish failed: ${response.status}`)
+}
+
+const eventLines = async (page: Page, text: string): Promise<string[]> =>
+  await page.$$eval('#log div[data-kind="event"]', (lines, wanted) => lines.map((line) => line.textContent ?? '').filter((line) => line.includes(wanted)), text)
+
+if (missing === undefined) {
+  t.test('the demo page connects, and an event published to the user shows in its log', async (t) => {
+    const base = await startDemo(t)
+    const browser = await launchBrowser(t)
+    const page = await browser.newPage()
+    await signIn(page, base, 'alice')
+    await page.click('button[data-kind="notification"]')
+    await page.waitForSelector('#log div[data-kind="event"]:has-text("NOTIFICATION_UPDATE")', WAIT)
+    t.match((await eventLines(page, 'NOTIFICATION_UPDATE'))[0], /notification\.events {2}NOTIFICATION_UPDATE {2}\{"mobile_user_id":"alice","unread_count":1,/)
+  })
+
+  t.test('a second page signed in as the same user takes over: the first shows 4500 and stays closed', async (t) => {
+    const base = await startDemo(t)
+    const browser = await launchBrowser(t)
+    const first = await browser.newPage()
+    await signIn(first, base, 'bob')
+    const second = await browser.newPage()
+    await signIn(second, base, 'bob')
+    await first.waitForSelector('#state.closed', WAIT)
+    t.match(await first.textContent('#detail'), /^code 4500 \(Replaced by a newer connection\)/)
+    t.equal(await second.textContent('#state'), 'connected')
+  })
+
+  t.test('events published while the network is cut come back on reconnect, recovered', async (t) => {
+    const base = await startDemo(t)
+    const browser = await launchBrowser(t)
+    const page = await browser.newPage()
+    await signIn(page, base, 'carol')
+    await page.click('#cut')
+    await page.waitForSelector('#state.disconnected', WAIT)
+    await publish(base, { kind: 'payment', user_id: 'carol', count: 3 })
+    await page.waitForSelector('#recovery:has-text("payment_order.events: recovered 3")', { timeout: 30_000 })
+    await page.waitForSelector('#state.connected', WAIT)
+    t.equal((await eventLines(page, 'PAYMENT_ORDER_UPDATED')).length, 3, 'each missed event once')
+  })
+
+  t.test('a token about to expire is refreshed through getToken on the open socket', async (t) => {
+    const base = await startDemo(t, { DEMO_TOKEN_TTL_SECONDS: '4' })
+    const browser = await launchBrowser(t)
+    const page = await browser.newPage()
+    await signIn(page, base, 'dave')
+    const connection = await page.textContent('#detail')
+    // Evaluated in the page: the first token, then two refreshes before it would have expired.
+    await page.waitForFunction('document.querySelectorAll(\'#log div[data-kind="token"]\').length >= 3', undefined, { timeout: 20_000 })
+    t.equal(await page.textContent('#state'), 'connected', 'never disconnected: no 4005')
+    t.equal(await page.textContent('#detail'), connection, 'the same connection all along')
+    await page.click('button[data-kind="kyc"]')
+    await page.click('input[data-channel="kyc.events"]')
+    await page.waitForSelector('#log div[data-kind="reply"]:has-text("subscribed kyc.events")', WAIT)
+  })
+}
