@@ -33,7 +33,12 @@ t.test('a dropped socket: the client reconnects with recover and its handlers ge
     await app.realtime.publish('payment_order.events', 'PAYMENT_ORDER_UPDATED', { status: 'paid' }, { userId: 'phone' }),
     await app.realtime.publish('kyc.events', 'KYC_UPGRADED', { level: 3 }, { userId: 'phone' })
   ]
-  await next(isConnected, 'reconnected')
+  const reconnected = await next(isConnected, 'reconnected')
+  t.strictSame((reconnected as { recovery?: unknown }).recovery, {
+    settings: { recovered: true, replayed: 0 },
+    'kyc.events': { recovered: true, replayed: 2 },
+    'payment_order.events': { recovered: true, replayed: 1 }
+  }, 'the connected state carries the server\'s answer per channel')
   await until(() => events.length === 4, 'the replay')
   t.strictSame(events, [
     { event: 'KYC_SUBMITTED', channel: 'kyc.events', data: { level: 1 }, id: first.id },
