@@ -45,7 +45,7 @@ async function scripted (t: Test): Promise<{ url: string, peers: Peer[], peer: (
 const connected = (data: Record<string, unknown> = {}): unknown =>
   ({ event: 'connected', channel: null, data: { connection_id: 'c1', user_id: 'u1', subscriptions: ['settings'], heartbeat_interval_ms: 30000, ...data } })
 
-t.test('the server\'s resync with history on: the client reconnects at once with recover; without positions it raises resync per channel', async (t) => {
+t.test('the server\'s resync with history on: the client reconnects with recover (after a jittered delay); without positions it raises resync per channel', async (t) => {
   const gateway = await scripted(t)
   const { next, resyncs, until } = watchClient(t, { url: gateway.url, token: 'tok' })
   const first = await gateway.peer(0)
