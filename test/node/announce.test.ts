@@ -30,6 +30,8 @@ async function nodeWithHeldSubscribes (t: Test, options: Record<string, unknown>
   }
   const node = await startApp({ redis: client, keyPrefix, ...options })
   t.teardown(() => node.app.close())
+  // Global channels are subscribed at startup, asynchronously: the tests publish on settings once it landed.
+  await waitFor(async () => (await client.pubsub('NUMSUB', `${keyPrefix}c:{settings}`) as Array<string | number>)[1] === 1, 'settings subscribed')
   return { node, release }
 }
 
