@@ -96,6 +96,18 @@ export class Child {
   }
 }
 
+/**
+ * Spawns a plain (non-Node) process pinned to `core` when taskset works, and
+ * tracks it like the Node children, so `killAll` ends it too.
+ */
+export function spawnPinned (command, args, { core } = {}) {
+  const [file, argv] = canPin() && core !== undefined ? ['taskset', ['-c', String(core), command, ...args]] : [command, args]
+  const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] })
+  live.add(child)
+  child.on('exit', () => live.delete(child))
+  return child
+}
+
 /** Kills every child still running (on exit, on a signal, on a crash). */
 export function killAll () {
   for (const child of live) child.kill('SIGKILL')

@@ -7,18 +7,23 @@ const benchDir = fileURLToPath(new URL('..', import.meta.url))
 let sessions = 0
 
 export class Session {
-  /** Starts the arm's nodes and a load generator; resolves once all are listening. */
-  static async open (arm, { redisUrl, runId, profileDir, label }) {
+  /**
+   * Starts the arm's nodes and a load generator; resolves once all are
+   * listening. `history`: plugin arms run with the `history` option on.
+   */
+  static async open (arm, { redisUrl, runId, profileDir, label, history = false }) {
     const keyPrefix = `bench:${runId}:${++sessions}:`
     const servers = []
     for (let node = 0; node < arm.nodes; node++) {
       const args = arm.cluster ? ['--redis', redisUrl, '--nodes', String(arm.nodes), '--node', String(node), '--key-prefix', keyPrefix] : []
+      if (history) args.push('--history')
       // --cpu-prof writes the profile when the server exits (it exits on `shutdown`).
       const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${label}-node${node}.cpuprofile`]
       servers.push(new Child(benchDir + arm.script, args, { core: 0, name: `${arm.id}#${node}`, nodeArgs }))
     }
-    const loadgen = new Child(benchDir + 'loadgen.js', [], { core: 1, name: `loadgen(${arm.id})` })
+    const loadgen = new Child(benchDir + 'loadgen.js', [], { core: 1, name: `loadgen(${arm.id}${history ? ', history' : ''})` })
     const session = new Session(arm, servers, loadgen)
+    session.history = history
     try {
       const infos = await Promise.all(servers.map((server) => server.ready()))
       await loadgen.ready()

@@ -6,7 +6,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { serve, announce, sleep } from '../lib/rpc.js'
 
 /**
- * Server options: `--redis URL --nodes 2 --node 0 --key-prefix bench:…:`.
+ * Server options: `--redis URL --nodes 2 --node 0 --key-prefix bench:…:`,
+ * and `--history` (plugin arms: the `history` option on, with its defaults).
  * Without `--redis` the arm runs as a single node.
  */
 export function serverOptions () {
@@ -15,16 +16,18 @@ export function serverOptions () {
       redis: { type: 'string' },
       nodes: { type: 'string', default: '1' },
       node: { type: 'string', default: '0' },
-      'key-prefix': { type: 'string', default: 'bench:' }
+      'key-prefix': { type: 'string', default: 'bench:' },
+      history: { type: 'boolean', default: false }
     }
   })
-  return { redis: values.redis, nodes: Number(values.nodes), node: Number(values.node), keyPrefix: values['key-prefix'] }
+  return { redis: values.redis, nodes: Number(values.nodes), node: Number(values.node), keyPrefix: values['key-prefix'], history: values.history }
 }
 
 /**
  * Runs one arm. `arm` is what the arm's `start()` returned:
- * `{ port, path, publish(seq, size), publishTo?(user, seq, size), issueTokens?(from, count),
- * buffered() (bytes accepted for clients but not yet handed to the kernel), stats?(), close() }`.
+ * `{ port, path, publish(seq, size), publishTo?(user, seq, size) (may return a promise of whether it was published),
+ * issueTokens?(from, count), buffered() (bytes accepted for clients but not yet handed to the kernel),
+ * stats?(), connectionCount?(), close() }`.
  */
 export function runServer (arm) {
   const eld = monitorEventLoopDelay({ resolution: 1 })
@@ -47,9 +50,10 @@ export function runServer (arm) {
       return { user, system, total: user + system }
     },
     tokens: async ({ from, count }) => await arm.issueTokens(from, count),
-    burst ({ count, size }) {
+    burst ({ count, size, targeted = false, users = 0 }) {
       const startNs = process.hrtime.bigint()
-      for (let seq = 0; seq < count; seq++) arm.publish(seq, size)
+      if (targeted) for (let seq = 0; seq < count; seq++) arm.publishTo(seq % users, seq, size)
+      else for (let seq = 0; seq < count; seq++) arm.publish(seq, size)
       return { startNs: String(startNs), loopMs: Number(process.hrtime.bigint() - startNs) / 1e6 }
     },
     async paced ({ rate, count, size, targeted = false, users = 0 }) {
@@ -65,6 +69,39 @@ export function runServer (arm) {
       eld.disable()
       return { startNs: String(startNs), eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6 }
     },
+    /**
+     * `count` rounds of one publish to each of users 0..users-1 (round r
+     * carries seq `from + r`), at most `inFlight` publishes unanswered: each
+     * user gets its events in seq order. For the recovery scenario, while
+     * nobody listens.
+     */
+    async publishEach ({ users, count, from = 0, size, inFlight = 1000 }) {
+      const started = performance.now()
+      let failed = 0
+      let pending = []
+      const settle = async () => {
+        for (const published of await Promise.all(pending)) if (published === false) failed++
+        pending = []
+      }
+      for (let round = 0; round < count; round++) {
+        for (let user = 0; user < users; user++) {
+          pending.push(arm.publishTo(user, from + round, size))
+          if (pending.length >= inFlight) await settle()
+        }
+      }
+      await settle()
+      return { ms: performance.now() - started, published: users * count - failed, failed }
+    },
+    /** Event-loop delay between `eldStart` and `eldStop` (1 ms resolution). */
+    eldStart () {
+      eld.reset()
+      eld.enable()
+    },
+    eldStop () {
+      eld.disable()
+      return { eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6 }
+    },
+    connections: () => arm.connectionCount?.() ?? null,
     /** Starts sampling the RSS peak (and, with `buffered`, the peak of bytes held for clients). */
     watch ({ buffered = false }) {
       clearInterval(rssTimer)

@@ -12,7 +12,9 @@ await app.register(realtime, {
   limits: { maxConnectionsPerIp: 0 },
   // No protocol pings during a run.
   heartbeat: { intervalMs: 3_600_000 },
-  ...(options.redis === undefined ? {} : { redis: options.redis, keyPrefix: options.keyPrefix })
+  ...(options.redis === undefined ? {} : { redis: options.redis, keyPrefix: options.keyPrefix }),
+  // The history scenarios: every event appended to its stream (defaults: 256 per stream, 600 s).
+  ...(options.history ? { history: {} } : {})
 })
 await app.listen({ host: '127.0.0.1', port: 0 })
 
@@ -25,7 +27,11 @@ runServer({
   publishTo (user, seq, size) {
     // `notification.events` carries the same envelope length as `settings` plus 11 bytes; the pad absorbs it.
     const data = benchData(seq, size, GATEWAY_ENVELOPE_BYTES + 'notification.events'.length - 'settings'.length)
-    app.realtime.publish('notification.events', 'bench', data, { userId: `user-${user}` }).catch(reportError)
+    // Resolves true, or false once the failure is reported: publishEach bounds the publishes in flight with it.
+    return app.realtime.publish('notification.events', 'bench', data, { userId: `user-${user}` }).then(() => true, (error) => {
+      reportError(error)
+      return false
+    })
   },
   async issueTokens (from, count) {
     const tokens = new Array(count)
@@ -41,6 +47,7 @@ runServer({
   },
   buffered: () => app.realtime.connections().reduce((bytes, connection) => bytes + connection.buffered_bytes, 0),
   stats: () => app.realtime.stats(),
+  connectionCount: () => app.realtime.connections().length,
   // The process exits right after: the kernel closes the sockets (a graceful
   // app.close() would wait for thousands of close handshakes). Only the shared
   // Redis needs tidying.
