@@ -5,6 +5,7 @@ import WebSocket from 'ws'
 import { serve, announce, sleep } from './lib/rpc.js'
 import { latencySummary } from './lib/stats.js'
 import { STAMP_MARK } from './lib/payload.js'
+import { recoveringClients } from './lib/recovering-clients.js'
 
 const MARK = Buffer.from(STAMP_MARK)
 const clients = []
@@ -86,6 +87,9 @@ function open (url, kind, node, user) {
 }
 
 serve({
+  // The recovery scenario's clients (rc.connect, rc.expect, rc.drop, rc.reconnect, rc.wait): a set of their own.
+  ...recoveringClients,
+
   /** Opens `count` more clients with at most `concurrency` handshakes in flight; client i uses urls[i % urls.length]. */
   async connect ({ urls, count, concurrency, kind, tokens, timeoutMs = 120_000 }) {
     const first = clients.length

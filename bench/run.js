@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--reps N] [--arms plugin,ws-cork] [--only memory,broadcast,sustained,targeted]
+// npm run bench [-- --quick] [--reps N] [--arms plugin,ws-cork] [--only memory,broadcast,sustained,targeted,history,recovery]
 //                [--cpu-prof DIR]   (servers write DIR/<arm>-<scenario>-r<rep>-node<i>.cpuprofile; add `--only burst`
 //                                    for a profile of the burst path alone)
 //
@@ -20,6 +20,8 @@ import { idleMemory } from './scenarios/memory.js'
 import { broadcastSuite, burstOnly } from './scenarios/broadcast.js'
 import { slowSustained } from './scenarios/slow-sustained.js'
 import { targeted } from './scenarios/targeted.js'
+import { historyCost, recovery } from './scenarios/history.js'
+import { OwnRedis, canStartRedis } from './lib/redis-server.js'
 
 const FULL = {
   reps: 3,
@@ -27,7 +29,10 @@ const FULL = {
   memory: { steps: [1000, 5000, 10000], concurrency: 100 },
   broadcast: { clients: 2000, connectConcurrency: 50, warmup: 20, burst: 200, paced: { rate: 20, seconds: 5 }, slowFraction: 0.01, size: 128 },
   sustained: { clients: 200, connectConcurrency: 50, slowFraction: 0.01, rate: 200, seconds: 3, size: 16384 },
-  targeted: { clients: 2000, connectConcurrency: 50, rate: 1000, seconds: 5, size: 128 }
+  targeted: { clients: 2000, connectConcurrency: 50, rate: 1000, seconds: 5, size: 128 },
+  history: { clients: 1000, connectConcurrency: 50, rate: 1000, seconds: 2, burst: 2000, rounds: 2, size: 128 },
+  // `reps`: run in the first repetitions only (it is the longest plugin-only step).
+  recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 2 }
 }
 const QUICK = {
   reps: 1,
@@ -35,9 +40,11 @@ const QUICK = {
   memory: { steps: [1000, 2000], concurrency: 100 },
   broadcast: { clients: 1000, connectConcurrency: 50, warmup: 10, burst: 100, paced: { rate: 20, seconds: 2 }, slowFraction: 0.01, size: 128 },
   sustained: { clients: 100, connectConcurrency: 50, slowFraction: 0.01, rate: 200, seconds: 1, size: 16384 },
-  targeted: { clients: 1000, connectConcurrency: 50, rate: 500, seconds: 2, size: 128 }
+  targeted: { clients: 1000, connectConcurrency: 50, rate: 500, seconds: 2, size: 128 },
+  history: { clients: 500, connectConcurrency: 50, rate: 1000, seconds: 2, burst: 1000, rounds: 1, size: 128 },
+  recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 1 }
 }
-const SCENARIOS = ['memory', 'broadcast', 'sustained', 'targeted']
+const SCENARIOS = ['memory', 'broadcast', 'sustained', 'targeted', 'history', 'recovery']
 const STEP_TIMEOUT_MS = 5 * 60_000
 // A shared 2-core machine: a step during which other processes took more than this share is run again.
 const MAX_NOISE_PERCENT = 25
@@ -92,6 +99,8 @@ if (busyAtStart !== null && busyAtStart > 0.15) console.warn(`bench: WARNING: th
 const cpuAtStart = cpuSnapshot()
 const samples = {}
 const errors = []
+// What a scenario saw that is not a number (events missing or sent twice in the recovery scenario, …), from the kept attempts.
+const notes = []
 let retried = 0
 const started = performance.now()
 const loadAtStart = loadavg()[0].toFixed(2)
@@ -103,9 +112,14 @@ for (let rep = 1; rep <= config.reps; rep++) {
     if (only.includes('sustained')) await step(arm, rep, 'sustained', (session) => slowSustained(session, config.sustained))
     if (only.includes('targeted') && arm.cluster) await step(arm, rep, 'targeted', (session) => targeted(session, config.targeted, redisUrl))
     if (only.includes('burst')) await step(arm, rep, 'burst', (session) => burstOnly(session, config.broadcast))
+    if (only.includes('history') && arm.client === 'plugin') await step(arm, rep, 'history', (lab) => historyCost(lab, config.history), { lab: true })
+    if (only.includes('recovery') && arm.client === 'plugin' && rep <= config.recovery.reps) await step(arm, rep, 'recovery', (lab) => recovery(lab, config.recovery), { lab: true })
   }
 }
-if (!arms.some((arm) => arm.cluster)) skipped.push('scenario 4 (targeted publishes across 2 nodes): skipped, it needs the 2-node arms (left out with BENCH_CLUSTER=0)')
+if (!arms.some((arm) => arm.cluster)) skipped.push('scenario 4 (targeted publishes across 2 nodes) and the 2-node columns of scenarios 7 and 8: skipped, they need the 2-node arms (left out with BENCH_CLUSTER=0)')
+if ((only.includes('history') || only.includes('recovery')) && arms.some((arm) => arm.cluster) && !canStartRedis()) {
+  skipped.push(`scenarios 7 and 8, 2 nodes: redis-server cannot be started here, so they use the shared Redis at ${redisUrl} (its Redis CPU includes other clients)`)
+}
 
 const report = buildReport({
   arms,
@@ -116,6 +130,7 @@ const report = buildReport({
   git: describeCheckout(),
   command: commandLine(),
   errors,
+  notes,
   seconds: (performance.now() - started) / 1000,
   pinned: canPin(),
   load: { start: loadAtStart, end: loadavg()[0].toFixed(2), busyAtStart, other: otherWork(cpuAtStart, cpuSnapshot()), retried, maxNoise: MAX_NOISE_PERCENT }
@@ -126,7 +141,7 @@ const partial = args.arms !== undefined || args.only !== undefined || args['cpu-
 const name = partial ? 'partial' : args.quick ? 'quick' : 'latest'
 mkdirSync(resultsDir, { recursive: true })
 writeFileSync(new URL(`${name}.md`, resultsDir), report)
-writeFileSync(new URL(`${name}.json`, resultsDir), JSON.stringify({ command: commandLine(), config, samples, errors }, null, 2) + '\n')
+writeFileSync(new URL(`${name}.json`, resultsDir), JSON.stringify({ command: commandLine(), config, samples, errors, notes }, null, 2) + '\n')
 console.log(`Written to bench/results/${name}.md (raw samples: bench/results/${name}.json)`)
 process.exit(errors.length === 0 ? 0 : 1)
 
@@ -135,13 +150,14 @@ process.exit(errors.length === 0 ? 0 : 1)
  * failure is recorded, not fatal. When other processes took more than
  * MAX_NOISE_PERCENT of the machine meanwhile, the step is run again (up to
  * NOISY_RETRIES times, while the run is within RETRY_BUDGET_MS) and the
- * quietest attempt is kept.
+ * quietest attempt is kept. `{ lab: true }`: the scenario gets a lab (it opens
+ * its own sessions, and Redis servers) instead of one session.
  */
-async function step (arm, rep, name, scenario) {
+async function step (arm, rep, name, scenario, { lab = false } = {}) {
   const label = `[${rep}/${config.reps}] ${arm.id} ${name}`
   let best
   for (let attempt = 0; attempt <= NOISY_RETRIES; attempt++) {
-    const result = await attemptStep(arm, rep, name, scenario, label)
+    const result = await attemptStep(arm, rep, name, scenario, label, lab)
     if (result === undefined) return
     if (best === undefined || result.noise < best.noise) best = result
     if (!(result.noise > MAX_NOISE_PERCENT) || attempt === NOISY_RETRIES || performance.now() - started > RETRY_BUDGET_MS) break
@@ -151,17 +167,38 @@ async function step (arm, rep, name, scenario) {
   }
   const armSamples = (samples[arm.id] ??= {})
   for (const [key, value] of Object.entries(best.metrics)) (armSamples[key] ??= []).push(value)
+  for (const note of best.notes) notes.push(`${label}: ${note}`)
 }
 
-async function attemptStep (arm, rep, name, scenario, label) {
+async function attemptStep (arm, rep, name, scenario, label, withLab) {
   const stepStarted = performance.now()
   const cpuBefore = cpuSnapshot()
-  let session
+  const sessions = []
+  const redises = []
+  const lab = {
+    arm,
+    redisUrl,
+    async open ({ history = false, redisUrl: url = redisUrl } = {}) {
+      const suffix = history ? '-history' : sessions.length > 0 ? `-${sessions.length}` : ''
+      const session = await Session.open(arm, { redisUrl: url, runId, profileDir: args['cpu-prof'], label: `${arm.id}-${name}-r${rep}${suffix}`, history })
+      sessions.push(session)
+      return session
+    },
+    /** A redis-server of this step's own; undefined where none can be started (the scenario falls back to REDIS_URL). */
+    async ownRedis () {
+      if (!canStartRedis()) return undefined
+      const redis = await OwnRedis.start()
+      redises.push(redis)
+      return redis
+    }
+  }
   let metrics
+  let stepNotes = []
   try {
-    session = await Session.open(arm, { redisUrl, runId, profileDir: args['cpu-prof'], label: `${arm.id}-${name}-r${rep}` })
-    const { _windows: windows, ...measured } = await withTimeout(scenario(session), STEP_TIMEOUT_MS, `${label} timed out`)
+    const subject = withLab ? lab : await lab.open()
+    const { _windows: windows, _notes: scenarioNotes = [], ...measured } = await withTimeout(scenario(subject), STEP_TIMEOUT_MS, `${label} timed out`)
     metrics = measured
+    stepNotes = scenarioNotes
     if (args['cpu-prof'] !== undefined && windows !== undefined) {
       writeFileSync(`${args['cpu-prof']}/${arm.id}-${name}-r${rep}.windows.json`, JSON.stringify(windows))
     }
@@ -169,7 +206,8 @@ async function attemptStep (arm, rep, name, scenario, label) {
     errors.push(`${label}: ${error.message.split('\n')[0]}`)
     console.error(`${label}: FAILED ${error.stack}`)
   } finally {
-    if (session !== undefined) await session.close().catch(() => {})
+    await Promise.all(sessions.map((session) => session.close().catch(() => {})))
+    await Promise.all(redises.map((redis) => redis.stop()))
   }
   if (metrics === undefined) return undefined
   // Share of the machine that other processes took meanwhile (this step's children have exited and count as ours).
@@ -177,7 +215,8 @@ async function attemptStep (arm, rep, name, scenario, label) {
   const noise = other === null ? NaN : other.share * 100
   metrics[`noise.${name}`] = noise
   console.log(`${label}: ${summary(metrics)} (${((performance.now() - stepStarted) / 1000).toFixed(1)} s)`)
-  return { metrics, noise }
+  for (const note of stepNotes) console.log(`${label}: NOTE ${note}`)
+  return { metrics, noise, notes: stepNotes }
 }
 
 async function selectArms () {
@@ -217,7 +256,8 @@ function commandLine () {
 }
 
 function summary (metrics) {
-  const pick = ['noise.', 'mem.heap.', 'burst.cpuPerDelivery', 'burst.p99', 'paced.p99', 'connect.perSecond', 'sustained.rssGrowth', 'targeted.remoteP99']
+  const pick = ['noise.', 'mem.heap.', 'burst.cpuPerDelivery', 'burst.p99', 'paced.p99', 'connect.perSecond', 'sustained.rssGrowth', 'targeted.remoteP99',
+    'history.cpuRatio', 'history.redisRatio', 'history.burst.cpuRatio', 'history.burst.redisRatio', 'recovery.connectMs', 'recovery.ms', 'recovery.perSecond', 'recovery.eldP99', 'recovery.received', 'recovery.duplicates']
   return Object.entries(metrics)
     .filter(([key]) => pick.some((prefix) => key.startsWith(prefix)))
     .map(([key, value]) => `${key}=${Number(value).toFixed(2)}`)

@@ -51,15 +51,48 @@ function rowsFor (config) {
     { key: 'sustained.p99', label: 'others\' latency p99 (ms)', digits: 1 },
     { key: 'sustained.healthyCloses', label: 'reading clients closed by the server', digits: 0 },
     { key: 'sustained', label: 'delivered / expected (others)', delivered: true },
+    { section: `7. History publish cost: targeted publishes to ${config.history.clients} sockets, history off vs on in the same step, ABBA, ${config.history.rounds} round(s) per variant` },
+    { key: 'history.cpuOff', label: `paced (${config.history.rate}/s × ${config.history.seconds} s): server CPU per publish, history off (µs, all nodes)`, digits: 1, noRatio: true },
+    { key: 'history.cpuOn', label: 'paced: server CPU per publish, history on (µs, all nodes)', digits: 1, noRatio: true },
+    { key: 'history.cpuRatio', label: 'paced: server CPU, on ÷ off (aim ≤ 1.3)', digits: 2, noRatio: true },
+    { key: 'history.redisOff', label: 'paced: Redis CPU per publish, history off (µs, the step\'s own redis-server)', digits: 1, noRatio: true },
+    { key: 'history.redisOn', label: 'paced: Redis CPU per publish, history on (µs)', digits: 1, noRatio: true },
+    { key: 'history.redisRatio', label: 'paced: Redis CPU, on ÷ off (aim ≤ 1.3)', digits: 2, noRatio: true },
+    { key: 'history.burst.cpuOff', label: `burst (${config.history.burst} back to back): server CPU per publish, history off (µs, all nodes)`, digits: 1, noRatio: true },
+    { key: 'history.burst.cpuOn', label: 'burst: server CPU per publish, history on (µs, all nodes)', digits: 1, noRatio: true },
+    { key: 'history.burst.cpuRatio', label: 'burst: server CPU, on ÷ off (aim ≤ 1.3)', digits: 2, noRatio: true },
+    { key: 'history.burst.redisOff', label: 'burst: Redis CPU per publish, history off (µs)', digits: 1, noRatio: true },
+    { key: 'history.burst.redisOn', label: 'burst: Redis CPU per publish, history on (µs)', digits: 1, noRatio: true },
+    { key: 'history.burst.redisRatio', label: 'burst: Redis CPU, on ÷ off (aim ≤ 1.3)', digits: 2, noRatio: true },
+    { key: 'history', label: 'delivered / expected (both variants, both modes)', delivered: true },
+    { section: `8. Recovery: ${config.recovery.clients} sockets away while ${config.recovery.missed} events each are published, then all reconnect at once with recover (2 nodes: to the other node)` },
+    { key: 'recovery.connectMs', label: 'time until every socket got connected (ms)', digits: 0, noRatio: true },
+    { key: 'recovery.ms', label: 'time until every socket got all its missed events (ms)', digits: 0, noRatio: true },
+    { key: 'recovery.perSecond', label: 'replayed events/s (all of them ÷ that time)', digits: 0, noRatio: true },
+    { key: 'recovery.eldP99', label: 'server event-loop delay p99 during the reconnect (ms; the highest node)', digits: 1, noRatio: true },
+    { key: 'recovery.eldMax', label: 'server event-loop delay max (ms)', digits: 1, noRatio: true },
+    { key: 'recovery.cpuPerEvent', label: 'server CPU per replayed event, handshakes included (µs, all nodes)', digits: 2, noRatio: true },
+    { key: 'recovery.loadgenCpuPerEvent', label: 'load generator CPU per replayed event (µs)', digits: 2, noRatio: true },
+    { key: 'recovery.redisCpuPerClient', label: 'Redis CPU per recovering socket (µs)', digits: 0, noRatio: true },
+    { key: 'recovery.publishPerSecond', label: 'publishes/s while the sockets were away (one node, 1000 in flight)', digits: 0, noRatio: true },
+    { key: 'recovery', label: 'missed events received / expected', delivered: true },
+    { key: 'recovery.duplicates', label: 'events received twice', digits: 0, noRatio: true },
+    { key: 'recovery.reordered', label: 'events out of order', digits: 0, noRatio: true },
+    { key: 'recovery.idJumps', label: 'ids not following the previous one (+ events not expected)', digits: 0, noRatio: true },
+    { key: 'recovery.notRecovered', label: 'sockets told recovered: false (or not told)', digits: 0, noRatio: true },
+    { key: 'recovery.failedConnects', label: 'failed reconnects', digits: 0, noRatio: true },
+    { key: 'recovery.closedByServer', label: 'sockets closed by the server', digits: 0, noRatio: true },
     { section: 'Noise: CPU share other processes took from the machine while each arm was measured (%)' },
     { key: 'noise.memory', label: 'during scenario 1', digits: 0, noRatio: true },
     { key: 'noise.broadcast', label: 'during scenarios 2, 3, 5, 6', digits: 0, noRatio: true },
     { key: 'noise.sustained', label: 'during scenario 6b', digits: 0, noRatio: true },
-    { key: 'noise.targeted', label: 'during scenario 4', digits: 0, noRatio: true }
+    { key: 'noise.targeted', label: 'during scenario 4', digits: 0, noRatio: true },
+    { key: 'noise.history', label: 'during scenario 7', digits: 0, noRatio: true },
+    { key: 'noise.recovery', label: 'during scenario 8', digits: 0, noRatio: true }
   ]
 }
 
-const DELIVERY_KEYS = ['burst', 'paced', 'targeted', 'slow', 'sustained']
+const DELIVERY_KEYS = ['burst', 'paced', 'targeted', 'slow', 'sustained', 'history', 'recovery']
 
 function format (value, digits) {
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
@@ -127,7 +160,21 @@ export function evaluateTargets (samples, config) {
   return checks
 }
 
-export function buildReport ({ arms, skipped, samples, config, machine, git, command, errors, seconds, pinned, load }) {
+/** Scenario 7's ratios against the 1.3× aim, per plugin arm that ran it. */
+function historyAims (samples) {
+  const arms = [['plugin', 'plugin (embedded)'], ['plugin-redis', 'plugin ×2 (Redis)']]
+  const show = (value) => value === undefined ? '–' : `${format(value, 2)}× ${value <= 1.3 ? '(within)' : '(**above**)'}`
+  return arms
+    .filter(([id]) => median(samples[id], 'history.cpuRatio') !== undefined)
+    .flatMap(([id, title]) => [['paced', 'history.'], ['burst', 'history.burst.']].map(([mode, prefix]) => ({
+      title,
+      mode,
+      cpu: show(median(samples[id], `${prefix}cpuRatio`)),
+      redis: show(median(samples[id], `${prefix}redisRatio`))
+    })))
+}
+
+export function buildReport ({ arms, skipped, samples, config, machine, git, command, errors, notes = [], seconds, pinned, load }) {
   const lines = []
   const columns = arms.map((arm) => arm.title)
   const ratioColumns = PEERS.filter(([id]) => arms.some((arm) => arm.id === id) && arms.some((arm) => arm.id === PLUGIN))
@@ -175,6 +222,20 @@ export function buildReport ({ arms, skipped, samples, config, machine, git, com
     }
   }
   lines.push('')
+
+  const aims = historyAims(samples)
+  if (aims.length > 0) {
+    lines.push('## Aim (issue #11): history on ≤ 1.3 × off, from the medians above (not a test)', '')
+    lines.push('| arm | mode | server CPU on ÷ off | Redis CPU on ÷ off |', '|---|---|---:|---:|')
+    for (const aim of aims) lines.push(`| ${aim.title} | ${aim.mode} | ${aim.cpu} | ${aim.redis} |`)
+    lines.push('')
+  }
+
+  if (notes.length > 0) {
+    lines.push('## Anomalies seen (missing, duplicated or unexpected events, failed recoveries)', '')
+    for (const note of notes) lines.push(`- ${note}`)
+    lines.push('')
+  }
 
   if (errors.length > 0) {
     lines.push('## Errors during the run', '')

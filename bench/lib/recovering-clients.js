@@ -1,0 +1,280 @@
+// Load generator side of the recovery scenario: one plugin client per user
+// that remembers the id of the last event it got, goes away, comes back with
+// `recover=<channel>@<last id>`, and checks what it is sent: every event's
+// `seq` (the publisher numbers each user's events 0, 1, 2, …) must be the next
+// one expected, and its id the next offset of the user's stream. Messages are
+// not JSON-parsed (only `connected` is): the fields are read off the Buffer.
+import WebSocket from 'ws'
+import { sleep } from './rpc.js'
+
+const CONNECTED = Buffer.from('"event":"connected"')
+const SUBSCRIBED = Buffer.from('"event":"subscribed"')
+const BENCH = Buffer.from('{"event":"bench"')
+const SEQ = Buffer.from('"seq":')
+const ID = Buffer.from('"id":"')
+const POSITION = Buffer.from('"position":"')
+
+/** Per client: its URL (token included), the id it would recover from, and the checks of the current expectation. */
+const users = []
+let channel = ''
+let expectEach = 0
+let remaining = 0
+let startNs = 0n
+let lastDoneNs = 0n
+let lastEventNs = 0n
+const oddities = []
+
+function note (text) {
+  if (oddities.length < 10) oddities.push(text)
+}
+
+function readNumber (data, at) {
+  let value = 0
+  for (let index = at; index < data.length; index++) {
+    const digit = data[index] - 48
+    if (digit < 0 || digit > 9) break
+    value = value * 10 + digit
+  }
+  return value
+}
+
+function readString (data, at) {
+  const end = data.indexOf(34, at) // '"'
+  return data.toString('latin1', at, end)
+}
+
+/** Per user, how often each expected seq arrived; `fromSeq` is the first one expected. */
+function resetChecks (user, fromSeq) {
+  user.fromSeq = fromSeq
+  user.counts = new Uint8Array(expectEach)
+  user.distinct = 0
+  user.duplicates = 0
+  user.reordered = 0
+  user.extra = 0
+  user.idJumps = 0
+  user.highest = fromSeq - 1
+  user.done = expectEach === 0
+}
+
+function onEvent (user, data) {
+  lastEventNs = process.hrtime.bigint()
+  const seqAt = data.indexOf(SEQ)
+  const idAt = data.lastIndexOf(ID)
+  if (seqAt === -1 || idAt === -1) {
+    note(`user ${user.index}: an event without seq or id: ${data.toString('latin1', 0, 120)}`)
+    return
+  }
+  const seq = readNumber(data, seqAt + SEQ.length)
+  const id = readString(data, idAt + ID.length)
+  const colon = id.lastIndexOf(':')
+  const epoch = id.slice(0, colon)
+  const offset = Number(id.slice(colon + 1))
+  // One stream per user and nothing else published to it: ids follow each other.
+  if (epoch !== user.epoch || offset !== user.offset + 1) {
+    user.idJumps++
+    if (user.idJumps === 1) note(`user ${user.index}: id ${id} after ${user.epoch}:${user.offset}`)
+  }
+  user.epoch = epoch
+  user.offset = offset
+  user.lastId = id
+  const slot = seq - user.fromSeq
+  if (slot < 0 || slot >= expectEach) {
+    user.extra++
+    if (user.extra === 1) note(`user ${user.index}: seq ${seq} outside ${user.fromSeq}..${user.fromSeq + expectEach - 1}`)
+    return
+  }
+  if (user.counts[slot] > 0) {
+    user.duplicates++
+    if (user.duplicates === 1) note(`user ${user.index}: seq ${seq} twice`)
+  } else {
+    user.distinct++
+    if (seq < user.highest) {
+      user.reordered++
+      if (user.reordered === 1) note(`user ${user.index}: seq ${seq} after ${user.highest}`)
+    }
+  }
+  if (user.counts[slot] < 255) user.counts[slot]++
+  if (seq > user.highest) user.highest = seq
+  if (!user.done && user.distinct === expectEach) {
+    user.done = true
+    lastDoneNs = lastEventNs
+    remaining--
+  }
+}
+
+/**
+ * Opens user `user`'s socket at `url`; resolves with the `connected` data
+ * (parsed) once it arrives. Events after it (a replay arrives in the same
+ * read) go through `onEvent` from the first one.
+ */
+function open (user, url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 30_000 })
+    user.ws = ws
+    user.closing = false
+    let connected = false
+    ws.on('message', (data) => {
+      if (data.indexOf(BENCH) === 0) return onEvent(user, data)
+      if (!connected && data.indexOf(CONNECTED) !== -1) {
+        connected = true
+        return resolve(JSON.parse(data).data)
+      }
+      if (data.indexOf(SUBSCRIBED) !== -1) {
+        const at = data.indexOf(POSITION)
+        const position = at === -1 ? undefined : readString(data, at + POSITION.length)
+        user.onSubscribed?.(position)
+        return
+      }
+      note(`user ${user.index}: unexpected message ${data.toString('latin1', 0, 160)}`)
+    })
+    ws.on('unexpected-response', (request, response) => {
+      reject(new Error(`HTTP ${response.statusCode}`))
+      response.resume()
+    })
+    ws.on('error', (error) => reject(error))
+    ws.on('close', (code) => {
+      if (!connected) reject(new Error(`closed (${code}) before connected`))
+      else if (!user.closing) {
+        user.unexpectedClose = code
+        note(`user ${user.index}: closed by the server (${code})`)
+      }
+    })
+  })
+}
+
+/** Runs `task(item)` over `items`, `concurrency` at a time; counts failures by message. */
+async function each (items, concurrency, task) {
+  const failures = {}
+  let failed = 0
+  let next = 0
+  async function worker () {
+    while (next < items.length) {
+      const item = items[next++]
+      try {
+        await task(item)
+      } catch (error) {
+        failed++
+        failures[error.message] = (failures[error.message] ?? 0) + 1
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker))
+  return { failed, failures }
+}
+
+export const recoveringClients = {
+  /**
+   * Opens one socket per token (client i is user i, on urls[i % urls.length]),
+   * subscribes each to `channel` and keeps its `position` as the id to recover from.
+   */
+  async 'rc.connect' ({ urls, tokens, channel: name, concurrency }) {
+    channel = name
+    expectEach = 0
+    const started = performance.now()
+    const list = tokens.map((token, index) => ({ index, token, node: index % urls.length }))
+    const result = await each(list, concurrency, async ({ index, token, node }) => {
+      const user = { index, token, node, lastId: undefined, epoch: undefined, offset: 0 }
+      resetChecks(user, 0)
+      user.done = true
+      await open(user, `${urls[node]}?token=${token}`)
+      const position = await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no subscribed within 30 s')), 30_000)
+        user.onSubscribed = (value) => {
+          clearTimeout(timer)
+          user.onSubscribed = undefined
+          resolve(value)
+        }
+        user.ws.send(JSON.stringify({ event: 'subscribe', channel }))
+      })
+      if (position === undefined) throw new Error('subscribed without a position')
+      user.lastId = position
+      const colon = position.lastIndexOf(':')
+      user.epoch = position.slice(0, colon)
+      user.offset = Number(position.slice(colon + 1))
+      users.push(user)
+    })
+    users.sort((a, b) => a.index - b.index)
+    return { opened: users.length, ms: performance.now() - started, ...result }
+  },
+
+  /** From now on every user expects `count` events, numbered from `fromSeq`. */
+  'rc.expect' ({ count, fromSeq }) {
+    expectEach = count
+    remaining = count === 0 ? 0 : users.length
+    lastDoneNs = 0n
+    startNs = process.hrtime.bigint()
+    for (const user of users) resetChecks(user, fromSeq)
+    return { users: users.length }
+  },
+
+  /** Every socket closed from this side (no close handshake); the users keep their last ids. */
+  'rc.drop' () {
+    for (const user of users) {
+      user.closing = true
+      user.ws.terminate()
+    }
+    return { dropped: users.length }
+  },
+
+  /**
+   * All users reconnect at once (`concurrency` handshakes in flight), user i
+   * to urls[(i + shift) % urls.length], with `recover=<channel>@<last id>`.
+   * Resolves when every socket got `connected`, with what they were told.
+   */
+  async 'rc.reconnect' ({ urls, shift = 0, concurrency }) {
+    startNs = process.hrtime.bigint()
+    const started = performance.now()
+    const outcomes = {}
+    let claimed = 0
+    const result = await each(users, concurrency ?? users.length, async (user) => {
+      const node = (user.index + shift) % urls.length
+      const recover = encodeURIComponent(`${channel}@${user.lastId}`)
+      const data = await open(user, `${urls[node]}?token=${user.token}&recover=${recover}`)
+      const outcome = data.recovery?.[channel]
+      const key = outcome === undefined ? 'missing' : outcome.recovered ? 'recovered' : outcome.reason
+      outcomes[key] = (outcomes[key] ?? 0) + 1
+      if (outcome?.recovered) claimed += outcome.replayed
+      else note(`user ${user.index}: recovery ${JSON.stringify(outcome)}`)
+    })
+    return { connectMs: performance.now() - started, connectedNs: String(process.hrtime.bigint() - startNs), outcomes, claimed, ...result }
+  },
+
+  /**
+   * Waits until every user got its `count` events (or nothing arrived for
+   * `idleMs`, or `timeoutMs` passed), then `settleMs` more for any event
+   * sent twice; sums the checks.
+   */
+  async 'rc.wait' ({ timeoutMs = 60_000, idleMs = 3000, settleMs = 300 }) {
+    const started = performance.now()
+    let seen = lastEventNs
+    let lastProgress = performance.now()
+    // `remaining` falls in the message handlers, between the sleeps.
+    const waiting = () => remaining > 0
+    while (waiting() && performance.now() - started < timeoutMs) {
+      if (lastEventNs !== seen) {
+        seen = lastEventNs
+        lastProgress = performance.now()
+      } else if (performance.now() - lastProgress > idleMs) {
+        break
+      }
+      await sleep(10)
+    }
+    await sleep(settleMs)
+    const sum = (field) => users.reduce((total, user) => total + user[field], 0)
+    const clean = (user) => user.done && user.duplicates === 0 && user.reordered === 0 && user.idJumps === 0 && user.extra === 0
+    return {
+      users: users.length,
+      complete: users.filter(clean).length,
+      received: sum('distinct'),
+      expected: users.length * expectEach,
+      missing: users.length * expectEach - sum('distinct'),
+      duplicates: sum('duplicates'),
+      reordered: sum('reordered'),
+      idJumps: sum('idJumps'),
+      extra: sum('extra'),
+      closedByServer: users.filter((user) => user.unexpectedClose !== undefined).length,
+      doneNs: remaining === 0 ? String(lastDoneNs - startNs) : null,
+      oddities: [...oddities]
+    }
+  }
+}

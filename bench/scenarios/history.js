@@ -1,0 +1,187 @@
+// Scenarios 7 and 8 (plugin arms only): what history costs a publish, and how
+// fast 1,000 phones that were away get what they missed.
+//
+// Both get a `lab` rather than a session: `lab.open({ history, redisUrl })`
+// starts a session of the arm (closed by the orchestrator after the step),
+// `lab.ownRedis()` a redis-server of the step's own (undefined if none can be
+// started: the shared one at REDIS_URL is used instead).
+import { Redis } from 'ioredis'
+import { redisCpuSeconds } from '../lib/redis-server.js'
+import { sleep } from '../lib/rpc.js'
+
+const CHANNEL = 'notification.events'
+
+/**
+ * 7. Targeted publishes with history off and on, in the same step: one
+ * session of each (in cluster mode each with a Redis of its own), the same
+ * clients and publishes, measured in ABBA order (`rounds` per variant) so
+ * drift on the machine hits both alike. Each round: `rate` publishes per
+ * second for `seconds` from a timer (one publish per tick, as an app
+ * publishing as events happen), then `burst` publishes back to back in one
+ * synchronous loop (no timer: the publish path's own cost). Server CPU per
+ * publish (all nodes), Redis CPU per publish, and their on ÷ off ratios.
+ */
+export async function historyCost (lab, config) {
+  const variants = {}
+  for (const history of [false, true]) {
+    const redis = lab.arm.cluster ? await lab.ownRedis() : undefined
+    const session = await lab.open({ history, redisUrl: redis?.url })
+    const connect = await session.connect(config.clients, config.connectConcurrency)
+    if (connect.opened < config.clients) throw new Error(`history ${history ? 'on' : 'off'}: ${connect.opened}/${config.clients} clients connected: ${JSON.stringify(connect.failures)}`)
+    const { acked } = await session.loadgen.request('subscribe', { channel: CHANNEL }, 40_000)
+    if (acked < session.clients) throw new Error(`history ${history ? 'on' : 'off'}: only ${acked}/${session.clients} clients subscribed`)
+    const redisCpu = lab.arm.cluster ? cpuMeter(redis?.url ?? lab.redisUrl, redis === undefined) : undefined
+    variants[history ? 'on' : 'off'] = { session, redisCpu }
+  }
+  const fresh = () => ({ cpu: 0, redis: 0, publishes: 0, received: 0, expected: 0 })
+  try {
+    // One short unmeasured round each first: JIT warm-up, and the streams and their meta keys created.
+    for (const variant of Object.values(variants)) {
+      variant.paced = fresh()
+      variant.burst = fresh()
+      await publishRound(variant, { ...config, seconds: Math.min(1, config.seconds), burst: Math.min(500, config.burst) })
+      variant.paced = fresh()
+      variant.burst = fresh()
+    }
+    for (let round = 0; round < config.rounds; round++) {
+      for (const key of round % 2 === 0 ? ['off', 'on'] : ['on', 'off']) await publishRound(variants[key], config)
+    }
+  } finally {
+    for (const variant of Object.values(variants)) variant.redisCpu?.close()
+  }
+  const { off, on } = variants
+  const metrics = {}
+  for (const [mode, prefix] of [['paced', 'history.'], ['burst', 'history.burst.']]) {
+    const per = (variant, field) => variant[mode][field] / variant[mode].publishes
+    metrics[`${prefix}cpuOff`] = per(off, 'cpu')
+    metrics[`${prefix}cpuOn`] = per(on, 'cpu')
+    metrics[`${prefix}cpuRatio`] = per(on, 'cpu') / per(off, 'cpu')
+    if (lab.arm.cluster) {
+      metrics[`${prefix}redisOff`] = per(off, 'redis')
+      metrics[`${prefix}redisOn`] = per(on, 'redis')
+      metrics[`${prefix}redisRatio`] = per(on, 'redis') / per(off, 'redis')
+    }
+  }
+  metrics['history.received'] = off.paced.received + on.paced.received + off.burst.received + on.burst.received
+  metrics['history.expected'] = off.paced.expected + on.paced.expected + off.burst.expected + on.burst.expected
+  if (lab.arm.cluster) metrics['history.sharedRedis'] = off.redisCpu.shared ? 1 : 0
+  return metrics
+}
+
+/** One paced run and one burst of targeted publishes on node 0, round-robin over the users; adds up their costs. */
+async function publishRound (variant, { rate, seconds, burst, size }) {
+  const { session } = variant
+  const users = session.clients
+  const paced = Math.round(rate * seconds)
+  await measure(variant, variant.paced, paced, () => session.publisher.request('paced', { rate, count: paced, size, targeted: true, users }, seconds * 1000 + 60_000))
+  await measure(variant, variant.burst, burst, () => session.publisher.request('burst', { count: burst, size, targeted: true, users }, 60_000))
+}
+
+/** Server CPU (all nodes) and Redis CPU from before `publish()` until the load generator has every event. */
+async function measure ({ session, redisCpu }, totals, count, publish) {
+  await session.loadgen.request('record', { count })
+  const cpuBefore = await session.cpu()
+  const redisBefore = await redisCpu?.read()
+  await publish()
+  const result = await session.loadgen.request('wait', { timeoutMs: 60_000 }, 70_000)
+  totals.cpu += await session.cpu() - cpuBefore
+  if (redisCpu !== undefined) totals.redis += (await redisCpu.read() - redisBefore) * 1e6
+  totals.publishes += count
+  totals.received += result.received
+  totals.expected += count
+}
+
+/** INFO cpu of one Redis; `shared`: the one at REDIS_URL, where other clients add to it. */
+function cpuMeter (url, shared) {
+  const client = new Redis(url, { maxRetriesPerRequest: 1 })
+  return {
+    shared,
+    read: () => redisCpuSeconds(client),
+    close: () => client.disconnect()
+  }
+}
+
+/**
+ * 8. Recovery at scale, history on: `clients` sockets (one user each)
+ * subscribe to notification.events and get one live event each (their last
+ * id); all go away; `missed` events are published to each user; then all
+ * reconnect at once with `recover=notification.events@<last id>` (in cluster
+ * mode to the other node). Time until every socket has all `missed` events,
+ * each checked: every seq once, in order, ids consecutive.
+ */
+export async function recovery (lab, config) {
+  const redis = lab.arm.cluster ? await lab.ownRedis() : undefined
+  const session = await lab.open({ history: true, redisUrl: redis?.url })
+  const notes = []
+  const { clients, missed, size } = config
+  await session.prepareTokens(clients)
+  const connect = await session.loadgen.request('rc.connect', { urls: session.urls, tokens: session.tokens.slice(0, clients), channel: CHANNEL, concurrency: config.connectConcurrency }, 180_000)
+  if (connect.opened < clients) throw new Error(`${connect.opened}/${clients} clients connected: ${JSON.stringify(connect.failures)}`)
+
+  // One live event each: the id each client will recover from is one it was sent.
+  await session.loadgen.request('rc.expect', { count: 1, fromSeq: 0 })
+  await session.publisher.request('publishEach', { users: clients, count: 1, from: 0, size }, 60_000)
+  const warm = await session.loadgen.request('rc.wait', { timeoutMs: 30_000 }, 40_000)
+  if (warm.complete < clients) notes.push(`warm-up: ${warm.complete}/${clients} clients got their live event cleanly (${JSON.stringify(warm)})`)
+
+  await session.loadgen.request('rc.drop')
+  const gone = await untilNoConnections(session, 15_000)
+  if (!gone) notes.push('the server still listed connections 15 s after every client dropped')
+
+  const away = await session.publisher.request('publishEach', { users: clients, count: missed, from: 1, size }, 300_000)
+  if (away.failed > 0) notes.push(`${away.failed} publishes failed while the clients were away`)
+
+  await session.loadgen.request('rc.expect', { count: missed, fromSeq: 1 })
+  const statsBefore = await session.each('stats')
+  await session.each('eldStart')
+  const cpuBefore = await session.cpu()
+  const loadgenBefore = (await session.loadgen.request('cpu')).total
+  const redisBefore = redis === undefined ? undefined : await redis.cpuSeconds()
+  const reconnect = await session.loadgen.request('rc.reconnect', { urls: session.urls, shift: lab.arm.cluster ? 1 : 0 }, 120_000)
+  const result = await session.loadgen.request('rc.wait', { timeoutMs: 120_000 }, 130_000)
+  const eld = await session.each('eldStop')
+  const cpu = await session.cpu() - cpuBefore
+  const loadgenCpu = (await session.loadgen.request('cpu')).total - loadgenBefore
+  const redisCpu = redis === undefined ? undefined : (await redis.cpuSeconds() - redisBefore) * 1e6
+  const statsAfter = await session.each('stats')
+  const replayedByServer = statsAfter.reduce((total, stats, node) => total + stats.replayed - statsBefore[node].replayed, 0)
+
+  notes.push(...result.oddities)
+  if (reconnect.failed > 0) notes.push(`reconnects failed: ${JSON.stringify(reconnect.failures)}`)
+  const recovered = reconnect.outcomes.recovered ?? 0
+  if (recovered < clients) notes.push(`recovery outcomes: ${JSON.stringify(reconnect.outcomes)}`)
+  if (reconnect.claimed !== clients * missed) notes.push(`connected.data.recovery claimed ${reconnect.claimed} replayed events, ${clients * missed} expected`)
+  if (replayedByServer !== result.received + result.duplicates) notes.push(`the servers' stats count ${replayedByServer} replayed events; the clients got ${result.received} (+${result.duplicates} twice)`)
+  const ms = result.doneNs === null ? NaN : Number(result.doneNs) / 1e6
+  return {
+    'recovery.connectMs': Number(reconnect.connectedNs) / 1e6,
+    'recovery.ms': ms,
+    'recovery.perSecond': result.received / (ms / 1000),
+    'recovery.eldP99': Math.max(...eld.map((node) => node.eldP99)),
+    'recovery.eldMax': Math.max(...eld.map((node) => node.eldMax)),
+    'recovery.cpuPerEvent': cpu / Math.max(1, result.received),
+    'recovery.loadgenCpuPerEvent': loadgenCpu / Math.max(1, result.received),
+    ...(redisCpu === undefined ? {} : { 'recovery.redisCpuPerClient': redisCpu / clients }),
+    'recovery.publishPerSecond': away.published / (away.ms / 1000),
+    'recovery.notRecovered': clients - recovered,
+    'recovery.failedConnects': reconnect.failed,
+    'recovery.duplicates': result.duplicates,
+    'recovery.reordered': result.reordered,
+    'recovery.idJumps': result.idJumps + result.extra,
+    'recovery.closedByServer': result.closedByServer,
+    'recovery.received': result.received,
+    'recovery.expected': clients * missed,
+    _notes: notes
+  }
+}
+
+/** Waits until no node lists a connection (the drops were seen); false after `timeoutMs`. */
+async function untilNoConnections (session, timeoutMs) {
+  const deadline = performance.now() + timeoutMs
+  while (performance.now() < deadline) {
+    const counts = await session.each('connections')
+    if (counts.every((count) => count === 0)) return true
+    await sleep(50)
+  }
+  return false
+}
