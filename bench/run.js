@@ -32,7 +32,8 @@ const FULL = {
   targeted: { clients: 2000, connectConcurrency: 50, rate: 1000, seconds: 5, size: 128 },
   history: { clients: 1000, connectConcurrency: 50, rate: 1000, seconds: 2, burst: 2000, rounds: 2, size: 128 },
   // `reps`: run in the first repetitions only (it is the longest plugin-only step).
-  recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 2 }
+  // underLoad (8b): after the measurement, away again for `missed` more each, back while `live` rounds are published.
+  recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 2, underLoad: { missed: 20, live: 10, intervalMs: 100 } }
 }
 const QUICK = {
   reps: 1,
@@ -42,7 +43,7 @@ const QUICK = {
   sustained: { clients: 100, connectConcurrency: 50, slowFraction: 0.01, rate: 200, seconds: 1, size: 16384 },
   targeted: { clients: 1000, connectConcurrency: 50, rate: 500, seconds: 2, size: 128 },
   history: { clients: 500, connectConcurrency: 50, rate: 1000, seconds: 2, burst: 1000, rounds: 1, size: 128 },
-  recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 1 }
+  recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 1, underLoad: { missed: 20, live: 10, intervalMs: 100 } }
 }
 const SCENARIOS = ['memory', 'broadcast', 'sustained', 'targeted', 'history', 'recovery']
 const STEP_TIMEOUT_MS = 5 * 60_000
@@ -257,7 +258,7 @@ function commandLine () {
 
 function summary (metrics) {
   const pick = ['noise.', 'mem.heap.', 'burst.cpuPerDelivery', 'burst.p99', 'paced.p99', 'connect.perSecond', 'sustained.rssGrowth', 'targeted.remoteP99',
-    'history.cpuRatio', 'history.redisRatio', 'history.burst.cpuRatio', 'history.burst.redisRatio', 'recovery.connectMs', 'recovery.ms', 'recovery.perSecond', 'recovery.eldP99', 'recovery.received', 'recovery.duplicates']
+    'history.cpuRatio', 'history.redisRatio', 'history.burst.cpuRatio', 'history.burst.redisRatio', 'recovery.connectMs', 'recovery.ms', 'recovery.perSecond', 'recovery.eldP99', 'recovery.received', 'recovery.duplicates', 'recoveryLive.received', 'recoveryLive.duplicates']
   return Object.entries(metrics)
     .filter(([key]) => pick.some((prefix) => key.startsWith(prefix)))
     .map(([key, value]) => `${key}=${Number(value).toFixed(2)}`)

@@ -82,6 +82,18 @@ function rowsFor (config) {
     { key: 'recovery.notRecovered', label: 'sockets told recovered: false (or not told)', digits: 0, noRatio: true },
     { key: 'recovery.failedConnects', label: 'failed reconnects', digits: 0, noRatio: true },
     { key: 'recovery.closedByServer', label: 'sockets closed by the server', digits: 0, noRatio: true },
+    ...(config.recovery.underLoad === undefined
+      ? []
+      : [
+          { section: `8b. The same sockets away again for ${config.recovery.underLoad.missed} events each, back at once while ${config.recovery.underLoad.live} more each are published (one round every ${config.recovery.underLoad.intervalMs} ms)` },
+          { key: 'recoveryLive.ms', label: 'time until every socket got all its events (ms)', digits: 0, noRatio: true },
+          { key: 'recoveryLive.publishMs', label: 'time the live publishes took (ms)', digits: 0, noRatio: true },
+          { key: 'recoveryLive', label: 'events received / expected (missed + live)', delivered: true },
+          { key: 'recoveryLive.duplicates', label: 'events received twice', digits: 0, noRatio: true },
+          { key: 'recoveryLive.reordered', label: 'events out of order', digits: 0, noRatio: true },
+          { key: 'recoveryLive.idJumps', label: 'ids not following the previous one (+ events not expected)', digits: 0, noRatio: true },
+          { key: 'recoveryLive.notRecovered', label: 'sockets told recovered: false (or not told)', digits: 0, noRatio: true }
+        ]),
     { section: 'Noise: CPU share other processes took from the machine while each arm was measured (%)' },
     { key: 'noise.memory', label: 'during scenario 1', digits: 0, noRatio: true },
     { key: 'noise.broadcast', label: 'during scenarios 2, 3, 5, 6', digits: 0, noRatio: true },
@@ -92,7 +104,7 @@ function rowsFor (config) {
   ]
 }
 
-const DELIVERY_KEYS = ['burst', 'paced', 'targeted', 'slow', 'sustained', 'history', 'recovery']
+const DELIVERY_KEYS = ['burst', 'paced', 'targeted', 'slow', 'sustained', 'history', 'recovery', 'recoveryLive']
 
 function format (value, digits) {
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })

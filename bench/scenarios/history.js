@@ -1,5 +1,5 @@
 // Scenarios 7 and 8 (plugin arms only): what history costs a publish, and how
-// fast 1,000 phones that were away get what they missed.
+// fast 1,000 phones that were away get what they missed (8b: while events keep coming).
 //
 // Both get a `lab` rather than a session: `lab.open({ history, redisUrl })`
 // starts a session of the arm (closed by the orchestrator after the step),
@@ -147,6 +147,7 @@ export async function recovery (lab, config) {
   const replayedByServer = statsAfter.reduce((total, stats, node) => total + stats.replayed - statsBefore[node].replayed, 0)
 
   notes.push(...result.oddities)
+  const underLoad = config.underLoad === undefined ? {} : await reconnectUnderLoad(session, config, lab.arm.cluster, 1 + missed, notes)
   if (reconnect.failed > 0) notes.push(`reconnects failed: ${JSON.stringify(reconnect.failures)}`)
   const recovered = reconnect.outcomes.recovered ?? 0
   if (recovered < clients) notes.push(`recovery outcomes: ${JSON.stringify(reconnect.outcomes)}`)
@@ -171,7 +172,44 @@ export async function recovery (lab, config) {
     'recovery.closedByServer': result.closedByServer,
     'recovery.received': result.received,
     'recovery.expected': clients * missed,
+    ...underLoad,
     _notes: notes
+  }
+}
+
+/**
+ * 8b. The same sockets go away again, `missed` more events each are
+ * published, and they reconnect at once (2 nodes: back to the first node)
+ * while `live` more rounds of one event per user are published, one round
+ * every `intervalMs`: the replay and the live events meet on every socket.
+ * Each must get every event once, in order.
+ */
+async function reconnectUnderLoad (session, config, cluster, fromSeq, notes) {
+  const { clients, size } = config
+  const { missed, live, intervalMs } = config.underLoad
+  await session.loadgen.request('rc.drop')
+  if (!await untilNoConnections(session, 15_000)) notes.push('8b: the server still listed connections 15 s after every client dropped')
+  const away = await session.publisher.request('publishEach', { users: clients, count: missed, from: fromSeq, size }, 300_000)
+  if (away.failed > 0) notes.push(`8b: ${away.failed} publishes failed while the clients were away`)
+  await session.loadgen.request('rc.expect', { count: missed + live, fromSeq })
+  const [reconnect, publishing] = await Promise.all([
+    session.loadgen.request('rc.reconnect', { urls: session.urls, shift: 0 }, 120_000),
+    session.publisher.request('publishEach', { users: clients, count: live, from: fromSeq + missed, size, intervalMs }, 120_000)
+  ])
+  const result = await session.loadgen.request('rc.wait', { timeoutMs: 60_000 }, 70_000)
+  if (publishing.failed > 0) notes.push(`8b: ${publishing.failed} live publishes failed`)
+  if (reconnect.failed > 0) notes.push(`8b: reconnects failed: ${JSON.stringify(reconnect.failures)}`)
+  if ((reconnect.outcomes.recovered ?? 0) < clients) notes.push(`8b: recovery outcomes: ${JSON.stringify(reconnect.outcomes)}`)
+  notes.push(...result.oddities.map((oddity) => `8b: ${oddity}`))
+  return {
+    'recoveryLive.ms': result.doneNs === null ? NaN : Number(result.doneNs) / 1e6,
+    'recoveryLive.publishMs': publishing.ms,
+    'recoveryLive.duplicates': result.duplicates,
+    'recoveryLive.reordered': result.reordered,
+    'recoveryLive.idJumps': result.idJumps + result.extra,
+    'recoveryLive.notRecovered': clients - (reconnect.outcomes.recovered ?? 0),
+    'recoveryLive.received': result.received,
+    'recoveryLive.expected': clients * (missed + live)
   }
 }
 

@@ -72,10 +72,10 @@ export function runServer (arm) {
     /**
      * `count` rounds of one publish to each of users 0..users-1 (round r
      * carries seq `from + r`), at most `inFlight` publishes unanswered: each
-     * user gets its events in seq order. For the recovery scenario, while
-     * nobody listens.
+     * user gets its events in seq order; `intervalMs` apart, round after
+     * round (0: as fast as they are answered). For the recovery scenario.
      */
-    async publishEach ({ users, count, from = 0, size, inFlight = 1000 }) {
+    async publishEach ({ users, count, from = 0, size, inFlight = 1000, intervalMs = 0 }) {
       const started = performance.now()
       let failed = 0
       let pending = []
@@ -84,6 +84,7 @@ export function runServer (arm) {
         pending = []
       }
       for (let round = 0; round < count; round++) {
+        if (intervalMs > 0 && round > 0) await sleep(Math.max(0, started + round * intervalMs - performance.now()))
         for (let user = 0; user < users; user++) {
           pending.push(arm.publishTo(user, from + round, size))
           if (pending.length >= inFlight) await settle()
