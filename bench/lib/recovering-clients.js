@@ -14,10 +14,9 @@ const SEQ = Buffer.from('"seq":')
 const ID = Buffer.from('"id":"')
 const POSITION = Buffer.from('"position":"')
 
-/** Per client: its URL (token included), the id it would recover from, and the checks of the current expectation. */
+/** Per client: its token, the id (and seq) it would recover from, and the checks of the current expectation. */
 const users = []
 let channel = ''
-let expectEach = 0
 let remaining = 0
 let startNs = 0n
 let lastDoneNs = 0n
@@ -43,9 +42,14 @@ function readString (data, at) {
   return data.toString('latin1', at, end)
 }
 
-/** Per user, how often each expected seq arrived; `fromSeq` is the first one expected. */
-function resetChecks (user, fromSeq) {
+/**
+ * Per user, how often each expected seq arrived: seqs `fromSeq`..`toSeq`
+ * (none when `toSeq` < `fromSeq`).
+ */
+function resetChecks (user, fromSeq, toSeq) {
+  const expectEach = Math.max(0, toSeq - fromSeq + 1)
   user.fromSeq = fromSeq
+  user.expect = expectEach
   user.counts = new Uint8Array(expectEach)
   user.distinct = 0
   user.duplicates = 0
@@ -54,6 +58,13 @@ function resetChecks (user, fromSeq) {
   user.idJumps = 0
   user.highest = fromSeq - 1
   user.done = expectEach === 0
+}
+
+const RETRIES = 5
+
+/** A client's pause before it tries again: 200–500 ms, as a phone would back off (Retry-After is 1 s; this is quicker). */
+function backoff () {
+  return sleep(200 + Math.random() * 300)
 }
 
 function onEvent (user, data) {
@@ -77,10 +88,11 @@ function onEvent (user, data) {
   user.epoch = epoch
   user.offset = offset
   user.lastId = id
+  user.lastSeq = seq
   const slot = seq - user.fromSeq
-  if (slot < 0 || slot >= expectEach) {
+  if (slot < 0 || slot >= user.expect) {
     user.extra++
-    if (user.extra === 1) note(`user ${user.index}: seq ${seq} outside ${user.fromSeq}..${user.fromSeq + expectEach - 1}`)
+    if (user.extra === 1) note(`user ${user.index}: seq ${seq} outside ${user.fromSeq}..${user.fromSeq + user.expect - 1}`)
     return
   }
   if (user.counts[slot] > 0) {
@@ -95,7 +107,7 @@ function onEvent (user, data) {
   }
   if (user.counts[slot] < 255) user.counts[slot]++
   if (seq > user.highest) user.highest = seq
-  if (!user.done && user.distinct === expectEach) {
+  if (!user.done && user.distinct === user.expect) {
     user.done = true
     lastDoneNs = lastEventNs
     remaining--
@@ -169,13 +181,11 @@ export const recoveringClients = {
    */
   async 'rc.connect' ({ urls, tokens, channel: name, concurrency }) {
     channel = name
-    expectEach = 0
     const started = performance.now()
     const list = tokens.map((token, index) => ({ index, token, node: index % urls.length }))
     const result = await each(list, concurrency, async ({ index, token, node }) => {
-      const user = { index, token, node, lastId: undefined, epoch: undefined, offset: 0 }
-      resetChecks(user, 0)
-      user.done = true
+      const user = { index, token, node, lastId: undefined, lastSeq: -1, epoch: undefined, offset: 0 }
+      resetChecks(user, 0, -1)
       await open(user, `${urls[node]}?token=${token}`)
       const position = await new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('no subscribed within 30 s')), 30_000)
@@ -197,14 +207,17 @@ export const recoveringClients = {
     return { opened: users.length, ms: performance.now() - started, ...result }
   },
 
-  /** From now on every user expects `count` events, numbered from `fromSeq`. */
-  'rc.expect' ({ count, fromSeq }) {
-    expectEach = count
-    remaining = count === 0 ? 0 : users.length
+  /**
+   * From now on each user expects every event after the last one it got, up
+   * to seq `toSeq` (a user that never got back last time also expects what it
+   * missed then: its recover id is older).
+   */
+  'rc.expect' ({ toSeq }) {
     lastDoneNs = 0n
     startNs = process.hrtime.bigint()
-    for (const user of users) resetChecks(user, fromSeq)
-    return { users: users.length }
+    for (const user of users) resetChecks(user, user.lastSeq + 1, toSeq)
+    remaining = users.filter((user) => !user.done).length
+    return { users: users.length, expected: users.reduce((total, user) => total + user.expect, 0) }
   },
 
   /** Every socket closed from this side (no close handshake); the users keep their last ids. */
@@ -219,24 +232,39 @@ export const recoveringClients = {
   /**
    * All users reconnect at once (`concurrency` handshakes in flight), user i
    * to urls[(i + shift) % urls.length], with `recover=<channel>@<last id>`.
-   * Resolves when every socket got `connected`, with what they were told.
+   * A refused handshake (503, a close before `connected` such as 4003) is
+   * tried again after a short pause, up to RETRIES times, as a phone would.
+   * Resolves when every socket got `connected` or gave up, with what they were told.
    */
   async 'rc.reconnect' ({ urls, shift = 0, concurrency }) {
     startNs = process.hrtime.bigint()
     const started = performance.now()
     const outcomes = {}
+    const refused = {}
+    let retried = 0
     let claimed = 0
     const result = await each(users, concurrency ?? users.length, async (user) => {
       const node = (user.index + shift) % urls.length
       const recover = encodeURIComponent(`${channel}@${user.lastId}`)
-      const data = await open(user, `${urls[node]}?token=${user.token}&recover=${recover}`)
+      const url = `${urls[node]}?token=${user.token}&recover=${recover}`
+      let data
+      for (let attempt = 1; data === undefined; attempt++) {
+        try {
+          data = await open(user, url)
+        } catch (error) {
+          refused[error.message] = (refused[error.message] ?? 0) + 1
+          if (attempt > RETRIES) throw error
+          retried++
+          await backoff()
+        }
+      }
       const outcome = data.recovery?.[channel]
       const key = outcome === undefined ? 'missing' : outcome.recovered ? 'recovered' : outcome.reason
       outcomes[key] = (outcomes[key] ?? 0) + 1
       if (outcome?.recovered) claimed += outcome.replayed
       else note(`user ${user.index}: recovery ${JSON.stringify(outcome)}`)
     })
-    return { connectMs: performance.now() - started, connectedNs: String(process.hrtime.bigint() - startNs), outcomes, claimed, ...result }
+    return { connectMs: performance.now() - started, connectedNs: String(process.hrtime.bigint() - startNs), outcomes, claimed, retried, refused, ...result }
   },
 
   /**
@@ -266,8 +294,8 @@ export const recoveringClients = {
       users: users.length,
       complete: users.filter(clean).length,
       received: sum('distinct'),
-      expected: users.length * expectEach,
-      missing: users.length * expectEach - sum('distinct'),
+      expected: sum('expect'),
+      missing: sum('expect') - sum('distinct'),
       duplicates: sum('duplicates'),
       reordered: sum('reordered'),
       idJumps: sum('idJumps'),

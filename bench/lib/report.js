@@ -80,7 +80,8 @@ function rowsFor (config) {
     { key: 'recovery.reordered', label: 'events out of order', digits: 0, noRatio: true },
     { key: 'recovery.idJumps', label: 'ids not following the previous one (+ events not expected)', digits: 0, noRatio: true },
     { key: 'recovery.notRecovered', label: 'sockets told recovered: false (or not told)', digits: 0, noRatio: true },
-    { key: 'recovery.failedConnects', label: 'failed reconnects', digits: 0, noRatio: true },
+    { key: 'recovery.retried', label: 'handshakes refused and tried again (503 token lookup, 4003 history read, …; see Anomalies)', digits: 0, noRatio: true },
+    { key: 'recovery.failedConnects', label: 'sockets that never got back (after 5 retries)', digits: 0, noRatio: true },
     { key: 'recovery.closedByServer', label: 'sockets closed by the server', digits: 0, noRatio: true },
     ...(config.recovery.underLoad === undefined
       ? []
@@ -92,7 +93,8 @@ function rowsFor (config) {
           { key: 'recoveryLive.duplicates', label: 'events received twice', digits: 0, noRatio: true },
           { key: 'recoveryLive.reordered', label: 'events out of order', digits: 0, noRatio: true },
           { key: 'recoveryLive.idJumps', label: 'ids not following the previous one (+ events not expected)', digits: 0, noRatio: true },
-          { key: 'recoveryLive.notRecovered', label: 'sockets told recovered: false (or not told)', digits: 0, noRatio: true }
+          { key: 'recoveryLive.notRecovered', label: 'sockets told recovered: false (or not told)', digits: 0, noRatio: true },
+          { key: 'recoveryLive.retried', label: 'handshakes refused and tried again', digits: 0, noRatio: true }
         ]),
     { section: 'Noise: CPU share other processes took from the machine while each arm was measured (%)' },
     { key: 'noise.memory', label: 'during scenario 1', digits: 0, noRatio: true },

@@ -119,7 +119,7 @@ export async function recovery (lab, config) {
   if (connect.opened < clients) throw new Error(`${connect.opened}/${clients} clients connected: ${JSON.stringify(connect.failures)}`)
 
   // One live event each: the id each client will recover from is one it was sent.
-  await session.loadgen.request('rc.expect', { count: 1, fromSeq: 0 })
+  await session.loadgen.request('rc.expect', { toSeq: 0 })
   await session.publisher.request('publishEach', { users: clients, count: 1, from: 0, size }, 60_000)
   const warm = await session.loadgen.request('rc.wait', { timeoutMs: 30_000 }, 40_000)
   if (warm.complete < clients) notes.push(`warm-up: ${warm.complete}/${clients} clients got their live event cleanly (${JSON.stringify(warm)})`)
@@ -131,7 +131,7 @@ export async function recovery (lab, config) {
   const away = await session.publisher.request('publishEach', { users: clients, count: missed, from: 1, size }, 300_000)
   if (away.failed > 0) notes.push(`${away.failed} publishes failed while the clients were away`)
 
-  await session.loadgen.request('rc.expect', { count: missed, fromSeq: 1 })
+  await session.loadgen.request('rc.expect', { toSeq: missed })
   const statsBefore = await session.each('stats')
   await session.each('eldStart')
   const cpuBefore = await session.cpu()
@@ -148,10 +148,11 @@ export async function recovery (lab, config) {
 
   notes.push(...result.oddities)
   const underLoad = config.underLoad === undefined ? {} : await reconnectUnderLoad(session, config, lab.arm.cluster, 1 + missed, notes)
-  if (reconnect.failed > 0) notes.push(`reconnects failed: ${JSON.stringify(reconnect.failures)}`)
+  if (reconnect.retried > 0) notes.push(`handshakes refused and tried again: ${reconnect.retried} (${JSON.stringify(reconnect.refused)})`)
+  if (reconnect.failed > 0) notes.push(`reconnects that gave up: ${JSON.stringify(reconnect.failures)}`)
   const recovered = reconnect.outcomes.recovered ?? 0
   if (recovered < clients) notes.push(`recovery outcomes: ${JSON.stringify(reconnect.outcomes)}`)
-  if (reconnect.claimed !== clients * missed) notes.push(`connected.data.recovery claimed ${reconnect.claimed} replayed events, ${clients * missed} expected`)
+  if (reconnect.claimed !== result.expected) notes.push(`connected.data.recovery claimed ${reconnect.claimed} replayed events, ${result.expected} expected`)
   if (replayedByServer !== result.received + result.duplicates) notes.push(`the servers' stats count ${replayedByServer} replayed events; the clients got ${result.received} (+${result.duplicates} twice)`)
   const ms = result.doneNs === null ? NaN : Number(result.doneNs) / 1e6
   return {
@@ -165,13 +166,14 @@ export async function recovery (lab, config) {
     ...(redisCpu === undefined ? {} : { 'recovery.redisCpuPerClient': redisCpu / clients }),
     'recovery.publishPerSecond': away.published / (away.ms / 1000),
     'recovery.notRecovered': clients - recovered,
+    'recovery.retried': reconnect.retried,
     'recovery.failedConnects': reconnect.failed,
     'recovery.duplicates': result.duplicates,
     'recovery.reordered': result.reordered,
     'recovery.idJumps': result.idJumps + result.extra,
     'recovery.closedByServer': result.closedByServer,
     'recovery.received': result.received,
-    'recovery.expected': clients * missed,
+    'recovery.expected': result.expected,
     ...underLoad,
     _notes: notes
   }
@@ -191,14 +193,15 @@ async function reconnectUnderLoad (session, config, cluster, fromSeq, notes) {
   if (!await untilNoConnections(session, 15_000)) notes.push('8b: the server still listed connections 15 s after every client dropped')
   const away = await session.publisher.request('publishEach', { users: clients, count: missed, from: fromSeq, size }, 300_000)
   if (away.failed > 0) notes.push(`8b: ${away.failed} publishes failed while the clients were away`)
-  await session.loadgen.request('rc.expect', { count: missed + live, fromSeq })
+  await session.loadgen.request('rc.expect', { toSeq: fromSeq + missed + live - 1 })
   const [reconnect, publishing] = await Promise.all([
     session.loadgen.request('rc.reconnect', { urls: session.urls, shift: 0 }, 120_000),
     session.publisher.request('publishEach', { users: clients, count: live, from: fromSeq + missed, size, intervalMs }, 120_000)
   ])
   const result = await session.loadgen.request('rc.wait', { timeoutMs: 60_000 }, 70_000)
   if (publishing.failed > 0) notes.push(`8b: ${publishing.failed} live publishes failed`)
-  if (reconnect.failed > 0) notes.push(`8b: reconnects failed: ${JSON.stringify(reconnect.failures)}`)
+  if (reconnect.retried > 0) notes.push(`8b: handshakes refused and tried again: ${reconnect.retried} (${JSON.stringify(reconnect.refused)})`)
+  if (reconnect.failed > 0) notes.push(`8b: reconnects that gave up: ${JSON.stringify(reconnect.failures)}`)
   if ((reconnect.outcomes.recovered ?? 0) < clients) notes.push(`8b: recovery outcomes: ${JSON.stringify(reconnect.outcomes)}`)
   notes.push(...result.oddities.map((oddity) => `8b: ${oddity}`))
   return {
@@ -208,8 +211,9 @@ async function reconnectUnderLoad (session, config, cluster, fromSeq, notes) {
     'recoveryLive.reordered': result.reordered,
     'recoveryLive.idJumps': result.idJumps + result.extra,
     'recoveryLive.notRecovered': clients - (reconnect.outcomes.recovered ?? 0),
+    'recoveryLive.retried': reconnect.retried,
     'recoveryLive.received': result.received,
-    'recoveryLive.expected': clients * (missed + live)
+    'recoveryLive.expected': result.expected
   }
 }
 
