@@ -30,7 +30,7 @@ const FULL = {
   broadcast: { clients: 2000, connectConcurrency: 50, warmup: 20, burst: 200, paced: { rate: 20, seconds: 5 }, slowFraction: 0.01, size: 128 },
   sustained: { clients: 200, connectConcurrency: 50, slowFraction: 0.01, rate: 200, seconds: 3, size: 16384 },
   targeted: { clients: 2000, connectConcurrency: 50, rate: 1000, seconds: 5, size: 128 },
-  history: { clients: 1000, connectConcurrency: 50, rate: 1000, seconds: 2, burst: 2000, rounds: 2, size: 128 },
+  history: { clients: 1000, connectConcurrency: 50, rate: 1000, seconds: 2, rounds: 2, burst: 2000, bursts: 8, size: 128 },
   // `reps`: run in the first repetitions only (it is the longest plugin-only step).
   // underLoad (8b): after the measurement, away again for `missed` more each, back while `live` rounds are published.
   recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 2, underLoad: { missed: 20, live: 10, intervalMs: 100 } }
@@ -42,7 +42,7 @@ const QUICK = {
   broadcast: { clients: 1000, connectConcurrency: 50, warmup: 10, burst: 100, paced: { rate: 20, seconds: 2 }, slowFraction: 0.01, size: 128 },
   sustained: { clients: 100, connectConcurrency: 50, slowFraction: 0.01, rate: 200, seconds: 1, size: 16384 },
   targeted: { clients: 1000, connectConcurrency: 50, rate: 500, seconds: 2, size: 128 },
-  history: { clients: 500, connectConcurrency: 50, rate: 1000, seconds: 2, burst: 1000, rounds: 1, size: 128 },
+  history: { clients: 500, connectConcurrency: 50, rate: 1000, seconds: 2, rounds: 1, burst: 2000, bursts: 4, size: 128 },
   recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 1, underLoad: { missed: 20, live: 10, intervalMs: 100 } }
 }
 const SCENARIOS = ['memory', 'broadcast', 'sustained', 'targeted', 'history', 'recovery']

@@ -14,12 +14,16 @@ const CHANNEL = 'notification.events'
 /**
  * 7. Targeted publishes with history off and on, in the same step: one
  * session of each (in cluster mode each with a Redis of its own), the same
- * clients and publishes, measured in ABBA order (`rounds` per variant) so
- * drift on the machine hits both alike. Each round: `rate` publishes per
- * second for `seconds` from a timer (one publish per tick, as an app
- * publishing as events happen), then `burst` publishes back to back in one
- * synchronous loop (no timer: the publish path's own cost). Server CPU per
- * publish (all nodes), Redis CPU per publish, and their on ÷ off ratios.
+ * clients and publishes, the two variants measured alternately so drift on
+ * the machine hits both alike:
+ * - paced: `rate` publishes per second for `seconds` from a timer (one
+ *   publish per tick, as an app publishing as events happen), `rounds`
+ *   per variant in ABBA order; costs summed over the rounds;
+ * - burst: `burst` publishes back to back in one synchronous loop (no timer:
+ *   the publish path's own cost), `bursts` per variant, alternating (AB, BA,
+ *   …); the median burst of each variant counts (a burst is short, so one
+ *   that a GC or another process hit would sway a sum).
+ * Server CPU per publish (all nodes), Redis CPU per publish, and on ÷ off.
  */
 export async function historyCost (lab, config) {
   const variants = {}
@@ -31,28 +35,31 @@ export async function historyCost (lab, config) {
     const { acked } = await session.loadgen.request('subscribe', { channel: CHANNEL }, 40_000)
     if (acked < session.clients) throw new Error(`history ${history ? 'on' : 'off'}: only ${acked}/${session.clients} clients subscribed`)
     const redisCpu = lab.arm.cluster ? cpuMeter(redis?.url ?? lab.redisUrl, redis === undefined) : undefined
-    variants[history ? 'on' : 'off'] = { session, redisCpu }
+    variants[history ? 'on' : 'off'] = { session, redisCpu, paced: [], burst: [] }
   }
-  const fresh = () => ({ cpu: 0, redis: 0, publishes: 0, received: 0, expected: 0 })
+  const order = (index) => index % 2 === 0 ? ['off', 'on'] : ['on', 'off']
   try {
-    // One short unmeasured round each first: JIT warm-up, and the streams and their meta keys created.
+    // Unmeasured first: JIT warm-up, and the streams and their meta keys created.
     for (const variant of Object.values(variants)) {
-      variant.paced = fresh()
-      variant.burst = fresh()
-      await publishRound(variant, { ...config, seconds: Math.min(1, config.seconds), burst: Math.min(500, config.burst) })
-      variant.paced = fresh()
-      variant.burst = fresh()
+      await paced(variant, { ...config, seconds: Math.min(1, config.seconds) })
+      await burst(variant, config)
+      variant.paced.length = 0
+      variant.burst.length = 0
     }
-    for (let round = 0; round < config.rounds; round++) {
-      for (const key of round % 2 === 0 ? ['off', 'on'] : ['on', 'off']) await publishRound(variants[key], config)
-    }
+    for (let round = 0; round < config.rounds; round++) for (const key of order(round)) await paced(variants[key], config)
+    for (let index = 0; index < config.bursts; index++) for (const key of order(index)) await burst(variants[key], config)
   } finally {
     for (const variant of Object.values(variants)) variant.redisCpu?.close()
   }
   const { off, on } = variants
   const metrics = {}
+  const total = (runs) => runs.reduce((sum, run) => ({ cpu: sum.cpu + run.cpu, redis: sum.redis + run.redis, publishes: sum.publishes + run.publishes }), { cpu: 0, redis: 0, publishes: 0 })
+  const perPublish = {
+    paced: (variant, field) => { const sum = total(variant.paced); return sum[field] / sum.publishes },
+    burst: (variant, field) => medianOf(variant.burst.map((run) => run[field] / run.publishes))
+  }
   for (const [mode, prefix] of [['paced', 'history.'], ['burst', 'history.burst.']]) {
-    const per = (variant, field) => variant[mode][field] / variant[mode].publishes
+    const per = perPublish[mode]
     metrics[`${prefix}cpuOff`] = per(off, 'cpu')
     metrics[`${prefix}cpuOn`] = per(on, 'cpu')
     metrics[`${prefix}cpuRatio`] = per(on, 'cpu') / per(off, 'cpu')
@@ -62,33 +69,44 @@ export async function historyCost (lab, config) {
       metrics[`${prefix}redisRatio`] = per(on, 'redis') / per(off, 'redis')
     }
   }
-  metrics['history.received'] = off.paced.received + on.paced.received + off.burst.received + on.burst.received
-  metrics['history.expected'] = off.paced.expected + on.paced.expected + off.burst.expected + on.burst.expected
+  const runs = [...off.paced, ...on.paced, ...off.burst, ...on.burst]
+  metrics['history.received'] = runs.reduce((sum, run) => sum + run.received, 0)
+  metrics['history.expected'] = runs.reduce((sum, run) => sum + run.expected, 0)
   if (lab.arm.cluster) metrics['history.sharedRedis'] = off.redisCpu.shared ? 1 : 0
   return metrics
 }
 
-/** One paced run and one burst of targeted publishes on node 0, round-robin over the users; adds up their costs. */
-async function publishRound (variant, { rate, seconds, burst, size }) {
+/** `rate` targeted publishes per second for `seconds` on node 0, round-robin over the users. */
+async function paced (variant, { rate, seconds, size }) {
   const { session } = variant
-  const users = session.clients
-  const paced = Math.round(rate * seconds)
-  await measure(variant, variant.paced, paced, () => session.publisher.request('paced', { rate, count: paced, size, targeted: true, users }, seconds * 1000 + 60_000))
-  await measure(variant, variant.burst, burst, () => session.publisher.request('burst', { count: burst, size, targeted: true, users }, 60_000))
+  const count = Math.round(rate * seconds)
+  variant.paced.push(await measure(variant, count, () => session.publisher.request('paced', { rate, count, size, targeted: true, users: session.clients }, seconds * 1000 + 60_000)))
 }
 
-/** Server CPU (all nodes) and Redis CPU from before `publish()` until the load generator has every event. */
-async function measure ({ session, redisCpu }, totals, count, publish) {
+/** `burst` targeted publishes back to back on node 0, round-robin over the users. */
+async function burst (variant, { burst: count, size }) {
+  const { session } = variant
+  variant.burst.push(await measure(variant, count, () => session.publisher.request('burst', { count, size, targeted: true, users: session.clients }, 60_000)))
+}
+
+/** Server CPU (µs, all nodes) and Redis CPU (µs) from before `publish()` until the load generator has every event. */
+async function measure ({ session, redisCpu }, count, publish) {
+  // Each measurement starts from a collected heap, so a major GC owed by an earlier one does not land in it.
+  await session.mem()
   await session.loadgen.request('record', { count })
   const cpuBefore = await session.cpu()
   const redisBefore = await redisCpu?.read()
   await publish()
   const result = await session.loadgen.request('wait', { timeoutMs: 60_000 }, 70_000)
-  totals.cpu += await session.cpu() - cpuBefore
-  if (redisCpu !== undefined) totals.redis += (await redisCpu.read() - redisBefore) * 1e6
-  totals.publishes += count
-  totals.received += result.received
-  totals.expected += count
+  const cpu = await session.cpu() - cpuBefore
+  const redis = redisCpu === undefined ? 0 : (await redisCpu.read() - redisBefore) * 1e6
+  return { cpu, redis, publishes: count, received: result.received, expected: count }
+}
+
+function medianOf (values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
 
 /** INFO cpu of one Redis; `shared`: the one at REDIS_URL, where other clients add to it. */
