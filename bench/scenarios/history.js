@@ -34,6 +34,7 @@ export async function historyCost (lab, config) {
     if (connect.opened < config.clients) throw new Error(`history ${history ? 'on' : 'off'}: ${connect.opened}/${config.clients} clients connected: ${JSON.stringify(connect.failures)}`)
     const { acked } = await session.loadgen.request('subscribe', { channel: CHANNEL }, 40_000)
     if (acked < session.clients) throw new Error(`history ${history ? 'on' : 'off'}: only ${acked}/${session.clients} clients subscribed`)
+    await noteWarnings(session, [], '') // what it logs at boot (a configuration hint) is not an anomaly
     const redisCpu = lab.arm.cluster ? cpuMeter(redis?.url ?? lab.redisUrl, redis === undefined) : undefined
     variants[history ? 'on' : 'off'] = { session, redisCpu, paced: [], burst: [] }
   }
@@ -73,7 +74,9 @@ export async function historyCost (lab, config) {
   metrics['history.received'] = runs.reduce((sum, run) => sum + run.received, 0)
   metrics['history.expected'] = runs.reduce((sum, run) => sum + run.expected, 0)
   if (lab.arm.cluster) metrics['history.sharedRedis'] = off.redisCpu.shared ? 1 : 0
-  return metrics
+  const notes = []
+  for (const [key, variant] of Object.entries(variants)) await noteWarnings(variant.session, notes, `history ${key}: `)
+  return { ...metrics, _notes: notes }
 }
 
 /** `rate` targeted publishes per second for `seconds` on node 0, round-robin over the users. */
@@ -132,6 +135,7 @@ export async function recovery (lab, config) {
   const session = await lab.open({ history: true, redisUrl: redis?.url })
   const notes = []
   const { clients, missed, size } = config
+  await noteWarnings(session, [], '') // what it logs at boot (a configuration hint) is not an anomaly
   await session.prepareTokens(clients)
   const connect = await session.loadgen.request('rc.connect', { urls: session.urls, tokens: session.tokens.slice(0, clients), channel: CHANNEL, concurrency: config.connectConcurrency }, 180_000)
   if (connect.opened < clients) throw new Error(`${connect.opened}/${clients} clients connected: ${JSON.stringify(connect.failures)}`)
@@ -165,6 +169,7 @@ export async function recovery (lab, config) {
   const replayedByServer = statsAfter.reduce((total, stats, node) => total + stats.replayed - statsBefore[node].replayed, 0)
 
   notes.push(...result.oddities)
+  await noteWarnings(session, notes, '')
   const underLoad = config.underLoad === undefined ? {} : await reconnectUnderLoad(session, config, lab.arm.cluster, 1 + missed, notes)
   if (reconnect.retried > 0) notes.push(`handshakes refused and tried again: ${reconnect.retried} (${JSON.stringify(reconnect.refused)})`)
   if (reconnect.failed > 0) notes.push(`reconnects that gave up: ${JSON.stringify(reconnect.failures)}`)
@@ -222,6 +227,7 @@ async function reconnectUnderLoad (session, config, cluster, fromSeq, notes) {
   if (reconnect.failed > 0) notes.push(`8b: reconnects that gave up: ${JSON.stringify(reconnect.failures)}`)
   if ((reconnect.outcomes.recovered ?? 0) < clients) notes.push(`8b: recovery outcomes: ${JSON.stringify(reconnect.outcomes)}`)
   notes.push(...result.oddities.map((oddity) => `8b: ${oddity}`))
+  await noteWarnings(session, notes, '8b: ')
   return {
     'recoveryLive.ms': result.doneNs === null ? NaN : Number(result.doneNs) / 1e6,
     'recoveryLive.publishMs': publishing.ms,
@@ -233,6 +239,19 @@ async function reconnectUnderLoad (session, config, cluster, fromSeq, notes) {
     'recoveryLive.received': result.received,
     'recoveryLive.expected': result.expected
   }
+}
+
+/** The plugin's warnings on each node since the last call (a failed history read, a token lookup past its deadline, …). */
+async function noteWarnings (session, notes, prefix) {
+  const seen = session.warningsSeen ?? []
+  const now = await session.each('warnings')
+  now.forEach((warnings, node) => {
+    for (const [message, count] of Object.entries(warnings)) {
+      const more = count - (seen[node]?.[message] ?? 0)
+      if (more > 0) notes.push(`${prefix}node ${node} logged ${more}× "${message}"`)
+    }
+  })
+  session.warningsSeen = now
 }
 
 /** Waits until no node lists a connection (the drops were seen); false after `timeoutMs`. */

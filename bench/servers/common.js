@@ -27,7 +27,7 @@ export function serverOptions () {
  * Runs one arm. `arm` is what the arm's `start()` returned:
  * `{ port, path, publish(seq, size), publishTo?(user, seq, size) (may return a promise of whether it was published),
  * issueTokens?(from, count), buffered() (bytes accepted for clients but not yet handed to the kernel),
- * stats?(), connectionCount?(), close() }`.
+ * stats?(), connectionCount?(), warnings?(), close() }`.
  */
 export function runServer (arm) {
   const eld = monitorEventLoopDelay({ resolution: 1 })
@@ -103,6 +103,8 @@ export function runServer (arm) {
       return { eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6 }
     },
     connections: () => arm.connectionCount?.() ?? null,
+    /** The plugin's warnings so far, counted by message ({} for arms that keep none). */
+    warnings: () => arm.warnings?.() ?? {},
     /** Starts sampling the RSS peak (and, with `buffered`, the peak of bytes held for clients). */
     watch ({ buffered = false }) {
       clearInterval(rssTimer)
