@@ -9,6 +9,20 @@ import { spawnPinned } from './children.js'
 import { sleep } from './rpc.js'
 
 let available
+let deathSignal
+
+/** `setpriv --pdeathsig KILL` where it exists: the kernel kills redis-server if the orchestrator dies, even by SIGKILL. */
+function withDeathSignal (command, args) {
+  if (deathSignal === undefined) {
+    try {
+      execFileSync('setpriv', ['--version'], { stdio: 'ignore' })
+      deathSignal = true
+    } catch {
+      deathSignal = false
+    }
+  }
+  return deathSignal ? ['setpriv', ['--pdeathsig', 'KILL', command, ...args]] : [command, args]
+}
 
 /** Whether `redis-server` can be started here (checked once). */
 export function canStartRedis () {
@@ -48,7 +62,7 @@ export class OwnRedis {
   constructor (port) {
     this.port = port
     this.url = `redis://127.0.0.1:${port}`
-    this.#process = spawnPinned('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { core: 1 })
+    this.#process = spawnPinned(...withDeathSignal('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning']), { core: 1 })
     this.#process.stderr.on('data', (chunk) => { this.#stderr = (this.#stderr + chunk).slice(-2000) })
     this.#exited = new Promise((resolve) => this.#process.on('exit', resolve))
   }
