@@ -170,13 +170,13 @@ export async function recovery (lab, config) {
 
   notes.push(...result.oddities)
   await noteWarnings(session, notes, '')
-  const underLoad = config.underLoad === undefined ? {} : await reconnectUnderLoad(session, config, lab.arm.cluster, 1 + missed, notes)
   if (reconnect.retried > 0) notes.push(`handshakes refused and tried again: ${reconnect.retried} (${JSON.stringify(reconnect.refused)})`)
   if (reconnect.failed > 0) notes.push(`reconnects that gave up: ${JSON.stringify(reconnect.failures)}`)
   const recovered = reconnect.outcomes.recovered ?? 0
   if (recovered < clients) notes.push(`recovery outcomes: ${JSON.stringify(reconnect.outcomes)}`)
   if (reconnect.claimed !== result.expected) notes.push(`connected.data.recovery claimed ${reconnect.claimed} replayed events, ${result.expected} expected`)
   if (replayedByServer !== result.received + result.duplicates) notes.push(`the servers' stats count ${replayedByServer} replayed events; the clients got ${result.received} (+${result.duplicates} twice)`)
+  const underLoad = config.underLoad === undefined ? {} : await reconnectUnderLoad(session, config, 1 + missed, notes)
   const ms = result.doneNs === null ? NaN : Number(result.doneNs) / 1e6
   return {
     'recovery.connectMs': Number(reconnect.connectedNs) / 1e6,
@@ -209,7 +209,7 @@ export async function recovery (lab, config) {
  * every `intervalMs`: the replay and the live events meet on every socket.
  * Each must get every event once, in order.
  */
-async function reconnectUnderLoad (session, config, cluster, fromSeq, notes) {
+async function reconnectUnderLoad (session, config, fromSeq, notes) {
   const { clients, size } = config
   const { missed, live, intervalMs } = config.underLoad
   await session.loadgen.request('rc.drop')
