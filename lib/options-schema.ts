@@ -72,7 +72,8 @@ export const RealtimeOptionsSchema = Type.Object({
   history: Type.Optional(Type.Object({
     size: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
     ttlSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
-    metaTtlSeconds: Type.Optional(Type.Integer({ minimum: 1 }))
+    metaTtlSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+    readTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000 }))
   }, { additionalProperties: false })),
   channels: Type.Optional(Type.Record(Type.String({ pattern: CHANNEL_NAME }), Type.Object({
     scope: Type.Union([Type.Literal('global'), Type.Literal('user')]),
@@ -165,5 +166,6 @@ export const optionDefaults = {
 export const historyDefaults = {
   size: 256,
   ttlSeconds: 600,
-  metaTtlSeconds: 30 * 24 * 3600
+  metaTtlSeconds: 30 * 24 * 3600,
+  readTimeoutMs: 5000
 } satisfies NonNullable<SchemaOptions['history']>

@@ -53,6 +53,8 @@ export interface StreamLimits {
   ttlSeconds: number
   /** How long a stream's epoch and last offset outlive its events (Redis). */
   metaTtlSeconds: number
+  /** A read Redis has not answered by then fails (the socket is told to come back). */
+  readTimeoutMs: number
 }
 
 /**

@@ -14,7 +14,7 @@ export interface RedisBrokerOptions {
   probeTopic: string
   /** How often the subscriber's liveness is probed; a probe not back by the next one replaces it. */
   probeIntervalMs: number
-  /** Every publish settles within this; see Publisher. Stream reads too. */
+  /** Every publish settles within this; see Publisher. */
   publishTimeoutMs: number
   /** History on: what each stream keeps. */
   history: StreamLimits | undefined
@@ -95,7 +95,7 @@ export class RedisBroker implements Broker {
 
   async read (stream: string, since: number | undefined): Promise<StreamRead> {
     const streams = this.#streams as RedisStreams
-    return await withDeadline(streams.read(stream, since), this.#options.publishTimeoutMs)
+    return await withDeadline(streams.read(stream, since), (this.#options.history as StreamLimits).readTimeoutMs)
   }
 
   async subscribe (topic: string): Promise<void> {

@@ -154,8 +154,8 @@ t.test('a socket that goes away while its subscribe catches up is sent nothing, 
   const redis = directClient(t, own.url)
   const keyPrefix = uniquePrefix()
   // One node whose reads outlast the freeze, one whose reads fail during it.
-  const [patient] = await startNodes(t, 1, { redis: own.url, keyPrefix, history: {}, cluster: { nodeId: 'patient', publishTimeoutMs: 10_000 } })
-  const [hasty] = await startNodes(t, 1, { redis: own.url, keyPrefix, history: {}, cluster: { nodeId: 'hasty', publishTimeoutMs: 100 } })
+  const [patient] = await startNodes(t, 1, { redis: own.url, keyPrefix, history: { readTimeoutMs: 10_000 }, cluster: { nodeId: 'patient' } })
+  const [hasty] = await startNodes(t, 1, { redis: own.url, keyPrefix, history: { readTimeoutMs: 100 }, cluster: { nodeId: 'hasty' } })
   for (const [read, node] of [['answers', patient], ['fails', hasty]] as const) {
     const userId = `vanishing-${read}`
     const device = await join(t, node, userId, [])

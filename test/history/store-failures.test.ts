@@ -14,7 +14,7 @@ async function startNode (t: Test, redis: OwnRedis): Promise<TestApp> {
   const node = await startApp({
     redis: redis.url,
     keyPrefix: uniquePrefix(),
-    history: { size: 50, ttlSeconds: 60 },
+    history: { size: 50, ttlSeconds: 60, readTimeoutMs: 300 },
     tokens: { resolver },
     cluster: { publishTimeoutMs: 300, probeIntervalMs: 60_000 }
   })

@@ -182,7 +182,7 @@ t.test('StreamPositions: the user stream\'s top, and newer()', async (t) => {
 })
 
 t.test('MemoryStreams: ids, the payload and message around them, trimming to size', async (t) => {
-  const streams = new MemoryStreams({ size: 3, ttlSeconds: 60, metaTtlSeconds: 60 })
+  const streams = new MemoryStreams({ size: 3, ttlSeconds: 60, metaTtlSeconds: 60, readTimeoutMs: 5000 })
   t.teardown(() => streams.close())
   const append = (channel: string, json: string, ackNode = '') => streams.append({
     stream: 's', channel, payload: eventTemplate(json), header: streamEventHeader(channel, 1000, ackNode), ackNode
@@ -210,7 +210,7 @@ t.test('MemoryStreams: a stream expires whole ttlSeconds after its last append, 
   const sweeps: Array<() => void> = []
   t.capture(globalThis, 'setInterval', ((callback: () => void) => { sweeps.push(callback); return { unref: () => {} } }) as unknown as typeof setInterval)
   t.capture(globalThis, 'clearInterval', () => {})
-  const streams = new MemoryStreams({ size: 10, ttlSeconds: 2, metaTtlSeconds: 2 })
+  const streams = new MemoryStreams({ size: 10, ttlSeconds: 2, metaTtlSeconds: 2, readTimeoutMs: 5000 })
   t.equal(sweeps.length, 1, 'one sweep timer for all streams')
   const append = (name: string) => streams.append({ stream: name, channel: 'pay', payload: eventTemplate('{"a":1}'), header: streamEventHeader('pay', 1, ''), ackNode: '' })
   const kept = append('kept')
@@ -339,9 +339,9 @@ t.test('wire: topics and streams share the hash tag of their user or channel', a
 
 t.test('the history option: off unless given, its defaults filled when given, an epoch that must outlive its events', async (t) => {
   t.equal(normalizeOptions({}).history, undefined)
-  t.strictSame(normalizeOptions({ history: {} }).history, { size: 256, ttlSeconds: 600, metaTtlSeconds: 30 * 24 * 3600 })
-  t.strictSame(normalizeOptions({ history: { size: 5, ttlSeconds: 1 } }).history, { size: 5, ttlSeconds: 1, metaTtlSeconds: 30 * 24 * 3600 })
-  t.strictSame(normalizeOptions({ history: { ttlSeconds: 60, metaTtlSeconds: 60 } }).history, { size: 256, ttlSeconds: 60, metaTtlSeconds: 60 })
+  t.strictSame(normalizeOptions({ history: {} }).history, { size: 256, ttlSeconds: 600, metaTtlSeconds: 30 * 24 * 3600, readTimeoutMs: 5000 })
+  t.strictSame(normalizeOptions({ history: { size: 5, ttlSeconds: 1 } }).history, { size: 5, ttlSeconds: 1, metaTtlSeconds: 30 * 24 * 3600, readTimeoutMs: 5000 })
+  t.strictSame(normalizeOptions({ history: { ttlSeconds: 60, metaTtlSeconds: 60 } }).history, { size: 256, ttlSeconds: 60, metaTtlSeconds: 60, readTimeoutMs: 5000 })
   t.throws(() => normalizeOptions({ history: { ttlSeconds: 60, metaTtlSeconds: 59 } }), {
     code: 'FST_REALTIME_INVALID_OPTION',
     message: /history\.metaTtlSeconds.*must be at least history\.ttlSeconds/
