@@ -1,4 +1,4 @@
-import type { RealtimeChannels } from '../node/realtime-api.js'
+import type { RealtimeChannels } from '../channels/declarations.js'
 import { BACKOFF, SLOW_BACKOFF, backoffDelay, decideClose, decideStatus, type Backoff, type Decision } from './reconnect.js'
 import { Listeners, Waiters, type Handler } from './listeners.js'
 import { RefreshTimer } from './refresh-timer.js'

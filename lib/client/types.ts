@@ -1,4 +1,4 @@
-import type { RealtimeChannels } from '../node/realtime-api.js'
+import type { RealtimeChannels } from '../channels/declarations.js'
 import type { Backoff } from './reconnect.js'
 
 /** What the SDK needs of a WebSocket: the browser's, React Native's, Node's (22+) global one, or `ws`. */

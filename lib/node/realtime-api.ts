@@ -12,30 +12,9 @@ import type { OutgoingEvent, RealtimeNode } from './node.js'
 import type { PresenceEntry } from './presence.js'
 import { hashToken, checkToken, normalizeUserId, type TokenState, type TokenStore } from '../tokens/token-store.js'
 
-type EventData = Record<string, unknown>
+import type { EventData, RealtimeChannels } from '../channels/declarations.js'
 
-/**
- * The channels TypeScript knows. Applications add theirs by declaration merging
- * so `publish` checks `data` against the channel's type:
- *
- * ```ts
- * declare module 'fastify-realtime' {
- *   interface RealtimeChannels {
- *     'transfer.events': { scope: 'user', data: Static<typeof TransferSchema> }
- *   }
- * }
- * ```
- */
-export interface RealtimeChannels {
-  settings: { scope: 'global', data: EventData }
-  'notification.events': { scope: 'user', data: EventData }
-  'payment_order.events': { scope: 'user', data: EventData }
-  'card.events': { scope: 'user', data: EventData }
-  'card.create.events': { scope: 'user', data: EventData }
-  'card.withdraw.events': { scope: 'user', data: EventData }
-  'kyc.events': { scope: 'user', data: EventData }
-  'mobile.force.logout': { scope: 'user', data: EventData }
-}
+export type { RealtimeChannels }
 
 export type UserId = string | number
 
