@@ -48,12 +48,11 @@ export function createDiagnosticsAuth (options: DiagnosticsAuthOptions) {
 
     operator: async function operatorAuth (request: FastifyRequest, reply: FastifyReply): Promise<void> {
       if (options.public) return
-      const token = readBearerToken(request.headers.authorization)
-      if (await isOperator(request, token)) return
-      // A challenge only where a token would help.
-      if (token === undefined && adminDigests.length > 0) return missingBearer(request, reply)
-      sendError(request, reply, 403, 'Forbidden')
+      await strictOperator(request, reply)
     },
+
+    /** Operators only, even with `public`: the server API acts on every user's socket. */
+    strictOperator,
 
     user: async function userAuth (request: FastifyRequest, reply: FastifyReply): Promise<void> {
       if (options.public) return
@@ -69,6 +68,14 @@ export function createDiagnosticsAuth (options: DiagnosticsAuthOptions) {
       reply.header('retry-after', String(options.retryAfterSeconds))
       sendError(request, reply, 503, 'Token store unavailable')
     }
+  }
+
+  async function strictOperator (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const token = readBearerToken(request.headers.authorization)
+    if (await isOperator(request, token)) return
+    // A challenge only where a token would help.
+    if (token === undefined && adminDigests.length > 0) return missingBearer(request, reply)
+    sendError(request, reply, 403, 'Forbidden')
   }
 }
 

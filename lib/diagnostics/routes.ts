@@ -10,6 +10,7 @@ import { sendError } from '../http/envelope.js'
 import { refuseUpgrade } from '../http/upgrade-requests.js'
 import type { Realtime } from '../node/realtime-api.js'
 import { createDiagnosticsAuth, type DiagnosticsAuthOptions } from './auth.js'
+import { serverApiRoutes } from './server-api.js'
 import {
   ConnectedUsersSchema, ConnectionsQuerySchema, ConnectionsSchema, DiagnosticsQuerySchemas, HealthSchema, TestQuerySchema, TestResultSchema
 } from './schemas.js'
@@ -50,8 +51,8 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
   const auth = createDiagnosticsAuth({ ...options, resolveToken: deps.resolveToken, retryAfterSeconds: deps.retryAfterSeconds })
   if (!auth.admitsOperators) {
     const { prefix } = fastify
-    fastify.log.info(`fastify-realtime: ${prefix}/connections, ${prefix}/metrics and ${prefix}/test answer 403 to everyone: ` +
-      'set diagnostics.adminTokens or diagnostics.authorize to let operators in (diagnostics.public: true opens them to anyone)')
+    fastify.log.info(`fastify-realtime: ${prefix}/connections, ${prefix}/metrics, ${prefix}/test and the server API (${prefix}/publish, …) answer 403 to everyone: ` +
+      'set diagnostics.adminTokens or diagnostics.authorize to let operators in (diagnostics.public: true opens the diagnostic ones to anyone, never the server API)')
   }
   const userPreHandlers = toArray(options.routeOpts.preHandler)
   // Only the success answer has a schema: a `routeOpts` hook may answer errors in its own shape.
@@ -96,6 +97,8 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
   })
 
   if (options.testRoute.enabled) registerTestRoute(fastify, deps, operatorRoute)
+  // Power over every user's socket: `diagnostics.public` does not open it.
+  serverApiRoutes(fastify, { realtime: deps.realtime, operatorRoute: (schema) => guarded(auth.strictOperator, schema), retryAfterSeconds: deps.retryAfterSeconds })
 }
 
 function registerTestRoute (fastify: FastifyInstance, deps: DiagnosticsDependencies, operatorRoute: (schema: FastifySchema) => RouteShorthandOptions): void {

@@ -73,3 +73,36 @@ export const DiagnosticsQuerySchemas = {
   '/connections': ConnectionsQuerySchema,
   '/test': TestQuerySchema
 } as const
+
+// The server API: what the rest of a backend calls over HTTP (README "Server API over HTTP").
+const UserIdField = Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Integer()])
+
+export const PublishBodySchema = Type.Object({
+  channel: Type.String({ minLength: 1, maxLength: 128 }),
+  event: Type.String({ minLength: 1, maxLength: 128 }),
+  data: Type.Record(Type.String(), Type.Unknown()),
+  user_id: Type.Optional(UserIdField),
+  await_ack_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 }))
+}, { additionalProperties: false })
+
+export const PublishResultSchema = Envelope(Type.Object({
+  id: Type.Union([Type.String(), Type.Null()]),
+  acked: Type.Optional(Type.Boolean())
+}))
+
+export const ForceLogoutBodySchema = Type.Object({
+  user_id: UserIdField,
+  data: Type.Optional(Type.Record(Type.String(), Type.Unknown()))
+}, { additionalProperties: false })
+
+export const DisconnectBodySchema = Type.Object({
+  user_id: UserIdField,
+  code: Type.Optional(Type.Integer()),
+  reason: Type.Optional(Type.String())
+}, { additionalProperties: false })
+
+export const RevokeBodySchema = Type.Object({
+  token: Type.String({ minLength: 1, maxLength: 4096 })
+}, { additionalProperties: false })
+
+export const DoneSchema = Envelope(Type.Object({ done: Type.Literal(true) }))

@@ -13,8 +13,8 @@ const PROTECTED = [CONNECTED_USERS, ...OPERATOR]
 const WITH_TEST_ROUTE = { testRoute: { enabled: true, maxPerMinute: 1000 } }
 const ADMIN_ONE = 'admin-token-one-' + 'x'.repeat(16)
 const ADMIN_TWO = 'admin-token-two-' + 'y'.repeat(16)
-const LOCKED_NOTICE = 'fastify-realtime: /api/v1/ws/connections, /api/v1/ws/metrics and /api/v1/ws/test answer 403 to everyone: ' +
-  'set diagnostics.adminTokens or diagnostics.authorize to let operators in (diagnostics.public: true opens them to anyone)'
+const LOCKED_NOTICE = 'fastify-realtime: /api/v1/ws/connections, /api/v1/ws/metrics, /api/v1/ws/test and the server API (/api/v1/ws/publish, …) answer 403 to everyone: ' +
+  'set diagnostics.adminTokens or diagnostics.authorize to let operators in (diagnostics.public: true opens the diagnostic ones to anyone, never the server API)'
 
 async function start (t: Test, options: RealtimeOptions): Promise<TestApp> {
   const started = await startApp(options)
