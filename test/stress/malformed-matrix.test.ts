@@ -4,17 +4,13 @@
 // nothing is left holding a connection slot, and the heap does not grow with
 // the rounds.
 import t from 'tap'
-import { once } from 'node:events'
-import { connect as netConnect, type Socket } from 'node:net'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startApp, type TestApp } from '../helpers/app.js'
 import { connect } from '../helpers/client.js'
 import { Inbox } from '../helpers/messages.js'
-import { rawExchange, upgradeRequest } from '../helpers/raw-http.js'
-import { openRaw, closeCodeIn } from '../helpers/raw-ws.js'
-import { MALFORMED_ROWS, type MalformedRow } from './malformed-rows.js'
+import { MALFORMED_ROWS, mismatch, runMalformedRow } from './malformed-rows.js'
 
 const PREFIX = '/api/v1/ws'
 const ROUNDS = 3
@@ -31,43 +27,6 @@ async function waitFor (condition: () => boolean, what: string, ms = 5000): Prom
     if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
     await sleep(5)
   }
-}
-
-/** Resolves when the server ends the TCP connection; rejects after `ms`. */
-async function serverEnds (socket: Socket, ms: number): Promise<void> {
-  if (socket.destroyed) return
-  await Promise.race([once(socket, 'close'), sleep(ms).then(() => { throw new Error(`still open after ${ms} ms`) })])
-}
-
-interface Outcome { status?: number, closeCode?: number, closedByServer: boolean }
-
-async function runRow (target: TestApp, row: MalformedRow, token: string): Promise<Outcome> {
-  const path = `${PREFIX}?token=${token}`
-  if (row.kind === 'http') {
-    const answer = await rawExchange(target.port, row.request(path), { waitMs: 3000 })
-    return { status: answer.status, closedByServer: answer.closedByServer }
-  }
-  if (row.kind === 'frames') {
-    const raw = await openRaw(target.port, path)
-    raw.socket.on('error', () => {})
-    raw.socket.write(row.bytes())
-    await serverEnds(raw.socket, 5000)
-    return { closeCode: closeCodeIn(raw.received()), closedByServer: true }
-  }
-  if (row.at === 'after-101') {
-    const raw = await openRaw(target.port, path)
-    raw.socket.resetAndDestroy()
-    return { closedByServer: false }
-  }
-  const socket = netConnect(target.port, '127.0.0.1')
-  socket.on('error', () => {})
-  await once(socket, 'connect')
-  const head = upgradeRequest(path)
-  socket.write(row.at === 'mid-head' ? head.slice(0, head.length >> 1) : head)
-  // Let the server read it (and, after the whole head, start on the gate) before the reset.
-  await sleep(row.at === 'mid-head' ? 20 : 0)
-  socket.resetAndDestroy()
-  return { closedByServer: false }
 }
 
 /** A well-behaved client still gets in and receives an event. */
@@ -97,11 +56,8 @@ t.test('every malformed handshake and frame gets its documented answer, and the 
   const failures: string[] = []
   for (let round = 0; round < ROUNDS; round++) {
     for (const [index, row] of MALFORMED_ROWS.entries()) {
-      const outcome = await runRow(target, row, tokens[index])
-      if (row.kind === 'http' && (outcome.status !== row.status || !outcome.closedByServer)) {
-        failures.push(`${row.name}: HTTP ${String(outcome.status)} (closed by server: ${String(outcome.closedByServer)}), expected ${row.status}`)
-      }
-      if (row.kind === 'frames' && outcome.closeCode !== row.closeCode) failures.push(`${row.name}: close ${String(outcome.closeCode)}, expected ${row.closeCode}`)
+      const problem = mismatch(row, await runMalformedRow(target.port, `${PREFIX}?token=${tokens[index]}`, row))
+      if (problem !== undefined) failures.push(problem)
       await waitFor(() => target.app.realtime.connections().length === 0, `"${row.name}" to leave no connection`)
       await serving(target, probeToken, round, row.name)
     }

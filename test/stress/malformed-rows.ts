@@ -14,7 +14,11 @@
 // - refusals by the gate (401, 403, 400 recover, 429, 503) with Connection: close:
 //   test/http/upgrade-requests.test.ts and test/handshake/gate.test.ts.
 import { randomBytes } from 'node:crypto'
-import { upgradeRequest } from '../helpers/raw-http.js'
+import { once } from 'node:events'
+import { connect as netConnect, type Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { rawExchange, upgradeRequest } from '../helpers/raw-http.js'
+import { openRaw, closeCodeIn } from '../helpers/raw-ws.js'
 
 export interface FrameSpec {
   opcode: number
@@ -138,3 +142,53 @@ export const MALFORMED_ROWS: readonly MalformedRow[] = [
   { kind: 'reset', name: 'reset right after the request head, before the answer', at: 'after-head' },
   { kind: 'reset', name: 'reset right after the 101', at: 'after-101' }
 ]
+
+/** What a row got back. */
+export interface MalformedOutcome { status?: number, closeCode?: number, closedByServer: boolean }
+
+/** Resolves when the server ends the TCP connection; rejects after `ms`. */
+async function serverEnds (socket: Socket, ms: number): Promise<void> {
+  if (socket.destroyed) return
+  await Promise.race([once(socket, 'close'), sleep(ms).then(() => { throw new Error(`still open after ${ms} ms`) })])
+}
+
+/**
+ * Runs one row against a gateway on `port`; `path` is the WebSocket route
+ * with a token that resolves (one per row, so rows never replace each other).
+ */
+export async function runMalformedRow (port: number, path: string, row: MalformedRow): Promise<MalformedOutcome> {
+  if (row.kind === 'http') {
+    const answer = await rawExchange(port, row.request(path), { waitMs: 3000 })
+    return { status: answer.status, closedByServer: answer.closedByServer }
+  }
+  if (row.kind === 'frames') {
+    const raw = await openRaw(port, path)
+    raw.socket.on('error', () => {})
+    raw.socket.write(row.bytes())
+    await serverEnds(raw.socket, 5000)
+    return { closeCode: closeCodeIn(raw.received()), closedByServer: true }
+  }
+  if (row.at === 'after-101') {
+    const raw = await openRaw(port, path)
+    raw.socket.resetAndDestroy()
+    return { closedByServer: false }
+  }
+  const socket = netConnect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  const head = upgradeRequest(path)
+  socket.write(row.at === 'mid-head' ? head.slice(0, head.length >> 1) : head)
+  // Let the server read it (and, after the whole head, start on the gate) before the reset.
+  await sleep(row.at === 'mid-head' ? 20 : 0)
+  socket.resetAndDestroy()
+  return { closedByServer: false }
+}
+
+/** Why `outcome` is not the row's documented answer, or undefined when it is. */
+export function mismatch (row: MalformedRow, outcome: MalformedOutcome): string | undefined {
+  if (row.kind === 'http' && (outcome.status !== row.status || !outcome.closedByServer)) {
+    return `${row.name}: HTTP ${String(outcome.status)} (closed by server: ${String(outcome.closedByServer)}), expected ${row.status}`
+  }
+  if (row.kind === 'frames' && outcome.closeCode !== row.closeCode) return `${row.name}: close ${String(outcome.closeCode)}, expected ${row.closeCode}`
+  return undefined
+}
