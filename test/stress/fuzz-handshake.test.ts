@@ -68,7 +68,7 @@ const recoverId = fc.oneof(fc.constantFrom('0-1', 'abc:42', 'a_b-c', '', '@', 'x
 const channelName = fc.constantFrom('settings', 'kyc.events', 'card.events', 'payment_order.events', 'mobile.force.logout', 'nope', '', 'SETTINGS')
 const knownChannel = fc.constantFrom('settings', 'kyc.events', 'card.events', 'payment_order.events', 'mobile.force.logout')
 const recoverValue = fc.oneof(
-  { weight: 2, arbitrary: fc.uniqueArray(knownChannel, { minLength: 1, maxLength: 5 }).map((channels) => channels.map((channel, index) => `${channel}@e${index}:${index}`).join(',')) },
+  { weight: 4, arbitrary: fc.uniqueArray(knownChannel, { minLength: 1, maxLength: 5 }).map((channels) => channels.map((channel, index) => `${channel}@e${index}:${index}`).join(',')) },
   fc.array(fc.tuple(channelName, recoverId).map(([channel, id]) => `${channel}@${id}`), { maxLength: 6 }).map((entries) => entries.join(',')),
   queryJunk,
   escaped
