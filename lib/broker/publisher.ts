@@ -24,19 +24,26 @@ export interface PublisherOptions {
  * later publishes are refused unwritten until Redis answers something on that
  * connection (a publish, or a PING sent behind the overdue ones), or the
  * client is on a new connection. A command the client timed out proves
- * nothing: its reply may still come.
+ * nothing: its reply may still come. A link still stalled a further
+ * `timeoutMs` later is given up: the client is made to reconnect, since
+ * ioredis would stay on it until TCP notices, which a frozen or partitioned
+ * primary may never let happen, even after Sentinel (or the Cluster) has
+ * promoted a replica that a new connection would reach.
  */
 export class Publisher {
   readonly #options: PublisherOptions
   #stalled = false
   /** The PING in flight on a stalled link; its answer reopens it. */
   #canary: Promise<unknown> | undefined
+  /** Runs out a further `timeoutMs` into a stall, then drops the connection. */
+  #giveUp: NodeJS.Timeout | undefined
   /** Counts the client's connections: an answer on an older one says nothing of the current one. */
   #connection = 0
   readonly #onReady = (): void => {
     this.#connection++
     this.#stalled = false
     this.#canary = undefined
+    clearTimeout(this.#giveUp)
   }
 
   constructor (options: PublisherOptions) {
@@ -60,6 +67,8 @@ export class Publisher {
         if (connection === this.#connection && !this.#stalled) {
           this.#stalled = true
           this.#checkLink()
+          // Without reconnect, ioredis keeps the connection; with it, a Sentinel client asks for the primary again.
+          this.#giveUp = setTimeout(() => { this.#options.client.disconnect(true) }, timeoutMs).unref()
         }
         reject(new FST_REALTIME_OUTCOME_UNKNOWN(`Redis did not answer within ${timeoutMs} ms`))
       }, timeoutMs).unref()
@@ -76,10 +85,13 @@ export class Publisher {
 
   close (): void {
     this.#options.client.off('ready', this.#onReady)
+    clearTimeout(this.#giveUp)
   }
 
   #answered (connection: number): void {
-    if (connection === this.#connection) this.#stalled = false
+    if (connection !== this.#connection) return
+    this.#stalled = false
+    clearTimeout(this.#giveUp)
   }
 
   /** One PING at a time, queued behind the overdue commands: answered, they were too. */
