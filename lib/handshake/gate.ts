@@ -8,6 +8,7 @@ import { RECOVER_PARAM, parseRecover } from '../protocol/recovery.js'
 import type { Resolution } from '../tokens/resolve-with-deadline.js'
 import type { TokenState } from '../tokens/token-store.js'
 import type { ConnectionLimiter } from './connection-limiter.js'
+import { WebSocketHeaderProblem, websocketHeaderProblem } from './websocket-headers.js'
 
 /** What the gate learned about an admitted handshake, for the connection handler. */
 export interface Admitted {
@@ -79,7 +80,9 @@ export function createHandshakeGate (deps: GateDependencies) {
     // requests have no TCP socket to hold one.)
     const socket = request.raw.socket as Duplex | undefined
     const onlyTokenProtocol = request.ws && offeredOnlyTokenProtocol(request.raw)
-    const admission = request.ws && socket !== undefined && !onlyTokenProtocol
+    // Checked here, not left to `ws`: its refusal would be plain text, after a slot was taken.
+    const badHeaders = request.ws && !onlyTokenProtocol ? websocketHeaderProblem(request.headers) : undefined
+    const admission = request.ws && socket !== undefined && !onlyTokenProtocol && badHeaders === undefined
       ? deps.limiter.admit(socket, request.ip)
       : deps.limiter.check(request.ip)
     if (admission !== 'admitted' && typeof admission !== 'function') {
@@ -90,6 +93,10 @@ export function createHandshakeGate (deps: GateDependencies) {
     }
     // `ws` would answer 101 selecting no protocol; the browser fails it after the gateway took the user's socket over.
     if (onlyTokenProtocol) return reject(request, reply, 400, HandshakeMessage.TOKEN_ONLY_PROTOCOL, 'token as the only subprotocol')
+    if (badHeaders !== undefined) {
+      if (badHeaders === WebSocketHeaderProblem.VERSION) reply.header('sec-websocket-version', '13, 8')
+      return reject(request, reply, 400, badHeaders, 'invalid WebSocket headers')
+    }
     // A plain GET goes on to the route handler, which answers 426.
     if (request.ws) request[kAdmitted] = { token, state: resolution.state, response: reply.raw, slot: typeof admission === 'function' ? admission : undefined, recover }
   }
