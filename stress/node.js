@@ -62,18 +62,18 @@ serve({
     }
   },
   /**
-   * Publishes `{ seq }` to `users` round-robin at `rate` per second for
+   * Publishes `{ seq }` (from `from` on) to `users` round-robin at `rate` per second for
    * `seconds`, and answers which seqs each user's publish was accepted for and
    * which were refused (by error code).
    */
-  async flow ({ channel, users, rate, seconds }) {
+  async flow ({ channel, users, rate, seconds, from = 0 }) {
     const accepted = {}
     const refused = {}
     const pending = []
     const total = Math.round(rate * seconds)
     const start = performance.now()
-    for (let seq = 0; seq < total; seq++) {
-      const due = start + (seq * 1000) / rate
+    for (let seq = from; seq < from + total; seq++) {
+      const due = start + ((seq - from) * 1000) / rate
       const wait = due - performance.now()
       if (wait > 0) await sleep(wait)
       const userId = users[seq % users.length]

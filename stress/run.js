@@ -17,24 +17,29 @@ import { OwnRedis, killRedisServers } from './lib/redis-server.js'
 import { churn } from './scenarios/churn.js'
 import { storm } from './scenarios/storm.js'
 import { nodeDeath } from './scenarios/node-death.js'
+import { chaos } from './scenarios/chaos.js'
 import { buildReport } from './lib/report.js'
 
 const FULL = {
   limitMs: 10 * 60_000,
   churn: { cycles: 10_000, concurrency: 50, warmup: 500 },
   storm: { sockets: 5000 },
-  death: { sockets: 1000, rate: 400, seconds: 6, killAfterMs: 2000, heartbeatMs: 1000 }
+  death: { sockets: 1000, rate: 400, seconds: 6, killAfterMs: 2000, heartbeatMs: 1000 },
+  chaos: { sockets: 400, rate: 200, faultMs: 5000, leadMs: 1500, tailMs: 1500, handshakeLimitMs: 1500 }
 }
 const QUICK = {
   limitMs: 3 * 60_000,
   churn: { cycles: 1000, concurrency: 20, warmup: 200 },
   storm: { sockets: 500 },
-  death: { sockets: 200, rate: 200, seconds: 3, killAfterMs: 1000, heartbeatMs: 1000 }
+  death: { sockets: 200, rate: 200, seconds: 3, killAfterMs: 1000, heartbeatMs: 1000 },
+  chaos: { sockets: 100, rate: 100, faultMs: 3000, leadMs: 1000, tailMs: 1000, handshakeLimitMs: 1500 }
 }
+// `persist`: the scenario's Redis keeps its data across a SIGKILL (an fsynced append-only file).
 const SCENARIOS = {
-  churn: (config, context) => churn({ ...context, ...config.churn }),
-  storm: (config, context) => storm({ ...context, ...config.storm }),
-  death: (config, context) => nodeDeath({ ...context, ...config.death })
+  churn: { run: (config, context) => churn({ ...context, ...config.churn }) },
+  storm: { run: (config, context) => storm({ ...context, ...config.storm }) },
+  death: { run: (config, context) => nodeDeath({ ...context, ...config.death }) },
+  chaos: { run: (config, context) => chaos({ ...context, ...config.chaos }), persist: true }
 }
 const STEP_TIMEOUT_MS = 4 * 60_000
 
@@ -65,16 +70,16 @@ for (const name of only) {
   if (scenario === undefined) throw new Error(`unknown scenario ${name} (known: ${Object.keys(SCENARIOS).join(', ')})`)
   const stepStarted = performance.now()
   // A fresh Redis per scenario: what one leaves behind cannot hide in another's baseline.
-  const redis = await OwnRedis.start()
+  const redis = await OwnRedis.start({ persist: scenario.persist })
   const context = { redis, keyPrefix: `stress:${runId}:${name}:` }
   try {
-    const { checks, figures } = await withTimeout(scenario(config, context), STEP_TIMEOUT_MS, `${name} timed out`)
+    const { checks, figures } = await withTimeout(scenario.run(config, context), STEP_TIMEOUT_MS, `${name} timed out`)
     results.push({ name, ok: checks.ok, rows: checks.rows, figures, seconds: (performance.now() - stepStarted) / 1000 })
   } catch (error) {
     console.error(`${name}: FAILED ${error.stack}`)
     results.push({ name, ok: false, rows: [{ what: 'scenario ran to the end', expected: 'yes', actual: error.message.split('\n')[0], ok: false }], figures: {}, seconds: (performance.now() - stepStarted) / 1000 })
   } finally {
-    await redis.kill()
+    await redis.destroy()
   }
   const last = results.at(-1)
   console.log(`${name}: ${last.ok ? 'PASS' : 'FAIL'} (${last.seconds.toFixed(1)} s)`)

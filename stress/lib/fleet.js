@@ -29,14 +29,14 @@ export class Fleet {
   }
 
   /**
-   * A client of `user` (token `token`) homed on node `home`, subscribing
+   * A client of `user` (a fixed `token`, or `getToken`) homed on node `home`, subscribing
    * `channels`; what it receives on them is counted per event `data.seq`.
    */
-  add ({ user, token, home, channels = [] }) {
+  add ({ user, token, getToken, home, channels = [] }) {
     const member = { user, home, connects: 0, states: [], received: new Map(), ids: [], resyncs: [], recoveries: [], closed: null }
-    member.client = createClient({ url: this.cluster.url(home), token, channels, WebSocket: this.WebSocket, fetch: this.fetch })
+    member.client = createClient({ url: this.cluster.url(home), token, getToken, channels, WebSocket: this.WebSocket, fetch: this.fetch })
     member.client.onState((state) => {
-      member.states.push(state.state)
+      member.states.push(state.state === 'disconnected' ? `disconnected ${state.status ?? state.code}` : state.state)
       if (state.state === 'connected') {
         member.connects++
         if (state.recovery !== undefined) member.recoveries.push(state.recovery)

@@ -4,6 +4,9 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { sleep } from '../../bench/lib/rpc.js'
 
 const live = new Set()
@@ -21,20 +24,30 @@ export async function freePort () {
 export class OwnRedis {
   #process
 
-  constructor (port) {
+  constructor (port, dir) {
     this.port = port
     this.url = `redis://127.0.0.1:${port}`
+    this.dir = dir
   }
 
-  static async start () {
-    const redis = new OwnRedis(await freePort())
+  /**
+   * Without `persist`, nothing is kept on disk (every restart comes back
+   * empty); with it, every write is fsynced to an append-only file in a
+   * temporary directory, so a SIGKILLed server comes back with its data.
+   */
+  static async start ({ persist = false } = {}) {
+    const redis = new OwnRedis(await freePort(), persist ? mkdtempSync(join(tmpdir(), 'stress-redis-')) : undefined)
     await redis.restart()
     return redis
   }
 
-  /** (Re)starts on the same port, empty (no persistence), and waits until it accepts connections. */
-  async restart () {
-    const server = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  /** (Re)starts on the same port, with its data unless `empty`, and waits until it accepts connections. */
+  async restart ({ empty = false } = {}) {
+    if (empty && this.dir !== undefined) rmSync(join(this.dir, 'appendonlydir'), { recursive: true, force: true })
+    const persistence = this.dir === undefined
+      ? ['--appendonly', 'no']
+      : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir]
+    const server = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' })
     this.#process = server
     live.add(server)
     // If the orchestrator dies without running its exit handlers (SIGKILL), its end of this pipe closes and the watchdog kills the server.
@@ -61,6 +74,12 @@ export class OwnRedis {
     child.kill('SIGCONT')
     child.kill('SIGKILL')
     await once(child, 'exit')
+  }
+
+  /** Kills it and removes its files. */
+  async destroy () {
+    await this.kill()
+    if (this.dir !== undefined) rmSync(this.dir, { recursive: true, force: true })
   }
 }
 
