@@ -409,6 +409,12 @@ export class RealtimeClient {
   }
 
   #event (event: ChannelEvent): void {
+    const position = this.#positions.get(event.channel)
+    // Another epoch: the stream lost its history (Redis restarted empty, flushed), and the new life's earlier events may have
+    // been published before this socket's node listened again. Moving on silently would start the next recover after them.
+    if (typeof event.id === 'string' && position !== undefined && this.#wanted.has(event.channel) && epochOf(position) !== epochOf(event.id)) {
+      this.#listeners.emit(' resync', { channel: event.channel, reason: 'epoch_changed' })
+    }
     if (!this.#listeners.emit(event.channel, event) || typeof event.id !== 'string') return
     if (this.#wanted.has(event.channel)) this.#positions.set(event.channel, event.id)
     this.#acks.set(event.channel, event.id)
@@ -434,6 +440,11 @@ export class RealtimeClient {
     this.#refreshing = token
     this.#request('refresh', '', { token })
   }
+}
+
+/** The stream life an event id (`<epoch>:<offset>`) belongs to. */
+function epochOf (id: string): string {
+  return id.slice(0, id.lastIndexOf(':'))
 }
 
 /** Creates a client and starts connecting. */

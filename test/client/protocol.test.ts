@@ -156,6 +156,24 @@ t.test('a handler that throws leaves its event unprocessed (no position, no ack)
   t.equal(second.url, '/ws?token=tok&recover=settings%40E%3A0%2Ckyc.events%40E%3A3')
 })
 
+t.test('a live event of another epoch than the channel\'s position raises resync (epoch_changed): the stream lost its history, and what came before the event may never have arrived', async (t) => {
+  const gateway = await scripted(t)
+  const { client, next, resyncs } = watchClient(t, { url: gateway.url, token: 'tok', channels: ['kyc.events'] })
+  const peer = await gateway.peer(0)
+  peer.send(connected({ subscriptions: ['settings', 'kyc.events'], positions: { settings: 'E:4', 'kyc.events': 'E:4' } }))
+  await next(isConnected, 'connected')
+  const seen: string[] = []
+  client.on('kyc.events', (event) => { seen.push(event.id!) })
+  peer.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'E:5' })
+  // Redis restarted empty: the stream begins a new life, and its first events were published before this node listened again.
+  peer.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'F:3' })
+  peer.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'F:4' })
+  t.strictSame(await peer.next(), { event: 'ack', channel: 'kyc.events', id: 'F:4' })
+  t.strictSame(seen, ['E:5', 'F:3', 'F:4'], 'the events are handled')
+  t.strictSame(resyncs, [{ channel: 'kyc.events', reason: 'epoch_changed' }], 'once, at the first event of the new epoch')
+  t.strictSame(client.positions(), { settings: 'E:4', 'kyc.events': 'F:4' })
+})
+
 t.test('a refresh whose getToken() outlives the socket is not sent on the next one; acks wait 100 ms by default', async (t) => {
   const gateway = await scripted(t)
   let give = (_token: string): void => {}
