@@ -1,6 +1,6 @@
 // One gateway node of a stress run, in a process of its own so the
 // orchestrator can SIGKILL it (a crash, no cleanup). Options as JSON in argv[2]:
-// { redis, keyPrefix, nodeId, heartbeatMs, history?, limits? }. Driven over IPC
+// { redis, keyPrefix, nodeId, heartbeatMs, cluster?, tokens?, history?, limits? }. Driven over IPC
 // (bench/lib/rpc.js); exits when the orchestrator goes away.
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
@@ -34,6 +34,7 @@ await app.register(realtime, {
   heartbeat: { intervalMs: config.heartbeatMs },
   // Every client comes from 127.0.0.1: the per-address cap would measure nothing but itself.
   limits: { maxConnectionsPerIp: 0, ...config.limits },
+  ...(config.tokens === undefined ? {} : { tokens: config.tokens }),
   ...(config.history === undefined ? {} : { history: config.history })
 })
 // Every TCP connection, so `drop` can cut them all as a network failure would.

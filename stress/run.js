@@ -25,14 +25,14 @@ const FULL = {
   churn: { cycles: 10_000, concurrency: 50, warmup: 500 },
   storm: { sockets: 5000 },
   death: { sockets: 1000, rate: 400, seconds: 6, killAfterMs: 2000, heartbeatMs: 1000 },
-  chaos: { sockets: 400, rate: 200, faultMs: 5000, leadMs: 1500, tailMs: 1500, handshakeLimitMs: 1500 }
+  chaos: { sockets: 400, rate: 200, faultMs: 5000, leadMs: 1500, tailMs: 4000, handshakeLimitMs: 1500 }
 }
 const QUICK = {
   limitMs: 3 * 60_000,
   churn: { cycles: 1000, concurrency: 20, warmup: 200 },
   storm: { sockets: 500 },
   death: { sockets: 200, rate: 200, seconds: 3, killAfterMs: 1000, heartbeatMs: 1000 },
-  chaos: { sockets: 100, rate: 100, faultMs: 3000, leadMs: 1000, tailMs: 1000, handshakeLimitMs: 1500 }
+  chaos: { sockets: 100, rate: 100, faultMs: 3000, leadMs: 1000, tailMs: 3000, handshakeLimitMs: 1500 }
 }
 // `persist`: the scenario's Redis keeps its data across a SIGKILL (an fsynced append-only file).
 const SCENARIOS = {

@@ -33,10 +33,12 @@ export class Fleet {
    * `channels`; what it receives on them is counted per event `data.seq`.
    */
   add ({ user, token, getToken, home, channels = [] }) {
-    const member = { user, home, connects: 0, states: [], received: new Map(), ids: [], resyncs: [], recoveries: [], closed: null }
+    const member = { user, home, connects: 0, states: [], changedAt: 0, received: new Map(), ids: [], resyncs: [], recoveries: [], closed: null }
     member.client = createClient({ url: this.cluster.url(home), token, getToken, channels, WebSocket: this.WebSocket, fetch: this.fetch })
     member.client.onState((state) => {
-      member.states.push(state.state === 'disconnected' ? `disconnected ${state.status ?? state.code}` : state.state)
+      member.changedAt = Date.now()
+      // A disconnect with a status is a handshake the server refused; without one, an open socket that ended.
+      member.states.push(state.state === 'disconnected' ? (state.status === undefined ? `dropped ${state.code}` : `refused ${state.status}`) : state.state)
       if (state.state === 'connected') {
         member.connects++
         if (state.recovery !== undefined) member.recoveries.push(state.recovery)
@@ -61,6 +63,11 @@ export class Fleet {
       const added = specs.slice(start, start + wave).map((spec) => this.add(spec))
       await until(() => added.every((member) => member.connects >= 1), `wave ${start / wave} to connect`, timeoutMs)
     }
+  }
+
+  /** Resolves once every client is connected and none changed state for `quietMs` (a `resync` makes the SDK reconnect after a jittered delay). */
+  async quiet (what, quietMs = 1500, timeoutMs = 30_000) {
+    await until(() => this.members.every((member) => member.client.state.state === 'connected' && Date.now() - member.changedAt >= quietMs), what, timeoutMs)
   }
 
   connected () {

@@ -35,6 +35,7 @@ export async function chaos ({ redis, keyPrefix, sockets, rate, faultMs, leadMs,
       keyPrefix: `${keyPrefix}${history ? 'on' : 'off'}:`,
       heartbeatMs: 1000,
       cluster: { probeIntervalMs: 1000 },
+      tokens: { recheckIntervalMs: 0 },
       ...(history ? { history: { size: 1000, ttlSeconds: 600 } } : {})
     })
     const fleet = new Fleet(cluster)
@@ -69,6 +70,7 @@ export async function chaos ({ redis, keyPrefix, sockets, rate, faultMs, leadMs,
         const told = (member, index) => member.resyncs.slice(marks[index].resyncs).some((resync) => resync.channel === CHANNEL)
         const inPhase = (seq) => seq >= first && seq < first + total
         const complete = (member) => (accepted[member.user] ?? []).every(([seq]) => member.received.get(seq) === 1)
+        await fleet.quiet(`${label}: the clients settled`)
         await until(() => fleet.members.every((member, index) => member.client.state.state === 'connected' && (complete(member) || told(member, index))), `${label}: every client complete or told`, 30_000).catch(() => {})
 
         const refusedUnsent = new Map()
@@ -90,16 +92,19 @@ export async function chaos ({ redis, keyPrefix, sockets, rate, faultMs, leadMs,
         const acceptedCount = Object.values(accepted).reduce((sum, list) => sum + list.length, 0)
         const refusedCodes = Object.fromEntries(Object.entries(refused).map(([code, list]) => [code, list.length]))
         const closes = diff(serverCloses(await cluster.all('stats')), closesBefore)
-        const drops = fleet.members.reduce((sum, member, index) => sum + member.states.slice(marks[index].states).filter((state) => state.startsWith('disconnected')).length, 0)
+        const phaseStates = fleet.members.flatMap((member, index) => member.states.slice(marks[index].states))
+        const drops = phaseStates.filter((state) => state.startsWith('dropped')).length
+        const handshakeRefusals = {}
+        for (const state of phaseStates) if (state.startsWith('refused')) handshakeRefusals[state] = (handshakeRefusals[state] ?? 0) + 1
         checks.equal(`${label}: publishes accepted + refused`, acceptedCount + Object.values(refusedCodes).reduce((sum, count) => sum + count, 0), total)
         checks.equal(`${label}: accepted events missing at an untold client`, missingUntold, 0)
         checks.equal(`${label}: events delivered twice`, duplicates, 0)
         checks.equal(`${label}: refused-unsent publishes delivered`, unsentDelivered, 0)
-        checks.equal(`${label}: sockets the nodes closed (codes other than the SDK's own 1000)`, closes, {})
+        checks.equal(`${label}: open sockets that ended (not by the SDK's own reconnect)`, drops, 0)
         checks.equal(`${label}: clients connected at the end`, fleet.connected(), sockets)
         checks.equal(`${label}: handshakes during the fault not 503 with Retry-After`, handshakes.filter((answer) => answer.status !== 503 || answer.retryAfter === null).map((answer) => answer.status), [])
         checks.atMost(`${label}: slowest handshake answer during the fault (ms)`, Math.max(0, ...handshakes.map((answer) => answer.ms)), handshakeLimitMs)
-        figures[label] = { published: total, accepted: acceptedCount, refused: refusedCodes, toldClients: toldCount, clientDrops: drops, handshakes: handshakes.length }
+        figures[label] = { published: total, accepted: acceptedCount, refused: refusedCodes, toldClients: toldCount, sdkReconnectsRefused: handshakeRefusals, serverRecordedCloses: closes, probeHandshakes: handshakes.length }
       }
       checks.equal(`${mode}: clients that gave up (closed)`, fleet.members.filter((member) => member.closed !== null).length, 0)
       checks.equal(`${mode}: node errors (uncaught, error logs)`, await cluster.errors(), [])
