@@ -76,6 +76,7 @@ export async function chaos ({ redis, keyPrefix, sockets, rate, faultMs, leadMs,
         const refusedUnsent = new Map()
         for (const [user, seq] of refused[UNSENT] ?? []) refusedUnsent.set(`${user} ${seq}`, true)
         let missingUntold = 0
+        const missingDetails = []
         let duplicates = 0
         let unsentDelivered = 0
         let toldCount = 0
@@ -87,7 +88,13 @@ export async function chaos ({ redis, keyPrefix, sockets, rate, faultMs, leadMs,
             if (times > 1) duplicates += times - 1
             if (refusedUnsent.has(`${member.user} ${seq}`)) unsentDelivered++
           }
-          if (!isTold) for (const [seq] of accepted[member.user] ?? []) if (member.received.get(seq) !== 1) missingUntold++
+          if (!isTold) {
+            for (const [seq, id] of accepted[member.user] ?? []) {
+              if (member.received.get(seq) === 1) continue
+              missingUntold++
+              if (missingDetails.length < 5) missingDetails.push({ user: member.user, seq, id, states: member.states.slice(marks[index].states), recoveries: member.recoveries.slice(-2), lastIds: member.ids.slice(-4) })
+            }
+          }
         }
         const acceptedCount = Object.values(accepted).reduce((sum, list) => sum + list.length, 0)
         const refusedCodes = Object.fromEntries(Object.entries(refused).map(([code, list]) => [code, list.length]))
@@ -104,6 +111,7 @@ export async function chaos ({ redis, keyPrefix, sockets, rate, faultMs, leadMs,
         checks.equal(`${label}: clients connected at the end`, fleet.connected(), sockets)
         checks.equal(`${label}: handshakes during the fault not 503 with Retry-After`, handshakes.filter((answer) => answer.status !== 503 || answer.retryAfter === null).map((answer) => answer.status), [])
         checks.atMost(`${label}: slowest handshake answer during the fault (ms)`, Math.max(0, ...handshakes.map((answer) => answer.ms)), handshakeLimitMs)
+        if (missingDetails.length > 0) console.error(`${label}: missing at untold clients: ${JSON.stringify(missingDetails)}`)
         figures[label] = { published: total, accepted: acceptedCount, refused: refusedCodes, toldClients: toldCount, sdkReconnectsRefused: handshakeRefusals, serverRecordedCloses: closes, probeHandshakes: handshakes.length }
       }
       checks.equal(`${mode}: clients that gave up (closed)`, fleet.members.filter((member) => member.closed !== null).length, 0)
