@@ -76,6 +76,8 @@ for (const name of only) {
     const { checks, figures } = await withTimeout(scenario.run(config, context), STEP_TIMEOUT_MS, `${name} timed out`)
     results.push({ name, ok: checks.ok, rows: checks.rows, figures, seconds: (performance.now() - stepStarted) / 1000 })
   } catch (error) {
+    // A scenario that timed out still has its gateways running: they must not load the next one.
+    killAll()
     console.error(`${name}: FAILED ${error.stack}`)
     results.push({ name, ok: false, rows: [{ what: 'scenario ran to the end', expected: 'yes', actual: error.message.split('\n')[0], ok: false }], figures: {}, seconds: (performance.now() - stepStarted) / 1000 })
   } finally {
