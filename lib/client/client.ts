@@ -61,6 +61,8 @@ export class RealtimeClient {
   #connectedOnce = false
   #closed = false
   #refreshing = ''
+  /** The server said events may have been lost (`resync`, history on) and the reconnect with recover has not brought `connected` yet. */
+  #resyncPending = false
 
   constructor (options: ClientOptions) {
     const WebSocket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
@@ -339,6 +341,7 @@ export class RealtimeClient {
       this.#probeTimer = setInterval(() => this.#probe(), this.#options.pingIntervalMs)
     }
     this.#connectedOnce = true
+    this.#resyncPending = false
     this.#attempt = 0
     if (!reconnected) for (const channel of data.subscriptions) this.#wanted.add(channel)
     for (const [channel, id] of Object.entries(data.positions ?? {})) {
@@ -366,6 +369,7 @@ export class RealtimeClient {
       for (const channel of this.#wanted) this.#listeners.emit(' resync', { channel, reason: data.reason })
       return
     }
+    this.#resyncPending = true
     // Not at once: a node that lost its Redis link tells all its sockets together, and they should not all come back in the same instant.
     this.#retryTimer = setTimeout(() => {
       const ws = this.#drop()!
@@ -409,6 +413,15 @@ export class RealtimeClient {
   }
 
   #event (event: ChannelEvent): void {
+    const position = this.#positions.get(event.channel)
+    // Handling it would move the position past events that may be missing, and the recover would start after them. The
+    // replay from the position brings it again, in order.
+    if (this.#resyncPending && position !== undefined) return
+    // Another epoch: the stream lost its history (Redis restarted empty, flushed), and the new life's earlier events may have
+    // been published before this socket's node listened again. Moving on silently would start the next recover after them.
+    if (typeof event.id === 'string' && position !== undefined && this.#wanted.has(event.channel) && epochOf(position) !== epochOf(event.id)) {
+      this.#listeners.emit(' resync', { channel: event.channel, reason: 'epoch_changed' })
+    }
     if (!this.#listeners.emit(event.channel, event) || typeof event.id !== 'string') return
     if (this.#wanted.has(event.channel)) this.#positions.set(event.channel, event.id)
     this.#acks.set(event.channel, event.id)
@@ -434,6 +447,11 @@ export class RealtimeClient {
     this.#refreshing = token
     this.#request('refresh', '', { token })
   }
+}
+
+/** The stream life an event id (`<epoch>:<offset>`) belongs to. */
+function epochOf (id: string): string {
+  return id.slice(0, id.lastIndexOf(':'))
 }
 
 /** Creates a client and starts connecting. */

@@ -156,6 +156,47 @@ t.test('a handler that throws leaves its event unprocessed (no position, no ack)
   t.equal(second.url, '/ws?token=tok&recover=settings%40E%3A0%2Ckyc.events%40E%3A3')
 })
 
+t.test('a live event of another epoch than the channel\'s position raises resync (epoch_changed): the stream lost its history, and what came before the event may never have arrived', async (t) => {
+  const gateway = await scripted(t)
+  const { client, next, resyncs } = watchClient(t, { url: gateway.url, token: 'tok', channels: ['kyc.events'] })
+  const peer = await gateway.peer(0)
+  peer.send(connected({ subscriptions: ['settings', 'kyc.events'], positions: { settings: 'E:4', 'kyc.events': 'E:4' } }))
+  await next(isConnected, 'connected')
+  const seen: string[] = []
+  client.on('kyc.events', (event) => { seen.push(event.id!) })
+  peer.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'E:5' })
+  // Redis restarted empty: the stream begins a new life, and its first events were published before this node listened again.
+  peer.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'F:3' })
+  peer.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'F:4' })
+  t.strictSame(await peer.next(), { event: 'ack', channel: 'kyc.events', id: 'F:4' })
+  t.strictSame(seen, ['E:5', 'F:3', 'F:4'], 'the events are handled')
+  t.strictSame(resyncs, [{ channel: 'kyc.events', reason: 'epoch_changed' }], 'once, at the first event of the new epoch')
+  t.strictSame(client.positions(), { settings: 'E:4', 'kyc.events': 'F:4' })
+})
+
+t.test('after the server\'s resync, live events of a recovered channel wait for the reconnect: the recover starts where the gap may begin, and the replay brings them in order, once', async (t) => {
+  const gateway = await scripted(t)
+  const { client, next } = watchClient(t, { url: gateway.url, token: 'tok', channels: ['kyc.events'] })
+  const first = await gateway.peer(0)
+  first.send(connected({ subscriptions: ['settings', 'kyc.events'], positions: { settings: 'E:1', 'kyc.events': 'E:6' } }))
+  await next(isConnected, 'connected')
+  const seen: string[] = []
+  client.on('kyc.events', (event) => { seen.push(event.id!) })
+  // The node's subscriber lost its link: E:7 was published meanwhile and never reached the socket; E:8 arrives live before the jittered reconnect.
+  first.send({ event: 'resync', channel: null, data: { reason: 'subscriber_reconnected' } })
+  first.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'E:8' })
+  const second = await gateway.peer(1)
+  t.equal(second.url, '/ws?token=tok&recover=settings%40E%3A1%2Ckyc.events%40E%3A6', 'recovers from before the gap, not after E:8')
+  t.strictSame(first.received, [], 'nothing acked on the old socket meanwhile')
+  second.send(connected({ subscriptions: ['settings', 'kyc.events'], positions: { settings: 'E:1', 'kyc.events': 'E:8' }, recovery: { settings: { recovered: true, replayed: 0 }, 'kyc.events': { recovered: true, replayed: 2 } } }))
+  await next(isConnected, 'connected again')
+  second.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'E:7' })
+  second.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'E:8' })
+  t.strictSame(await second.next(), { event: 'ack', channel: 'kyc.events', id: 'E:8' })
+  t.strictSame(seen, ['E:7', 'E:8'], 'in stream order, none twice')
+  t.strictSame(client.positions(), { settings: 'E:1', 'kyc.events': 'E:8' })
+})
+
 t.test('a refresh whose getToken() outlives the socket is not sent on the next one; acks wait 100 ms by default', async (t) => {
   const gateway = await scripted(t)
   let give = (_token: string): void => {}
