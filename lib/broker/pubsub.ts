@@ -27,11 +27,14 @@ export function createPubSub (publisher: RedisClient): PubSub {
 
 function classicPubSub (publisher: Redis): PubSub {
   // Unlike the publisher, the subscriber queues while disconnected and never
-  // times a command out: a SUBSCRIBE must land once Redis is back.
+  // times a command out: a SUBSCRIBE must land once Redis is back. The broker
+  // subscribes everything again itself after a reconnect: ioredis' own
+  // resubscription leaves its SUBSCRIBE's promise unhandled, and a link that
+  // drops again before Redis answers it turns into an unhandled rejection.
   const subscriber = publisher.duplicate({
     connectionName: 'fastify-realtime:subscriber',
     enableOfflineQueue: true,
-    autoResubscribe: true,
+    autoResubscribe: false,
     commandTimeout: undefined,
     maxRetriesPerRequest: null
   })
