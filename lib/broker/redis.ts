@@ -23,6 +23,12 @@ export interface RedisBrokerOptions {
 }
 
 const PROBE = 0x50 // 'P'
+/**
+ * How long the link must stay up before the node is told it came back. A
+ * Cluster shard that is failing over makes the sharded subscriber report it
+ * lost and back many times a second; each would be a `resync` to every socket.
+ */
+const RESYNC_SETTLE_MS = 500
 
 /**
  * Topics over Redis pub/sub, bytes in and out.
@@ -54,6 +60,8 @@ export class RedisBroker implements Broker {
   #pendingProbe: { nonce: number, acknowledgedAt: number | undefined } | undefined
   #nonce = 0
   #closed = false
+  /** A `resync` waiting for the link to settle, and why. */
+  #settling: { timer: NodeJS.Timeout, reason: string } | undefined
 
   constructor (options: RedisBrokerOptions) {
     this.#options = options
@@ -116,6 +124,9 @@ export class RedisBroker implements Broker {
 
   async close (): Promise<void> {
     this.#closed = true
+    clearTimeout(this.#settling?.timer)
+    // A reset still landing after this tells nobody.
+    this.#onResubscribed = () => {}
     this.#subscriptions.close()
     clearInterval(this.#probeTimer)
     this.#publisher.close()
@@ -194,9 +205,22 @@ export class RedisBroker implements Broker {
     this.#resubscribe('subscriber_replaced')
   }
 
-  /** Tells the node once every subscription is back (`reset` waits out failures, retrying). */
+  /**
+   * Restores every subscription at once (`reset` waits out failures,
+   * retrying), then tells the node once the link stayed up for
+   * RESYNC_SETTLE_MS: a link that drops and returns again meanwhile makes one
+   * `resync`, not one per flap.
+   */
   #resubscribe (reason: string): void {
-    this.#subscriptions.reset().then(() => this.#onResubscribed(reason))
+    this.#subscriptions.reset().then(() => {
+      const first = this.#settling?.reason ?? reason
+      clearTimeout(this.#settling?.timer)
+      const timer = setTimeout(() => {
+        this.#settling = undefined
+        this.#onResubscribed(first)
+      }, RESYNC_SETTLE_MS).unref()
+      this.#settling = { timer, reason: first }
+    })
   }
 }
 
