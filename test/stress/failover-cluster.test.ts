@@ -68,7 +68,8 @@ t.test('the master of the phone\'s channel killed under load: its replica takes 
   await waitFor(() => phone.messages.some((message) => message.event === 'TICK' && message.data.seq >= afterPromotion), 'delivery to resume on the promoted replica', 15_000)
   state.running = false
   await loop
-  await sleep(600)
+  // The resync comes once the link stayed up 500 ms.
+  await sleep(1200)
 
   const seqs = phone.messages.filter((message) => message.event === 'TICK').map((message) => message.data.seq as number)
   t.equal(new Set(seqs).size, seqs.length, 'nothing delivered twice')

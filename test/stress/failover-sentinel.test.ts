@@ -151,6 +151,8 @@ for (const fault of ['killed (SIGKILL)', 'frozen (SIGSTOP) until Sentinel has fa
 
     t.strictSame(await Promise.all(deployment.clients.map(tcpPortOf)), [newPrimary, newPrimary], 'both publishers follow the new primary')
     for (const [name, inbox] of [['phone (node B)', deployment.phone], ['watcher (node A)', deployment.watcher]] as const) {
+      // Told once the link has stayed up a moment, which may be after delivery resumed.
+      await waitFor(() => inbox.messages.some((message) => message.event === 'resync'), `${name} told resync`, 5000).catch(() => {})
       const resync = inbox.messages.find((message) => message.event === 'resync')
       t.match(resync, { event: 'resync', channel: null, data: { reason: /^subscriber_(reconnected|replaced)$/ } }, `${name} told resync`)
     }
