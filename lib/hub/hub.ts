@@ -385,24 +385,22 @@ export class Hub {
   }
 
   /** Sends `event` to the user's socket here, if it is subscribed to `channel` (or `alwaysDelivered`). */
-  deliverToUser (userId: string, channel: string, alwaysDelivered: boolean, event: EncodedEvent): boolean {
+  deliverToUser (userId: string, channel: string, alwaysDelivered: boolean, event: EncodedEvent): void {
     const connection = this.connections.forUser(userId)
     if (connection !== undefined && event.position !== undefined) connection.positions?.noteUserTop(event.position)
     if (connection === undefined || (!alwaysDelivered && !connection.subscriptions.includes(channel))) {
       this.#options.stats.undelivered++
-      return false
+      return
     }
     this.#dispatcher.deliver([connection], event, alwaysDelivered ? null : channel)
-    return true
   }
 
   /** Sends `event` to every socket here subscribed to the global `channel`. */
-  deliverToChannel (channel: string, event: EncodedEvent): number {
+  deliverToChannel (channel: string, event: EncodedEvent): void {
     if (event.position !== undefined) this.#noteGlobalTop(channel, event.position, true)
     const targets = this.connections.subscribersOf(channel)
     if (targets.length === 0) this.#options.stats.undelivered++
     else this.#dispatcher.deliver(targets, event, channel)
-    return targets.length
   }
 
   /** Sends `event` to every socket here, subscribed or not (a `resync` after events may have been lost). */
@@ -411,20 +409,18 @@ export class Hub {
   }
 
   /** Closes the user's socket here, after `finalEvent` (if any) has gone out. */
-  disconnectUser (userId: string, disconnect: Disconnection, finalEvent?: EncodedEvent): boolean {
+  disconnectUser (userId: string, disconnect: Disconnection, finalEvent?: EncodedEvent): void {
     const connection = this.connections.forUser(userId)
-    if (connection === undefined) return false
+    if (connection === undefined) return
     if (finalEvent !== undefined) this.#dispatcher.deliver([connection], finalEvent, null)
     this.#dispatcher.then(() => this.close(connection, disconnect))
-    return true
   }
 
   /** Closes the socket here that authenticated with the token of `tokenHash`, if any. */
-  closeToken (tokenHash: string, disconnect: Disconnection): boolean {
+  closeToken (tokenHash: string, disconnect: Disconnection): void {
     const connection = this.connections.forToken(tokenHash)
-    if (connection === undefined) return false
+    if (connection === undefined) return
     this.#dispatcher.then(() => this.close(connection, disconnect))
-    return true
   }
 
   /** Takes `connection` out of the index and starts the close handshake. */
