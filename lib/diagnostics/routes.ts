@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest, FastifySchema, preHandlerAsyncHookHandler, RouteShorthandOptions } from 'fastify'
+import type { FastifyInstance, FastifySchema, preHandlerAsyncHookHandler, RouteShorthandOptions } from 'fastify'
 import cors from '@fastify/cors'
 import type { Registry } from 'prom-client'
 import type { Static } from 'typebox'
@@ -6,7 +6,7 @@ import type { Presence, PresenceEntry } from '../node/presence.js'
 import type { NormalizedDiagnosticsOptions } from '../options.js'
 import type { ComponentState } from '../redis/client.js'
 import { createOriginCheck } from '../handshake/origin.js'
-import { sendError } from '../http/envelope.js'
+import { okEnvelope as ok, sendError } from '../http/envelope.js'
 import { refuseUpgrade } from '../http/upgrade-requests.js'
 import type { Realtime } from '../node/realtime-api.js'
 import { createDiagnosticsAuth, type DiagnosticsAuthOptions } from './auth.js'
@@ -29,8 +29,6 @@ export interface DiagnosticsDependencies {
 const TEST_CHANNEL = 'notification.events'
 const TEST_EVENT = 'REALTIME_TEST'
 const DEFAULT_PAGE = 100
-const ok = <Data> (request: FastifyRequest, data: Data): { status_code: number, message: string, trace_id: string, data: Data } =>
-  ({ status_code: 200, message: 'OK', trace_id: String(request.id), data })
 
 /**
  * The HTTP routes below the prefix (model: @fastify/under-pressure's status
@@ -98,7 +96,9 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
 
   if (options.testRoute.enabled) registerTestRoute(fastify, deps, operatorRoute)
   // Power over every user's socket: `diagnostics.public` does not open it.
-  serverApiRoutes(fastify, { realtime: deps.realtime, operatorRoute: (schema) => guarded(auth.strictOperator, schema), retryAfterSeconds: deps.retryAfterSeconds })
+  await fastify.register(async (api) => {
+    serverApiRoutes(api, { realtime: deps.realtime, strictOperatorRoute: (schema) => guarded(auth.strictOperator, schema), retryAfterSeconds: deps.retryAfterSeconds })
+  })
 }
 
 function registerTestRoute (fastify: FastifyInstance, deps: DiagnosticsDependencies, operatorRoute: (schema: FastifySchema) => RouteShorthandOptions): void {

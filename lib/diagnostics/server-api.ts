@@ -1,5 +1,6 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, RouteShorthandOptions } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifySchema, RouteShorthandOptions } from 'fastify'
 import type { Static } from 'typebox'
+import { okEnvelope as ok, sendError } from '../http/envelope.js'
 import type { PublishOptions, PublishResult, Realtime } from '../node/realtime-api.js'
 import {
   DisconnectBodySchema, DoneSchema, ForceLogoutBodySchema, PublishBodySchema, PublishResultSchema, RevokeBodySchema
@@ -7,60 +8,59 @@ import {
 
 export interface ServerApiDependencies {
   realtime: Realtime
-  /** Route options with the operator check (never opened by `diagnostics.public`). */
-  operatorRoute: (schema: FastifySchema) => RouteShorthandOptions
+  /** Route options with the operator check that `diagnostics.public` does not open. */
+  strictOperatorRoute: (schema: FastifySchema) => RouteShorthandOptions
   /** `Retry-After` of a 503 (Redis down, or an outcome Redis did not confirm). */
   retryAfterSeconds: number
 }
 
-const ok = <Data> (request: FastifyRequest, data: Data): { status_code: number, message: string, trace_id: string, data: Data } =>
-  ({ status_code: 200, message: 'OK', trace_id: String(request.id), data })
+const done = { done: true as const }
 
 /**
  * `app.realtime` over HTTP, for the services and workers that produce events
  * but do not hold the sockets: publish, force-logout, disconnect, revoke. Each
- * call is the API call, so it validates and fails the same way; a coded error
- * answers its status with the code in `data.code` (a 503 with Retry-After
- * when Redis is down or did not confirm). A token travels in the body only.
+ * call is the API call, so it validates and fails the same way. Registered in
+ * a context of its own, whose error handler answers a coded error with its
+ * status and the code in `data.code` (a 503 with Retry-After when Redis is
+ * down or did not confirm); anything else (a body the schema refused) goes on
+ * to the plugin's handler. A token travels in the body only.
  */
-export function serverApiRoutes (fastify: FastifyInstance, { realtime, operatorRoute, retryAfterSeconds }: ServerApiDependencies): void {
-  // `app.realtime` rejects only with the coded errors of errors.ts, each with its status.
-  const answer = (reply: FastifyReply, request: FastifyRequest) => (error: FastifyError): FastifyReply => {
-    const statusCode = error.statusCode as number
-    if (statusCode === 503) reply.header('retry-after', String(retryAfterSeconds))
-    return reply.code(statusCode).type('application/json; charset=utf-8')
-      .send({ status_code: statusCode, message: error.message, trace_id: String(request.id), data: { code: error.code } })
-  }
+export function serverApiRoutes (api: FastifyInstance, { realtime, strictOperatorRoute, retryAfterSeconds }: ServerApiDependencies): void {
+  api.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.statusCode === undefined || !error.code.startsWith('FST_REALTIME_')) throw error
+    if (error.statusCode === 503) reply.header('retry-after', String(retryAfterSeconds))
+    return sendError(request, reply, error.statusCode, error.message, { code: error.code })
+  })
+  // Checked by publish itself, as for any caller: the channel, its scope, its data schema.
+  const publish = realtime.publish as (channel: string, event: string, data: Record<string, unknown>, options: PublishOptions) => Promise<PublishResult>
 
-  fastify.post<{ Body: Static<typeof PublishBodySchema> }>('/publish',
-    operatorRoute({ body: PublishBodySchema, response: { 200: PublishResultSchema } }),
-    async (request, reply) => {
+  api.post<{ Body: Static<typeof PublishBodySchema> }>('/publish',
+    strictOperatorRoute({ body: PublishBodySchema, response: { 200: PublishResultSchema } }),
+    async (request) => {
       const { channel, event, data, user_id: userId, await_ack_ms: awaitAckMs } = request.body
-      const options = {
-        ...(userId === undefined ? {} : { userId }),
-        ...(awaitAckMs === undefined ? {} : { awaitAck: { timeoutMs: awaitAckMs } })
-      }
-      // Checked by publish itself, as for any caller: the channel, its scope, its data schema.
-      const publish = realtime.publish as (channel: string, event: string, data: Record<string, unknown>, options: PublishOptions) => Promise<PublishResult>
-      return await publish(channel, event, data, options)
-        .then((result) => ok(request, result), answer(reply, request))
+      const awaitAck = awaitAckMs === undefined ? undefined : { timeoutMs: awaitAckMs }
+      return ok(request, await publish(channel, event, data, { userId, awaitAck }))
     })
 
-  fastify.post<{ Body: Static<typeof ForceLogoutBodySchema> }>('/force-logout',
-    operatorRoute({ body: ForceLogoutBodySchema, response: { 200: DoneSchema } }),
-    async (request, reply) => await realtime.forceLogout(request.body.user_id, request.body.data)
-      .then(() => ok(request, { done: true as const }), answer(reply, request)))
+  api.post<{ Body: Static<typeof ForceLogoutBodySchema> }>('/force-logout',
+    strictOperatorRoute({ body: ForceLogoutBodySchema, response: { 200: DoneSchema } }),
+    async (request) => {
+      await realtime.forceLogout(request.body.user_id, request.body.data)
+      return ok(request, done)
+    })
 
-  fastify.post<{ Body: Static<typeof DisconnectBodySchema> }>('/disconnect',
-    operatorRoute({ body: DisconnectBodySchema, response: { 200: DoneSchema } }),
-    async (request, reply) => {
+  api.post<{ Body: Static<typeof DisconnectBodySchema> }>('/disconnect',
+    strictOperatorRoute({ body: DisconnectBodySchema, response: { 200: DoneSchema } }),
+    async (request) => {
       const { user_id: userId, code, reason } = request.body
-      return await realtime.disconnect(userId, { code, reason })
-        .then(() => ok(request, { done: true as const }), answer(reply, request))
+      await realtime.disconnect(userId, { code, reason })
+      return ok(request, done)
     })
 
-  fastify.post<{ Body: Static<typeof RevokeBodySchema> }>('/revoke',
-    operatorRoute({ body: RevokeBodySchema, response: { 200: DoneSchema } }),
-    async (request, reply) => await realtime.tokens.revoke(request.body.token)
-      .then(() => ok(request, { done: true as const }), answer(reply, request)))
+  api.post<{ Body: Static<typeof RevokeBodySchema> }>('/revoke',
+    strictOperatorRoute({ body: RevokeBodySchema, response: { 200: DoneSchema } }),
+    async (request) => {
+      await realtime.tokens.revoke(request.body.token)
+      return ok(request, done)
+    })
 }

@@ -8,8 +8,16 @@ export interface Envelope<Data> {
   data: Data
 }
 
-/** Answers an error in the envelope; `trace_id` is the request id its log lines carry. */
-export function sendError (request: FastifyRequest, reply: FastifyReply, statusCode: number, message: string): FastifyReply {
-  const body: Envelope<null> = { status_code: statusCode, message, trace_id: String(request.id), data: null }
+/** A success answer in the envelope. */
+export function okEnvelope<Data> (request: FastifyRequest, data: Data): Envelope<Data> {
+  return { status_code: 200, message: 'OK', trace_id: String(request.id), data }
+}
+
+/**
+ * Answers an error in the envelope; `trace_id` is the request id its log
+ * lines carry. `data` is null unless the route documents more (a coded error's code).
+ */
+export function sendError (request: FastifyRequest, reply: FastifyReply, statusCode: number, message: string, data: unknown = null): FastifyReply {
+  const body: Envelope<unknown> = { status_code: statusCode, message, trace_id: String(request.id), data }
   return reply.code(statusCode).type('application/json; charset=utf-8').send(body)
 }
