@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifySchema, preHandlerAsyncHookHandler, RouteShorthandOptions } from 'fastify'
+import type { FastifyInstance, FastifySchema, preValidationAsyncHookHandler, RouteShorthandOptions } from 'fastify'
 import cors from '@fastify/cors'
 import type { Registry } from 'prom-client'
 import type { Static } from 'typebox'
@@ -52,11 +52,13 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
     fastify.log.info(`fastify-realtime: ${prefix}/connections, ${prefix}/metrics, ${prefix}/test and the server API (${prefix}/publish, …) answer 403 to everyone: ` +
       'set diagnostics.adminTokens or diagnostics.authorize to let operators in (diagnostics.public: true opens the diagnostic ones to anyone, never the server API)')
   }
-  const userPreHandlers = toArray(options.routeOpts.preHandler)
+  const userPreValidation = toArray(options.routeOpts.preValidation)
+  // The check runs before validation, so a caller without a credential learns nothing of the request
+  // schema (a bad body is a 400 only to an operator); the user's preHandlers run after both.
   // Only the success answer has a schema: a `routeOpts` hook may answer errors in its own shape.
-  const guarded = (check: preHandlerAsyncHookHandler, schema: FastifySchema): RouteShorthandOptions => ({
+  const guarded = (check: preValidationAsyncHookHandler, schema: FastifySchema): RouteShorthandOptions => ({
     ...options.routeOpts,
-    preHandler: [check, ...userPreHandlers] as RouteShorthandOptions['preHandler'],
+    preValidation: [check, ...userPreValidation] as RouteShorthandOptions['preValidation'],
     schema: { ...options.routeOpts.schema, ...schema }
   })
   const operatorRoute = (schema: FastifySchema): RouteShorthandOptions => guarded(auth.operator, schema)

@@ -21,9 +21,11 @@ export interface HttpResult {
   body: any
 }
 
-/** One HTTP request with fetch; the body is read whole. */
-export async function http (url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<HttpResult> {
-  const response = await fetch(url, { method, headers })
+/** One HTTP request with fetch; the answer's body is read whole. `json`: a request body, sent as JSON. */
+export async function http (url: string, headers: Record<string, string> = {}, method = 'GET', json?: unknown): Promise<HttpResult> {
+  const response = await fetch(url, json === undefined
+    ? { method, headers }
+    : { method, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(json) })
   const text = await response.text()
   let body: unknown = text
   try { body = JSON.parse(text) } catch {}
