@@ -35,10 +35,12 @@ export class TokenRecheck {
     const pending = [...this.connections()]
     for (let start = 0; start < pending.length; start += CONCURRENCY) {
       await Promise.all(pending.slice(start, start + CONCURRENCY).map(async (connection) => {
-        const resolution = await this.resolve(connection.token)
-        // An expired token is the expiry wheel's to close (4005), not a revocation.
-        const expired = connection.expiresAt * 1000 <= Date.now()
-        if (resolution.outcome === 'invalid' && !expired && !connection.closed) this.onRevoked(connection)
+        const { token, expiresAt } = connection
+        const resolution = await this.resolve(token)
+        // An expired token is the expiry wheel's to close (4005), not a revocation; and a
+        // socket that refreshed its token meanwhile answers for the new one, not this one.
+        const expired = expiresAt * 1000 <= Date.now()
+        if (resolution.outcome === 'invalid' && !expired && !connection.closed && connection.token === token) this.onRevoked(connection)
       }))
     }
     this.#running = false
