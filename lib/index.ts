@@ -76,10 +76,6 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     stats,
     resolveToken,
     onDelivered: metrics.observeDeliveryLatency,
-    onRecovered: (outcomes, replayed) => {
-      for (const outcome of outcomes) stats.recordRecovery(outcome.recovered ? 'recovered' : outcome.reason)
-      stats.replayed += replayed
-    },
     log: fastify.log
   })
   shutdown.own(async () => await hub.drain())

@@ -4,7 +4,6 @@ import { parseClientMessage, type ClientMessage } from '../protocol/client-messa
 import { notRecovered } from '../protocol/recovery.js'
 import type { Connection } from './connection.js'
 import type { ConnectionIndex } from './connection-index.js'
-import { MessageRateLimit } from './message-rate-limit.js'
 
 export interface ClientMessageLimits {
   maxPayloadBytes: number
@@ -48,7 +47,7 @@ export function handleClientFrame (context: ClientMessageContext, connection: Co
   }
   const parsed = parseClientMessage(data, isBinary)
   const isAck = parsed.ok && parsed.message.event === 'ack'
-  const bucket = isAck ? connection.ackRateLimit ??= new MessageRateLimit(context.limits.acksPerSecond, context.limits.acksPerSecond) : connection.rateLimit
+  const bucket = isAck ? connection.ackRateLimit(context.limits.acksPerSecond) : connection.rateLimit
   if (!bucket.take()) {
     if (bucket.refusedInARow >= context.limits.floodCloseAfter) {
       context.close(connection, Disconnect.RATE_LIMITED)

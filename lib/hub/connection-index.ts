@@ -70,7 +70,8 @@ export class ConnectionIndex {
   /** The connection's token changed (a refresh): revocation finds it by the new one, not the old. */
   retoken (connection: Connection, previousHash: string): void {
     if (this.#byToken.get(previousHash) === connection) this.#byToken.delete(previousHash)
-    if (this.#byId.get(connection.id) === connection) this.#byToken.set(connection.tokenHash, connection)
+    // Only an open connection refreshes, and an open connection is in the index.
+    this.#byToken.set(connection.tokenHash, connection)
   }
 
   forToken (tokenHash: string): Connection | undefined {

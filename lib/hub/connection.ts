@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws'
 import { AUTO_SUBSCRIBED } from '../constants.js'
 import type { ClientMessage } from '../protocol/client-message.js'
 import type { EncodedEvent } from '../protocol/server-event.js'
-import type { MessageRateLimit } from './message-rate-limit.js'
+import { MessageRateLimit } from './message-rate-limit.js'
 import { StreamPositions } from './stream-positions.js'
 
 export interface ConnectionInit {
@@ -47,8 +47,6 @@ export class Connection {
   readonly holdsSlot: boolean
   /** History on: its position per channel, acks, awaited events (owned by the hub and the outbox). */
   readonly positions: StreamPositions | undefined
-  /** Acks have their own bucket (created at the first ack): a client acking every event is not rate limited. */
-  ackRateLimit: MessageRateLimit | undefined
   /** A short array, not a Set: a handful of channels at most, and a Set costs a socket ~200 bytes more. */
   readonly #subscriptions: string[] = [...AUTO_SUBSCRIBED]
   #lastPongAt: number
@@ -69,7 +67,8 @@ export class Connection {
   #tokenHash: string
   #expiresAt: number
   /** Refreshes of this socket's token run one after the other, in the order they arrived. */
-  #refreshing: Promise<void> = Promise.resolve()
+  #refreshing: Promise<void> | undefined = undefined
+  #ackRateLimit: MessageRateLimit | undefined = undefined
   #stepping = false
 
   constructor (init: ConnectionInit) {
@@ -110,9 +109,20 @@ export class Connection {
     this.#expiresAt = expiresAt
   }
 
+  /**
+   * Client messages: acks have a bucket of their own (`perSecond` big and
+   * refilled as fast), created at the first ack, so a client acking every
+   * event is not rate limited.
+   */
+  ackRateLimit (perSecond: number): MessageRateLimit {
+    this.#ackRateLimit ??= new MessageRateLimit(perSecond, perSecond)
+    return this.#ackRateLimit
+  }
+
   /** Hub: runs `refresh` after the refreshes before it. */
   queueRefresh (refresh: () => Promise<void>): void {
-    this.#refreshing = this.#refreshing.then(refresh)
+    // Created at the first refresh: most sockets never send one.
+    this.#refreshing = (this.#refreshing ?? Promise.resolve()).then(refresh)
   }
 
   get subscriptions (): readonly string[] {

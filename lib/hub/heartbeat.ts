@@ -21,8 +21,3 @@ export class Heartbeat {
     clearInterval(this.#timer)
   }
 }
-
-/** The shared `pong` listener: `this` is the socket, the connection comes from the lookup. */
-export function markAlive (connection: Connection): void {
-  connection.ponged()
-}

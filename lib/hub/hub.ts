@@ -16,7 +16,7 @@ import type { ConnectionLimiter } from '../handshake/connection-limiter.js'
 import type { Resolution } from '../tokens/resolve-with-deadline.js'
 import { Connection } from './connection.js'
 import { ExpiryWheel } from './expiry.js'
-import { Heartbeat, markAlive } from './heartbeat.js'
+import { Heartbeat } from './heartbeat.js'
 import type { ConnectionIndex } from './connection-index.js'
 import { handleClientFrame, refuse, replyError, runClientMessage, type ClientMessageContext, type ClientMessageLimits } from './client-messages.js'
 import { MessageRateLimit } from './message-rate-limit.js'
@@ -31,6 +31,13 @@ export interface HubLimits extends ClientMessageLimits {
   fanoutSliceBytes: number
 }
 
+/** History on: what the node gives the hub. */
+export interface HubHistory {
+  read: HistoryReader
+  /** Sends a client's ack of an awaited event to the node that published it. */
+  forwardAck: (ack: { userId: string, channel: string, id: string, node: string }) => void
+}
+
 export interface HubOptions {
   catalog: ChannelCatalog
   limits: HubLimits
@@ -41,8 +48,6 @@ export interface HubOptions {
   connections: ConnectionIndex
   /** Each event's publish-to-delivery time in seconds, once its last local socket was written. */
   onDelivered: (seconds: number) => void
-  /** History on: the outcomes of one catch-up (a handshake's `recover`, a `subscribe`), and how many events it replays. */
-  onRecovered: (outcomes: Iterable<RecoveryOutcome>, replayed: number) => void
   limiter: ConnectionLimiter
   /** Resolves a token as the handshake does (with its deadline): for `refresh`. */
   resolveToken: (token: string) => Promise<Resolution>
@@ -67,10 +72,7 @@ export class Hub {
   #draining = false
   #drained: (() => void) | undefined
   #listening: ((connection: Connection) => Promise<void> | undefined) | undefined
-  #history: HistoryReader | undefined
-  // Acks are taken only with history on, and the node sets this (forwardAcks) before any socket arrives.
-  /* c8 ignore next */
-  #forwardAck: (ack: { userId: string, channel: string, id: string, node: string }) => void = () => {}
+  #history: HubHistory | undefined
   /** History on: the newest position of each global stream this node has received or read. */
   readonly #globalTops = new Map<string, StreamPosition>()
 
@@ -109,7 +111,7 @@ export class Hub {
       if (!connection.closed) handleClientFrame(session, connection, data as Buffer, isBinary)
     }
     this.#onPong = function () {
-      markAlive(connections.get(this) as Connection)
+      (connections.get(this) as Connection).ponged()
     }
     const gone = (connection: Connection, code: number): void => this.#gone(connection, code)
     this.#onClose = function (code) {
@@ -178,7 +180,7 @@ export class Hub {
     if (replaced !== undefined) this.close(replaced, Disconnect.REPLACED)
     this.#expiry.add(connection)
     if (history !== undefined) {
-      this.#announceCaughtUp(connection, history, listening, admitted.recover !== undefined ? recover : undefined)
+      this.#announceCaughtUp(connection, history.read, listening, admitted.recover !== undefined ? recover : undefined)
       return
     }
     const recovery = admitted.recover === undefined ? undefined : Object.fromEntries([...recover.keys()].map((name) => [name, notRecovered()]))
@@ -253,7 +255,9 @@ export class Hub {
     })
     if (caughtUp.userTop !== undefined) positions.noteUserTop(caughtUp.userTop)
     for (const [name, top] of caughtUp.globalTops) this.#noteGlobalTop(name, top, false)
-    this.#options.onRecovered(caughtUp.outcomes.values(), caughtUp.replay.length)
+    const { stats } = this.#options
+    for (const outcome of caughtUp.outcomes.values()) stats.recordRecovery(outcome.recovered ? 'recovered' : outcome.reason)
+    stats.replayed += caughtUp.replay.length
     return caughtUp
   }
 
@@ -316,22 +320,19 @@ export class Hub {
   /** A client's cumulative ack: the awaited events it covers are reported to the nodes awaiting them. */
   #ack (connection: Connection, channel: string, id: string): void {
     const position = parseId(id)
+    // Sockets track positions only with history on, and then `#history` is set.
     if (position === undefined || connection.positions === undefined) return
     this.#options.stats.acks++
+    const { forwardAck } = this.#history as HubHistory
     for (const event of connection.positions.ack(channel, position)) {
-      this.#forwardAck({ userId: connection.userId, channel, id: formatId(event), node: event.ackNode })
+      forwardAck({ userId: connection.userId, channel, id: formatId(event), node: event.ackNode })
     }
   }
 
-  /** History on: how the hub reads streams (set by the node before any socket arrives). */
-  recoverFrom (history: HistoryReader): void {
+  /** History on: how the hub reads streams and where acks of awaited events go (set by the node before any socket arrives). */
+  useHistory (history: HubHistory): void {
     this.#history = history
-    this.#session.subscribeWithHistory = (connection, channel, since) => this.#subscribeWithHistory(connection, history, channel, since)
-  }
-
-  /** History on: where an ack of an awaited event goes (to the node that published it). */
-  forwardAcks (forward: (ack: { userId: string, channel: string, id: string, node: string }) => void): void {
-    this.#forwardAck = forward
+    this.#session.subscribeWithHistory = (connection, channel, since) => this.#subscribeWithHistory(connection, history.read, channel, since)
   }
 
   /**

@@ -44,28 +44,35 @@ export async function catchUp (reader: HistoryReader, request: CatchUpRequest): 
   const result: CatchUp = { positions: new Map(), outcomes: new Map(), replay: [], userTop: request.userTop, globalTops: new Map() }
   const userChannels = request.channels.filter((channel) => channel.scope === 'user').map((channel) => channel.name)
   const recoveringUser = userChannels.filter((name) => request.since.has(name))
-  if (recoveringUser.length > 0 || (userChannels.length > 0 && request.userTop === undefined)) {
-    const read = await reader.user(request.userId, oldestOffset(recoveringUser, request.since))
-    const top = { epoch: read.epoch, offset: read.top }
-    result.userTop = top
-    settle(result, read, recoveringUser, request.since)
-    for (const name of userChannels) result.positions.set(name, top)
-  } else {
-    for (const name of userChannels) result.positions.set(name, request.userTop as StreamPosition)
-  }
-  await Promise.all(request.channels.filter((channel) => channel.scope === 'global').map(async ({ name }) => {
-    const since = request.since.get(name)
+  const readUser = recoveringUser.length > 0 || (userChannels.length > 0 && request.userTop === undefined)
+  // Every stream is read at once; the answers are settled in a fixed order (the user's stream first).
+  const globals = request.channels.filter((channel) => channel.scope === 'global').map(({ name }) => {
     const cached = request.globalTop(name)
-    if (since === undefined && cached !== undefined) {
-      result.positions.set(name, cached)
-      return
+    const readIt = request.since.has(name) || cached === undefined
+    return { name, cached, read: readIt ? reader.global(name, oldestOffset([name], request.since)) : undefined }
+  })
+  const userRead = readUser ? reader.user(request.userId, oldestOffset(recoveringUser, request.since)) : undefined
+  // A read that fails fails the catch-up; the others are still awaited, so no rejection goes unhandled.
+  const [user, ...globalReads] = await Promise.all([userRead, ...globals.map((global) => global.read)])
+  if (user === undefined) {
+    for (const name of userChannels) result.positions.set(name, request.userTop as StreamPosition)
+  } else {
+    const top = { epoch: user.epoch, offset: user.top }
+    result.userTop = top
+    settle(result, user, recoveringUser, request.since)
+    for (const name of userChannels) result.positions.set(name, top)
+  }
+  for (const [index, { name, cached }] of globals.entries()) {
+    const read = globalReads[index]
+    if (read === undefined) {
+      result.positions.set(name, cached as StreamPosition)
+      continue
     }
-    const read = await reader.global(name, since === undefined ? undefined : oldestOffset([name], request.since))
     const top = { epoch: read.epoch, offset: read.top }
     result.globalTops.set(name, top)
     result.positions.set(name, top)
-    if (since !== undefined) settle(result, read, [name], request.since)
-  }))
+    if (request.since.has(name)) settle(result, read, [name], request.since)
+  }
   return result
 }
 
@@ -73,7 +80,8 @@ export async function catchUp (reader: HistoryReader, request: CatchUpRequest): 
 function oldestOffset (channels: string[], since: ReadonlyMap<string, string>): number | undefined {
   let oldest: number | undefined
   for (const name of channels) {
-    const position = parseId(since.get(name) as string)
+    const id = since.get(name)
+    const position = id === undefined ? undefined : parseId(id)
     if (position !== undefined && (oldest === undefined || position.offset < oldest)) oldest = position.offset
   }
   return oldest

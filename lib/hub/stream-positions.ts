@@ -1,5 +1,7 @@
 import { formatId, type EventPosition, type StreamPosition } from '../protocol/recovery.js'
 
+const NONE: readonly EventPosition[] = []
+
 /** At most this many awaited events per socket; the oldest give way (their publishers time out). */
 const MAX_AWAITED = 1024
 
@@ -64,12 +66,14 @@ export class StreamPositions {
    * (returns nothing) unless the socket was sent that far on the channel;
    * otherwise returns the awaited events it acknowledges.
    */
-  ack (channel: string, position: StreamPosition): EventPosition[] {
+  ack (channel: string, position: StreamPosition): readonly EventPosition[] {
     const sent = this.#next.get(channel)
-    if (sent === undefined || sent.epoch !== position.epoch || position.offset > sent.offset) return []
+    if (sent === undefined || sent.epoch !== position.epoch || position.offset > sent.offset) return NONE
     const acked = this.#acked.get(channel)
-    if (acked !== undefined && acked.epoch === position.epoch && acked.offset >= position.offset) return []
+    if (acked !== undefined && acked.epoch === position.epoch && acked.offset >= position.offset) return NONE
     this.#acked.set(channel, position)
+    // The usual case, acks at every event with nobody awaiting them: nothing to scan or allocate.
+    if (this.#awaited.length === 0) return NONE
     const done: EventPosition[] = []
     const left: EventPosition[] = []
     for (const event of this.#awaited) {

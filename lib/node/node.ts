@@ -96,13 +96,15 @@ export class RealtimeNode {
       ? undefined
       : this.#history ? Promise.all([listeningToAll, this.#listen(connection.userId)]).then(() => {}) : this.#listen(connection.userId))
     if (options.history) {
-      hub.recoverFrom({
-        user: async (userId, since) => await broker.read(this.#topics.userStream(userId), since),
-        global: async (channel, since) => await broker.read(this.#topics.globalStream(channel), since)
-      })
-      hub.forwardAcks(({ node, ...ack }) => {
-        broker.publish(this.#topics.node(node), encodeAckMessage(ack))
-          .catch((error: Error) => this.#log.debug({ err: error }, 'fastify-realtime: could not forward an ack'))
+      hub.useHistory({
+        read: {
+          user: async (userId, since) => await broker.read(this.#topics.userStream(userId), since),
+          global: async (channel, since) => await broker.read(this.#topics.globalStream(channel), since)
+        },
+        forwardAck: ({ node, ...ack }) => {
+          broker.publish(this.#topics.node(node), encodeAckMessage(ack))
+            .catch((error: Error) => this.#log.debug({ err: error }, 'fastify-realtime: could not forward an ack'))
+        }
       })
     }
     hub.connections.listen({
