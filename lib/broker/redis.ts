@@ -139,7 +139,12 @@ export class RedisBroker implements Broker {
     pubsub.onMessage(this.#onMessage)
     const subscriber = pubsub.subscriber
     subscriber.on('error', (error: Error) => this.#options.log.warn({ err: error }, 'fastify-realtime: Redis subscriber error'))
-    const lost = (): void => { if (!this.#closed) this.#linkLost = true }
+    // Down again before a pending `resync` went out: it waits for the link to be back and settled again.
+    const lost = (): void => {
+      if (this.#closed) return
+      this.#linkLost = true
+      clearTimeout(this.#settling?.timer)
+    }
     // Messages published while the link was down are gone: once every
     // subscription is back, the node is told.
     const back = (): void => {

@@ -42,6 +42,10 @@ export class AckWaiters {
     const set = waiters
     let timer: NodeJS.Timeout | undefined
     const { promise: settled, resolve } = promiseWithResolvers<boolean>()
+    const remove = (): void => {
+      set.delete(waiter)
+      if (set.size === 0 && this.#waiting.get(key) === set) this.#waiting.delete(key)
+    }
     const waiter: Waiter = {
       position: undefined,
       early: undefined,
@@ -51,8 +55,7 @@ export class AckWaiters {
         if (waiter.done) return
         waiter.done = true
         clearTimeout(timer)
-        set.delete(waiter)
-        if (set.size === 0 && this.#waiting.get(key) === set) this.#waiting.delete(key)
+        remove()
         if (acked) this.#options.onAcked((performance.now() - waiter.startedAt) / 1000)
         else this.#options.onTimeout()
         resolve(acked)
@@ -69,10 +72,7 @@ export class AckWaiters {
         else timer = setTimeout(() => waiter.settle(false), timeoutMs)
         return await settled
       },
-      cancel: () => {
-        set.delete(waiter)
-        if (set.size === 0 && this.#waiting.get(key) === set) this.#waiting.delete(key)
-      }
+      cancel: remove
     }
   }
 

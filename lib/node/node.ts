@@ -86,15 +86,16 @@ export class RealtimeNode {
     })
     const always = [this.#topics.control, this.#ownTopic]
     for (const channel of options.catalog) if (channel.scope === 'global') always.push(this.#topics.global(channel.name))
-    // Positions of global streams are only right once this node receives their events.
+    // Resolves once every one is subscribed (a failed SUBSCRIBE is retried, never rejected). With
+    // history, positions of global streams are only right once this node receives their events.
     const listeningToAll = Promise.all(always.map(async (topic) => await broker.subscribe(topic)))
-    listeningToAll.catch(() => {})
+    const listen = options.history
+      ? async (userId: string) => { await Promise.all([listeningToAll, this.#listen(userId)]) }
+      : async (userId: string) => await this.#listen(userId)
 
     // While the broker's link is down, waiting would hold a socket's
     // `connected` until it is back; every socket here gets `resync` then instead.
-    hub.announceWhen((connection) => broker.linkDown
-      ? undefined
-      : this.#history ? Promise.all([listeningToAll, this.#listen(connection.userId)]).then(() => {}) : this.#listen(connection.userId))
+    hub.announceWhen((connection) => broker.linkDown ? undefined : listen(connection.userId))
     if (options.history) {
       hub.useHistory({
         read: {
