@@ -180,3 +180,27 @@ t.test('a borrowed client without a command timeout: a stalled publish holds the
   await payUntilSent(a, 'a1', 'po-after')
   t.strictSame(await lastDelivered(phone, 'po-after'), [subscribed, payment('po-0'), payment('po-after')])
 })
+
+t.test('a link stalled a further publishTimeoutMs is given up: the node reconnects its client itself, and publishes go out again', async (t) => {
+  const own = await ownRedis(t)
+  const proxy = await TcpProxy.start(own.port)
+  t.teardown(async () => await proxy.close())
+  const inspector = directClient(t, own.url)
+  const options = clusterOptions(proxy.url, { cluster: { publishTimeoutMs: 300 } })
+  const [a] = await startNodes(t, 1, options)
+  const phone = await connectPhone(t, a, 'a1', PAYMENTS, inspector, options.keyPrefix as string)
+
+  // Replies lost, the TCP link alive (a frozen or partitioned primary): nothing but the plugin can end it.
+  t.equal(proxy.muteReplies(), 1, 'the node\'s main connection')
+  t.equal(await within(outcome(pay(a, 'a1', 'po-0')), 1000, 'the publish without a reply'), UNKNOWN)
+  t.equal(await outcome(pay(a, 'a1', 'po-1')), NOT_SENT, 'the link is stalled')
+  // The muted connection never answers again: a publish that succeeds went over a new one. Until
+  // then publishes are refused unsent, or end unknown on a new connection still slow to answer.
+  let result = ''
+  for (let attempt = 0; attempt < 100 && result !== 'resolved'; attempt++) {
+    result = await outcome(pay(a, 'a1', 'po-after'))
+    if (result !== 'resolved') await sleep(50)
+  }
+  t.equal(result, 'resolved', 'a publish went out again')
+  t.strictSame((await lastDelivered(phone, 'po-after')).at(-1), payment('po-after'), 'delivered on the new connection')
+})
