@@ -72,7 +72,7 @@ export async function chaos ({ redis, keyPrefix, sockets, rate, faultMs, leadMs,
         const told = (member, index) => member.resyncs.slice(marks[index].resyncs).some((resync) => resync.channel === CHANNEL)
         const inPhase = (seq) => seq >= first && seq < first + total
         const complete = (member) => (accepted[member.user] ?? []).every(([seq]) => member.received.get(seq) === 1)
-        await fleet.quiet(`${label}: the clients settled`)
+        await fleet.quiet(`${label}: the clients settled`).catch(() => {})
         await until(() => fleet.members.every((member, index) => member.client.state.state === 'connected' && (complete(member) || told(member, index))), `${label}: every client complete or told`, 30_000).catch(() => {})
 
         const refusedUnsent = new Map()
