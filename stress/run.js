@@ -71,12 +71,19 @@ for (const name of only) {
   const stepStarted = performance.now()
   // A fresh Redis per scenario: what one leaves behind cannot hide in another's baseline.
   const redis = await OwnRedis.start({ persist: scenario.persist })
-  const context = { redis, keyPrefix: `stress:${runId}:${name}:` }
+  // What a scenario must stop if it times out (its SDK clients and Redis readers live in this process): it registers them with `onCleanup`.
+  const cleanups = []
+  const context = { redis, keyPrefix: `stress:${runId}:${name}:`, onCleanup: (cleanup) => { cleanups.push(cleanup) } }
   try {
     const { checks, figures } = await withTimeout(scenario.run(config, context), STEP_TIMEOUT_MS, `${name} timed out`)
     results.push({ name, ok: checks.ok, rows: checks.rows, figures, seconds: (performance.now() - stepStarted) / 1000 })
   } catch (error) {
-    // A scenario that timed out still has its gateways running: they must not load the next one.
+    // A scenario that timed out still has its clients and gateways running: they must not load the next one.
+    for (const cleanup of cleanups) {
+      try {
+        cleanup()
+      } catch {}
+    }
     killAll()
     console.error(`${name}: FAILED ${error.stack}`)
     results.push({ name, ok: false, rows: [{ what: 'scenario ran to the end', expected: 'yes', actual: error.message.split('\n')[0], ok: false }], figures: {}, seconds: (performance.now() - stepStarted) / 1000 })

@@ -24,7 +24,7 @@ const FAULTS = {
   'killed, restarted empty': { async start (redis) { await redis.kill() }, async end (redis) { await redis.restart({ empty: true }) } }
 }
 
-export async function chaos ({ redis, keyPrefix, sockets, rate, faultMs, leadMs, tailMs, handshakeLimitMs }) {
+export async function chaos ({ redis, keyPrefix, onCleanup, sockets, rate, faultMs, leadMs, tailMs, handshakeLimitMs }) {
   const checks = new Checks()
   const figures = {}
   for (const history of [true, false]) {
@@ -41,6 +41,7 @@ export async function chaos ({ redis, keyPrefix, sockets, rate, faultMs, leadMs,
       ...(history ? { history: { size: 1000, ttlSeconds: 600 } } : {})
     })
     const fleet = new Fleet(cluster)
+    onCleanup(() => fleet.close())
     try {
       const users = Array.from({ length: sockets }, (_, index) => `chaos-${index}`)
       // A token from whichever node is up; after a restart without data the old ones are gone (401), so the SDK asks again.

@@ -8,10 +8,11 @@ import { RawClient } from '../lib/raw-client.js'
 import { Checks, countBy } from '../lib/checks.js'
 import { sleep } from '../../bench/lib/rpc.js'
 
-export async function churn ({ redis, keyPrefix, cycles, concurrency, warmup }) {
+export async function churn ({ redis, keyPrefix, onCleanup, cycles, concurrency, warmup }) {
   const checks = new Checks()
   const cluster = await Cluster.start(2, { redis: redis.url, keyPrefix, heartbeatMs: 1000 })
   const state = await new RedisState(redis.url, keyPrefix).connect()
+  onCleanup(() => state.close())
   try {
     const users = Array.from({ length: concurrency }, (_, slot) => `churn-${slot}`)
     const tokens = await cluster.nodes[0].child.request('tokens', { users })

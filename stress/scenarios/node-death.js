@@ -11,11 +11,13 @@ import { sleep } from '../../bench/lib/rpc.js'
 
 const CHANNEL = 'notification.events'
 
-export async function nodeDeath ({ redis, keyPrefix, sockets, rate, seconds, killAfterMs, heartbeatMs }) {
+export async function nodeDeath ({ redis, keyPrefix, onCleanup, sockets, rate, seconds, killAfterMs, heartbeatMs }) {
   const checks = new Checks()
   const cluster = await Cluster.start(2, { redis: redis.url, keyPrefix, heartbeatMs, history: { size: 256, ttlSeconds: 600 } })
   const fleet = new Fleet(cluster)
+  onCleanup(() => fleet.close())
   const state = await new RedisState(redis.url, keyPrefix).connect()
+  onCleanup(() => state.close())
   try {
     const users = Array.from({ length: sockets }, (_, index) => `death-${index}`)
     const tokens = await cluster.nodes[0].child.request('tokens', { users })

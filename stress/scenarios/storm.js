@@ -14,10 +14,11 @@ const CHANNEL = 'notification.events'
 // Redis frozen this long right after the cut: the first reconnects find the token store unavailable.
 const FREEZE_MS = 3000
 
-export async function storm ({ redis, keyPrefix, sockets }) {
+export async function storm ({ redis, keyPrefix, onCleanup, sockets }) {
   const checks = new Checks()
   const cluster = await Cluster.start(2, { redis: redis.url, keyPrefix, heartbeatMs: 30_000 })
   const fleet = new Fleet(cluster)
+  onCleanup(() => fleet.close())
   try {
     const users = Array.from({ length: sockets }, (_, index) => `storm-${index}`)
     const tokens = await cluster.nodes[0].child.request('tokens', { users })
