@@ -6,6 +6,7 @@
 // not JSON-parsed (only `connected` is): the fields are read off the Buffer.
 import WebSocket from 'ws'
 import { sleep } from './rpc.js'
+import { pool, waitForProgress } from './pool.js'
 
 const CONNECTED = Buffer.from('"event":"connected"')
 const SUBSCRIBED = Buffer.from('"event":"subscribed"')
@@ -154,26 +155,6 @@ function open (user, url) {
   })
 }
 
-/** Runs `task(item)` over `items`, `concurrency` at a time; counts failures by message. */
-async function each (items, concurrency, task) {
-  const failures = {}
-  let failed = 0
-  let next = 0
-  async function worker () {
-    while (next < items.length) {
-      const item = items[next++]
-      try {
-        await task(item)
-      } catch (error) {
-        failed++
-        failures[error.message] = (failures[error.message] ?? 0) + 1
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker))
-  return { failed, failures }
-}
-
 export const recoveringClients = {
   /**
    * Opens one socket per token (client i is user i, on urls[i % urls.length]),
@@ -182,7 +163,7 @@ export const recoveringClients = {
   async 'rc.connect' ({ urls, tokens, channel: name, concurrency }) {
     channel = name
     const list = tokens.map((token, index) => ({ index, token, node: index % urls.length }))
-    const result = await each(list, concurrency, async ({ index, token, node }) => {
+    const result = await pool(list, concurrency, async ({ index, token, node }) => {
       const user = { index, token, lastId: undefined, lastSeq: -1, epoch: undefined, offset: 0 }
       resetChecks(user, 0, -1)
       await open(user, `${urls[node]}?token=${token}`)
@@ -239,7 +220,7 @@ export const recoveringClients = {
     const refused = {}
     let retried = 0
     let claimed = 0
-    const result = await each(users, users.length, async (user) => {
+    const result = await pool(users, users.length, async (user) => {
       const node = (user.index + shift) % urls.length
       const recover = encodeURIComponent(`${channel}@${user.lastId}`)
       const url = `${urls[node]}?token=${user.token}&recover=${recover}`
@@ -269,20 +250,8 @@ export const recoveringClients = {
    * sent twice; sums the checks.
    */
   async 'rc.wait' ({ timeoutMs = 60_000, idleMs = 3000, settleMs = 300 }) {
-    const started = performance.now()
-    let seen = lastEventNs
-    let lastProgress = performance.now()
-    // `remaining` falls in the message handlers, between the sleeps.
-    const waiting = () => remaining > 0
-    while (waiting() && performance.now() - started < timeoutMs) {
-      if (lastEventNs !== seen) {
-        seen = lastEventNs
-        lastProgress = performance.now()
-      } else if (performance.now() - lastProgress > idleMs) {
-        break
-      }
-      await sleep(10)
-    }
+    // `remaining` falls in the message handlers, between the polls.
+    await waitForProgress({ done: () => remaining <= 0, progress: () => lastEventNs, timeoutMs, idleMs, pollMs: 10 })
     await sleep(settleMs)
     const sum = (field) => users.reduce((total, user) => total + user[field], 0)
     const clean = (user) => user.done && user.duplicates === 0 && user.reordered === 0 && user.idJumps === 0 && user.extra === 0
