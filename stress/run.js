@@ -12,8 +12,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
 import { killAll, withTimeout } from '../bench/lib/children.js'
+import { OwnRedis } from '../bench/lib/redis-server.js'
 import { describeMachine, describeCheckout } from '../bench/lib/machine.js'
-import { OwnRedis, killRedisServers } from './lib/redis-server.js'
 import { churn } from './scenarios/churn.js'
 import { storm } from './scenarios/storm.js'
 import { nodeDeath } from './scenarios/node-death.js'
@@ -48,12 +48,12 @@ const config = args.quick ? QUICK : FULL
 const only = args.only?.split(',') ?? Object.keys(SCENARIOS)
 const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`
 
-const stopAll = () => { killAll(); killRedisServers() }
-process.on('exit', stopAll)
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => { stopAll(); process.exit(130) })
+// killAll ends the redis-servers too (bench/lib/redis-server.js starts them as tracked children).
+process.on('exit', killAll)
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => { killAll(); process.exit(130) })
 setTimeout(() => {
   console.error(`stress: hard time limit (${config.limitMs / 60_000} min) reached, stopping`)
-  stopAll()
+  killAll()
   process.exit(2)
 }, config.limitMs).unref()
 
