@@ -6,6 +6,7 @@ import { serve, announce, sleep } from './lib/rpc.js'
 import { latencySummary } from './lib/stats.js'
 import { STAMP_MARK } from './lib/payload.js'
 import { recoveringClients } from './lib/recovering-clients.js'
+import { pool, waitForProgress } from './lib/pool.js'
 
 const MARK = Buffer.from(STAMP_MARK)
 const clients = []
@@ -93,26 +94,18 @@ serve({
   /** Opens `count` more clients with at most `concurrency` handshakes in flight; client i uses urls[i % urls.length]. */
   async connect ({ urls, count, concurrency, kind, tokens, timeoutMs = 120_000 }) {
     const first = clients.length
-    let next = 0
-    let failed = 0
-    const deadline = performance.now() + timeoutMs
     const started = performance.now()
-    async function worker () {
-      while (next < count && performance.now() < deadline) {
-        const offset = next++
-        const index = first + offset
-        const node = index % urls.length
-        let url = urls[node]
-        if (tokens !== undefined) url += `?token=${tokens[offset]}`
-        try {
-          await open(url, kind, node, `user-${index}`)
-        } catch (error) {
-          failed++
-          failures[error.message] = (failures[error.message] ?? 0) + 1
-        }
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
+    const offsets = Array.from({ length: count }, (_, offset) => offset)
+    const result = await pool(offsets, concurrency, async (offset) => {
+      const index = first + offset
+      const node = index % urls.length
+      let url = urls[node]
+      if (tokens !== undefined) url += `?token=${tokens[offset]}`
+      await open(url, kind, node, `user-${index}`)
+    }, started + timeoutMs)
+    // `failures` counts over every connect of the run.
+    for (const [message, times] of Object.entries(result.failures)) failures[message] = (failures[message] ?? 0) + times
+    const failed = result.failed
     const ms = performance.now() - started
     return { opened: clients.length - first, failed, ms, perSecond: (clients.length - first) / (ms / 1000), failures }
   },
@@ -164,19 +157,7 @@ serve({
    * `idleMs`, or `timeoutMs` passed; then summarizes what arrived.
    */
   async wait ({ timeoutMs = 60_000, idleMs = 3000 }) {
-    const started = performance.now()
-    let seen = -1
-    let lastProgress = performance.now()
-    const done = () => received >= expected
-    while (!done() && performance.now() - started < timeoutMs) {
-      if (received !== seen) {
-        seen = received
-        lastProgress = performance.now()
-      } else if (performance.now() - lastProgress > idleMs) {
-        break
-      }
-      await sleep(20)
-    }
+    await waitForProgress({ done: () => received >= expected, progress: () => received, timeoutMs, idleMs, pollMs: 20 })
     const all = new Float64Array(localCount + remoteCount)
     all.set(local.subarray(0, localCount))
     all.set(remote.subarray(0, remoteCount), localCount)

@@ -195,7 +195,7 @@ async function attemptStep (arm, rep, name, scenario, label, withLab) {
     /** A redis-server of this step's own; undefined where none can be started (the scenario falls back to REDIS_URL). */
     async ownRedis () {
       if (!canStartRedis()) return undefined
-      const redis = await OwnRedis.start()
+      const redis = await OwnRedis.start({ core: 1 })
       redises.push(redis)
       return redis
     }
@@ -215,7 +215,7 @@ async function attemptStep (arm, rep, name, scenario, label, withLab) {
     console.error(`${label}: FAILED ${error.stack}`)
   } finally {
     await Promise.all(sessions.map((session) => session.close().catch(() => {})))
-    await Promise.all(redises.map((redis) => redis.stop()))
+    await Promise.all(redises.map((redis) => redis.destroy()))
   }
   if (metrics === undefined) return undefined
   // Share of the machine that other processes took meanwhile (this step's children have exited and count as ours).

@@ -13,13 +13,12 @@ const errors = []
 const record = (what) => { if (errors.length < 20) errors.push(String(what).slice(0, 500)) }
 process.on('uncaughtException', (error) => record(`uncaughtException: ${error?.stack ?? error}`))
 process.on('unhandledRejection', (error) => record(`unhandledRejection: ${error?.stack ?? error}`))
-let errorLines = 0
 const logStream = new Writable({
   write (chunk, _encoding, done) {
     for (const line of chunk.toString().split('\n')) {
       if (line === '') continue
       try {
-        if (JSON.parse(line).level >= 50) { errorLines++; record(line) }
+        if (JSON.parse(line).level >= 50) record(line)
       } catch {}
     }
     done()
@@ -103,7 +102,7 @@ serve({
   sockets: () => app.realtime.connections().length,
   connections: () => app.realtime.connections().map((connection) => ({ user: connection.user_id, subscriptions: connection.subscriptions })),
   stats: () => app.realtime.stats(),
-  errors: () => ({ errorLines, errors }),
+  errors: () => errors,
   async shutdown () {
     for (const socket of tcp) socket.destroy()
     await app.close()

@@ -12,8 +12,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
 import { killAll, withTimeout } from '../bench/lib/children.js'
+import { OwnRedis } from '../bench/lib/redis-server.js'
 import { describeMachine, describeCheckout } from '../bench/lib/machine.js'
-import { OwnRedis, killRedisServers } from './lib/redis-server.js'
 import { churn } from './scenarios/churn.js'
 import { storm } from './scenarios/storm.js'
 import { nodeDeath } from './scenarios/node-death.js'
@@ -48,12 +48,12 @@ const config = args.quick ? QUICK : FULL
 const only = args.only?.split(',') ?? Object.keys(SCENARIOS)
 const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`
 
-const stopAll = () => { killAll(); killRedisServers() }
-process.on('exit', stopAll)
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => { stopAll(); process.exit(130) })
+// killAll ends the redis-servers too (bench/lib/redis-server.js starts them as tracked children).
+process.on('exit', killAll)
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => { killAll(); process.exit(130) })
 setTimeout(() => {
   console.error(`stress: hard time limit (${config.limitMs / 60_000} min) reached, stopping`)
-  stopAll()
+  killAll()
   process.exit(2)
 }, config.limitMs).unref()
 
@@ -71,12 +71,19 @@ for (const name of only) {
   const stepStarted = performance.now()
   // A fresh Redis per scenario: what one leaves behind cannot hide in another's baseline.
   const redis = await OwnRedis.start({ persist: scenario.persist })
-  const context = { redis, keyPrefix: `stress:${runId}:${name}:` }
+  // What a scenario must stop if it times out (its SDK clients and Redis readers live in this process): it registers them with `onCleanup`.
+  const cleanups = []
+  const context = { redis, keyPrefix: `stress:${runId}:${name}:`, onCleanup: (cleanup) => { cleanups.push(cleanup) } }
   try {
     const { checks, figures } = await withTimeout(scenario.run(config, context), STEP_TIMEOUT_MS, `${name} timed out`)
     results.push({ name, ok: checks.ok, rows: checks.rows, figures, seconds: (performance.now() - stepStarted) / 1000 })
   } catch (error) {
-    // A scenario that timed out still has its gateways running: they must not load the next one.
+    // A scenario that timed out still has its clients and gateways running: they must not load the next one.
+    for (const cleanup of cleanups) {
+      try {
+        cleanup()
+      } catch {}
+    }
     killAll()
     console.error(`${name}: FAILED ${error.stack}`)
     results.push({ name, ok: false, rows: [{ what: 'scenario ran to the end', expected: 'yes', actual: error.message.split('\n')[0], ok: false }], figures: {}, seconds: (performance.now() - stepStarted) / 1000 })

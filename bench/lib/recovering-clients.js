@@ -6,6 +6,7 @@
 // not JSON-parsed (only `connected` is): the fields are read off the Buffer.
 import WebSocket from 'ws'
 import { sleep } from './rpc.js'
+import { pool, waitForProgress } from './pool.js'
 
 const CONNECTED = Buffer.from('"event":"connected"')
 const SUBSCRIBED = Buffer.from('"event":"subscribed"')
@@ -154,26 +155,6 @@ function open (user, url) {
   })
 }
 
-/** Runs `task(item)` over `items`, `concurrency` at a time; counts failures by message. */
-async function each (items, concurrency, task) {
-  const failures = {}
-  let failed = 0
-  let next = 0
-  async function worker () {
-    while (next < items.length) {
-      const item = items[next++]
-      try {
-        await task(item)
-      } catch (error) {
-        failed++
-        failures[error.message] = (failures[error.message] ?? 0) + 1
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker))
-  return { failed, failures }
-}
-
 export const recoveringClients = {
   /**
    * Opens one socket per token (client i is user i, on urls[i % urls.length]),
@@ -181,10 +162,9 @@ export const recoveringClients = {
    */
   async 'rc.connect' ({ urls, tokens, channel: name, concurrency }) {
     channel = name
-    const started = performance.now()
     const list = tokens.map((token, index) => ({ index, token, node: index % urls.length }))
-    const result = await each(list, concurrency, async ({ index, token, node }) => {
-      const user = { index, token, node, lastId: undefined, lastSeq: -1, epoch: undefined, offset: 0 }
+    const result = await pool(list, concurrency, async ({ index, token, node }) => {
+      const user = { index, token, lastId: undefined, lastSeq: -1, epoch: undefined, offset: 0 }
       resetChecks(user, 0, -1)
       await open(user, `${urls[node]}?token=${token}`)
       const position = await new Promise((resolve, reject) => {
@@ -204,7 +184,7 @@ export const recoveringClients = {
       users.push(user)
     })
     users.sort((a, b) => a.index - b.index)
-    return { opened: users.length, ms: performance.now() - started, ...result }
+    return { opened: users.length, ...result }
   },
 
   /**
@@ -217,7 +197,6 @@ export const recoveringClients = {
     startNs = process.hrtime.bigint()
     for (const user of users) resetChecks(user, user.lastSeq + 1, toSeq)
     remaining = users.filter((user) => !user.done).length
-    return { users: users.length, expected: users.reduce((total, user) => total + user.expect, 0) }
   },
 
   /** Every socket closed from this side (no close handshake); the users keep their last ids. */
@@ -226,24 +205,22 @@ export const recoveringClients = {
       user.closing = true
       user.ws.terminate()
     }
-    return { dropped: users.length }
   },
 
   /**
-   * All users reconnect at once (`concurrency` handshakes in flight), user i
+   * All users reconnect at once, user i
    * to urls[(i + shift) % urls.length], with `recover=<channel>@<last id>`.
    * A refused handshake (503, a close before `connected` such as 4003) is
    * tried again after a short pause, up to RETRIES times, as a phone would.
    * Resolves when every socket got `connected` or gave up, with what they were told.
    */
-  async 'rc.reconnect' ({ urls, shift = 0, concurrency }) {
+  async 'rc.reconnect' ({ urls, shift = 0 }) {
     startNs = process.hrtime.bigint()
-    const started = performance.now()
     const outcomes = {}
     const refused = {}
     let retried = 0
     let claimed = 0
-    const result = await each(users, concurrency ?? users.length, async (user) => {
+    const result = await pool(users, users.length, async (user) => {
       const node = (user.index + shift) % urls.length
       const recover = encodeURIComponent(`${channel}@${user.lastId}`)
       const url = `${urls[node]}?token=${user.token}&recover=${recover}`
@@ -264,7 +241,7 @@ export const recoveringClients = {
       if (outcome?.recovered) claimed += outcome.replayed
       else note(`user ${user.index}: recovery ${JSON.stringify(outcome)}`)
     })
-    return { connectMs: performance.now() - started, connectedNs: String(process.hrtime.bigint() - startNs), outcomes, claimed, retried, refused, ...result }
+    return { connectedNs: String(process.hrtime.bigint() - startNs), outcomes, claimed, retried, refused, ...result }
   },
 
   /**
@@ -273,20 +250,8 @@ export const recoveringClients = {
    * sent twice; sums the checks.
    */
   async 'rc.wait' ({ timeoutMs = 60_000, idleMs = 3000, settleMs = 300 }) {
-    const started = performance.now()
-    let seen = lastEventNs
-    let lastProgress = performance.now()
-    // `remaining` falls in the message handlers, between the sleeps.
-    const waiting = () => remaining > 0
-    while (waiting() && performance.now() - started < timeoutMs) {
-      if (lastEventNs !== seen) {
-        seen = lastEventNs
-        lastProgress = performance.now()
-      } else if (performance.now() - lastProgress > idleMs) {
-        break
-      }
-      await sleep(10)
-    }
+    // `remaining` falls in the message handlers, between the polls.
+    await waitForProgress({ done: () => remaining <= 0, progress: () => lastEventNs, timeoutMs, idleMs, pollMs: 10 })
     await sleep(settleMs)
     const sum = (field) => users.reduce((total, user) => total + user[field], 0)
     const clean = (user) => user.done && user.duplicates === 0 && user.reordered === 0 && user.idJumps === 0 && user.extra === 0

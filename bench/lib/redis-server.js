@@ -1,9 +1,14 @@
-// A redis-server of the benchmark's own, for the history scenarios: on a free
-// loopback port, no persistence, pinned to the load generator's core (core 1),
-// so its INFO cpu counts only this measurement's commands and the server
-// nodes keep core 0 to themselves. Killed with the run's other children.
+// A redis-server of the run's own on a free loopback port (the machine's
+// shared Redis is never stopped or flushed), for the bench's history
+// scenarios (pinned to the load generator's core, core 1, so its INFO cpu
+// counts only this measurement's commands and the server nodes keep core 0 to
+// themselves) and for every stress scenario (killed, restarted and frozen by
+// the scenarios). Tracked like the other children: killAll ends it.
 import { createServer } from 'node:net'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { spawnPinned } from './children.js'
 import { sleep } from './rpc.js'
@@ -24,6 +29,18 @@ function withDeathSignal (command, args) {
   return deathSignal ? ['setpriv', ['--pdeathsig', 'KILL', command, ...args]] : [command, args]
 }
 
+/**
+ * Where there is no setpriv: a shell whose stdin is a pipe from this process;
+ * if the orchestrator dies without its exit handlers (SIGKILL), the pipe
+ * closes and the shell kills `server`. Ends with the server.
+ */
+function watchdog (server) {
+  const guard = spawn('sh', ['-c', 'cat > /dev/null; kill -CONT "$1"; kill -9 "$1"', 'sh', String(server.pid)], { stdio: ['pipe', 'ignore', 'ignore'] })
+  guard.on('error', () => {})
+  guard.stdin.on('error', () => {})
+  server.once('exit', () => guard.kill('SIGKILL'))
+}
+
 /** Whether `redis-server` can be started here (checked once). */
 export function canStartRedis () {
   if (available === undefined) {
@@ -38,18 +55,23 @@ export function canStartRedis () {
 }
 
 export class OwnRedis {
-  /** Starts one and resolves once it answers PING (a port taken meanwhile: tries another). */
-  static async start () {
+  /**
+   * Starts one and resolves once it answers PING (a port taken meanwhile:
+   * tries another). `core`: pinned there (when taskset works). Without
+   * `persist`, nothing is kept on disk (every restart comes back empty);
+   * with it, every write is fsynced to an append-only file in a temporary
+   * directory, so a SIGKILLed server comes back with its data.
+   */
+  static async start ({ core, persist = false } = {}) {
     let lastError
     for (let attempt = 0; attempt < 3; attempt++) {
-      const port = await freePort()
-      const redis = new OwnRedis(port)
+      const redis = new OwnRedis(await freePort(), { core, dir: persist ? mkdtempSync(join(tmpdir(), 'own-redis-')) : undefined })
       try {
-        await redis.#ready()
+        await redis.restart()
         return redis
       } catch (error) {
         lastError = error
-        await redis.stop()
+        await redis.destroy()
       }
     }
     throw lastError
@@ -58,21 +80,44 @@ export class OwnRedis {
   #process
   #exited
   #stderr = ''
+  #core
 
-  constructor (port) {
+  constructor (port, { core, dir }) {
     this.port = port
     this.url = `redis://127.0.0.1:${port}`
-    this.#process = spawnPinned(...withDeathSignal('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning']), { core: 1 })
-    this.#process.stderr.on('data', (chunk) => { this.#stderr = (this.#stderr + chunk).slice(-2000) })
-    this.#exited = new Promise((resolve) => this.#process.on('exit', resolve))
+    this.dir = dir
+    this.#core = core
   }
 
-  async #ready (timeoutMs = 5000) {
+  /** (Re)starts on the same port, with its data unless `empty`, and resolves once it answers PING. */
+  async restart ({ empty = false } = {}) {
+    if (empty && this.dir !== undefined) rmSync(join(this.dir, 'appendonlydir'), { recursive: true, force: true })
+    const persistence = this.dir === undefined
+      ? ['--appendonly', 'no']
+      : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir]
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--loglevel', 'warning']
+    const server = spawnPinned(...withDeathSignal('redis-server', args), { core: this.#core })
+    this.#process = server
+    this.#stderr = ''
+    server.stderr.on('data', (chunk) => { this.#stderr = (this.#stderr + chunk).slice(-2000) })
+    // 'error' without 'exit' when it could not be spawned at all.
+    this.#exited = new Promise((resolve) => {
+      server.once('exit', resolve)
+      server.once('error', (error) => {
+        this.#stderr += String(error)
+        resolve()
+      })
+    })
+    if (!deathSignal) watchdog(server)
+    await this.#ready()
+  }
+
+  async #ready (timeoutMs = 10_000) {
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline) {
-      if (this.#process.exitCode !== null) throw new Error(`redis-server exited (${this.#process.exitCode}): ${this.#stderr.trim()}`)
+      if (this.#process.exitCode !== null || this.#process.pid === undefined) throw new Error(`redis-server exited (${this.#process.exitCode}): ${this.#stderr.trim()}`)
       const client = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 500, retryStrategy: () => null })
-      client.on('error', () => {}) // refused until it listens: the loop tries again
+      client.on('error', () => {}) // refused until it listens (LOADING while it reads its file): the loop tries again
       try {
         await client.connect()
         if (await client.ping() === 'PONG') return
@@ -85,6 +130,27 @@ export class OwnRedis {
     throw new Error(`redis-server on port ${this.port} did not answer within ${timeoutMs} ms`)
   }
 
+  /** SIGSTOP: it keeps its connections and answers nothing. */
+  freeze () { this.#process?.kill('SIGSTOP') }
+  thaw () { this.#process?.kill('SIGCONT') }
+
+  /** SIGKILL (frozen or not); resolves once it exited. */
+  async kill () {
+    const server = this.#process
+    if (server === undefined) return
+    if (server.exitCode === null && server.signalCode === null) {
+      server.kill('SIGCONT')
+      server.kill('SIGKILL')
+    }
+    await this.#exited
+  }
+
+  /** Kills it and removes its files. */
+  async destroy () {
+    await this.kill()
+    if (this.dir !== undefined) rmSync(this.dir, { recursive: true, force: true })
+  }
+
   /** used_cpu_sys + used_cpu_user so far, in seconds. */
   async cpuSeconds () {
     const client = new Redis(this.url, { maxRetriesPerRequest: 1 })
@@ -93,11 +159,6 @@ export class OwnRedis {
     } finally {
       client.disconnect()
     }
-  }
-
-  async stop () {
-    if (this.#process.exitCode === null && this.#process.signalCode === null) this.#process.kill('SIGKILL')
-    await this.#exited
   }
 }
 

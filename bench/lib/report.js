@@ -52,18 +52,8 @@ function rowsFor (config) {
     { key: 'sustained.healthyCloses', label: 'reading clients closed by the server', digits: 0 },
     { key: 'sustained', label: 'delivered / expected (others)', delivered: true },
     { section: `7. History publish cost: targeted publishes to ${config.history.clients} sockets, history off vs on in the same step, alternately` },
-    { key: 'history.cpuOff', label: `paced (${config.history.rate}/s × ${config.history.seconds} s, ${config.history.rounds} per variant): server CPU per publish, history off (µs, all nodes)`, digits: 1, noRatio: true },
-    { key: 'history.cpuOn', label: 'paced: server CPU per publish, history on (µs, all nodes)', digits: 1, noRatio: true },
-    { key: 'history.cpuRatio', label: 'paced: server CPU, on ÷ off (aim ≤ 1.3)', digits: 2, noRatio: true },
-    { key: 'history.redisOff', label: 'paced: Redis CPU per publish, history off (µs, the step\'s own redis-server)', digits: 1, noRatio: true },
-    { key: 'history.redisOn', label: 'paced: Redis CPU per publish, history on (µs)', digits: 1, noRatio: true },
-    { key: 'history.redisRatio', label: 'paced: Redis CPU, on ÷ off (aim ≤ 1.3)', digits: 2, noRatio: true },
-    { key: 'history.burst.cpuOff', label: `burst (${config.history.burst} back to back, median of ${config.history.bursts} per variant): server CPU per publish, history off (µs, all nodes)`, digits: 1, noRatio: true },
-    { key: 'history.burst.cpuOn', label: 'burst: server CPU per publish, history on (µs, all nodes)', digits: 1, noRatio: true },
-    { key: 'history.burst.cpuRatio', label: 'burst: server CPU, on ÷ off (aim ≤ 1.3)', digits: 2, noRatio: true },
-    { key: 'history.burst.redisOff', label: 'burst: Redis CPU per publish, history off (µs)', digits: 1, noRatio: true },
-    { key: 'history.burst.redisOn', label: 'burst: Redis CPU per publish, history on (µs)', digits: 1, noRatio: true },
-    { key: 'history.burst.redisRatio', label: 'burst: Redis CPU, on ÷ off (aim ≤ 1.3)', digits: 2, noRatio: true },
+    ...historyCostRows('history.', 'paced', `(${config.history.rate}/s × ${config.history.seconds} s, ${config.history.rounds} per variant)`, ', the step\'s own redis-server'),
+    ...historyCostRows('history.burst.', 'burst', `(${config.history.burst} back to back, median of ${config.history.bursts} per variant)`, ''),
     { key: 'history', label: 'delivered / expected (both variants, both modes)', delivered: true },
     { section: `8. Recovery: ${config.recovery.clients} sockets away while ${config.recovery.missed} events each are published, then all reconnect at once with recover (2 nodes: to the other node)` },
     { key: 'recovery.connectMs', label: 'time until every socket got connected (ms)', digits: 0, noRatio: true },
@@ -76,11 +66,7 @@ function rowsFor (config) {
     { key: 'recovery.redisCpuPerClient', label: 'Redis CPU per recovering socket (µs)', digits: 0, noRatio: true },
     { key: 'recovery.publishPerSecond', label: 'publishes/s while the sockets were away (one node, 1000 in flight)', digits: 0, noRatio: true },
     { key: 'recovery', label: 'missed events received / expected', delivered: true },
-    { key: 'recovery.duplicates', label: 'events received twice', digits: 0, noRatio: true },
-    { key: 'recovery.reordered', label: 'events out of order', digits: 0, noRatio: true },
-    { key: 'recovery.idJumps', label: 'ids not following the previous one (+ events not expected)', digits: 0, noRatio: true },
-    { key: 'recovery.notRecovered', label: 'sockets told recovered: false (or not told)', digits: 0, noRatio: true },
-    { key: 'recovery.retried', label: 'handshakes refused and tried again (503 token lookup, 4003 history read, …; see Anomalies)', digits: 0, noRatio: true },
+    ...recoveryCheckRows('recovery.', ' (503 token lookup, 4003 history read, …; see Anomalies)'),
     { key: 'recovery.failedConnects', label: 'sockets that never got back (after 5 retries)', digits: 0, noRatio: true },
     { key: 'recovery.closedByServer', label: 'sockets closed by the server', digits: 0, noRatio: true },
     ...(config.recovery.underLoad === undefined
@@ -90,11 +76,7 @@ function rowsFor (config) {
           { key: 'recoveryLive.ms', label: 'time until every socket got all its events (ms)', digits: 0, noRatio: true },
           { key: 'recoveryLive.publishMs', label: 'time the live publishes took (ms)', digits: 0, noRatio: true },
           { key: 'recoveryLive', label: 'events received / expected (missed + live)', delivered: true },
-          { key: 'recoveryLive.duplicates', label: 'events received twice', digits: 0, noRatio: true },
-          { key: 'recoveryLive.reordered', label: 'events out of order', digits: 0, noRatio: true },
-          { key: 'recoveryLive.idJumps', label: 'ids not following the previous one (+ events not expected)', digits: 0, noRatio: true },
-          { key: 'recoveryLive.notRecovered', label: 'sockets told recovered: false (or not told)', digits: 0, noRatio: true },
-          { key: 'recoveryLive.retried', label: 'handshakes refused and tried again', digits: 0, noRatio: true }
+          ...recoveryCheckRows('recoveryLive.', '')
         ]),
     { section: 'Noise: CPU share other processes took from the machine while each arm was measured (%)' },
     { key: 'noise.memory', label: 'during scenario 1', digits: 0, noRatio: true },
@@ -103,6 +85,29 @@ function rowsFor (config) {
     { key: 'noise.targeted', label: 'during scenario 4', digits: 0, noRatio: true },
     { key: 'noise.history', label: 'during scenario 7', digits: 0, noRatio: true },
     { key: 'noise.recovery', label: 'during scenario 8', digits: 0, noRatio: true }
+  ]
+}
+
+/** Scenario 7's rows of one mode (paced or burst): server and Redis CPU per publish, history off and on, and on ÷ off. */
+function historyCostRows (prefix, mode, how, redisNote) {
+  return [
+    { key: `${prefix}cpuOff`, label: `${mode} ${how}: server CPU per publish, history off (µs, all nodes)`, digits: 1, noRatio: true },
+    { key: `${prefix}cpuOn`, label: `${mode}: server CPU per publish, history on (µs, all nodes)`, digits: 1, noRatio: true },
+    { key: `${prefix}cpuRatio`, label: `${mode}: server CPU, on ÷ off (aim ≤ 1.3)`, digits: 2, noRatio: true },
+    { key: `${prefix}redisOff`, label: `${mode}: Redis CPU per publish, history off (µs${redisNote})`, digits: 1, noRatio: true },
+    { key: `${prefix}redisOn`, label: `${mode}: Redis CPU per publish, history on (µs)`, digits: 1, noRatio: true },
+    { key: `${prefix}redisRatio`, label: `${mode}: Redis CPU, on ÷ off (aim ≤ 1.3)`, digits: 2, noRatio: true }
+  ]
+}
+
+/** The checks scenarios 8 and 8b count alike, summed over the sockets. */
+function recoveryCheckRows (prefix, retriedNote) {
+  return [
+    { key: `${prefix}duplicates`, label: 'events received twice', digits: 0, noRatio: true },
+    { key: `${prefix}reordered`, label: 'events out of order', digits: 0, noRatio: true },
+    { key: `${prefix}idJumps`, label: 'ids not following the previous one (+ events not expected)', digits: 0, noRatio: true },
+    { key: `${prefix}notRecovered`, label: 'sockets told recovered: false (or not told)', digits: 0, noRatio: true },
+    { key: `${prefix}retried`, label: `handshakes refused and tried again${retriedNote}`, digits: 0, noRatio: true }
   ]
 }
 

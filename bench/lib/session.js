@@ -23,7 +23,6 @@ export class Session {
     }
     const loadgen = new Child(benchDir + 'loadgen.js', [], { core: 1, name: `loadgen(${arm.id}${history ? ', history' : ''})` })
     const session = new Session(arm, servers, loadgen)
-    session.history = history
     try {
       const infos = await Promise.all(servers.map((server) => server.ready()))
       await loadgen.ready()

@@ -168,35 +168,22 @@ export async function recovery (lab, config) {
   const statsAfter = await session.each('stats')
   const replayedByServer = statsAfter.reduce((total, stats, node) => total + stats.replayed - statsBefore[node].replayed, 0)
 
-  notes.push(...result.oddities)
-  await noteWarnings(session, notes, '')
-  if (reconnect.retried > 0) notes.push(`handshakes refused and tried again: ${reconnect.retried} (${JSON.stringify(reconnect.refused)})`)
-  if (reconnect.failed > 0) notes.push(`reconnects that gave up: ${JSON.stringify(reconnect.failures)}`)
-  const recovered = reconnect.outcomes.recovered ?? 0
-  if (recovered < clients) notes.push(`recovery outcomes: ${JSON.stringify(reconnect.outcomes)}`)
+  const summary = await summarize('recovery.', '', { session, clients, reconnect, result, notes })
   if (reconnect.claimed !== result.expected) notes.push(`connected.data.recovery claimed ${reconnect.claimed} replayed events, ${result.expected} expected`)
   if (replayedByServer !== result.received + result.duplicates) notes.push(`the servers' stats count ${replayedByServer} replayed events; the clients got ${result.received} (+${result.duplicates} twice)`)
   const underLoad = config.underLoad === undefined ? {} : await reconnectUnderLoad(session, config, 1 + missed, notes)
-  const ms = result.doneNs === null ? NaN : Number(result.doneNs) / 1e6
   return {
+    ...summary,
     'recovery.connectMs': Number(reconnect.connectedNs) / 1e6,
-    'recovery.ms': ms,
-    'recovery.perSecond': result.received / (ms / 1000),
+    'recovery.perSecond': result.received / (summary['recovery.ms'] / 1000),
     'recovery.eldP99': Math.max(...eld.map((node) => node.eldP99)),
     'recovery.eldMax': Math.max(...eld.map((node) => node.eldMax)),
     'recovery.cpuPerEvent': cpu / Math.max(1, result.received),
     'recovery.loadgenCpuPerEvent': loadgenCpu / Math.max(1, result.received),
     ...(redisCpu === undefined ? {} : { 'recovery.redisCpuPerClient': redisCpu / clients }),
     'recovery.publishPerSecond': away.published / (away.ms / 1000),
-    'recovery.notRecovered': clients - recovered,
-    'recovery.retried': reconnect.retried,
     'recovery.failedConnects': reconnect.failed,
-    'recovery.duplicates': result.duplicates,
-    'recovery.reordered': result.reordered,
-    'recovery.idJumps': result.idJumps + result.extra,
     'recovery.closedByServer': result.closedByServer,
-    'recovery.received': result.received,
-    'recovery.expected': result.expected,
     ...underLoad,
     _notes: notes
   }
@@ -223,21 +210,33 @@ async function reconnectUnderLoad (session, config, fromSeq, notes) {
   ])
   const result = await session.loadgen.request('rc.wait', { timeoutMs: 60_000 }, 70_000)
   if (publishing.failed > 0) notes.push(`8b: ${publishing.failed} live publishes failed`)
-  if (reconnect.retried > 0) notes.push(`8b: handshakes refused and tried again: ${reconnect.retried} (${JSON.stringify(reconnect.refused)})`)
-  if (reconnect.failed > 0) notes.push(`8b: reconnects that gave up: ${JSON.stringify(reconnect.failures)}`)
-  if ((reconnect.outcomes.recovered ?? 0) < clients) notes.push(`8b: recovery outcomes: ${JSON.stringify(reconnect.outcomes)}`)
-  notes.push(...result.oddities.map((oddity) => `8b: ${oddity}`))
-  await noteWarnings(session, notes, '8b: ')
   return {
-    'recoveryLive.ms': result.doneNs === null ? NaN : Number(result.doneNs) / 1e6,
-    'recoveryLive.publishMs': publishing.ms,
-    'recoveryLive.duplicates': result.duplicates,
-    'recoveryLive.reordered': result.reordered,
-    'recoveryLive.idJumps': result.idJumps + result.extra,
-    'recoveryLive.notRecovered': clients - (reconnect.outcomes.recovered ?? 0),
-    'recoveryLive.retried': reconnect.retried,
-    'recoveryLive.received': result.received,
-    'recoveryLive.expected': result.expected
+    ...await summarize('recoveryLive.', '8b: ', { session, clients, reconnect, result, notes }),
+    'recoveryLive.publishMs': publishing.ms
+  }
+}
+
+/**
+ * What 8 and 8b report alike from a reconnect (`rc.reconnect`) and its wait
+ * (`rc.wait`): the time, the checks summed over the sockets (keys from
+ * `prefix`), and in `notes` (each after `label`) what was odd.
+ */
+async function summarize (prefix, label, { session, clients, reconnect, result, notes }) {
+  notes.push(...result.oddities.map((oddity) => `${label}${oddity}`))
+  await noteWarnings(session, notes, label)
+  if (reconnect.retried > 0) notes.push(`${label}handshakes refused and tried again: ${reconnect.retried} (${JSON.stringify(reconnect.refused)})`)
+  if (reconnect.failed > 0) notes.push(`${label}reconnects that gave up: ${JSON.stringify(reconnect.failures)}`)
+  const recovered = reconnect.outcomes.recovered ?? 0
+  if (recovered < clients) notes.push(`${label}recovery outcomes: ${JSON.stringify(reconnect.outcomes)}`)
+  return {
+    [`${prefix}ms`]: result.doneNs === null ? NaN : Number(result.doneNs) / 1e6,
+    [`${prefix}duplicates`]: result.duplicates,
+    [`${prefix}reordered`]: result.reordered,
+    [`${prefix}idJumps`]: result.idJumps + result.extra,
+    [`${prefix}notRecovered`]: clients - recovered,
+    [`${prefix}retried`]: reconnect.retried,
+    [`${prefix}received`]: result.received,
+    [`${prefix}expected`]: result.expected
   }
 }
 

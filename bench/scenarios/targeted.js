@@ -1,6 +1,7 @@
 // Scenario 4 (2-node arms only): per-user publishes on node 0 at a fixed
 // rate to users spread over both nodes; cross-node latency and Redis CPU.
 import { Redis } from 'ioredis'
+import { redisCpuSeconds } from '../lib/redis-server.js'
 
 export async function targeted (session, config, redisUrl) {
   const connect = await session.connect(config.clients, config.connectConcurrency)
@@ -27,11 +28,4 @@ export async function targeted (session, config, redisUrl) {
   } finally {
     redis.disconnect()
   }
-}
-
-/** used_cpu_sys + used_cpu_user of the Redis server (shared: other clients add noise). */
-async function redisCpuSeconds (redis) {
-  const info = await redis.info('cpu')
-  const field = (name) => Number(info.match(new RegExp(`^${name}:([\\d.]+)`, 'm'))?.[1] ?? NaN)
-  return field('used_cpu_sys') + field('used_cpu_user')
 }

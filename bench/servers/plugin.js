@@ -33,6 +33,13 @@ await app.register(realtime, {
 })
 await app.listen({ host: '127.0.0.1', port: 0 })
 
+// publishTo's settlements, made once (not two closures per publish).
+const published = () => true
+const notPublished = (error) => {
+  reportError(error)
+  return false
+}
+
 runServer({
   port: app.server.address().port,
   path: '/api/v1/ws',
@@ -43,10 +50,7 @@ runServer({
     // `notification.events` carries the same envelope length as `settings` plus 11 bytes; the pad absorbs it.
     const data = benchData(seq, size, GATEWAY_ENVELOPE_BYTES + 'notification.events'.length - 'settings'.length)
     // Resolves true, or false once the failure is reported: publishEach bounds the publishes in flight with it.
-    return app.realtime.publish('notification.events', 'bench', data, { userId: `user-${user}` }).then(() => true, (error) => {
-      reportError(error)
-      return false
-    })
+    return app.realtime.publish('notification.events', 'bench', data, { userId: `user-${user}` }).then(published, notPublished)
   },
   async issueTokens (from, count) {
     const tokens = new Array(count)

@@ -15,6 +15,11 @@ export class Checks {
     this.rows.push({ what, expected: `≤ ${show(limit)}`, actual: show(actual), ok: actual <= limit })
   }
 
+  /** `actual` must be at least `limit`. */
+  atLeast (what, actual, limit) {
+    this.rows.push({ what, expected: `≥ ${show(limit)}`, actual: show(actual), ok: actual >= limit })
+  }
+
   get ok () {
     return this.rows.every((row) => row.ok)
   }

@@ -5,9 +5,8 @@ import { Child } from '../../bench/lib/children.js'
 const script = new URL('../node.js', import.meta.url).pathname
 
 export class Cluster {
-  constructor (nodes, options) {
+  constructor (nodes) {
     this.nodes = nodes
-    this.options = options
   }
 
   /** `count` nodes `node-0`…; `options` as stress/node.js takes them (redis, keyPrefix, heartbeatMs, history, limits). */
@@ -19,7 +18,7 @@ export class Cluster {
       const { port } = await child.ready()
       nodes.push({ id: nodeId, child, port, alive: true })
     }
-    return new Cluster(nodes, options)
+    return new Cluster(nodes)
   }
 
   /** The WebSocket URL of node `index`. */
@@ -45,13 +44,12 @@ export class Cluster {
   }
 
   /** Every live node's answer to `cmd`. */
-  async all (cmd, args = {}, timeoutMs) {
-    return await Promise.all(this.nodes.filter((node) => node.alive).map((node) => node.child.request(cmd, args, timeoutMs)))
+  async all (cmd) {
+    return await Promise.all(this.nodes.filter((node) => node.alive).map((node) => node.child.request(cmd)))
   }
 
   async errors () {
-    const answers = await this.all('errors')
-    return answers.flatMap((answer) => answer.errors)
+    return (await this.all('errors')).flat()
   }
 
   async stop () {

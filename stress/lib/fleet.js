@@ -7,8 +7,10 @@ import { createClient } from 'fastify-realtime/client'
 import { sleep } from '../../bench/lib/rpc.js'
 
 export class Fleet {
-  /** Every GET the SDKs sent after a failed connect: `{ status, retryAfter }`. */
+  /** Every GET the SDKs sent after a failed connect that was refused: `{ status, retryAfter }`. */
   refusals = []
+  /** GETs answered 426: by then the gate would have let the upgrade through (what refused it had passed). */
+  gateOpen = 0
   members = []
 
   constructor (cluster) {
@@ -23,7 +25,8 @@ export class Fleet {
     }
     this.fetch = async (url, init) => {
       const response = await fetch(route(url), init)
-      this.refusals.push({ status: response.status, retryAfter: response.headers.get('retry-after') })
+      if (response.status === 426) this.gateOpen++
+      else this.refusals.push({ status: response.status, retryAfter: response.headers.get('retry-after') })
       return response
     }
   }

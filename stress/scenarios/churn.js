@@ -8,10 +8,11 @@ import { RawClient } from '../lib/raw-client.js'
 import { Checks, countBy } from '../lib/checks.js'
 import { sleep } from '../../bench/lib/rpc.js'
 
-export async function churn ({ redis, keyPrefix, cycles, concurrency, warmup }) {
+export async function churn ({ redis, keyPrefix, onCleanup, cycles, concurrency, warmup }) {
   const checks = new Checks()
   const cluster = await Cluster.start(2, { redis: redis.url, keyPrefix, heartbeatMs: 1000 })
   const state = await new RedisState(redis.url, keyPrefix).connect()
+  onCleanup(() => state.close())
   try {
     const users = Array.from({ length: concurrency }, (_, slot) => `churn-${slot}`)
     const tokens = await cluster.nodes[0].child.request('tokens', { users })
@@ -43,7 +44,7 @@ export async function churn ({ redis, keyPrefix, cycles, concurrency, warmup }) 
       after = await snapshot(cluster, state, users)
     }
 
-    checks.equal('cycles completed', tally.cycles, warmup + cycles)
+    checks.equal('cycles completed (all steps done)', tally.cycles, warmup + cycles)
     checks.equal('events received (one per cycle)', tally.events, warmup + cycles)
     checks.equal('wrong or unexpected events', tally.wrongEvents + tally.extraMessages, 0)
     checks.equal('close codes seen by clients', tally.closeCodes, { 1000: warmup + cycles })
@@ -89,11 +90,11 @@ async function cycle (cluster, seq, user, token, tally) {
     const event = await client.next((message) => message.channel === 'notification.events', 'the event')
     if (event.event === 'stress' && event.data.seq === seq) tally.events++
     else tally.wrongEvents++
+    tally.cycles++
   } finally {
     const code = await client.close()
     tally.extraMessages += client.rest.filter((message) => message.channel === 'notification.events').length
     tally.closeCodes[code] = (tally.closeCodes[code] ?? 0) + 1
-    tally.cycles++
   }
 }
 

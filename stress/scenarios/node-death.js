@@ -11,11 +11,13 @@ import { sleep } from '../../bench/lib/rpc.js'
 
 const CHANNEL = 'notification.events'
 
-export async function nodeDeath ({ redis, keyPrefix, sockets, rate, seconds, killAfterMs, heartbeatMs }) {
+export async function nodeDeath ({ redis, keyPrefix, onCleanup, sockets, rate, seconds, killAfterMs, heartbeatMs }) {
   const checks = new Checks()
   const cluster = await Cluster.start(2, { redis: redis.url, keyPrefix, heartbeatMs, history: { size: 256, ttlSeconds: 600 } })
   const fleet = new Fleet(cluster)
+  onCleanup(() => fleet.close())
   const state = await new RedisState(redis.url, keyPrefix).connect()
+  onCleanup(() => state.close())
   try {
     const users = Array.from({ length: sockets }, (_, index) => `death-${index}`)
     const tokens = await cluster.nodes[0].child.request('tokens', { users })
@@ -38,7 +40,6 @@ export async function nodeDeath ({ redis, keyPrefix, sockets, rate, seconds, kil
     await until(() => victims.every((member) => member.connects >= 2 && member.client.state.state === 'connected'), 'the dead node\'s clients back', 60_000)
     await until(() => fleet.members.every((member) => complete(member) || told(member)), 'every client complete or told', 30_000).catch(() => {})
 
-    const acceptedCount = Object.values(accepted).reduce((sum, list) => sum + list.length, 0)
     const tally = (members) => {
       let missingUntold = 0
       let duplicates = 0
@@ -58,8 +59,7 @@ export async function nodeDeath ({ redis, keyPrefix, sockets, rate, seconds, kil
     const survivorTally = tally(survivors)
     const victimTally = tally(victims)
     const recoveries = victims.flatMap((member) => member.recoveries.map((recovery) => recovery[CHANNEL])).filter(Boolean)
-    checks.equal('publishes accepted (node 0 survived)', acceptedCount, total)
-    checks.equal('publishes refused', refused, {})
+    checks.equal('publishes refused (node 0 survived)', refused, {})
     checks.equal('node 0 clients: events missing / duplicated / unexpected', [survivorTally.missingUntold, survivorTally.duplicates, survivorTally.unexpected], [0, 0, 0])
     checks.equal('node 0 clients told to resync', survivors.filter(told).length, 0)
     checks.equal('dead node\'s clients back on node 0', (await cluster.nodes[0].child.request('sockets')), sockets)

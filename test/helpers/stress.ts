@@ -25,8 +25,10 @@ export interface Member {
 
 export class Fleet {
   readonly members: Member[] = []
-  /** The GET every failed connect sent: its status and Retry-After. */
+  /** The GET every failed connect sent, when it was refused: its status and Retry-After. */
   readonly refusals: Array<{ status: number, retryAfter: string | null }> = []
+  /** GETs answered 426: by then the gate would have let the upgrade through (what refused it had passed). */
+  gateOpen = 0
   /** Ports of nodes that are gone. */
   readonly dead = new Set<number>()
   readonly #ports: number[]
@@ -57,7 +59,8 @@ export class Fleet {
       WebSocket: Routed,
       fetch: async (url, init) => {
         const response = await fetch(route(url), init)
-        this.refusals.push({ status: response.status, retryAfter: response.headers.get('retry-after') })
+        if (response.status === 426) this.gateOpen++
+        else this.refusals.push({ status: response.status, retryAfter: response.headers.get('retry-after') })
         return response
       }
     })
