@@ -369,6 +369,8 @@ export class RealtimeClient {
       for (const channel of this.#wanted) this.#listeners.emit(' resync', { channel, reason: data.reason })
       return
     }
+    // One reconnect per gap: the replay from the positions it recovers from covers whatever a later resync reports.
+    if (this.#resyncPending) return
     this.#resyncPending = true
     // Not at once: a node that lost its Redis link tells all its sockets together, and they should not all come back in the same instant.
     this.#retryTimer = setTimeout(() => {

@@ -274,3 +274,41 @@ t.test('pingIntervalMs: a silent link is probed with a ping, and given up when t
   }
   t.equal(states.filter(isDisconnected).length, 1, 'answered pings keep the socket')
 })
+
+t.test('two resyncs within the jitter: one reconnect, whichever delay is shorter; none left to close the next socket (or find none)', async (t) => {
+  const randoms = (): () => number => {
+    const values = [0.9, 0] // the first resync's delay 95 ms, the second's 50 ms
+    return () => values.shift() ?? 0
+  }
+  const backoff = { minMs: 50, maxMs: 200 }
+  const gateway = await scripted(t)
+  const { next } = watchClient(t, { url: gateway.url, token: 'tok', backoff, random: randoms() })
+  const first = await gateway.peer(0)
+  first.send(connected({ positions: { settings: 'E:1' } }))
+  await next(isConnected, 'connected')
+  first.send({ event: 'resync', channel: null, data: { reason: 'broker_reconnected' } })
+  first.send({ event: 'resync', channel: null, data: { reason: 'subscriber_reconnected' } })
+  const second = await gateway.peer(1)
+  second.send(connected({ positions: { settings: 'E:1' }, recovery: { settings: { recovered: true, replayed: 0 } } }))
+  await next(isConnected, 'reconnected')
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  t.equal(gateway.peers.length, 2, 'two connections')
+  t.equal(second.socket.readyState, WebSocket.OPEN, 'the new socket stays')
+
+  // The new socket drops before the longer delay is over: the reconnect after it is the only one.
+  const dropping = await scripted(t)
+  const other = watchClient(t, { url: dropping.url, token: 'tok', backoff, random: randoms() })
+  const one = await dropping.peer(0)
+  one.send(connected({ positions: { settings: 'E:1' } }))
+  await other.next(isConnected, 'connected')
+  one.send({ event: 'resync', channel: null, data: { reason: 'broker_reconnected' } })
+  one.send({ event: 'resync', channel: null, data: { reason: 'subscriber_reconnected' } })
+  ;(await dropping.peer(1)).socket.terminate()
+  await other.next(isDisconnected, 'dropped')
+  const third = await dropping.peer(2)
+  third.send(connected({ positions: { settings: 'E:1' } }))
+  await other.next(isConnected, 'reconnected')
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  t.equal(dropping.peers.length, 3, 'the reconnect after the drop, no other')
+  t.equal(other.client.state.state, 'connected')
+})
