@@ -313,9 +313,11 @@ export class RealtimeClient {
   }
 
   #message (raw: unknown): void {
+    // The server sends text only: a binary frame (bytes on Node, a Blob in a browser) is nobody's reply.
+    if (typeof raw !== 'string') return
     let message: ServerMessage
     try {
-      message = JSON.parse(raw as string)
+      message = JSON.parse(raw)
     } catch {
       return
     }

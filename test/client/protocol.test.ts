@@ -312,3 +312,16 @@ t.test('two resyncs within the jitter: one reconnect, whichever delay is shorter
   t.equal(dropping.peers.length, 3, 'the reconnect after the drop, no other')
   t.equal(other.client.state.state, 'connected')
 })
+
+t.test('a binary frame is not a message: a binary pong leaves the pending ping to the text one', async (t) => {
+  const gateway = await scripted(t)
+  const { client, next } = watchClient(t, { url: gateway.url, token: 'tok' })
+  const peer = await gateway.peer(0)
+  peer.send(connected())
+  await next(isConnected, 'connected')
+  const ping = client.ping()
+  t.strictSame(await peer.next(), { event: 'ping' })
+  peer.socket.send(Buffer.from('{"event":"pong","channel":null,"data":{"timestamp":1}}'), { binary: true })
+  peer.send({ event: 'pong', channel: null, data: { timestamp: 2 } })
+  t.strictSame(await ping, { timestamp: 2 })
+})
