@@ -423,7 +423,7 @@ export class RealtimeClient {
     if (this.#resyncPending && position !== undefined) return
     // Another epoch: the stream lost its history (Redis restarted empty, flushed), and the new life's earlier events may have
     // been published before this socket's node listened again. Moving on silently would start the next recover after them.
-    if (typeof event.id === 'string' && position !== undefined && this.#wanted.has(event.channel) && epochOf(position) !== epochOf(event.id)) {
+    if (typeof event.id === 'string' && position !== undefined && this.#wanted.has(event.channel) && !sameEpoch(position, event.id)) {
       this.#listeners.emit(' resync', { channel: event.channel, reason: 'epoch_changed' })
     }
     if (!this.#listeners.emit(event.channel, event) || typeof event.id !== 'string') return
@@ -453,9 +453,12 @@ export class RealtimeClient {
   }
 }
 
-/** The stream life an event id (`<epoch>:<offset>`) belongs to. */
-function epochOf (id: string): string {
-  return id.slice(0, id.lastIndexOf(':'))
+/** Whether two event ids (`<epoch>:<offset>`) belong to the same stream life: compared in place, as this runs for every event. */
+function sameEpoch (a: string, b: string): boolean {
+  const end = a.lastIndexOf(':')
+  if (end !== b.lastIndexOf(':')) return false
+  for (let index = 0; index < end; index++) if (a.charCodeAt(index) !== b.charCodeAt(index)) return false
+  return true
 }
 
 /** Creates a client and starts connecting. */

@@ -172,6 +172,10 @@ t.test('a live event of another epoch than the channel\'s position raises resync
   t.strictSame(seen, ['E:5', 'F:3', 'F:4'], 'the events are handled')
   t.strictSame(resyncs, [{ channel: 'kyc.events', reason: 'epoch_changed' }], 'once, at the first event of the new epoch')
   t.strictSame(client.positions(), { settings: 'E:4', 'kyc.events': 'F:4' })
+  // An epoch that begins with the old one is another all the same.
+  peer.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'F0:1' })
+  t.strictSame(await peer.next(), { event: 'ack', channel: 'kyc.events', id: 'F0:1' })
+  t.strictSame(resyncs, [{ channel: 'kyc.events', reason: 'epoch_changed' }, { channel: 'kyc.events', reason: 'epoch_changed' }])
 })
 
 t.test('after the server\'s resync, live events of a recovered channel wait for the reconnect: the recover starts where the gap may begin, and the replay brings them in order, once', async (t) => {
