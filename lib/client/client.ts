@@ -412,7 +412,11 @@ export class RealtimeClient {
       }, backoffDelay(0, this.#backoff, this.#random))
       return
     }
-    if (request.event === 'subscribe') this.#wanted.delete(request.channel)
+    if (request.event === 'subscribe') {
+      // Refused for good: the channel is not the app's any more, nor recovered on the next connect.
+      this.#wanted.delete(request.channel)
+      this.#positions.delete(request.channel)
+    }
     this.#waiters.settle(request.event + ' ' + request.channel, undefined, new RealtimeClientError(code, text))
   }
 

@@ -329,3 +329,21 @@ t.test('a binary frame is not a message: a binary pong leaves the pending ping t
   peer.send({ event: 'pong', channel: null, data: { timestamp: 2 } })
   t.strictSame(await ping, { timestamp: 2 })
 })
+
+t.test('a subscribe refused for good drops the channel\'s position too: it is not recovered on the next connect', async (t) => {
+  const gateway = await scripted(t)
+  const { client } = watchClient(t, { url: gateway.url, token: 'tok', positions: { settings: 'E:1', 'kyc.events': 'E:2' } })
+  const first = await gateway.peer(0)
+  t.equal(first.url, '/ws?token=tok&recover=settings%40E%3A1%2Ckyc.events%40E%3A2')
+  first.send(connected({ positions: { settings: 'E:1' }, recovery: { settings: { recovered: true, replayed: 0 } } }))
+  t.strictSame(await first.next(), { event: 'subscribe', channel: 'kyc.events' })
+  first.send({ event: 'error', channel: 'kyc.events', data: { code: 'FORBIDDEN', message: 'Not yours' } })
+  const ping = client.ping() // answered after the error: the client has read it
+  t.strictSame(await first.next(), { event: 'ping' })
+  first.send({ event: 'pong', channel: null, data: { timestamp: 1 } })
+  await ping
+  t.strictSame(client.positions(), { settings: 'E:1' })
+  first.socket.terminate()
+  const second = await gateway.peer(1)
+  t.equal(second.url, '/ws?token=tok&recover=settings%40E%3A1')
+})
