@@ -194,6 +194,8 @@ export class RealtimeClient {
   }
 
   async #connect (): Promise<void> {
+    // close() before the first connect's microtask ran.
+    if (this.#closed) return
     this.#setState({ state: 'connecting' })
     if (this.#needToken) {
       try {
@@ -277,8 +279,9 @@ export class RealtimeClient {
     if (decision === 'stop') return this.#finish(code, reason, status)
     if (decision === 'token') this.#needToken = true
     const delayMs = Math.max(retryAfterMs, backoffDelay(this.#attempt++, decision === 'slow' ? this.#slowBackoff : this.#backoff, this.#random))
-    this.#setState(status === undefined ? { state: 'disconnected', code, reason, delayMs } : { state: 'disconnected', code, reason, status, delayMs })
+    // Before the state is told: a listener that calls close() clears it.
     this.#retryTimer = setTimeout(() => { this.#connect() }, delayMs)
+    this.#setState(status === undefined ? { state: 'disconnected', code, reason, delayMs } : { state: 'disconnected', code, reason, status, delayMs })
   }
 
   /** Forgets the socket and what belonged to it; the channels and positions stay for the next one. */
@@ -353,6 +356,7 @@ export class RealtimeClient {
     }
     this.#subscribed = new Set(data.subscriptions)
     this.#setState({ state: 'connected', connectionId: data.connection_id, userId: data.user_id, ...(data.recovery === undefined ? {} : { recovery: data.recovery }) })
+    if (this.#closed) return // a listener closed the client
     for (const channel of data.subscriptions) if (this.#wanted.has(channel)) this.#waiters.settle('subscribe ' + channel)
     this.#sync()
     for (const [channel, answer] of Object.entries(recovery)) {

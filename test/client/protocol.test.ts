@@ -347,3 +347,31 @@ t.test('a subscribe refused for good drops the channel\'s position too: it is no
   const second = await gateway.peer(1)
   t.equal(second.url, '/ws?token=tok&recover=settings%40E%3A1')
 })
+
+t.test('close() from a state listener, or before the first connect: the client stays closed, and nothing connects after', async (t) => {
+  const gateway = await scripted(t)
+  const { client, next, states } = watchClient(t, { url: gateway.url, token: 'tok' })
+  client.onState((state) => { if (state.state === 'disconnected') client.close() })
+  const peer = await gateway.peer(0)
+  peer.send(connected())
+  await next(isConnected, 'connected')
+  peer.socket.terminate()
+  await next(isDisconnected, 'dropped')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.strictSame(states.map((state) => state.state), ['connecting', 'connected', 'disconnected', 'closed'])
+  t.equal(gateway.peers.length, 1, 'no reconnect')
+
+  const early = watchClient(t, { url: gateway.url, token: 'tok' })
+  early.client.close()
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.strictSame(early.states.map((state) => state.state), ['closed'])
+  t.equal(gateway.peers.length, 1, 'no connect')
+
+  let asked = 0
+  const refreshing = watchClient(t, { url: gateway.url, getToken: () => `tok${++asked}` })
+  refreshing.client.onState((state) => { if (state.state === 'connected') refreshing.client.close() })
+  ;(await gateway.peer(1)).send(connected({ expires_at: Math.floor(Date.now() / 1000) }))
+  await refreshing.next((state) => state.state === 'closed', 'closed')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(asked, 1, 'no refresh of the closed client\'s token')
+})
