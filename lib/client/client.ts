@@ -59,7 +59,6 @@ export class RealtimeClient {
   #probing = false
   #attempt = 0
   #connectedOnce = false
-  #closed = false
   #refreshing = ''
   /** The server said events may have been lost (`resync`, history on) and the reconnect with recover has not brought `connected` yet. */
   #resyncPending = false
@@ -157,6 +156,11 @@ export class RealtimeClient {
   /** Closes the socket for good (state `closed`, code 1000); pending subscribes reject with `CLOSED`. */
   close (): void {
     this.#finish(NORMAL, 'Closed by the client')
+  }
+
+  /** Closed for good: by close(), or a close code or status that ends the session. */
+  get #closed (): boolean {
+    return this.#state.state === 'closed'
   }
 
   #setState (state: ClientState): void {
@@ -305,7 +309,6 @@ export class RealtimeClient {
 
   #finish (code: number, reason: string, status?: number): void {
     if (this.#closed) return
-    this.#closed = true
     const ws = this.#drop()
     if (ws !== null) {
       ws.onclose = null
@@ -398,7 +401,6 @@ export class RealtimeClient {
         return this.#sync() // unsubscribed meanwhile
       case 'unsubscribed':
         this.#subscribed.delete(channel)
-        if (!this.#wanted.has(channel)) this.#positions.delete(channel)
         this.#waiters.settle('unsubscribe ' + channel)
         return this.#sync() // subscribed again meanwhile
       case 'pong': return this.#waiters.settle('ping ', message.data)
