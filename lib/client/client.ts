@@ -267,12 +267,10 @@ export class RealtimeClient {
   async #refused (url: string, headers: Record<string, string>, recover: string, code: number, reason: string): Promise<void> {
     const answer = this.#fetch && await askWhy(this.#fetch, url, headers, this.#options.connectTimeoutMs ?? 10_000)
     if (answer === undefined) return this.#after('retry', code, reason)
-    let decision = decideStatus(answer.status)
-    if (answer.status === 400 && recover !== '') {
-      // A recover the server refuses (a channel it no longer knows, more than it allows): start over without positions.
+    const decision = decideStatus(answer.status, recover !== '')
+    if (decision === 'reset') {
       for (const channel of this.#positions.keys()) this.#listeners.emit(' resync', { channel, reason: 'refused' })
       this.#positions.clear()
-      decision = 'retry'
     }
     this.#after(decision, code, answer.reason, answer.status, answer.retryAfterMs)
   }
