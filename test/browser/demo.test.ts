@@ -70,8 +70,10 @@ if (missing === undefined) {
     await page.waitForFunction('document.querySelectorAll(\'#log div[data-kind="token"]\').length >= 3', undefined, { timeout: 20_000 })
     t.equal(await page.textContent('#state'), 'connected', 'never disconnected: no 4005')
     t.equal(await page.textContent('#detail'), connection, 'the same connection all along')
-    await page.click('button[data-kind="kyc"]')
     await page.click('input[data-channel="kyc.events"]')
     await page.waitForSelector('#log div[data-kind="reply"]:has-text("subscribed kyc.events")', WAIT)
+    await page.click('button[data-kind="kyc"]')
+    await page.waitForSelector('#log div[data-kind="event"]:has-text("KYC_STATUS_UPDATED")', WAIT)
+    t.equal(await page.textContent('#detail'), connection, 'subscribed on the refreshed socket')
   })
 }
