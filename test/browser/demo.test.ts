@@ -21,6 +21,10 @@ async function publish (base: string, body: Record<string, unknown>): Promise<vo
   if (!response.ok) throw new Error(`publish failed: ${response.status}`)
 }
 
+/** An expression for waitForFunction, evaluated in the page: at least `count` event lines that contain `text`. */
+const linesAtLeast = (text: string, count: number): string =>
+  `[...document.querySelectorAll('#log div[data-kind="event"]')].filter((line) => line.textContent.includes(${JSON.stringify(text)})).length >= ${count}`
+
 const eventLines = async (page: Page, text: string): Promise<string[]> =>
   await page.$$eval('#log div[data-kind="event"]', (lines, wanted) => lines.map((line) => line.textContent ?? '').filter((line) => line.includes(wanted)), text)
 
@@ -57,6 +61,8 @@ if (missing === undefined) {
     await publish(base, { kind: 'payment', user_id: 'carol', count: 3 })
     await page.waitForSelector('#recovery:has-text("payment_order.events: recovered 3")', { timeout: 30_000 })
     await page.waitForSelector('#state.connected', WAIT)
+    // The recovery shows with `connected`; the replayed events follow it.
+    await page.waitForFunction(linesAtLeast('PAYMENT_ORDER_UPDATED', 3), undefined, WAIT)
     t.equal((await eventLines(page, 'PAYMENT_ORDER_UPDATED')).length, 3, 'each missed event once')
   })
 
