@@ -82,4 +82,35 @@ if (missing === undefined) {
     await page.waitForSelector('#log div[data-kind="event"]:has-text("KYC_STATUS_UPDATED")', WAIT)
     t.equal(await page.textContent('#detail'), connection, 'subscribed on the refreshed socket')
   })
+
+  t.test('two users: a settings update to everyone shows on both; an unticked channel shows nothing; a forced logout to everyone closes both with 4502', async (t) => {
+    const base = await startDemo(t)
+    const browser = await launchBrowser(t)
+    // A context each: its own storage, as two people's browsers.
+    const erin = await (await browser.newContext()).newPage()
+    const frank = await (await browser.newContext()).newPage()
+    await signIn(erin, base, 'erin')
+    await signIn(frank, base, 'frank')
+
+    await erin.check('input[name="target"][value="all"]')
+    await erin.click('button[data-kind="settings"]')
+    for (const page of [erin, frank]) await page.waitForSelector('#log div[data-kind="event"]:has-text("settings  withdrawal_settings_updated")', WAIT)
+
+    await erin.check('input[name="target"][value="me"]')
+    await erin.uncheck('input[data-channel="notification.events"]')
+    await erin.waitForSelector('#log div[data-kind="reply"]:has-text("unsubscribed notification.events")', WAIT)
+    await erin.click('button[data-kind="notification"]')
+    await erin.waitForSelector('#log div[data-kind="publish"]:has-text("published notification ×1")', WAIT)
+    // Published after it, to the same socket: once it shows, the notification would have.
+    await erin.click('button[data-kind="payment"]')
+    await erin.waitForSelector('#log div[data-kind="event"]:has-text("PAYMENT_ORDER_UPDATED")', WAIT)
+    t.strictSame(await eventLines(erin, 'NOTIFICATION_UPDATE'), [], 'no line for the unticked channel')
+
+    await erin.check('input[name="target"][value="all"]')
+    await erin.click('button[data-kind="force_logout"]')
+    for (const page of [erin, frank]) {
+      await page.waitForSelector('#state.closed', WAIT)
+      t.equal(await page.textContent('#detail'), 'code 4502 (Forced logout)')
+    }
+  })
 }
