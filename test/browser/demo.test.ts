@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { browserMissing, launchBrowser } from '../helpers/browser.js'
-import { startDemo } from '../helpers/demo.js'
+import { ensureBuilt, startDemo } from '../helpers/demo.js'
 
 // `npm run demo` in headless Chromium: the page a newcomer sees, on the client SDK.
 const missing = browserMissing()
@@ -27,6 +27,14 @@ const linesAtLeast = (text: string, count: number): string =>
 
 const eventLines = async (page: Page, text: string): Promise<string[]> =>
   await page.$$eval('#log div[data-kind="event"]', (lines, wanted) => lines.map((line) => line.textContent ?? '').filter((line) => line.includes(wanted)), text)
+
+t.test('the package exports its SDK at fastify-realtime/client, as built', async (t) => {
+  ensureBuilt()
+  // A variable: the type checker need not find dist/ (built by `npm ci`, or just now).
+  const specifier = 'fastify-realtime/client'
+  const sdk = await import(specifier)
+  t.equal(typeof sdk.createClient, 'function')
+})
 
 if (missing === undefined) {
   t.test('the demo page connects, and an event published to the user shows in its log', async (t) => {
