@@ -59,7 +59,6 @@ export class RealtimeClient {
   #probing = false
   #attempt = 0
   #connectedOnce = false
-  #closed = false
   #refreshing = ''
   /** The server said events may have been lost (`resync`, history on) and the reconnect with recover has not brought `connected` yet. */
   #resyncPending = false
@@ -159,6 +158,11 @@ export class RealtimeClient {
     this.#finish(NORMAL, 'Closed by the client')
   }
 
+  /** Closed for good: by close(), or a close code or status that ends the session. */
+  get #closed (): boolean {
+    return this.#state.state === 'closed'
+  }
+
   #setState (state: ClientState): void {
     this.#state = state
     this.#listeners.emit(' state', state)
@@ -194,6 +198,8 @@ export class RealtimeClient {
   }
 
   async #connect (): Promise<void> {
+    // close() before the first connect's microtask ran.
+    if (this.#closed) return
     this.#setState({ state: 'connecting' })
     if (this.#needToken) {
       try {
@@ -261,12 +267,10 @@ export class RealtimeClient {
   async #refused (url: string, headers: Record<string, string>, recover: string, code: number, reason: string): Promise<void> {
     const answer = this.#fetch && await askWhy(this.#fetch, url, headers, this.#options.connectTimeoutMs ?? 10_000)
     if (answer === undefined) return this.#after('retry', code, reason)
-    let decision = decideStatus(answer.status)
-    if (answer.status === 400 && recover !== '') {
-      // A recover the server refuses (a channel it no longer knows, more than it allows): start over without positions.
+    const decision = decideStatus(answer.status, recover !== '')
+    if (decision === 'reset') {
       for (const channel of this.#positions.keys()) this.#listeners.emit(' resync', { channel, reason: 'refused' })
       this.#positions.clear()
-      decision = 'retry'
     }
     this.#after(decision, code, answer.reason, answer.status, answer.retryAfterMs)
   }
@@ -277,8 +281,9 @@ export class RealtimeClient {
     if (decision === 'stop') return this.#finish(code, reason, status)
     if (decision === 'token') this.#needToken = true
     const delayMs = Math.max(retryAfterMs, backoffDelay(this.#attempt++, decision === 'slow' ? this.#slowBackoff : this.#backoff, this.#random))
-    this.#setState(status === undefined ? { state: 'disconnected', code, reason, delayMs } : { state: 'disconnected', code, reason, status, delayMs })
+    // Before the state is told: a listener that calls close() clears it.
     this.#retryTimer = setTimeout(() => { this.#connect() }, delayMs)
+    this.#setState(status === undefined ? { state: 'disconnected', code, reason, delayMs } : { state: 'disconnected', code, reason, status, delayMs })
   }
 
   /** Forgets the socket and what belonged to it; the channels and positions stay for the next one. */
@@ -302,7 +307,6 @@ export class RealtimeClient {
 
   #finish (code: number, reason: string, status?: number): void {
     if (this.#closed) return
-    this.#closed = true
     const ws = this.#drop()
     if (ws !== null) {
       ws.onclose = null
@@ -313,9 +317,11 @@ export class RealtimeClient {
   }
 
   #message (raw: unknown): void {
+    // The server sends text only: a binary frame (bytes on Node, a Blob in a browser) is nobody's reply.
+    if (typeof raw !== 'string') return
     let message: ServerMessage
     try {
-      message = JSON.parse(raw as string)
+      message = JSON.parse(raw)
     } catch {
       return
     }
@@ -351,6 +357,7 @@ export class RealtimeClient {
     }
     this.#subscribed = new Set(data.subscriptions)
     this.#setState({ state: 'connected', connectionId: data.connection_id, userId: data.user_id, ...(data.recovery === undefined ? {} : { recovery: data.recovery }) })
+    if (this.#closed) return // a listener closed the client
     for (const channel of data.subscriptions) if (this.#wanted.has(channel)) this.#waiters.settle('subscribe ' + channel)
     this.#sync()
     for (const [channel, answer] of Object.entries(recovery)) {
@@ -369,6 +376,8 @@ export class RealtimeClient {
       for (const channel of this.#wanted) this.#listeners.emit(' resync', { channel, reason: data.reason })
       return
     }
+    // One reconnect per gap: the replay from the positions it recovers from covers whatever a later resync reports.
+    if (this.#resyncPending) return
     this.#resyncPending = true
     // Not at once: a node that lost its Redis link tells all its sockets together, and they should not all come back in the same instant.
     this.#retryTimer = setTimeout(() => {
@@ -390,7 +399,6 @@ export class RealtimeClient {
         return this.#sync() // unsubscribed meanwhile
       case 'unsubscribed':
         this.#subscribed.delete(channel)
-        if (!this.#wanted.has(channel)) this.#positions.delete(channel)
         this.#waiters.settle('unsubscribe ' + channel)
         return this.#sync() // subscribed again meanwhile
       case 'pong': return this.#waiters.settle('ping ', message.data)
@@ -408,7 +416,11 @@ export class RealtimeClient {
       }, backoffDelay(0, this.#backoff, this.#random))
       return
     }
-    if (request.event === 'subscribe') this.#wanted.delete(request.channel)
+    if (request.event === 'subscribe') {
+      // Refused for good: the channel is not the app's any more, nor recovered on the next connect.
+      this.#wanted.delete(request.channel)
+      this.#positions.delete(request.channel)
+    }
     this.#waiters.settle(request.event + ' ' + request.channel, undefined, new RealtimeClientError(code, text))
   }
 
@@ -419,7 +431,7 @@ export class RealtimeClient {
     if (this.#resyncPending && position !== undefined) return
     // Another epoch: the stream lost its history (Redis restarted empty, flushed), and the new life's earlier events may have
     // been published before this socket's node listened again. Moving on silently would start the next recover after them.
-    if (typeof event.id === 'string' && position !== undefined && this.#wanted.has(event.channel) && epochOf(position) !== epochOf(event.id)) {
+    if (typeof event.id === 'string' && position !== undefined && this.#wanted.has(event.channel) && !sameEpoch(position, event.id)) {
       this.#listeners.emit(' resync', { channel: event.channel, reason: 'epoch_changed' })
     }
     if (!this.#listeners.emit(event.channel, event) || typeof event.id !== 'string') return
@@ -449,9 +461,12 @@ export class RealtimeClient {
   }
 }
 
-/** The stream life an event id (`<epoch>:<offset>`) belongs to. */
-function epochOf (id: string): string {
-  return id.slice(0, id.lastIndexOf(':'))
+/** Whether two event ids (`<epoch>:<offset>`) belong to the same stream life: compared in place, as this runs for every event. */
+function sameEpoch (a: string, b: string): boolean {
+  const end = a.lastIndexOf(':')
+  if (end !== b.lastIndexOf(':')) return false
+  for (let index = 0; index < end; index++) if (a.charCodeAt(index) !== b.charCodeAt(index)) return false
+  return true
 }
 
 /** Creates a client and starts connecting. */

@@ -7,8 +7,10 @@
  * - `slow`: reconnect after the longer backoff (4006 rate limited, 429).
  * - `token`: ask `getToken()` for a new token, then reconnect with backoff (4005, 401).
  * - `stop`: do not reconnect; the state becomes `closed` (4500–4999, 403).
+ * - `reset`: forget every position (one `resync` per channel), then reconnect
+ *   after the normal backoff, without `recover` (400 to a connect that had one).
  */
-export type Decision = 'retry' | 'slow' | 'token' | 'stop'
+export type Decision = 'retry' | 'slow' | 'token' | 'stop' | 'reset'
 
 /** The decision for a close code the socket ended with. */
 export function decideClose (code: number): Decision {
@@ -21,10 +23,13 @@ export function decideClose (code: number): Decision {
 /**
  * The decision for the status of the GET that follows a connect that failed
  * before `open`: 426 means the gate would have let the upgrade through (the
- * failure was the network's), 400 a request the server will never accept
- * (the client retries once without `recover`, see the client).
+ * failure was the network's), 400 a request the server will never accept:
+ * when it had a `recover` (`recovering`), that is what the server refused (a
+ * channel it no longer knows, more than it allows), and the client starts over
+ * without it.
  */
-export function decideStatus (status: number): Decision {
+export function decideStatus (status: number, recovering = false): Decision {
+  if (status === 400 && recovering) return 'reset'
   if (status === 401) return 'token'
   if (status === 403 || status === 400) return 'stop'
   if (status === 429) return 'slow'

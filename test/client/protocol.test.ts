@@ -172,6 +172,10 @@ t.test('a live event of another epoch than the channel\'s position raises resync
   t.strictSame(seen, ['E:5', 'F:3', 'F:4'], 'the events are handled')
   t.strictSame(resyncs, [{ channel: 'kyc.events', reason: 'epoch_changed' }], 'once, at the first event of the new epoch')
   t.strictSame(client.positions(), { settings: 'E:4', 'kyc.events': 'F:4' })
+  // An epoch that begins with the old one is another all the same.
+  peer.send({ event: 'KYC_UPDATED', channel: 'kyc.events', data: {}, id: 'F0:1' })
+  t.strictSame(await peer.next(), { event: 'ack', channel: 'kyc.events', id: 'F0:1' })
+  t.strictSame(resyncs, [{ channel: 'kyc.events', reason: 'epoch_changed' }, { channel: 'kyc.events', reason: 'epoch_changed' }])
 })
 
 t.test('after the server\'s resync, live events of a recovered channel wait for the reconnect: the recover starts where the gap may begin, and the replay brings them in order, once', async (t) => {
@@ -273,4 +277,101 @@ t.test('pingIntervalMs: a silent link is probed with a ping, and given up when t
     answering.send({ event: 'pong', channel: null, data: { timestamp: i } })
   }
   t.equal(states.filter(isDisconnected).length, 1, 'answered pings keep the socket')
+})
+
+t.test('two resyncs within the jitter: one reconnect, whichever delay is shorter; none left to close the next socket (or find none)', async (t) => {
+  const randoms = (): () => number => {
+    const values = [0.9, 0] // the first resync's delay 95 ms, the second's 50 ms
+    return () => values.shift() ?? 0
+  }
+  const backoff = { minMs: 50, maxMs: 200 }
+  const gateway = await scripted(t)
+  const { next } = watchClient(t, { url: gateway.url, token: 'tok', backoff, random: randoms() })
+  const first = await gateway.peer(0)
+  first.send(connected({ positions: { settings: 'E:1' } }))
+  await next(isConnected, 'connected')
+  first.send({ event: 'resync', channel: null, data: { reason: 'broker_reconnected' } })
+  first.send({ event: 'resync', channel: null, data: { reason: 'subscriber_reconnected' } })
+  const second = await gateway.peer(1)
+  second.send(connected({ positions: { settings: 'E:1' }, recovery: { settings: { recovered: true, replayed: 0 } } }))
+  await next(isConnected, 'reconnected')
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  t.equal(gateway.peers.length, 2, 'two connections')
+  t.equal(second.socket.readyState, WebSocket.OPEN, 'the new socket stays')
+
+  // The new socket drops before the longer delay is over: the reconnect after it is the only one.
+  const dropping = await scripted(t)
+  const other = watchClient(t, { url: dropping.url, token: 'tok', backoff, random: randoms() })
+  const one = await dropping.peer(0)
+  one.send(connected({ positions: { settings: 'E:1' } }))
+  await other.next(isConnected, 'connected')
+  one.send({ event: 'resync', channel: null, data: { reason: 'broker_reconnected' } })
+  one.send({ event: 'resync', channel: null, data: { reason: 'subscriber_reconnected' } })
+  ;(await dropping.peer(1)).socket.terminate()
+  await other.next(isDisconnected, 'dropped')
+  const third = await dropping.peer(2)
+  third.send(connected({ positions: { settings: 'E:1' } }))
+  await other.next(isConnected, 'reconnected')
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  t.equal(dropping.peers.length, 3, 'the reconnect after the drop, no other')
+  t.equal(other.client.state.state, 'connected')
+})
+
+t.test('a binary frame is not a message: a binary pong leaves the pending ping to the text one', async (t) => {
+  const gateway = await scripted(t)
+  const { client, next } = watchClient(t, { url: gateway.url, token: 'tok' })
+  const peer = await gateway.peer(0)
+  peer.send(connected())
+  await next(isConnected, 'connected')
+  const ping = client.ping()
+  t.strictSame(await peer.next(), { event: 'ping' })
+  peer.socket.send(Buffer.from('{"event":"pong","channel":null,"data":{"timestamp":1}}'), { binary: true })
+  peer.send({ event: 'pong', channel: null, data: { timestamp: 2 } })
+  t.strictSame(await ping, { timestamp: 2 })
+})
+
+t.test('a subscribe refused for good drops the channel\'s position too: it is not recovered on the next connect', async (t) => {
+  const gateway = await scripted(t)
+  const { client } = watchClient(t, { url: gateway.url, token: 'tok', positions: { settings: 'E:1', 'kyc.events': 'E:2' } })
+  const first = await gateway.peer(0)
+  t.equal(first.url, '/ws?token=tok&recover=settings%40E%3A1%2Ckyc.events%40E%3A2')
+  first.send(connected({ positions: { settings: 'E:1' }, recovery: { settings: { recovered: true, replayed: 0 } } }))
+  t.strictSame(await first.next(), { event: 'subscribe', channel: 'kyc.events' })
+  first.send({ event: 'error', channel: 'kyc.events', data: { code: 'FORBIDDEN', message: 'Not yours' } })
+  const ping = client.ping() // answered after the error: the client has read it
+  t.strictSame(await first.next(), { event: 'ping' })
+  first.send({ event: 'pong', channel: null, data: { timestamp: 1 } })
+  await ping
+  t.strictSame(client.positions(), { settings: 'E:1' })
+  first.socket.terminate()
+  const second = await gateway.peer(1)
+  t.equal(second.url, '/ws?token=tok&recover=settings%40E%3A1')
+})
+
+t.test('close() from a state listener, or before the first connect: the client stays closed, and nothing connects after', async (t) => {
+  const gateway = await scripted(t)
+  const { client, next, states } = watchClient(t, { url: gateway.url, token: 'tok' })
+  client.onState((state) => { if (state.state === 'disconnected') client.close() })
+  const peer = await gateway.peer(0)
+  peer.send(connected())
+  await next(isConnected, 'connected')
+  peer.socket.terminate()
+  await next(isDisconnected, 'dropped')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.strictSame(states.map((state) => state.state), ['connecting', 'connected', 'disconnected', 'closed'])
+  t.equal(gateway.peers.length, 1, 'no reconnect')
+
+  const early = watchClient(t, { url: gateway.url, token: 'tok' })
+  early.client.close()
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.strictSame(early.states.map((state) => state.state), ['closed'])
+  t.equal(gateway.peers.length, 1, 'no connect')
+
+  let asked = 0
+  const refreshing = watchClient(t, { url: gateway.url, getToken: () => `tok${++asked}` })
+  refreshing.client.onState((state) => { if (state.state === 'connected') refreshing.client.close() })
+  ;(await gateway.peer(1)).send(connected({ expires_at: Math.floor(Date.now() / 1000) }))
+  await refreshing.next((state) => state.state === 'closed', 'closed')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(asked, 1, 'no refresh of the closed client\'s token')
 })

@@ -38,6 +38,9 @@ t.test('the status of the GET after a refused connect decides the same way', asy
     [400, 'stop'], [401, 'token'], [403, 'stop'], [404, 'retry'], [426, 'retry'], [429, 'slow'], [500, 'retry'], [502, 'retry'], [503, 'retry']
   ]
   for (const [status, decision] of table) t.equal(decideStatus(status), decision, String(status))
+  for (const [status, decision] of table) {
+    t.equal(decideStatus(status, true), status === 400 ? 'reset' : decision, `${status} to a connect with recover`)
+  }
 })
 
 t.test('backoff: full jitter between min and min·2^attempt, capped at max, never below min', async (t) => {

@@ -1,18 +1,9 @@
-import { createServer } from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
 import { createClient, type FetchLike } from '../../lib/client/index.js'
 import { startApp } from '../helpers/app.js'
+import { freePort } from '../helpers/redis-server.js'
 import { FAST, isClosed, isConnected, isDisconnected, watchClient } from '../helpers/sdk.js'
-
-/** A loopback port nothing listens on. */
-async function deadPort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await new Promise((resolve) => server.once('listening', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** A fetch that answers every GET with `status` (and records what it was asked). */
 function answering (status: number, body: () => unknown, headers: Record<string, string> = {}): FetchLike & { calls: Array<{ url: string, headers: Record<string, string> }> } {
@@ -74,7 +65,7 @@ t.test('503 and 429: reconnect, no sooner than Retry-After says; 429 with the lo
   const other = watchClient(t, { url: `${perIp.wsBase}/api/v1/ws`, token: await perIp.app.realtime.tokens.issue('other', { ttlSeconds: 60 }) })
   t.strictSame(await other.next(isDisconnected, 'refused'), { state: 'disconnected', code: 1006, reason: 'Too many connections from this address', status: 429, delayMs: 1000 })
   other.client.close()
-  const slow = watchClient(t, { url: `ws://127.0.0.1:${await deadPort()}/api/v1/ws`, token: 'any', fetch })
+  const slow = watchClient(t, { url: `ws://127.0.0.1:${await freePort()}/api/v1/ws`, token: 'any', fetch })
   t.strictSame(await slow.next(isDisconnected, 'refused'), { state: 'disconnected', code: 1006, reason: 'Too many connections from this address', status: 429, delayMs: 40 },
     'without Retry-After, the longer backoff')
 })
@@ -82,7 +73,7 @@ t.test('503 and 429: reconnect, no sooner than Retry-After says; 429 with the lo
 t.test('426 (the gate would have let it through: the failure was the network\'s): the normal backoff', async (t) => {
   const { app, httpBase } = await startApp()
   t.teardown(() => app.close())
-  const port = await deadPort()
+  const port = await freePort()
   const calls: string[] = []
   // The socket goes to a dead port; the GET goes to the gateway, as if the network had dropped only the upgrade.
   const fetch: FetchLike = async (url, init) => {
@@ -97,7 +88,7 @@ t.test('426 (the gate would have let it through: the failure was the network\'s)
 
 t.test('400 without a recover: closed (the server will never take this request); a body that is not JSON gives no reason', async (t) => {
   const fetch = answering(400, () => { throw new SyntaxError('not JSON') })
-  const port = await deadPort()
+  const port = await freePort()
   const { next } = watchClient(t, { url: `wss://127.0.0.1:${port}/api/v1/ws?v=2`, token: 'a b', fetch })
   t.strictSame(await next(isClosed, 'closed'), { state: 'closed', code: 1006, reason: '', status: 400 })
   t.strictSame(fetch.calls, [{ url: `https://127.0.0.1:${port}/api/v1/ws?v=2&token=a%20b`, headers: {} }],
@@ -109,7 +100,7 @@ t.test('no fetch at all: the close code alone decides (1006: reconnect)', async 
   t.teardown(() => { globalThis.fetch = fetch })
   // @ts-expect-error an environment without fetch
   delete globalThis.fetch
-  const { next } = watchClient(t, { url: `ws://127.0.0.1:${await deadPort()}/api/v1/ws`, token: 'any' })
+  const { next } = watchClient(t, { url: `ws://127.0.0.1:${await freePort()}/api/v1/ws`, token: 'any' })
   t.strictSame(await next(isDisconnected, 'refused'), { state: 'disconnected', code: 1006, reason: '', delayMs: 5 })
 })
 
@@ -130,7 +121,7 @@ t.test('tokenTransport protocol: the token in a subprotocol entry beside a real 
 
   const fetch = answering(401, () => ({ message: 'Invalid or expired token' }))
   const refused = watchClient(t, {
-    url: `ws://127.0.0.1:${await deadPort()}/api/v1/ws`, token: 'tok', tokenTransport: 'protocol', protocolPrefix: 'jwt.', protocol: 'app.v2', fetch
+    url: `ws://127.0.0.1:${await freePort()}/api/v1/ws`, token: 'tok', tokenTransport: 'protocol', protocolPrefix: 'jwt.', protocol: 'app.v2', fetch
   })
   t.strictSame(await refused.next(isClosed, 'closed'), { state: 'closed', code: 1006, reason: 'Invalid or expired token', status: 401 })
   t.strictSame(fetch.calls.map((call) => call.headers), [{ authorization: 'Bearer tok' }])
@@ -182,7 +173,7 @@ t.test('close() while getToken() is pending opens nothing; options without a Web
 })
 
 t.test('the defaults: 500 ms → 20 s, 5 s → 60 s after a 429, with jitter', async (t) => {
-  const url = `ws://127.0.0.1:${await deadPort()}/api/v1/ws`
+  const url = `ws://127.0.0.1:${await freePort()}/api/v1/ws`
   const defaults = { backoff: undefined, slowBackoff: undefined, random: undefined }
   const unavailable = watchClient(t, { url, token: 'any', fetch: answering(503, () => null), ...defaults })
   const first = await unavailable.next(isDisconnected, 'refused') as { delayMs: number }
@@ -200,7 +191,7 @@ t.test('close() while the GET is out: the answer changes nothing', async (t) => 
     await new Promise<void>((resolve) => { answer = resolve })
     return { status: 503, headers: { get: () => '1' }, json: async () => ({ message: 'Server is shutting down' }) }
   }
-  const { client, states, until } = watchClient(t, { url: `ws://127.0.0.1:${await deadPort()}/api/v1/ws`, token: 'any', fetch })
+  const { client, states, until } = watchClient(t, { url: `ws://127.0.0.1:${await freePort()}/api/v1/ws`, token: 'any', fetch })
   await until(() => answer !== undefined, 'the GET')
   client.close()
   answer!()
