@@ -112,7 +112,11 @@ export const HandshakeMessage = {
   /** `recover` lists more channels than a socket may hold. */
   TOO_MANY_TO_RECOVER: 'Too many channels to recover',
   /** `Sec-WebSocket-Protocol` offered only the token entry: the 101 would select none, and a browser fails that. */
-  TOKEN_ONLY_PROTOCOL: 'Offer a subprotocol besides the access token'
+  TOKEN_ONLY_PROTOCOL: 'Offer a subprotocol besides the access token',
+  /** What `ws` would refuse after the gate, answered by the gate in the error shape. */
+  INVALID_KEY: 'Missing or invalid Sec-WebSocket-Key header',
+  UNSUPPORTED_VERSION: 'Unsupported Sec-WebSocket-Version: 13 expected',
+  INVALID_PROTOCOL_LIST: 'Invalid Sec-WebSocket-Protocol header'
 } as const
 
 /** The global settings channel. */

@@ -65,7 +65,8 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   // meaning over a broker: Redis across nodes, or a loopback in this process.
   const catalog = new ChannelCatalog(options.channels)
   const limiter = new ConnectionLimiter(options.limits)
-  const history = options.history === undefined ? undefined : { ...options.history }
+  const { history } = options
+  const historyOn = history !== undefined
   const hub = new Hub({
     catalog,
     limiter,
@@ -100,13 +101,13 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     keyPrefix: options.keyPrefix,
     nodeId: options.cluster.nodeId,
     cluster: redis === undefined ? undefined : { redis: redis.client, heartbeatIntervalMs: options.heartbeat.intervalMs },
-    history: history !== undefined,
+    history: historyOn,
     stats,
     onAcked: metrics.observeAckLatency,
     log: fastify.log
   })
   shutdown.own(async () => await node.stop())
-  const realtime = buildRealtimeApi({ catalog, node, hub, store, stats, history: history !== undefined })
+  const realtime = buildRealtimeApi({ catalog, node, hub, store, stats, history: historyOn })
   fastify.decorate('realtime', realtime)
 
   // The WebSocket server and the route, behind the handshake gate.

@@ -8,7 +8,7 @@ import { RECOVER_PARAM, parseRecover } from '../protocol/recovery.js'
 import type { Resolution } from '../tokens/resolve-with-deadline.js'
 import type { TokenState } from '../tokens/token-store.js'
 import type { ConnectionLimiter } from './connection-limiter.js'
-import { WebSocketHeaderProblem, websocketHeaderProblem } from './websocket-headers.js'
+import { websocketHeaderProblem } from './websocket-headers.js'
 
 /** What the gate learned about an admitted handshake, for the connection handler. */
 export interface Admitted {
@@ -79,10 +79,13 @@ export function createHandshakeGate (deps: GateDependencies) {
     // to be refused below; an admitted upgrade takes a slot. (`injectWS`
     // requests have no TCP socket to hold one.)
     const socket = request.raw.socket as Duplex | undefined
-    const onlyTokenProtocol = request.ws && offeredOnlyTokenProtocol(request.raw)
-    // Checked here, not left to `ws`: its refusal would be plain text, after a slot was taken.
-    const badHeaders = request.ws && !onlyTokenProtocol ? websocketHeaderProblem(request.headers) : undefined
-    const admission = request.ws && socket !== undefined && !onlyTokenProtocol && badHeaders === undefined
+    // An upgrade the gate refuses with 400 below takes no slot. `ws` would answer 101 selecting no
+    // protocol for a token-only Sec-WebSocket-Protocol (the browser fails it after the gateway took the
+    // user's socket over), and refuse bad WebSocket headers in plain text: both are answered here.
+    const badUpgrade = !request.ws
+      ? undefined
+      : offeredOnlyTokenProtocol(request.raw) ? HandshakeMessage.TOKEN_ONLY_PROTOCOL : websocketHeaderProblem(request.headers)
+    const admission = request.ws && socket !== undefined && badUpgrade === undefined
       ? deps.limiter.admit(socket, request.ip)
       : deps.limiter.check(request.ip)
     if (admission !== 'admitted' && typeof admission !== 'function') {
@@ -91,11 +94,9 @@ export function createHandshakeGate (deps: GateDependencies) {
         ? reject(request, reply, 503, HandshakeMessage.SERVER_FULL, 'server full')
         : reject(request, reply, 429, HandshakeMessage.TOO_MANY_FROM_ADDRESS, 'address over its cap')
     }
-    // `ws` would answer 101 selecting no protocol; the browser fails it after the gateway took the user's socket over.
-    if (onlyTokenProtocol) return reject(request, reply, 400, HandshakeMessage.TOKEN_ONLY_PROTOCOL, 'token as the only subprotocol')
-    if (badHeaders !== undefined) {
-      if (badHeaders === WebSocketHeaderProblem.VERSION) reply.header('sec-websocket-version', '13, 8')
-      return reject(request, reply, 400, badHeaders, 'invalid WebSocket headers')
+    if (badUpgrade !== undefined) {
+      if (badUpgrade === HandshakeMessage.UNSUPPORTED_VERSION) reply.header('sec-websocket-version', '13, 8')
+      return reject(request, reply, 400, badUpgrade, badUpgrade)
     }
     // A plain GET goes on to the route handler, which answers 426.
     if (request.ws) request[kAdmitted] = { token, state: resolution.state, response: reply.raw, slot: typeof admission === 'function' ? admission : undefined, recover }
