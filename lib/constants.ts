@@ -127,3 +127,8 @@ export const AUTO_SUBSCRIBED: readonly string[] = [SETTINGS_CHANNEL]
 export const FORCE_LOGOUT_CHANNEL = 'mobile.force.logout'
 /** The event name the mobile apps expect for a forced logout. */
 export const FORCE_LOGOUT_EVENT = 'MOBILE_USER_FORCE_LOGOUT_EVENT'
+
+/** The longest event name `publish` takes (characters). */
+export const MAX_EVENT_NAME_LENGTH = 128
+/** The longest `awaitAck.timeoutMs` (an hour). */
+export const MAX_AWAIT_ACK_MS = 3_600_000

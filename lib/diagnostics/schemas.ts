@@ -1,4 +1,5 @@
 import Type, { type TSchema } from 'typebox'
+import { MAX_AWAIT_ACK_MS, MAX_EVENT_NAME_LENGTH } from '../constants.js'
 
 /** The envelope every JSON answer of the plugin uses, with `data` of the given schema. */
 export const Envelope = <Data extends TSchema>(data: Data) => Type.Object({
@@ -79,10 +80,10 @@ const UserIdField = Type.Union([Type.String({ minLength: 1, maxLength: 128 }), T
 
 export const PublishBodySchema = Type.Object({
   channel: Type.String({ minLength: 1, maxLength: 128 }),
-  event: Type.String({ minLength: 1, maxLength: 128 }),
+  event: Type.String({ minLength: 1, maxLength: MAX_EVENT_NAME_LENGTH }),
   data: Type.Record(Type.String(), Type.Unknown()),
   user_id: Type.Optional(UserIdField),
-  await_ack_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 }))
+  await_ack_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_AWAIT_ACK_MS }))
 }, { additionalProperties: false })
 
 export const PublishResultSchema = Envelope(Type.Object({

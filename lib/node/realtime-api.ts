@@ -1,5 +1,5 @@
 import type { ChannelCatalog } from '../channels/catalog.js'
-import { Disconnect, FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT } from '../constants.js'
+import { Disconnect, FORCE_LOGOUT_CHANNEL, FORCE_LOGOUT_EVENT, MAX_AWAIT_ACK_MS, MAX_EVENT_NAME_LENGTH } from '../constants.js'
 import type { ConnectionInfo } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
 import {
@@ -172,15 +172,15 @@ function checkAwaitAck (awaitAck: { timeoutMs: number }, scope: 'user' | 'global
   if (!history) throw new FST_REALTIME_AWAIT_ACK_UNSUPPORTED('history is off (acks name events by their ids)')
   if (scope === 'global') throw new FST_REALTIME_AWAIT_ACK_UNSUPPORTED('a global channel has no one client to ack')
   const timeoutMs = (awaitAck as { timeoutMs?: unknown } | null)?.timeoutMs
-  if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 3_600_000) {
-    throw new FST_REALTIME_INVALID_ARGUMENT('awaitAck.timeoutMs', 'must be an integer of 1 to 3600000 (ms)')
+  if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_AWAIT_ACK_MS) {
+    throw new FST_REALTIME_INVALID_ARGUMENT('awaitAck.timeoutMs', `must be an integer of 1 to ${MAX_AWAIT_ACK_MS} (ms)`)
   }
   return timeoutMs
 }
 
 function checkEventName (event: unknown): void {
-  if (typeof event !== 'string' || event.length === 0 || event.length > 128) {
-    throw new FST_REALTIME_INVALID_ARGUMENT('event', 'must be a string of 1 to 128 characters')
+  if (typeof event !== 'string' || event.length === 0 || event.length > MAX_EVENT_NAME_LENGTH) {
+    throw new FST_REALTIME_INVALID_ARGUMENT('event', `must be a string of 1 to ${MAX_EVENT_NAME_LENGTH} characters`)
   }
 }
 
