@@ -7,7 +7,7 @@ import type { Channel, ChannelCatalog } from '../channels/catalog.js'
 import { Dispatcher } from './dispatcher.js'
 import { Outbox } from './outbox.js'
 import { encodeEvent, type EncodedEvent } from '../protocol/server-event.js'
-import { formatId, notRecovered, parseId, type RecoveryOutcome, type StreamPosition } from '../protocol/recovery.js'
+import { notRecovered, type RecoveryOutcome } from '../protocol/recovery.js'
 import { ProtocolErrorCode } from '../constants.js'
 import type { GatewayStats } from '../stats.js'
 import { hashToken } from '../tokens/token-store.js'
@@ -18,10 +18,9 @@ import { Connection } from './connection.js'
 import { ExpiryWheel } from './expiry.js'
 import { Heartbeat } from './heartbeat.js'
 import type { ConnectionIndex } from './connection-index.js'
-import { handleClientFrame, refuse, replyError, runClientMessage, type ClientMessageContext, type ClientMessageLimits } from './client-messages.js'
+import { handleClientFrame, refuse, replyError, type ClientMessageContext, type ClientMessageLimits } from './client-messages.js'
 import { MessageRateLimit } from './message-rate-limit.js'
-import { catchUp, type CatchUp, type HistoryReader } from './recovery.js'
-import { newer } from './stream-positions.js'
+import { HistorySession, type HubHistory } from './history-session.js'
 
 export interface HubLimits extends ClientMessageLimits {
   messagesPerSecond: number
@@ -29,13 +28,6 @@ export interface HubLimits extends ClientMessageLimits {
   maxBufferedBytes: number
   fanoutSliceSize: number
   fanoutSliceBytes: number
-}
-
-/** History on: what the node gives the hub. */
-export interface HubHistory {
-  read: HistoryReader
-  /** Sends a client's ack of an awaited event to the node that published it. */
-  forwardAck: (ack: { userId: string, channel: string, id: string, node: string }) => void
 }
 
 export interface HubOptions {
@@ -72,9 +64,7 @@ export class Hub {
   #draining = false
   #drained: (() => void) | undefined
   #listening: ((connection: Connection) => Promise<void> | undefined) | undefined
-  #history: HubHistory | undefined
-  /** History on: the newest position of each global stream this node has received or read. */
-  readonly #globalTops = new Map<string, StreamPosition>()
+  #history: HistorySession | undefined
 
   // Shared listeners: `this` is the socket.
   readonly #onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void
@@ -98,7 +88,8 @@ export class Hub {
       reply: (connection, event, channel, data) => { this.#outbox.send(connection, encodeEvent(event, channel, data)) },
       close: (connection, disconnect) => this.close(connection, disconnect),
       subscribeWithHistory: undefined,
-      ack: (connection, channel, id) => this.#ack(connection, channel.name, id),
+      // History off: an ack names nothing (events have no ids) and is ignored.
+      ack: () => {},
       refresh: (connection, token) => { connection.queueRefresh(async () => await this.#refresh(connection, token)) }
     }
     const connections = this.#bySocket
@@ -180,116 +171,12 @@ export class Hub {
     if (replaced !== undefined) this.close(replaced, Disconnect.REPLACED)
     this.#expiry.add(connection)
     if (history !== undefined) {
-      this.#announceCaughtUp(connection, history.read, listening, admitted.recover !== undefined ? recover : undefined)
+      history.announce(connection, listening, admitted.recover !== undefined ? recover : undefined)
       return
     }
     const recovery = admitted.recover === undefined ? undefined : Object.fromEntries([...recover.keys()].map((name) => [name, notRecovered()]))
     if (listening === undefined) this.#announce(connection, recovery)
     else listening.then(() => { if (!connection.closed) this.#announce(connection, recovery) })
-  }
-
-  /**
-   * History on: once this node listens, reads each channel's position (and,
-   * for the channels in `recover`, what the socket missed), then sends
-   * `connected` with `positions` (and `recovery`), the replay, and what was
-   * held meanwhile, skipping events the replay already carried. Client
-   * messages wait until then. A store that cannot answer closes the socket
-   * with 4003: it cannot be told where it stands, and reconnecting with
-   * `recover` will tell it.
-   */
-  #announceCaughtUp (connection: Connection, history: HistoryReader, listening: Promise<void> | undefined, recover: ReadonlyMap<string, string> | undefined): void {
-    this.#step(connection, async () => {
-      await listening
-      const caughtUp = await this.#catchUp(history, connection, [...connection.subscriptions], recover ?? new Map())
-      const data: Record<string, unknown> = {
-        ...this.#connectedData(connection),
-        positions: Object.fromEntries(Array.from(caughtUp.positions, ([name, position]) => [name, formatId(position)]))
-      }
-      if (recover !== undefined) data.recovery = Object.fromEntries(caughtUp.outcomes)
-      return { first: [encodeEvent('connected', null, data), ...caughtUp.replay], caughtUp }
-    }, () => {
-      // Nothing may precede `connected`: what was held goes with the socket.
-      this.close(connection, Disconnect.HISTORY_UNAVAILABLE)
-    })
-  }
-
-  /**
-   * History on: a `subscribe`, answered with the channel's position and,
-   * with `since`, the missed events. The channel is subscribed before its
-   * stream is read, so every event after the position reaches the socket; if
-   * the store cannot answer, it is unsubscribed again and the client gets
-   * `HISTORY_UNAVAILABLE`.
-   */
-  #subscribeWithHistory (connection: Connection, history: HistoryReader, channel: Channel, since: string | undefined): void {
-    const wasSubscribed = connection.subscriptions.includes(channel.name)
-    this.connections.subscribe(connection, channel.name, channel.scope === 'global')
-    this.#step(connection, async () => {
-      const caughtUp = await this.#catchUp(history, connection, [channel.name], since === undefined ? new Map() : new Map([[channel.name, since]]))
-      const outcome = caughtUp.outcomes.get(channel.name)
-      // A channel it already had: the replay may hold events it was sent live, asked for again.
-      const from = since === undefined ? undefined : parseId(since)
-      if (outcome?.recovered === true) connection.positions?.place(channel.name, from as StreamPosition)
-      const data = {
-        subscriptions: [...connection.subscriptions],
-        position: formatId(caughtUp.positions.get(channel.name) as StreamPosition),
-        ...outcome
-      }
-      return { first: [encodeEvent('subscribed', channel.name, data), ...caughtUp.replay], caughtUp }
-    }, () => {
-      if (!wasSubscribed) this.connections.unsubscribe(connection, channel.name)
-      // Live events of a channel it did not get are not sent.
-      this.#outbox.release(connection, [], undefined, (event) => wasSubscribed || event.position?.channel !== channel.name)
-      replyError(this.#session, connection, ProtocolErrorCode.HISTORY_UNAVAILABLE, 'History is unavailable; try again', channel.name)
-    })
-  }
-
-  /** Reads what `channels` need, and records in the node's and the socket's caches the stream positions it learnt. */
-  async #catchUp (history: HistoryReader, connection: Connection, channels: string[], since: ReadonlyMap<string, string>): Promise<CatchUp> {
-    const positions = connection.positions as NonNullable<Connection['positions']>
-    const caughtUp = await catchUp(history, {
-      userId: connection.userId,
-      channels: channels.map((name) => this.#options.catalog.get(name) as Channel),
-      since,
-      userTop: positions.userTop,
-      globalTop: (name) => this.#globalTops.get(name)
-    })
-    if (caughtUp.userTop !== undefined) positions.noteUserTop(caughtUp.userTop)
-    for (const [name, top] of caughtUp.globalTops) this.#noteGlobalTop(name, top, false)
-    const { stats } = this.#options
-    for (const outcome of caughtUp.outcomes.values()) stats.recordRecovery(outcome.recovered ? 'recovered' : outcome.reason)
-    stats.replayed += caughtUp.replay.length
-    return caughtUp
-  }
-
-  /**
-   * Runs one asynchronous step of a socket (catching up) while what is sent
-   * to it is held and its client messages wait. Its result goes out first,
-   * the socket's positions are placed, then what was held; then the messages
-   * that waited run, in order. `failed` answers a step that threw (and
-   * releases or drops what was held).
-   */
-  #step (connection: Connection, work: () => Promise<{ first: EncodedEvent[], caughtUp: CatchUp }>, failed: () => void): void {
-    connection.beginStep()
-    this.#outbox.hold(connection)
-    work().then(({ first, caughtUp }) => {
-      if (connection.closed) return
-      this.#outbox.release(connection, first, () => {
-        for (const [name, position] of caughtUp.positions) connection.positions?.place(name, position)
-      })
-      this.#resume(connection)
-    }, (error: Error) => {
-      if (connection.closed) return
-      this.#options.log.warn({ err: error, connectionId: connection.id }, 'fastify-realtime: history read failed')
-      failed()
-      this.#resume(connection)
-    })
-  }
-
-  #resume (connection: Connection): void {
-    connection.endStep()
-    for (let message = connection.nextWaiting(); message !== undefined && !connection.closed; message = connection.nextWaiting()) {
-      runClientMessage(this.#session, connection, message)
-    }
   }
 
   /**
@@ -317,38 +204,31 @@ export class Hub {
     this.#outbox.send(connection, encodeEvent('refreshed', null, { expires_at: connection.expiresAt }))
   }
 
-  /** A client's cumulative ack: the awaited events it covers are reported to the nodes awaiting them. */
-  #ack (connection: Connection, channel: string, id: string): void {
-    const position = parseId(id)
-    // Sockets track positions only with history on, and then `#history` is set.
-    if (position === undefined || connection.positions === undefined) return
-    this.#options.stats.acks++
-    const { forwardAck } = this.#history as HubHistory
-    for (const event of connection.positions.ack(channel, position)) {
-      forwardAck({ userId: connection.userId, channel, id: formatId(event), node: event.ackNode })
-    }
-  }
-
   /** History on: how the hub reads streams and where acks of awaited events go (set by the node before any socket arrives). */
   useHistory (history: HubHistory): void {
-    this.#history = history
-    this.#session.subscribeWithHistory = (connection, channel, since) => this.#subscribeWithHistory(connection, history.read, channel, since)
+    const session = this.#session
+    const catchUps = new HistorySession({
+      ...history,
+      catalog: this.#options.catalog,
+      connections: this.connections,
+      outbox: this.#outbox,
+      session,
+      stats: this.#options.stats,
+      log: this.#options.log,
+      close: (connection, disconnect) => this.close(connection, disconnect),
+      connectedData: (connection) => this.#connectedData(connection)
+    })
+    this.#history = catchUps
+    session.subscribeWithHistory = (connection, channel, since) => catchUps.subscribe(connection, channel, since)
+    session.ack = (connection, channel, id) => catchUps.ack(connection, channel.name, id)
   }
 
   /**
-   * The node's link to the broker came back after a loss: events may have
-   * been missed, so the stream positions this node learnt from live events
-   * are no longer known to be the newest. The next ones are read.
+   * The node's link to the broker came back after a loss: the stream
+   * positions this node learnt from live events are read again.
    */
   forgetStreamPositions (): void {
-    this.#globalTops.clear()
-    for (const connection of this.connections) connection.positions?.forgetUserTop()
-  }
-
-  /** A position of a global stream; a live event's always wins, a read's only if it is newer. */
-  #noteGlobalTop (channel: string, position: StreamPosition, live: boolean): void {
-    const current = this.#globalTops.get(channel)
-    this.#globalTops.set(channel, live || current === undefined ? position : newer(current, position))
+    this.#history?.forgetPositions()
   }
 
   /**
@@ -398,7 +278,7 @@ export class Hub {
 
   /** Sends `event` to every socket here subscribed to the global `channel`. */
   deliverToChannel (channel: string, event: EncodedEvent): void {
-    if (event.position !== undefined) this.#noteGlobalTop(channel, event.position, true)
+    if (event.position !== undefined) this.#history?.noteLive(channel, event.position)
     const targets = this.connections.subscribersOf(channel)
     if (targets.length === 0) this.#options.stats.undelivered++
     else this.#dispatcher.deliver(targets, event, channel)

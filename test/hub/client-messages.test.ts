@@ -200,6 +200,17 @@ t.test('ping gets pong, extra properties tolerated', async (t) => {
   assertPong(t, await a.inbox.one())
 })
 
+t.test('history off: a well-formed ack is ignored (no reply, not counted), a malformed one is INVALID_MESSAGE', async (t) => {
+  const { app, open } = await harness(t)
+  const a = await open('u1')
+  a.send({ event: 'ack', channel: 'kyc.events', id: 'abc:1' })
+  a.send({ event: 'ping' })
+  assertPong(t, await a.inbox.one())
+  t.equal(app.realtime.stats().acks, 0)
+  a.send({ event: 'ack', channel: 'kyc.events' })
+  t.strictSame(await a.inbox.one(), errorReply('INVALID_MESSAGE', '"ack" needs an "id" string', 'kyc.events'))
+})
+
 t.test('INVALID_MESSAGE: not JSON, binary frame, wrong shape', async (t) => {
   const { open } = await harness(t)
   const a = await open('u1')
