@@ -89,9 +89,11 @@ function publishLoop (node: TestApp): { outcomes: Map<number, Outcome>, next: ()
   let seq = 0
   const loop = (async () => {
     for (; state.running; seq++) {
-      node.app.realtime.publish(CHANNEL, 'TICK', { seq }, { userId: 'phone' }).then(
-        () => outcomes.set(seq, 'ok'),
-        (error: { code: Outcome }) => outcomes.set(seq, error.code)
+      // The outcome settles later, when `seq` has moved on: file it under this publish's own.
+      const mine = seq
+      node.app.realtime.publish(CHANNEL, 'TICK', { seq: mine }, { userId: 'phone' }).then(
+        () => outcomes.set(mine, 'ok'),
+        (error: { code: Outcome }) => outcomes.set(mine, error.code)
       )
       await sleep(PUBLISH_EVERY_MS)
     }
