@@ -144,7 +144,6 @@ for (const fault of ['killed (SIGKILL)', 'frozen (SIGSTOP) until Sentinel has fa
       t.teardown(async () => { await pair.signal(oldPrimary, 'SIGCONT').catch(() => {}) })
     }
     const newPrimary = await pair.waitForFailoverFrom(oldPrimary)
-    t.not(newPrimary, oldPrimary, 'Sentinel promoted the replica')
 
     // Delivery resumes: publishes made after the failover reach the phone on the other node.
     const afterFailover = load.next()
