@@ -1,25 +1,11 @@
 import t, { type Test } from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { uniquePrefix, type TestApp } from '../helpers/app.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
 import { KYC, PAYMENTS, SETTINGS, dropSocket, epochOf, eventsOf, join, open, publishAll, received, subscribe } from '../helpers/history.js'
-import { directClient, ownRedis, within } from '../helpers/outage.js'
+import { directClient, eventually, ownRedis, within } from '../helpers/outage.js'
 import type { OwnRedis } from '../helpers/redis-server.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
-
-/** Retries `attempt` until it resolves (the nodes' clients reconnect with backoff after a restart). */
-async function eventually<T> (attempt: () => Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await attempt()
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${(error as Error).message}`)
-      await sleep(50)
-    }
-  }
-}
 
 type Loss = 'FLUSHALL' | 'a restart without persistence'
 

@@ -6,7 +6,7 @@ import { uniquePrefix, type TestApp } from '../helpers/app.js'
 import { closed, connect, handshake, type HandshakeResult } from '../helpers/client.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
 import { Inbox } from '../helpers/messages.js'
-import { directClient, ownRedis, within } from '../helpers/outage.js'
+import { directClient, eventually, ownRedis, within } from '../helpers/outage.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 
 const WS_PATH = '/api/v1/ws'
@@ -14,19 +14,6 @@ const PAYMENTS = 'payment_order.events'
 
 const resync = (reason: string): Record<string, unknown> => ({ event: 'resync', channel: null, data: { reason } })
 const isResync = (message: { event?: unknown }): boolean => message.event === 'resync'
-
-/** Retries `attempt` until it resolves (Redis clients reconnect with backoff after a restart). */
-async function eventually<T> (attempt: () => Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await attempt()
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${(error as Error).message}`)
-      await sleep(50)
-    }
-  }
-}
 
 /** A client of the test's own Redis, straight to the server, to look at its pub/sub state. */
 function inspector (t: Test, url: string) {
