@@ -2,6 +2,7 @@ import type { Test } from 'tap'
 import type WebSocket from 'ws'
 import { Redis } from 'ioredis'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { topicsFor } from '../../lib/node/wire.js'
 import type { TestApp } from './app.js'
 import { connect } from './client.js'
 import { waitFor } from './cluster.js'
@@ -78,7 +79,7 @@ export async function connectPhone (t: Test, node: TestApp, userId: string, chan
   socket.on('close', (code) => phone.closes.push(code))
   socket.send(JSON.stringify({ event: 'subscribe', channel }))
   await within(phone.inbox.until(1), 5000, `${userId} subscribed to ${channel}`)
-  const redisChannel = `${keyPrefix}u:{${userId}}`
+  const redisChannel = topicsFor(keyPrefix).user(userId)
   await waitFor(async () => (await inspector.pubsub('NUMSUB', redisChannel) as Array<string | number>)[1] === 1, `${userId}'s channel subscribed`)
   return phone
 }
