@@ -72,14 +72,19 @@ export async function rawExchange (port: number, request: string | Buffer, { aft
   return { ...parse(Buffer.concat(chunks)), closedByServer: !dropped }
 }
 
-function parse (bytes: Buffer): Omit<RawAnswer, 'closedByServer'> {
-  const text = bytes.toString('latin1')
-  const end = text.indexOf('\r\n\r\n')
-  const [statusLine = '', ...headerLines] = (end === -1 ? text : text.slice(0, end)).split('\r\n')
+/** A response head (status line and header lines, without the blank line): header names in lower case, a repeated header keeps its last value. */
+export function parseHead (head: string): { statusLine: string, status: number, headers: Record<string, string> } {
+  const [statusLine = '', ...headerLines] = head.split('\r\n')
   const headers: Record<string, string> = {}
   for (const line of headerLines) {
     const colon = line.indexOf(':')
     headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
   }
-  return { statusLine, status: Number(statusLine.split(' ')[1] ?? 0), headers, body: end === -1 ? '' : bytes.subarray(end + 4).toString('utf8') }
+  return { statusLine, status: Number(statusLine.split(' ')[1] ?? 0), headers }
+}
+
+function parse (bytes: Buffer): Omit<RawAnswer, 'closedByServer'> {
+  const text = bytes.toString('latin1')
+  const end = text.indexOf('\r\n\r\n')
+  return { ...parseHead(end === -1 ? text : text.slice(0, end)), body: end === -1 ? '' : bytes.subarray(end + 4).toString('utf8') }
 }
