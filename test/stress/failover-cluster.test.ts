@@ -12,12 +12,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { topicsFor } from '../../lib/node/wire.js'
 import { waitFor } from '../helpers/cluster.js'
 import { audit, deploy, publishLoop } from '../helpers/failover.js'
-import { OwnRedisClusterWithReplicas } from '../helpers/redis-cluster-replicas.js'
+import { OwnRedisCluster } from '../helpers/redis-cluster.js'
 
 const USER = 'phone'
 
 t.test('the master of the phone\'s channel killed under load: its replica takes over, sharded delivery resumes, the phone told resync', async (t) => {
-  const redis = await OwnRedisClusterWithReplicas.start()
+  // A replica per master, promoted within a few seconds of its master's death.
+  const redis = await OwnRedisCluster.start({ replicas: 1, nodeTimeoutMs: 1000 })
   t.teardown(async () => await redis.stop())
   // Few redirections and no resend: a publish caught in the failover fails instead of being retried behind later ones.
   const clients = [0, 1].map(() => new Cluster([redis.startupNodes[0]], { enableOfflineQueue: false, maxRedirections: 2, redisOptions: { commandTimeout: 500, autoResendUnfulfilledCommands: false } })) as [Cluster, Cluster]
@@ -30,7 +31,7 @@ t.test('the master of the phone\'s channel killed under load: its replica takes 
   // The user's channel, its slot set by the hash tag (the user id).
   const userChannel = topicsFor(keyPrefix).user(USER)
   const master = await redis.masterOf(userChannel)
-  await redis.kill(master)
+  await redis.signal(master, 'SIGKILL')
   const promoted = await redis.waitForPromotion(userChannel, master)
 
   const afterPromotion = load.next()
