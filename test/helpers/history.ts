@@ -36,8 +36,13 @@ export function recoverParam (positions: Record<string, string>): string {
   return encodeURIComponent(Object.entries(positions).map(([channel, id]) => `${channel}@${id}`).join(','))
 }
 
+/** Where a socket can be opened: a node of this process, or one in a child process. */
+export interface Endpoint {
+  wsBase: string
+}
+
 /** Opens a socket of `token` on `node` (with `recover` if given), terminated at teardown. */
-export async function open (t: Test, node: TestApp, token: string, recover?: Record<string, string>): Promise<Phone> {
+export async function open (t: Test, node: Endpoint, token: string, recover?: Record<string, string>): Promise<Phone> {
   const query = recover === undefined ? '' : `&recover=${recoverParam(recover)}`
   const phone = await within(openPhone(`${node.wsBase}${WS_PATH}?token=${token}${query}`), 10_000, 'the socket to open')
   t.teardown(() => phone.socket.terminate())
@@ -48,7 +53,7 @@ export async function open (t: Test, node: TestApp, token: string, recover?: Rec
 export async function subscribe (phone: Phone, channel: string, since?: string): Promise<any> {
   const before = phone.inbox.messages.length
   phone.send(since === undefined ? { event: 'subscribe', channel } : { event: 'subscribe', channel, since })
-  await within(waitFor(() => phone.inbox.messages.slice(before).some((message) => message.event === 'subscribed' && message.channel === channel)), 10_000, `subscribed to ${channel}`)
+  await waitFor(() => phone.inbox.messages.slice(before).some((message) => message.event === 'subscribed' && message.channel === channel), `subscribed to ${channel}`, 10_000)
   return phone.inbox.messages.slice(before).find((message) => message.event === 'subscribed' && message.channel === channel)
 }
 
@@ -62,14 +67,14 @@ export async function join (t: Test, node: TestApp, userId: string, channels: st
 
 /** The channel events the phone has received, once there are `count` of them (bounded). */
 export async function eventsOf (phone: Phone, count: number, what = `${count} events`): Promise<any[]> {
-  await within(waitFor(() => phone.events().length >= count, what), 15_000, what)
+  await waitFor(() => phone.events().length >= count, what, 15_000)
   return phone.events()
 }
 
 /** Terminates the phone's socket and waits until no node holds a socket of the user. */
 export async function dropSocket (phone: Phone, nodes: TestApp[], userId: string): Promise<void> {
   phone.socket.terminate()
-  await within(waitFor(() => nodes.every((node) => !node.app.realtime.connectedUsers().includes(userId)), `${userId}'s socket to be gone`), 10_000, 'the socket to be gone')
+  await waitFor(() => nodes.every((node) => !node.app.realtime.connectedUsers().includes(userId)), `${userId}'s socket to be gone`)
 }
 
 export interface Published {
@@ -116,11 +121,6 @@ export function range (from: number, count: number): number[] {
   return Array.from({ length: count }, (_, index) => from + index)
 }
 
-/** Where a socket can be opened: a node of this process, or one in a child process. */
-export interface Endpoint {
-  wsBase: string
-}
-
 export interface FiftyMissedPlan {
   /** Where the socket is first. */
   first: Endpoint
@@ -154,8 +154,7 @@ export async function publishInTurn (publishers: TestApp[], userId: string, chan
 export async function fiftyMissed (t: Test, plan: FiftyMissedPlan): Promise<void> {
   const { publishers, userId } = plan
   const token = await publishers[0].app.realtime.tokens.issue(userId, { ttlSeconds: 600 })
-  const first = await within(openPhone(`${plan.first.wsBase}${WS_PATH}?token=${token}`), 10_000, 'the first socket')
-  t.teardown(() => first.socket.terminate())
+  const first = await open(t, plan.first, token)
   const { positions } = first.connected.data
   t.strictSame(Object.keys(positions), [SETTINGS], 'a position for every channel subscribed at connected')
   t.notOk('recovery' in first.connected.data, 'no recover, no recovery')
@@ -175,8 +174,7 @@ export async function fiftyMissed (t: Test, plan: FiftyMissedPlan): Promise<void
 
   const missed = await publishInTurn(publishers, userId, FIFTY, 100)
   const recover = { [SETTINGS]: live[4].id, [PAYMENTS]: live[5].id, [KYC]: live[3].id }
-  const phone = await within(openPhone(`${plan.second.wsBase}${WS_PATH}?token=${token}&recover=${recoverParam(recover)}`), 10_000, 'the recovering socket')
-  t.teardown(() => phone.socket.terminate())
+  const phone = await open(t, plan.second, token, recover)
   const userMissed = missed.filter((event) => event.channel !== SETTINGS)
   const settingsMissed = missed.filter((event) => event.channel === SETTINGS)
   const lastUser = userMissed[userMissed.length - 1].id
@@ -204,6 +202,6 @@ export async function fiftyMissed (t: Test, plan: FiftyMissedPlan): Promise<void
   // A last event on each stream: anything sent twice would come before it.
   const [lastKyc, lastSetting] = await publishInTurn(publishers, userId, [KYC, SETTINGS], 300)
   await eventsOf(phone, 55, 'the last events')
-  await within(waitFor(() => phone.events().some((event) => event.id === lastKyc.id) && phone.events().some((event) => event.id === lastSetting.id)), 10_000, 'the last events')
+  await waitFor(() => phone.events().some((event) => event.id === lastKyc.id) && phone.events().some((event) => event.id === lastSetting.id), 'the last events', 10_000)
   t.equal(phone.events().length, 55, 'nothing twice')
 }

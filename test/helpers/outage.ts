@@ -1,6 +1,8 @@
 import type { Test } from 'tap'
 import type WebSocket from 'ws'
 import { Redis } from 'ioredis'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { topicsFor } from '../../lib/node/wire.js'
 import type { TestApp } from './app.js'
 import { connect } from './client.js'
 import { waitFor } from './cluster.js'
@@ -17,6 +19,19 @@ export async function within<T> (promise: Promise<T>, ms: number, what: string):
     return await Promise.race([promise, deadline])
   } finally {
     clearTimeout(timer)
+  }
+}
+
+/** Retries `attempt` until it resolves (Redis clients reconnect with backoff after a restart). */
+export async function eventually<T> (attempt: () => Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await attempt()
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${(error as Error).message}`)
+      await sleep(50)
+    }
   }
 }
 
@@ -64,7 +79,7 @@ export async function connectPhone (t: Test, node: TestApp, userId: string, chan
   socket.on('close', (code) => phone.closes.push(code))
   socket.send(JSON.stringify({ event: 'subscribe', channel }))
   await within(phone.inbox.until(1), 5000, `${userId} subscribed to ${channel}`)
-  const redisChannel = `${keyPrefix}u:{${userId}}`
+  const redisChannel = topicsFor(keyPrefix).user(userId)
   await waitFor(async () => (await inspector.pubsub('NUMSUB', redisChannel) as Array<string | number>)[1] === 1, `${userId}'s channel subscribed`)
   return phone
 }

@@ -1,5 +1,6 @@
-import WebSocket from 'ws'
-import { Inbox } from './messages.js'
+import type WebSocket from 'ws'
+import { connect } from './client.js'
+import type { Inbox } from './messages.js'
 
 export interface Phone {
   socket: WebSocket
@@ -13,22 +14,13 @@ export interface Phone {
 
 const REPLIES = new Set(['connected', 'subscribed', 'unsubscribed', 'pong', 'error', 'resync'])
 
-/**
- * Opens a socket with its inbox attached before anything arrives: messages
- * that follow `connected` in the same TCP read (a replay) are kept too.
- */
+/** Opens a socket (`connect`, whose inbox keeps everything from `connected` on), as a phone. */
 export async function openPhone (url: string): Promise<Phone> {
-  const socket = new WebSocket(url)
-  const inbox = new Inbox(socket)
-  await new Promise<void>((resolve, reject) => {
-    socket.once('unexpected-response', (_request, response) => reject(new Error(`handshake rejected with ${response.statusCode ?? 0}`)))
-    socket.once('error', reject)
-    inbox.until(1).then(() => resolve(), reject)
-  })
+  const { socket, inbox, first } = await connect(url)
   return {
     socket,
     inbox,
-    connected: inbox.messages[0],
+    connected: first,
     events: () => inbox.messages.filter((message) => !REPLIES.has(message.event)),
     send: (message) => socket.send(JSON.stringify(message))
   }

@@ -1,6 +1,7 @@
 // Raw HTTP exchanges that read several responses from one connection (pipelined requests), byte for byte.
 import { connect as netConnect } from 'node:net'
 import { once } from 'node:events'
+import { parseHead } from './raw-http.js'
 
 export interface RawResponse {
   status: number
@@ -56,13 +57,7 @@ function parseResponses (bytes: Buffer): RawResponse[] {
   while (offset < bytes.length) {
     const headEnd = bytes.indexOf(HEAD_END, offset)
     if (headEnd === -1) break
-    const [statusLine, ...headerLines] = bytes.subarray(offset, headEnd).toString('latin1').split('\r\n')
-    const headers: Record<string, string> = {}
-    for (const line of headerLines) {
-      const colon = line.indexOf(':')
-      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
-    }
-    const status = Number(statusLine.split(' ')[1])
+    const { status, headers } = parseHead(bytes.subarray(offset, headEnd).toString('latin1'))
     const bodyStart = headEnd + HEAD_END.length
     if (status === 101) {
       const payload = firstFramePayload(bytes.subarray(bodyStart))

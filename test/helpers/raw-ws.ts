@@ -46,26 +46,40 @@ export async function openRaw (port: number, path: string, headers: Record<strin
   })
 }
 
+export interface FrameSpec {
+  opcode: number
+  payload?: Buffer | string
+  fin?: boolean
+  /** RSV1..3 as the three bits 0b100, 0b010, 0b001. */
+  rsv?: number
+  masked?: boolean
+  /** Announce this length in the header instead of the payload's own (64-bit form). */
+  announcedLength?: bigint
+}
+
+/** One client frame, as a broken or hostile client may write it. */
+export function frame ({ opcode, payload = '', fin = true, rsv = 0, masked = true, announcedLength }: FrameSpec): Buffer {
+  const data = Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
+  const length = announcedLength ?? BigInt(data.length)
+  const header: number[] = [(fin ? 0x80 : 0) | (rsv << 4) | opcode]
+  const maskBit = masked ? 0x80 : 0
+  if (announcedLength === undefined && length < 126n) {
+    header.push(maskBit | Number(length))
+  } else if (announcedLength === undefined && length < 65536n) {
+    header.push(maskBit | 126, Number(length >> 8n), Number(length & 0xffn))
+  } else {
+    header.push(maskBit | 127)
+    for (let shift = 56n; shift >= 0n; shift -= 8n) header.push(Number((length >> shift) & 0xffn))
+  }
+  if (!masked) return Buffer.concat([Buffer.from(header), data])
+  const mask = randomBytes(4)
+  const body = Buffer.from(data.map((byte, index) => byte ^ mask[index % 4]))
+  return Buffer.concat([Buffer.from(header), mask, body])
+}
+
 /** One masked client frame. */
 export function clientFrame (opcode: number, payload: Buffer | string, fin = true): Buffer {
-  const data = Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
-  const length = data.length
-  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10
-  const frame = Buffer.alloc(headerLength + 4 + length)
-  frame[0] = (fin ? 0x80 : 0) | opcode
-  if (length < 126) {
-    frame[1] = 0x80 | length
-  } else if (length < 65536) {
-    frame[1] = 0x80 | 126
-    frame.writeUInt16BE(length, 2)
-  } else {
-    frame[1] = 0x80 | 127
-    frame.writeBigUInt64BE(BigInt(length), 2)
-  }
-  const mask = randomBytes(4)
-  mask.copy(frame, headerLength)
-  for (let index = 0; index < length; index++) frame[headerLength + 4 + index] = data[index] ^ mask[index % 4]
-  return frame
+  return frame({ opcode, payload, fin })
 }
 
 /** A text message split into `count` one-byte fragments, the last one left unfinished when `finish` is false. */

@@ -1,41 +1,30 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { promisify } from 'node:util'
-import { freePort } from './redis-server.js'
+import { RedisProcesses, run } from './redis-processes.js'
+import { freePorts } from './redis-server.js'
 
-const run = promisify(execFile)
-
-const START_ATTEMPTS = 100
-const ATTEMPT_DELAY_MS = 50
 const CREATE_TIMEOUT_MS = 20_000
-const CLI_TIMEOUT_MS = 2000
-const STOP_TIMEOUT_MS = 5000
+
+export interface OwnRedisClusterOptions {
+  /** Replicas per master (default 0). */
+  replicas?: number
+  /** `cluster-node-timeout`: how soon a dead master's replica is promoted (default 2000). */
+  nodeTimeoutMs?: number
+}
 
 /**
- * Runs redis-server until its stdin (a pipe from this process) closes, then
- * kills it and removes the cluster's directory. The pipe closes when `stop()`
- * ends it and also when this process dies in any way, SIGKILL included (tap
- * kills a test file that times out), so no server outlives its test.
- */
-const GUARDED_SERVER = 'redis-server "$@" & server=$!; cat > /dev/null; kill -9 $server; wait $server; rm -rf "$CLUSTER_DIR"'
-
-/**
- * A Redis Cluster of three masters (no replicas) of the test's own, each on a
- * free loopback port with its state in a fresh temporary directory, so a test
- * can use sharded pub/sub without touching the machine's shared Redis.
+ * A Redis Cluster of three masters of the test's own (with `replicas` each, for
+ * failover tests), each on a free loopback port with its state in a fresh
+ * temporary directory, so a test can use sharded pub/sub without touching the
+ * machine's shared Redis.
  */
 export class OwnRedisCluster {
   readonly ports: number[]
-  readonly #dir: string
-  readonly #processes: ChildProcess[] = []
+  readonly #processes: RedisProcesses
 
-  private constructor (ports: number[], dir: string) {
+  private constructor (ports: number[], processes: RedisProcesses) {
     this.ports = ports
-    this.#dir = dir
+    this.#processes = processes
   }
 
   /** Starting nodes for an ioredis `Cluster`. */
@@ -43,21 +32,31 @@ export class OwnRedisCluster {
     return this.ports.map((port) => ({ host: '127.0.0.1', port }))
   }
 
-  /** Starts three masters, joins them with `redis-cli --cluster create` and waits for `cluster_state:ok` on each. */
-  static async start (): Promise<OwnRedisCluster> {
-    const dir = await mkdtemp(join(tmpdir(), 'rt-redis-cluster-'))
-    const ports: number[] = []
-    // freePort releases the port at once: take three distinct ones.
-    while (ports.length < 3) {
-      const port = await freePort()
-      if (!ports.includes(port)) ports.push(port)
-    }
-    const cluster = new OwnRedisCluster(ports, dir)
+  /** Starts the servers, joins them with `redis-cli --cluster create` and waits for `cluster_state:ok` (and every replica linked) on each. */
+  static async start ({ replicas = 0, nodeTimeoutMs = 2000 }: OwnRedisClusterOptions = {}): Promise<OwnRedisCluster> {
+    const processes = await RedisProcesses.create('redis-cluster', { cliTimeoutMs: replicas === 0 ? 2000 : 1000 })
+    const ports = await freePorts(3 * (1 + replicas))
+    const cluster = new OwnRedisCluster(ports, processes)
     try {
-      for (const port of ports) cluster.#spawn(port)
-      for (const port of ports) await cluster.#waitFor(port, (reply) => reply.trim() === 'PONG', ['PING'], 'to accept connections')
-      await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: CREATE_TIMEOUT_MS })
-      for (const port of ports) await cluster.#waitFor(port, (reply) => reply.includes('cluster_state:ok'), ['CLUSTER', 'INFO'], 'to report cluster_state:ok')
+      for (const port of ports) {
+        processes.spawn([
+          '--port', String(port),
+          '--cluster-enabled', 'yes',
+          '--cluster-config-file', join(processes.dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout', String(nodeTimeoutMs),
+          '--save', '',
+          '--appendonly', 'no',
+          '--bind', '127.0.0.1',
+          '--dir', processes.dir
+        ])
+      }
+      for (const port of ports) await processes.waitFor(port, ['PING'], (reply) => reply.trim() === 'PONG', 'to accept connections')
+      await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: CREATE_TIMEOUT_MS })
+      for (const port of ports) await processes.waitFor(port, ['CLUSTER', 'INFO'], (reply) => reply.includes('cluster_state:ok'), 'to report cluster_state:ok')
+      // Every replica linked to its master, so that it can be promoted.
+      if (replicas > 0) {
+        for (const port of ports) await processes.waitFor(port, ['INFO', 'replication'], (reply) => reply.includes('role:master') || reply.includes('master_link_status:up'), 'to be linked to its master')
+      }
       return cluster
     } catch (error) {
       await cluster.stop()
@@ -65,51 +64,44 @@ export class OwnRedisCluster {
     }
   }
 
-  /** Kills the three servers and waits until they and their directory are gone. */
-  async stop (): Promise<void> {
-    await Promise.all(this.#processes.map(async (guard) => {
-      if (guard.exitCode !== null || guard.signalCode !== null) return
-      const exited = once(guard, 'exit')
-      guard.stdin?.end()
-      const timer = setTimeout(() => guard.emit('error', new Error(`redis-server guard ${String(guard.pid)} did not exit`)), STOP_TIMEOUT_MS)
+  /** The port of the master serving `key`'s slot now. */
+  async masterOf (key: string): Promise<number> {
+    const slot = Number(await this.#processes.cli(this.ports[0], ['CLUSTER', 'KEYSLOT', key]))
+    for (const port of this.ports) {
       try {
-        await exited
-      } finally {
-        clearTimeout(timer)
-      }
-    }))
-    await rm(this.#dir, { recursive: true, force: true })
-  }
-
-  #spawn (port: number): void {
-    const guard = spawn('sh', ['-c', GUARDED_SERVER, 'sh',
-      '--port', String(port),
-      '--cluster-enabled', 'yes',
-      '--cluster-config-file', join(this.#dir, `nodes-${port}.conf`),
-      '--cluster-node-timeout', '2000',
-      '--save', '',
-      '--appendonly', 'no',
-      '--bind', '127.0.0.1',
-      '--dir', this.#dir
-    ], { stdio: ['pipe', 'ignore', 'ignore'], env: { ...process.env, CLUSTER_DIR: this.#dir } })
-    // A server that cannot start shows up as the bounded wait failing.
-    guard.on('error', () => {})
-    guard.stdin?.on('error', () => {})
-    this.#processes.push(guard)
-  }
-
-  async #waitFor (port: number, accept: (reply: string) => boolean, command: string[], what: string): Promise<void> {
-    let last = ''
-    for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
-      try {
-        const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...command], { timeout: CLI_TIMEOUT_MS })
-        if (accept(stdout)) return
-        last = stdout
-      } catch (error) {
-        last = (error as Error).message
-      }
-      await sleep(ATTEMPT_DELAY_MS)
+        // redis-cli prints each range as: start, end, master ip, master port, master id, then replicas.
+        const lines = (await this.#processes.cli(port, ['CLUSTER', 'SLOTS'])).trim().split('\n')
+        for (let index = 0; index + 3 < lines.length; index++) {
+          const [start, end] = [Number(lines[index]), Number(lines[index + 1])]
+          if (lines[index + 2] === '127.0.0.1' && start <= slot && slot <= end && Number.isInteger(start) && Number.isInteger(end)) return Number(lines[index + 3])
+        }
+      } catch {}
     }
-    throw new Error(`timed out waiting for redis-server on ${port} ${what}: ${last.trim()}`)
+    throw new Error(`no master serves ${key}`)
+  }
+
+  /** Waits until a live node other than `dead` serves `key`'s slot and the cluster is ok again; returns its port. */
+  async waitForPromotion (key: string, dead: number, ms = 15_000): Promise<number> {
+    const deadline = Date.now() + ms
+    const alive = this.ports.filter((port) => port !== dead)
+    while (Date.now() < deadline) {
+      try {
+        const info = await this.#processes.cli(alive[0], ['CLUSTER', 'INFO'])
+        const master = await this.masterOf(key)
+        if (info.includes('cluster_state:ok') && master !== dead) return master
+      } catch {}
+      await sleep(50)
+    }
+    throw new Error(`no replica took over ${key} from ${dead} within ${ms} ms`)
+  }
+
+  /** Sends `signal` (SIGKILL, SIGSTOP, SIGCONT) to the server on `port`. */
+  async signal (port: number, signal: NodeJS.Signals): Promise<void> {
+    await this.#processes.signal(port, signal)
+  }
+
+  /** Kills the servers and waits until they and their directory are gone. */
+  async stop (): Promise<void> {
+    await this.#processes.stop()
   }
 }

@@ -1,25 +1,12 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { promisify } from 'node:util'
-import { freePort } from './redis-server.js'
+import { RedisProcesses } from './redis-processes.js'
+import { freePorts } from './redis-server.js'
 
-const run = promisify(execFile)
-
-export const SENTINEL_MASTER = 'realtime'
-const CLI_TIMEOUT_MS = 1000
+const SENTINEL_MASTER = 'realtime'
 const DOWN_AFTER_MS = 500
 const FAILOVER_TIMEOUT_MS = 3000
-
-/**
- * Runs a server until its stdin (a pipe from this process) closes, then kills
- * it: the pipe closes on `stop()` and when this process dies in any way
- * (SIGKILL included), so no server outlives its test.
- */
-const GUARDED = 'redis-server "$@" & server=$!; cat > /dev/null; kill -9 $server; wait $server'
 
 /**
  * A primary, one replica and one Sentinel (quorum 1) of the test's own, on
@@ -28,15 +15,11 @@ const GUARDED = 'redis-server "$@" & server=$!; cat > /dev/null; kill -9 $server
  */
 export class OwnRedisSentinel {
   readonly sentinelPort: number
-  /** Data ports: [the first primary, the first replica]. */
-  readonly dataPorts: [number, number]
-  readonly #dir: string
-  readonly #guards: ChildProcess[] = []
+  readonly #processes: RedisProcesses
 
-  private constructor (sentinelPort: number, dataPorts: [number, number], dir: string) {
+  private constructor (sentinelPort: number, processes: RedisProcesses) {
     this.sentinelPort = sentinelPort
-    this.dataPorts = dataPorts
-    this.#dir = dir
+    this.#processes = processes
   }
 
   /** `sentinels` and `name` for an ioredis client. */
@@ -45,19 +28,16 @@ export class OwnRedisSentinel {
   }
 
   static async start (): Promise<OwnRedisSentinel> {
-    const dir = await mkdtemp(join(tmpdir(), 'rt-redis-sentinel-'))
-    const ports: number[] = []
-    while (ports.length < 3) {
-      const port = await freePort()
-      if (!ports.includes(port)) ports.push(port)
-    }
-    const [primary, replica, sentinel] = ports
-    const pair = new OwnRedisSentinel(sentinel, [primary, replica], dir)
+    // Short: a cli call to a frozen server must not hold up the waits.
+    const processes = await RedisProcesses.create('redis-sentinel', { cliTimeoutMs: 1000 })
+    const dir = processes.dir
+    const [primary, replica, sentinel] = await freePorts(3)
+    const pair = new OwnRedisSentinel(sentinel, processes)
     try {
       const data = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
-      pair.#spawn(['--port', String(primary), ...data])
-      pair.#spawn(['--port', String(replica), '--replicaof', '127.0.0.1', String(primary), ...data])
-      await pair.#waitFor(replica, ['INFO', 'replication'], (reply) => reply.includes('master_link_status:up'), 'to replicate')
+      processes.spawn(['--port', String(primary), ...data])
+      processes.spawn(['--port', String(replica), '--replicaof', '127.0.0.1', String(primary), ...data])
+      await processes.waitFor(replica, ['INFO', 'replication'], (reply) => reply.includes('master_link_status:up'), 'to replicate')
       const config = join(dir, 'sentinel.conf')
       await writeFile(config, [
         `port ${sentinel}`,
@@ -68,8 +48,8 @@ export class OwnRedisSentinel {
         `sentinel failover-timeout ${SENTINEL_MASTER} ${FAILOVER_TIMEOUT_MS}`,
         `sentinel parallel-syncs ${SENTINEL_MASTER} 1`
       ].join('\n') + '\n')
-      pair.#spawn([config, '--sentinel'])
-      await pair.#waitFor(sentinel, ['SENTINEL', 'replicas', SENTINEL_MASTER], (reply) => reply.includes(String(replica)), 'to know the replica')
+      processes.spawn([config, '--sentinel'])
+      await processes.waitFor(sentinel, ['SENTINEL', 'replicas', SENTINEL_MASTER], (reply) => reply.includes(String(replica)), 'to know the replica')
       return pair
     } catch (error) {
       await pair.stop()
@@ -79,8 +59,8 @@ export class OwnRedisSentinel {
 
   /** The port Sentinel names as the primary now. */
   async primaryPort (): Promise<number> {
-    const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(this.sentinelPort), 'SENTINEL', 'get-master-addr-by-name', SENTINEL_MASTER], { timeout: CLI_TIMEOUT_MS })
-    return Number(stdout.trim().split('\n')[1])
+    const reply = await this.#processes.cli(this.sentinelPort, ['SENTINEL', 'get-master-addr-by-name', SENTINEL_MASTER])
+    return Number(reply.trim().split('\n')[1])
   }
 
   /** Resolves once Sentinel names another primary than `port` and that one answers as a master. */
@@ -90,8 +70,7 @@ export class OwnRedisSentinel {
       try {
         const now = await this.primaryPort()
         if (now !== port) {
-          const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(now), 'ROLE'], { timeout: CLI_TIMEOUT_MS })
-          if (stdout.startsWith('master')) return now
+          if ((await this.#processes.cli(now, ['ROLE'])).startsWith('master')) return now
         }
       } catch {}
       await sleep(50)
@@ -99,44 +78,13 @@ export class OwnRedisSentinel {
     throw new Error(`Sentinel did not fail over from ${port} within ${ms} ms`)
   }
 
-  /** Sends `signal` to the redis-server on `port` (SIGKILL, SIGSTOP, SIGCONT). */
+  /** Sends `signal` (SIGKILL, SIGSTOP, SIGCONT) to the redis-server on `port`. */
   async signal (port: number, signal: NodeJS.Signals): Promise<void> {
-    const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'INFO', 'server'], { timeout: CLI_TIMEOUT_MS })
-    const pid = Number(/process_id:(\d+)/.exec(stdout)?.[1])
-    process.kill(pid, signal)
+    await this.#processes.signal(port, signal)
   }
 
   /** Kills every server and removes the directory. */
   async stop (): Promise<void> {
-    await Promise.all(this.#guards.map(async (guard) => {
-      if (guard.exitCode !== null || guard.signalCode !== null) return
-      const exited = once(guard, 'exit')
-      guard.stdin?.end()
-      await exited
-    }))
-    await rm(this.#dir, { recursive: true, force: true })
-  }
-
-  #spawn (args: string[]): void {
-    const guard = spawn('sh', ['-c', GUARDED, 'sh', ...args], { stdio: ['pipe', 'ignore', 'ignore'] })
-    // A server that cannot start shows up as the bounded wait failing.
-    guard.on('error', () => {})
-    guard.stdin?.on('error', () => {})
-    this.#guards.push(guard)
-  }
-
-  async #waitFor (port: number, command: string[], accept: (reply: string) => boolean, what: string): Promise<void> {
-    let last = ''
-    for (let attempt = 0; attempt < 200; attempt++) {
-      try {
-        const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...command], { timeout: CLI_TIMEOUT_MS })
-        if (accept(stdout)) return
-        last = stdout
-      } catch (error) {
-        last = (error as Error).message
-      }
-      await sleep(50)
-    }
-    throw new Error(`timed out waiting for redis on ${port} ${what}: ${last.trim()}`)
+    await this.#processes.stop()
   }
 }

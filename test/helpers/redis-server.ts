@@ -14,6 +14,16 @@ export async function freePort (): Promise<number> {
   return port
 }
 
+/** `count` distinct free loopback TCP ports (freePort releases each at once: the same one may come twice). */
+export async function freePorts (count: number): Promise<number[]> {
+  const ports: number[] = []
+  while (ports.length < count) {
+    const port = await freePort()
+    if (!ports.includes(port)) ports.push(port)
+  }
+  return ports
+}
+
 /**
  * A redis-server of the test's own, on a free port, that the test may freeze
  * (SIGSTOP), thaw and kill without touching the machine's shared Redis.

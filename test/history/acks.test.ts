@@ -22,7 +22,7 @@ const ack = (phone: Phone, channel: string, id: string): void => phone.send({ ev
 async function roundTrip (phone: Phone): Promise<any[]> {
   const before = phone.inbox.messages.length
   phone.send({ event: 'ping' })
-  await within(waitFor(() => phone.inbox.messages.slice(before).some((message) => message.event === 'pong')), 5000, 'pong')
+  await waitFor(() => phone.inbox.messages.slice(before).some((message) => message.event === 'pong'), 'pong', 5000)
   return phone.inbox.messages.slice(before).filter((message) => message.event !== 'pong')
 }
 
@@ -155,7 +155,7 @@ t.test('a client acking 100 events a second for two seconds is never rate limite
   t.strictSame(node.app.realtime.connections()[0].acked, { [PAYMENTS]: events[199].id })
   // The same socket's other messages have their bucket (burst 20).
   for (let index = 0; index < 25; index++) device.phone.send({ event: 'ping' })
-  await within(waitFor(() => device.phone.inbox.messages.filter((message) => message.event === 'pong' || message.event === 'error').length >= 26), 5000, 'answers')
+  await waitFor(() => device.phone.inbox.messages.filter((message) => message.event === 'pong' || message.event === 'error').length >= 26, 'answers', 5000)
   t.ok(device.phone.inbox.messages.some((message) => message.data?.code === 'RATE_LIMITED'), 'pings are limited')
 })
 

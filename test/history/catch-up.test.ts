@@ -16,7 +16,7 @@ const FORCE_LOGOUT = 'mobile.force.logout'
 
 /** The messages after the first `skip`, once the last one is a pong. */
 async function untilPong (phone: Phone, skip: number): Promise<any[]> {
-  await within(waitFor(() => phone.inbox.messages.length > skip && phone.inbox.messages.at(-1)?.event === 'pong'), 10_000, 'pong')
+  await waitFor(() => phone.inbox.messages.length > skip && phone.inbox.messages.at(-1)?.event === 'pong', 'pong', 10_000)
   return phone.inbox.messages.slice(skip)
 }
 
@@ -28,7 +28,7 @@ for (const mode of MODES) {
     await eventsOf(device.phone, 1)
     const skip = device.phone.inbox.messages.length
     device.phone.send({ event: 'unsubscribe', channel: PAYMENTS })
-    await within(waitFor(() => device.phone.inbox.messages.at(-1)?.event === 'unsubscribed'), 5000, 'unsubscribed')
+    await waitFor(() => device.phone.inbox.messages.at(-1)?.event === 'unsubscribed', 'unsubscribed', 5000)
     const missed = await publishAll(node, 'eager', [PAYMENTS, KYC, PAYMENTS], 1)
     device.phone.send({ event: 'subscribe', channel: PAYMENTS, since: seen[0].id })
     device.phone.send({ event: 'subscribe', channel: KYC })
@@ -53,7 +53,7 @@ for (const mode of MODES) {
     await within(once(socket, 'open'), 5000, 'the upgrade')
     socket.send(JSON.stringify({ event: 'subscribe', channel: KYC }))
     socket.send(JSON.stringify({ event: 'ping' }))
-    await within(waitFor(() => inbox.messages.at(-1)?.event === 'pong'), 5000, 'pong')
+    await waitFor(() => inbox.messages.at(-1)?.event === 'pong', 'pong', 5000)
     t.strictSame(inbox.messages.map((message) => message.event), ['connected', 'E1', 'E2', 'subscribed', 'pong'])
     t.strictSame(inbox.messages.slice(1, 3), missed.map(received))
     t.strictSame(inbox.messages[3].data, { subscriptions: [SETTINGS, PAYMENTS, KYC], position: missed[1].id })
@@ -91,7 +91,7 @@ for (const mode of MODES) {
     const [unseen] = await publishAll(node, 'leaving', [PAYMENTS], 1)
     const again = await subscribe(device.phone, PAYMENTS)
     const [live] = await publishAll(node, 'leaving', [PAYMENTS], 2)
-    await within(waitFor(() => device.phone.events().some((candidate) => candidate.id === live.id)), 5000, 'the live event')
+    await waitFor(() => device.phone.events().some((candidate) => candidate.id === live.id), 'the live event', 5000)
     // In cluster mode the node may receive `unseen` only after the subscribe: then the position is before it, and it follows.
     t.ok([event.id, unseen.id].includes(again.data.position), 'the position is the last event the node had')
     const messages = device.phone.inbox.messages
@@ -118,7 +118,7 @@ for (const mode of MODES) {
     })
     t.equal(logout.id, seen.id.replace(/:1$/, ':2'), 'next in the user stream')
 
-    await within(waitFor(() => node.app.realtime.connections().length === 0), 5000, 'the socket to be gone')
+    await waitFor(() => node.app.realtime.connections().length === 0, 'the socket to be gone', 5000)
     const phone = await open(t, node, device.token, { [PAYMENTS]: seen.id, [FORCE_LOGOUT]: seen.id })
     t.strictSame(phone.connected.data.recovery, { [PAYMENTS]: { recovered: true, replayed: 0 }, [FORCE_LOGOUT]: { recovered: true, replayed: 1 } })
     t.strictSame(await eventsOf(phone, 1), [logout], 'a phone that missed it gets it by replay')
@@ -164,7 +164,7 @@ t.test('a socket that goes away while its subscribe catches up is sent nothing, 
     own.freeze()
     device.phone.send({ event: 'subscribe', channel: PAYMENTS })
     device.phone.socket.terminate()
-    await within(waitFor(() => node.app.realtime.connections().length === 0), 5000, 'the socket to be gone')
+    await waitFor(() => node.app.realtime.connections().length === 0, 'the socket to be gone', 5000)
     // The hasty node's read passes its deadline while Redis is frozen; the patient one's is answered at the thaw.
     if (read === 'fails') await sleep(300)
     own.thaw()
@@ -201,7 +201,7 @@ t.test('a subscribe whose read fails drops what was held of that channel only: t
   await inspector.set(`${stream}:meta`, 'garbage')
   const skip = device.phone.inbox.messages.length
   device.phone.send({ event: 'subscribe', channel: PAYMENTS })
-  await within(waitFor(() => reads === 1), 5000, 'the read to start')
+  await waitFor(() => reads === 1, 'the read to start', 5000)
   // Live events that arrive while the read is held: one of the channel being subscribed, one of settings.
   const payment = '{"event":"LIVE","channel":"payment_order.events","data":{},"id":"abcdefgh:7"}'
   const setting = '{"event":"LIVE","channel":"settings","data":{},"id":"abcdefgh:9"}'
@@ -209,7 +209,7 @@ t.test('a subscribe whose read fails drops what was held of that channel only: t
   await inspector.publish(`${keyPrefix}c:{settings}`, `E${Date.now()} ${SETTINGS} abcdefgh:9\n${setting}`)
   device.phone.send({ event: 'ping' })
   // The node handles its subscriber's messages in order: once another socket has the settings event, both were held.
-  await within(waitFor(() => observer.phone.events().length === 1), 5000, 'the observer\'s settings event')
+  await waitFor(() => observer.phone.events().length === 1, 'the observer\'s settings event', 5000)
   go()
   const messages = await untilPong(device.phone, skip)
   t.strictSame(messages, [

@@ -68,7 +68,7 @@ for (const mode of MODES) {
     device.phone.send({ event: 'ack', channel: PAYMENTS, id: published[2].id })
     device.phone.send({ event: 'ack', channel: KYC, id: published[1].id })
     const expected = { [PAYMENTS]: published[2].id, [KYC]: published[1].id }
-    await within(waitFor(() => JSON.stringify(node.app.realtime.connections()[0]?.acked) === JSON.stringify(expected)), 5000, 'the acks')
+    await waitFor(() => JSON.stringify(node.app.realtime.connections()[0]?.acked) === JSON.stringify(expected), 'the acks', 5000)
     // Cluster mode lists connections from Redis, rewritten every heartbeat interval.
     const listed = async (): Promise<any> => (await http(`${node.httpBase}${PREFIX}/connections`, bearer(ADMIN_TOKEN))).body.data?.connections[0]
     await within(waitFor(async () => JSON.stringify((await listed())?.acked) === JSON.stringify(expected), '/connections to show the acks', 3000), 5000, '/connections')

@@ -59,7 +59,7 @@ async function run (t: Test, variant: Variant, first: TestApp, second: TestApp, 
   const start = channel === SETTINGS ? before.connected.data.positions[SETTINGS] : (await subscribe(before, channel)).data.position
   const ticker = startPublisher(publisher, userId, channel)
   const seenBefore = index % 5 + 1
-  await within(waitFor(() => ticks(before).length >= seenBefore), 10_000, 'the first ticks')
+  await waitFor(() => ticks(before).length >= seenBefore, 'the first ticks', 10_000)
   const closed = once(before.socket, 'close')
   before.socket.terminate()
   await closed
@@ -79,10 +79,10 @@ async function run (t: Test, variant: Variant, first: TestApp, second: TestApp, 
     outcome = rest
     position = at
   }
-  await within(waitFor(() => ticks(after).length >= 5), 10_000, 'ticks after the reconnect')
+  await waitFor(() => ticks(after).length >= 5, 'ticks after the reconnect', 10_000)
   await ticker.stop()
   const lastId = ticker.ids[ticker.ids.length - 1]
-  await within(waitFor(() => ticks(after).some((event) => event.id === lastId)), 10_000, 'the last tick')
+  await waitFor(() => ticks(after).some((event) => event.id === lastId), 'the last tick', 10_000)
 
   const all = [...firstTicks, ...ticks(after)]
   const seqs = all.map((event) => event.data.seq)

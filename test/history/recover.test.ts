@@ -48,7 +48,7 @@ for (const mode of MODES) {
       const answer = await subscribe(phone, PAYMENTS, since)
       t.strictSame(answer.data, { subscriptions: [SETTINGS, PAYMENTS], position: top, ...expected }, `since ${since}`)
       phone.send({ event: 'ping' })
-      await within(waitFor(() => phone.inbox.messages.at(-1)?.event === 'pong'), 5000, 'pong')
+      await waitFor(() => phone.inbox.messages.at(-1)?.event === 'pong', 'pong', 5000)
       t.strictSame(phone.events(), replayed.map(received), `since ${since}: the replay is all that came`)
       await dropSocket(phone, [node], 'u-old')
     }

@@ -23,7 +23,7 @@ async function startDeployment (t: Test): Promise<{ nodes: TestApp[], inspector:
   for (const [index, client] of clients.entries()) {
     nodes.push(await startApp({ redis: client, keyPrefix, history: {}, limits: { maxConnectionsPerIp: 0 }, cluster: { nodeId: `node-${index}` } }))
   }
-  await within(waitFor(() => inspector.status === 'ready', 'the inspecting Cluster client'), 10_000, 'the inspector')
+  await waitFor(() => inspector.status === 'ready', 'the inspecting Cluster client')
   return { nodes, inspector, keyPrefix }
 }
 

@@ -1,25 +1,11 @@
 import t, { type Test } from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { uniquePrefix, type TestApp } from '../helpers/app.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
 import { KYC, PAYMENTS, SETTINGS, dropSocket, epochOf, eventsOf, join, open, publishAll, received, subscribe } from '../helpers/history.js'
-import { directClient, ownRedis, within } from '../helpers/outage.js'
+import { directClient, eventually, ownRedis, within } from '../helpers/outage.js'
 import type { OwnRedis } from '../helpers/redis-server.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
-
-/** Retries `attempt` until it resolves (the nodes' clients reconnect with backoff after a restart). */
-async function eventually<T> (attempt: () => Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await attempt()
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${(error as Error).message}`)
-      await sleep(50)
-    }
-  }
-}
 
 type Loss = 'FLUSHALL' | 'a restart without persistence'
 
@@ -58,8 +44,8 @@ async function historyLost (t: Test, loss: Loss): Promise<void> {
   await lose[loss](own, redis)
   // Both nodes listen again (after a restart they resubscribe): what follows reaches every socket.
   const numsub = async (topic: string): Promise<number> => Number((await redis.pubsub('NUMSUB', topic) as Array<string | number>)[1])
-  await within(waitFor(async () => await eventually(async () => await numsub(`${keyPrefix}c:{settings}`) === 2 && await numsub(`${keyPrefix}u:{stayer}`) === 1, 'NUMSUB')),
-    15_000, 'both nodes to listen again')
+  const listening = async (): Promise<boolean> => await numsub(`${keyPrefix}c:{settings}`) === 2 && await numsub(`${keyPrefix}u:{stayer}`) === 1
+  await waitFor(async () => await listening().catch(() => false), 'both nodes to listen again', 15_000)
   const publish = async (node: TestApp, userId: string, channels: string[], firstSeq: number) =>
     await eventually(async () => await publishAll(node, userId, channels, firstSeq), 'a publish to go through')
   const after = await publish(b, 'leaver', Array(8).fill(PAYMENTS), 10)
@@ -86,7 +72,7 @@ async function historyLost (t: Test, loss: Loss): Promise<void> {
   const [live] = await publish(b, 'leaver', [PAYMENTS], 40)
   t.strictSame(await eventsOf(phone, 1), [received(live)], 'nothing replayed; the live event follows')
   phone.send({ event: 'ping' })
-  await within(waitFor(() => phone.inbox.messages.at(-1)?.event === 'pong'), 5000, 'pong')
+  await waitFor(() => phone.inbox.messages.at(-1)?.event === 'pong', 'pong', 5000)
   t.equal(phone.events().length, 1)
 
   // Per channel later: subscribe with an id of the old life.
@@ -120,7 +106,7 @@ t.test('a node whose subscriber link died silently reads stream positions again:
 
   t.ok(proxy.blackholeSubscribers() >= 1, 'a\'s subscriber link cut')
   const missed = await publishAll(b, 'watcher', [SETTINGS, PAYMENTS, SETTINGS], 10)
-  await within(waitFor(() => watcher.phone.inbox.messages.some((message) => message.event === 'resync')), 10_000, 'the resync')
+  await waitFor(() => watcher.phone.inbox.messages.some((message) => message.event === 'resync'), 'the resync', 10_000)
   t.strictSame(watcher.phone.events(), heard.map(received), 'the missed events never came')
 
   const newcomer = await join(t, a, 'newcomer', [])

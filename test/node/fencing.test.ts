@@ -106,6 +106,7 @@ t.test('an older generation announced meanwhile changes nothing', async (t) => {
   h.fencing.onAnnounced('u1', 1001)
   t.same(h.closes, [['c1', 4500]], 'a newer one does')
   h.fencing.onAnnounced('nobody-here', 1)
+  t.same(h.closes, [['c1', 4500]], 'one for a user with no socket here closes nothing')
 })
 
 t.test('a socket that closes while listening or while claiming never claims or announces', async (t) => {

@@ -1,12 +1,12 @@
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
-import type { RealtimeOptions } from '../../lib/index.js'
+import { topicsFor } from '../../lib/node/wire.js'
 import { uniquePrefix, type TestApp } from '../helpers/app.js'
 import { closed, connect, handshake, type HandshakeResult } from '../helpers/client.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
 import { Inbox } from '../helpers/messages.js'
-import { directClient, ownRedis, within } from '../helpers/outage.js'
+import { directClient, eventually, ownRedis, within } from '../helpers/outage.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 
 const WS_PATH = '/api/v1/ws'
@@ -14,19 +14,6 @@ const PAYMENTS = 'payment_order.events'
 
 const resync = (reason: string): Record<string, unknown> => ({ event: 'resync', channel: null, data: { reason } })
 const isResync = (message: { event?: unknown }): boolean => message.event === 'resync'
-
-/** Retries `attempt` until it resolves (Redis clients reconnect with backoff after a restart). */
-async function eventually<T> (attempt: () => Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await attempt()
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${(error as Error).message}`)
-      await sleep(50)
-    }
-  }
-}
 
 /** A client of the test's own Redis, straight to the server, to look at its pub/sub state. */
 function inspector (t: Test, url: string) {
@@ -46,16 +33,6 @@ function inspector (t: Test, url: string) {
       const list = await redis.client('LIST') as string
       return list.split('\n').filter(Boolean).map((line) => /(?:^| )name=(\S*)/.exec(line)?.[1] ?? '')
     }
-  }
-}
-
-/** The Redis pub/sub channel names of lib/node/wire.ts `topicsFor`. */
-function channelsOf (keyPrefix: string) {
-  return {
-    user: (userId: string) => `${keyPrefix}u:{${userId}}`,
-    settings: `${keyPrefix}c:{settings}`,
-    control: `${keyPrefix}ctl`,
-    node: (nodeId: string) => `${keyPrefix}n:${nodeId}`
   }
 }
 
@@ -115,26 +92,39 @@ function assertRejectedUnavailable (t: Test, result: HandshakeResult, what: stri
   t.match(result.body, { status_code: 503, message: 'Token store unavailable', trace_id: String, data: null }, `${what}: body`)
 }
 
-function clusterOptions (redis: string): RealtimeOptions {
+/**
+ * Two nodes on the Redis at `url`, quick to notice an outage, and an inspector
+ * of the Redis server at `inspectUrl` (the same unless `url` is a proxy).
+ */
+async function twoNodes (t: Test, url: string, inspectUrl = url) {
+  const keyPrefix = uniquePrefix()
   // No token recheck: this Redis keeps nothing across a restart, so every token would be gone (revoked) after it.
-  return { redis, keyPrefix: uniquePrefix(), heartbeat: { intervalMs: 200 }, cluster: { probeIntervalMs: 100 }, tokens: { recheckIntervalMs: 0 } }
+  const [a, b] = await startNodes(t, 2, { redis: url, keyPrefix, heartbeat: { intervalMs: 200 }, cluster: { probeIntervalMs: 100 }, tokens: { recheckIntervalMs: 0 } })
+  const topics = topicsFor(keyPrefix)
+  /** What the nodes listen on whatever their sockets: settings, control, each node's own. */
+  const nodeChannels = [topics.global('settings'), topics.control, topics.node(a.app.realtime.nodeId), topics.node(b.app.realtime.nodeId)]
+  return {
+    a,
+    b,
+    keyPrefix,
+    topics,
+    nodeChannels,
+    redis: inspector(t, inspectUrl),
+    /** The channels of `userIds` then the nodes' own, and their subscriber counts while each user has one socket. */
+    subscriptions: (userIds: string[]) => ({ wanted: [...userIds.map(topics.user), ...nodeChannels], baseline: [...userIds.map(() => 1), 2, 2, 1, 1] })
+  }
 }
 
 t.test('Redis killed and restarted: sockets stay open, handshakes 503, publish rejects; then every subscription is back, one resync per socket, delivery resumes', async (t) => {
   const own = await ownRedis(t)
-  const options = clusterOptions(own.url)
-  const keyPrefix = options.keyPrefix as string
-  const names = channelsOf(keyPrefix)
-  const [a, b] = await startNodes(t, 2, options)
-  const redis = inspector(t, own.url)
+  const { a, b, keyPrefix, topics, nodeChannels, redis, subscriptions } = await twoNodes(t, own.url)
 
   const a1 = await joinUser(t, a, 'a1', [PAYMENTS])
   const a2 = await joinUser(t, a, 'a2')
   const b1 = await joinUser(t, b, 'b1', [PAYMENTS])
   const b2 = await joinUser(t, b, 'b2')
   const users = [a1, a2, b1, b2]
-  const wanted = [names.user('a1'), names.user('a2'), names.user('b1'), names.user('b2'), names.settings, names.control, names.node(a.app.realtime.nodeId), names.node(b.app.realtime.nodeId)]
-  const baseline = [1, 1, 1, 1, 2, 2, 1, 1]
+  const { wanted, baseline } = subscriptions(users.map((user) => user.id))
   await waitFor(async () => String(await redis.numsub(wanted)) === String(baseline), 'every channel subscribed before the outage')
   const pendingToken = await a.app.realtime.tokens.issue('late', { ttlSeconds: 600 })
 
@@ -177,24 +167,18 @@ t.test('Redis killed and restarted: sockets stay open, handshakes 503, publish r
 
   // Nothing leaks: once the sockets are gone, so are their user channels.
   for (const user of [...users, fresh]) user.socket.terminate()
-  await waitFor(async () => (await redis.channels(keyPrefix)).join() === [names.settings, names.control, names.node(a.app.realtime.nodeId), names.node(b.app.realtime.nodeId)].sort().join(),
-    'only the nodes\' own channels left')
-  t.strictSame(await redis.numsub([names.settings, names.control]), [2, 2])
+  await waitFor(async () => (await redis.channels(keyPrefix)).join() === [...nodeChannels].sort().join(), 'only the nodes\' own channels left')
+  t.strictSame(await redis.numsub([topics.global('settings'), topics.control]), [2, 2])
 })
 
 t.test('Redis frozen (SIGSTOP) then thawed: sockets stay open, handshakes 503 at the token deadline, nothing is lost silently, delivery works after the thaw', async (t) => {
   const own = await ownRedis(t)
-  const options = clusterOptions(own.url)
-  const keyPrefix = options.keyPrefix as string
-  const names = channelsOf(keyPrefix)
-  const [a, b] = await startNodes(t, 2, options)
-  const redis = inspector(t, own.url)
+  const { a, b, redis, subscriptions } = await twoNodes(t, own.url)
 
   const a1 = await joinUser(t, a, 'a1', [PAYMENTS])
   const b1 = await joinUser(t, b, 'b1', [PAYMENTS])
   const users = [a1, b1]
-  const wanted = [names.user('a1'), names.user('b1'), names.settings, names.control, names.node(a.app.realtime.nodeId), names.node(b.app.realtime.nodeId)]
-  const baseline = [1, 1, 2, 2, 1, 1]
+  const { wanted, baseline } = subscriptions(users.map((user) => user.id))
   await waitFor(async () => String(await redis.numsub(wanted)) === String(baseline), 'every channel subscribed before the freeze')
   const pendingToken = await a.app.realtime.tokens.issue('late', { ttlSeconds: 600 })
 
@@ -256,11 +240,7 @@ t.test('Redis frozen (SIGSTOP) then thawed: sockets stay open, handshakes 503 at
 
 t.test('no leak: user channels drop to zero subscribers once their sockets close; after close() no channel and no plugin connection is left', async (t) => {
   const own = await ownRedis(t)
-  const options = clusterOptions(own.url)
-  const keyPrefix = options.keyPrefix as string
-  const names = channelsOf(keyPrefix)
-  const [a, b] = await startNodes(t, 2, options)
-  const redis = inspector(t, own.url)
+  const { a, b, keyPrefix, topics, nodeChannels, redis } = await twoNodes(t, own.url)
 
   const a1 = await joinUser(t, a, 'a1', [PAYMENTS])
   const a2 = await joinUser(t, a, 'a2')
@@ -271,8 +251,7 @@ t.test('no leak: user channels drop to zero subscribers once their sockets close
   const roamer = await joinUser(t, b, 'roamer')
   t.strictSame(await within(roamerReplaced, 5000, 'the roamer\'s old socket to close'), { code: 4500, reason: 'Replaced by a newer connection' })
 
-  const nodeChannels = [names.settings, names.control, names.node(a.app.realtime.nodeId), names.node(b.app.realtime.nodeId)]
-  const userChannels = ['a1', 'a2', 'b1', 'roamer'].map(names.user)
+  const userChannels = ['a1', 'a2', 'b1', 'roamer'].map(topics.user)
   await waitFor(async () => String(await redis.numsub(userChannels)) === '1,1,1,1', 'one subscriber per user channel')
   t.strictSame(await redis.channels(keyPrefix), [...nodeChannels, ...userChannels].sort(), 'with sockets open')
   t.strictSame(await redis.numsub(nodeChannels), [2, 2, 1, 1])
@@ -294,18 +273,13 @@ t.test('a silently dead subscriber link is found by the probe and replaced: subs
   const own = await ownRedis(t)
   const proxy = await TcpProxy.start(own.port)
   t.teardown(async () => await proxy.close())
-  const options = clusterOptions(proxy.url)
-  const keyPrefix = options.keyPrefix as string
-  const names = channelsOf(keyPrefix)
-  const [a, b] = await startNodes(t, 2, options)
-  // Straight to the server: what Redis itself sees, not what the proxy forwards.
-  const redis = inspector(t, own.url)
+  // The inspector goes straight to the server: what Redis itself sees, not what the proxy forwards.
+  const { a, b, redis, subscriptions } = await twoNodes(t, proxy.url, own.url)
 
   const a1 = await joinUser(t, a, 'a1', [PAYMENTS])
   const b1 = await joinUser(t, b, 'b1', [PAYMENTS])
   const users = [a1, b1]
-  const wanted = [names.user('a1'), names.user('b1'), names.settings, names.control, names.node(a.app.realtime.nodeId), names.node(b.app.realtime.nodeId)]
-  const baseline = [1, 1, 2, 2, 1, 1]
+  const { wanted, baseline } = subscriptions(users.map((user) => user.id))
   await waitFor(async () => String(await redis.numsub(wanted)) === String(baseline), 'every channel subscribed through the proxy')
   await a.app.realtime.publish(PAYMENTS, 'PAYMENT_ORDER_UPDATED', { order_id: 'po-0', status: 'paid' }, { userId: 'b1' })
   await within(b1.inbox.until(2), 5000, 'delivery through the proxy')

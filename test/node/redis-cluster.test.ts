@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { Cluster, type ClusterOptions, type Redis } from 'ioredis'
 import type { RealtimeOptions } from '../../lib/index.js'
+import { topicsFor } from '../../lib/node/wire.js'
 import { startApp, uniquePrefix, type TestApp } from '../helpers/app.js'
 import { connect, closed } from '../helpers/client.js'
 import { waitFor } from '../helpers/cluster.js'
@@ -95,6 +96,23 @@ async function connectUser (node: TestApp, issuer: TestApp, userId: string, sock
   return { socket, inbox }
 }
 
+/**
+ * The channels of two nodes (node-0, node-1) under `keyPrefix`, with users
+ * user-a and user-b subscribed, each with how many of the nodes subscribe it:
+ * the shared channels both, each node's and user's own one.
+ */
+function subscriberCounts (keyPrefix: string): Record<string, number> {
+  const topics = topicsFor(keyPrefix)
+  return {
+    [topics.control]: 2,
+    [topics.global('settings')]: 2,
+    [topics.node('node-0')]: 1,
+    [topics.node('node-1')]: 1,
+    [topics.user('user-a')]: 1,
+    [topics.user('user-b')]: 1
+  }
+}
+
 /** A record as JSON with its keys in order, to compare in `waitFor`. */
 function canonical (record: Record<string, unknown>): string {
   return JSON.stringify(Object.entries(record).sort(([left], [right]) => left.localeCompare(right)))
@@ -175,20 +193,14 @@ for (const sharing of SHARINGS) {
 
     // Every channel of the deployment is a shard channel on the master serving
     // its slot, and none is a classic channel anywhere.
-    const expected = ['ctl', 'c:{settings}', 'n:node-0', 'n:node-1', 'u:{user-a}', 'u:{user-b}'].map((name) => keyPrefix + name)
+    const counts = subscriberCounts(keyPrefix)
+    const expected = Object.keys(counts)
     const wanted = await placement(inspector, expected)
     await waitFor(async () => canonical(await channelsPerMaster(inspector, 'SHARDCHANNELS', keyPrefix)) === canonical(wanted), 'the shard channels of both nodes')
     t.same(await channelsPerMaster(inspector, 'SHARDCHANNELS', keyPrefix), wanted)
     t.same(await channelsPerMaster(inspector, 'CHANNELS', keyPrefix), Object.fromEntries(Object.keys(wanted).map((key) => [key, []])))
     // One subscriber per node: the shared channels twice, each node's and user's own once.
-    t.same(await shardSubscribers(inspector, expected), {
-      [`${keyPrefix}ctl`]: 2,
-      [`${keyPrefix}c:{settings}`]: 2,
-      [`${keyPrefix}n:node-0`]: 1,
-      [`${keyPrefix}n:node-1`]: 1,
-      [`${keyPrefix}u:{user-a}`]: 1,
-      [`${keyPrefix}u:{user-b}`]: 1
-    })
+    t.same(await shardSubscribers(inspector, expected), counts)
 
     // Channels on different shards travel over different connections, so
     // their relative order is not defined: each event is awaited before the next.
@@ -235,7 +247,7 @@ for (const sharing of SHARINGS) {
     t.equal(entry.connection_id, (second.first.data as { connection_id: string }).connection_id)
 
     // Node A let go of the user's shard channel (SUNSUBSCRIBE); node B alone receives it.
-    const userChannel = `${keyPrefix}u:{roamer}`
+    const userChannel = topicsFor(keyPrefix).user('roamer')
     await waitFor(async () => (await shardSubscribers(inspector, [userChannel]))[userChannel] === 1, 'node A to unsubscribe the user channel')
     const inbox = new Inbox(second.socket)
     await subscribe(second.socket, inbox, 'payment_order.events')
@@ -266,7 +278,8 @@ t.test('Redis Cluster: with a Cluster client that has enableOfflineQueue: false,
   // Long enough that a node starved of CPU by tests running beside it is not mistaken for a dead subscriber.
   const probeIntervalMs = 1000
   const { keyPrefix, nodes, inspector } = await startDeployment(t, sockets, { clientOptions: { enableOfflineQueue: false }, nodeOptions: { cluster: { probeIntervalMs } } })
-  const expected = ['ctl', 'c:{settings}', 'n:node-0', 'n:node-1'].map((name) => keyPrefix + name)
+  const topics = topicsFor(keyPrefix)
+  const expected = [topics.control, topics.global('settings'), topics.node('node-0'), topics.node('node-1')]
   const wanted = await placement(inspector, expected)
   await waitFor(async () => canonical(await channelsPerMaster(inspector, 'SHARDCHANNELS', keyPrefix)) === canonical(wanted), 'the nodes\' shard channels')
   t.same(await channelsPerMaster(inspector, 'SHARDCHANNELS', keyPrefix), wanted)
@@ -280,16 +293,9 @@ t.test('Redis Cluster: after its shard subscriber links are killed, a node resub
   const { keyPrefix, nodes: [a, b], inspector } = await startDeployment(t, sockets)
   const userA = await connectUser(a, a, 'user-a', sockets)
   const userB = await connectUser(b, a, 'user-b', sockets)
-  const expected = ['ctl', 'c:{settings}', 'n:node-0', 'n:node-1', 'u:{user-a}', 'u:{user-b}'].map((name) => keyPrefix + name)
+  const counts = subscriberCounts(keyPrefix)
+  const expected = Object.keys(counts)
   const wanted = await placement(inspector, expected)
-  const counts = {
-    [`${keyPrefix}ctl`]: 2,
-    [`${keyPrefix}c:{settings}`]: 2,
-    [`${keyPrefix}n:node-0`]: 1,
-    [`${keyPrefix}n:node-1`]: 1,
-    [`${keyPrefix}u:{user-a}`]: 1,
-    [`${keyPrefix}u:{user-b}`]: 1
-  }
   const restored = async (): Promise<boolean> => canonical(await shardSubscribers(inspector, expected)) === canonical(counts)
   await waitFor(restored, 'the shard subscriptions of both nodes')
 

@@ -7,11 +7,10 @@
 // and the node keeps serving.
 import t from 'tap'
 import fc from 'fast-check'
-import { once } from 'node:events'
-import { connect as netConnect } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { startApp } from '../helpers/app.js'
 import { connect } from '../helpers/client.js'
+import { rawExchange } from '../helpers/raw-http.js'
 import { HandshakeMessage } from '../../lib/constants.js'
 
 const PREFIX = '/api/v1/ws'
@@ -30,35 +29,6 @@ const DOCUMENTED: ReadonlyArray<readonly [number, string]> = [
 ]
 /** `ws` refuses a Sec-WebSocket-Protocol that is not a list of tokens (RFC 6455 §4.1) after the gate admitted it. */
 const WS_BAD_PROTOCOL: readonly [number, string] = [400, 'Invalid Sec-WebSocket-Protocol header']
-
-interface Answer { status: number, headers: Record<string, string>, body: string, closedByServer: boolean }
-
-/** Sends `request`, reads one answer; a 101 is dropped at once, anything else read until the server closes (at most 2 s). */
-async function exchange (port: number, request: Buffer): Promise<Answer> {
-  const socket = netConnect(port, '127.0.0.1')
-  socket.on('error', () => {})
-  await once(socket, 'connect')
-  let bytes = Buffer.alloc(0)
-  let upgraded = false
-  socket.on('data', (chunk: Buffer) => {
-    bytes = Buffer.concat([bytes, chunk])
-    if (bytes.subarray(0, 12).toString() === 'HTTP/1.1 101' && bytes.includes('\r\n\r\n')) {
-      upgraded = true
-      socket.destroy()
-    }
-  })
-  socket.write(request)
-  let gaveUp = false
-  const timer = setTimeout(() => { gaveUp = true; socket.destroy() }, 2000)
-  await once(socket, 'close')
-  clearTimeout(timer)
-  const text = bytes.toString('latin1')
-  const end = text.indexOf('\r\n\r\n')
-  const [statusLine = '', ...lines] = (end === -1 ? text : text.slice(0, end)).split('\r\n')
-  const headers: Record<string, string> = {}
-  for (const line of lines) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim()
-  return { status: Number(statusLine.split(' ')[1] ?? 0), headers, body: end === -1 ? '' : bytes.subarray(end + 4).toString('utf8'), closedByServer: upgraded || !gaveUp }
-}
 
 /** Printable ASCII a request line may carry (no space, no control character). */
 const queryChar = fc.constantFrom(...'abcxyzABZ0129-._~!$&\'()*+,;=:@/?%#[]{}|\\^`"<>'.split(''))
@@ -128,7 +98,8 @@ t.test('property: any handshake request gets a documented answer and closes, and
     if (authorization !== null && authorization !== undefined) lines.push(`Authorization: ${authorization}`)
     if (protocol !== null && protocol !== undefined) lines.push(`Sec-WebSocket-Protocol: ${protocol}`)
     if (requestId !== null && requestId !== undefined) lines.push(`X-Request-Id: ${requestId}`)
-    const answer = await exchange(port, Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'))
+    // A 101 is dropped at once; anything else is read until the server closes (at most 2 s).
+    const answer = await rawExchange(port, Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), { dropUpgrade: true })
     const described = `${lines.join(' | ')} → ${answer.status} ${answer.body}`
     if (answer.status === 101) {
       if (!upgrade) throw new Error(`101 without an upgrade: ${described}`)

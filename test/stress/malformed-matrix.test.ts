@@ -6,9 +6,9 @@
 import t from 'tap'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { startApp, type TestApp } from '../helpers/app.js'
 import { connect } from '../helpers/client.js'
+import { waitFor } from '../helpers/cluster.js'
 import { Inbox } from '../helpers/messages.js'
 import { MALFORMED_ROWS, mismatch, runMalformedRow } from './malformed-rows.js'
 
@@ -20,14 +20,6 @@ const RSS_SLACK_BYTES = 48 * 1024 * 1024
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
-
-async function waitFor (condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
-    await sleep(5)
-  }
-}
 
 /** A well-behaved client still gets in and receives an event. */
 async function serving (target: TestApp, token: string, round: number, row: string): Promise<void> {
@@ -41,7 +33,7 @@ async function serving (target: TestApp, token: string, round: number, row: stri
   } finally {
     socket.terminate()
   }
-  await waitFor(() => target.app.realtime.connections().length === 0, `the probe of "${row}" to be gone`)
+  await waitFor(() => target.app.realtime.connections().length === 0, `the probe of "${row}" to be gone`, 5000)
 }
 
 t.test('every malformed handshake and frame gets its documented answer, and the node keeps serving with a bounded heap', async (t) => {
@@ -58,7 +50,7 @@ t.test('every malformed handshake and frame gets its documented answer, and the 
     for (const [index, row] of MALFORMED_ROWS.entries()) {
       const problem = mismatch(row, await runMalformedRow(target.port, `${PREFIX}?token=${tokens[index]}`, row))
       if (problem !== undefined) failures.push(problem)
-      await waitFor(() => target.app.realtime.connections().length === 0, `"${row.name}" to leave no connection`)
+      await waitFor(() => target.app.realtime.connections().length === 0, `"${row.name}" to leave no connection`, 5000)
       await serving(target, probeToken, round, row.name)
     }
     gc()

@@ -1,7 +1,6 @@
 // The malformed-traffic matrix: every row is one thing a hostile or broken
-// client sends over raw TCP, with the answer the gateway must give. Kept
-// apart from the test that runs it so the `npm run stress` harness can run
-// the same rows at a larger count.
+// client sends over raw TCP, with the answer the gateway must give; run by
+// test/stress/malformed-matrix.test.ts.
 //
 // Rows already pinned elsewhere are not repeated here:
 // - reserved data opcode 0x3 (1002), invalid UTF-8 in a text frame (1007),
@@ -13,43 +12,11 @@
 //   test/http/server-timeouts.test.ts;
 // - refusals by the gate (401, 403, 400 recover, 429, 503) with Connection: close:
 //   test/http/upgrade-requests.test.ts and test/handshake/gate.test.ts.
-import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { connect as netConnect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { rawExchange, upgradeRequest } from '../helpers/raw-http.js'
-import { openRaw, closeCodeIn } from '../helpers/raw-ws.js'
-
-export interface FrameSpec {
-  opcode: number
-  payload?: Buffer | string
-  fin?: boolean
-  /** RSV1..3 as the three bits 0b100, 0b010, 0b001. */
-  rsv?: number
-  masked?: boolean
-  /** Announce this length in the header instead of the payload's own (64-bit form). */
-  announcedLength?: bigint
-}
-
-/** One client frame, as a broken or hostile client may write it. */
-export function frame ({ opcode, payload = '', fin = true, rsv = 0, masked = true, announcedLength }: FrameSpec): Buffer {
-  const data = Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
-  const length = announcedLength ?? BigInt(data.length)
-  const header: number[] = [(fin ? 0x80 : 0) | (rsv << 4) | opcode]
-  const maskBit = masked ? 0x80 : 0
-  if (announcedLength === undefined && length < 126n) {
-    header.push(maskBit | Number(length))
-  } else if (announcedLength === undefined && length < 65536n) {
-    header.push(maskBit | 126, Number(length >> 8n), Number(length & 0xffn))
-  } else {
-    header.push(maskBit | 127)
-    for (let shift = 56n; shift >= 0n; shift -= 8n) header.push(Number((length >> shift) & 0xffn))
-  }
-  if (!masked) return Buffer.concat([Buffer.from(header), data])
-  const mask = randomBytes(4)
-  const body = Buffer.from(data.map((byte, index) => byte ^ mask[index % 4]))
-  return Buffer.concat([Buffer.from(header), mask, body])
-}
+import { closeCodeIn, frame, openRaw } from '../helpers/raw-ws.js'
 
 /** A close frame with `code` (and `reason` bytes) as payload. */
 function closeFrame (code: number, reason: Buffer = Buffer.alloc(0)): Buffer {
