@@ -75,12 +75,6 @@ t.test('a default fills only what is missing: given values, falsy ones included,
   t.equal(options.diagnostics.cors, false)
 })
 
-t.test('history is off unless given; given, its defaults fill what is missing, and its epoch must outlive its events', async (t) => {
-  t.equal(normalizeOptions().history, undefined)
-  t.strictSame(normalizeOptions({ history: { size: 5 } }).history, { size: 5, ttlSeconds: 600, metaTtlSeconds: 2592000, readTimeoutMs: 5000 })
-  t.throws(() => normalizeOptions({ history: { ttlSeconds: 100, metaTtlSeconds: 50 } }), { code: 'FST_REALTIME_INVALID_OPTION', message: /history\.metaTtlSeconds/ })
-})
-
 t.test('tokens.recheckIntervalMs defaults to heartbeat.intervalMs', async (t) => {
   t.equal(normalizeOptions({ heartbeat: { intervalMs: 250 } }).tokens.recheckIntervalMs, 250)
   t.equal(normalizeOptions({ heartbeat: { intervalMs: 250 }, tokens: { recheckIntervalMs: 40 } }).tokens.recheckIntervalMs, 40)

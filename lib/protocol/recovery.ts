@@ -72,6 +72,6 @@ export function parseRecover (value: string, isKnown: (channel: string) => boole
 }
 
 /** The answer for a channel while history is off. */
-export function notRecovered (reason: RecoveryReasonValue = RecoveryReason.HISTORY_OFF): RecoveryOutcome {
-  return { recovered: false, reason }
+export function notRecovered (): RecoveryOutcome {
+  return { recovered: false, reason: RecoveryReason.HISTORY_OFF }
 }

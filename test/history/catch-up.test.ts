@@ -219,3 +219,42 @@ t.test('a subscribe whose read fails drops what was held of that channel only: t
   ], 'the settings event, the error; nothing of payments')
   t.equal(messages[2].event, 'pong')
 })
+
+t.test('an event published while a subscribe+since read is in flight reaches the socket live and in the replay: it goes out once, in order', async (t) => {
+  const keyPrefix = uniquePrefix()
+  // The node's client is the test's: its reads of the user's stream wait for the test's go.
+  const client = new Redis(REDIS_URL)
+  t.teardown(() => { client.disconnect() })
+  const stream = `${keyPrefix}stream:u:{merge}`
+  let go: () => void = () => {}
+  const gate = new Promise<void>((resolve) => { go = resolve })
+  let reads = 0
+  const evalsha = client.evalsha.bind(client) as (...args: unknown[]) => Promise<unknown>
+  ;(client as unknown as { evalsha: typeof evalsha }).evalsha = async (...args) => {
+    // The read script (stream, meta and 3 arguments), not the append one, which runs on the same client.
+    if (args[2] === stream && args.length === 7) {
+      reads++
+      await gate
+    }
+    return await evalsha(...args)
+  }
+  const [node] = await startNodes(t, 1, { redis: client, keyPrefix, history: {} })
+  const [before] = await publishAll(node, 'merge', [PAYMENTS], 1)
+  const device = await join(t, node, 'merge', [])
+  const observer = await join(t, node, 'observer', [])
+  const skip = device.phone.inbox.messages.length
+  device.phone.send({ event: 'subscribe', channel: PAYMENTS, since: before.id })
+  await waitFor(() => reads === 1, 'the read to start', 5000)
+  // Appended before the read runs, and delivered live to the held socket.
+  const [during] = await publishAll(node, 'merge', [PAYMENTS], 2)
+  // The node handles its subscriber's messages in order: once another socket has this one, `during` was held.
+  const [setting] = await publishAll(node, 'merge', [SETTINGS], 3)
+  await waitFor(() => observer.phone.events().length === 1, 'the observer\'s settings event', 5000)
+  go()
+  await waitFor(() => device.phone.inbox.messages.length >= skip + 3, 'the answer, the replay and the held settings event', 5000)
+  const [after] = await publishAll(node, 'merge', [PAYMENTS], 4)
+  await waitFor(() => device.phone.events().some((event) => event.data.seq === 4), 'the live event after', 5000)
+  const messages = device.phone.inbox.messages.slice(skip)
+  t.match(messages[0], { event: 'subscribed', channel: PAYMENTS, data: { recovered: true, replayed: 1 } })
+  t.strictSame(messages.slice(1), [received(during), received(setting), received(after)], 'the replay, what was held without its copy, then live')
+})

@@ -80,3 +80,17 @@ t.test('a Redis that forgot the scripts (restart, SCRIPT FLUSH) gets them sent a
   const [, replayed] = await within(phone.inbox.until(2), 5000, 'the replay')
   t.strictSame(replayed, { event: 'KYC', channel: 'kyc.events', data: { n: 2 }, id: second.id })
 })
+
+t.test('a frozen Redis fails a subscribe\'s read at history.readTimeoutMs, while it is still frozen, not at the client\'s command timeout', async (t) => {
+  const redis = await ownRedis(t)
+  const node = await startNode(t, redis)
+  const phone = await openPhone(`${node.wsBase}/api/v1/ws?token=user-u1`)
+  t.teardown(() => phone.socket.terminate())
+  redis.freeze()
+  t.teardown(() => redis.thaw())
+  phone.send({ event: 'subscribe', channel: 'kyc.events' })
+  // The plugin's client would give up on the command after 2 s; the read's own deadline is 300 ms.
+  const [, answer] = await within(phone.inbox.until(2), 1500, 'the answer while Redis is frozen')
+  t.match(answer, { event: 'error', channel: 'kyc.events', data: { code: 'HISTORY_UNAVAILABLE' } })
+  redis.thaw()
+})

@@ -23,7 +23,6 @@ t.test('parseId / formatId: only ids of the form <epoch>:<offset> with a safe in
   t.equal(formatId({ epoch: E, offset: 7 }), `${E}:7`)
   t.strictSame(parseId(formatId({ epoch: E, offset: 7 })), { epoch: E, offset: 7 })
   t.strictSame(notRecovered(), { recovered: false, reason: 'history_off' })
-  t.strictSame(notRecovered('too_old'), { recovered: false, reason: 'too_old' })
 })
 
 const entry = (offset: number, channel = 'a'): StreamEntry => ({ offset, channel, payload: Buffer.from(`{"n":${offset}}`), ackNode: '' })

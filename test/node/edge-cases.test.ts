@@ -52,7 +52,7 @@ t.test('fencing: a newer claim announced while this socket is still claiming clo
   const clientClosed = closed(client.socket)
   await waitFor(() => claims() === 1, 'the claim to start')
   await publisher.publish(`${keyPrefix}u:{held}`, `C${JSON.stringify({ type: 'takeover', userId: 'held', generation: 9e15 })}`)
-  // Let the announcement arrive before the claim answers (test/cluster/fencing.test.ts pins the order down without timing).
+  // Let the announcement arrive before the claim answers (test/node/fencing.test.ts pins the order down without timing).
   await new Promise((resolve) => setTimeout(resolve, 400))
   release()
   t.same(await clientClosed, { code: 4500, reason: 'Replaced by a newer connection' })

@@ -131,7 +131,7 @@ t.test('a socket that closes while listening or while claiming never claims or a
   t.same(h2.announced, [])
 })
 
-t.test('check: closes sockets older than the stored generation, claims for those without one unless a newer connection claimed', async (t) => {
+t.test('repair: closes sockets older than the stored generation, claims for those without one unless a newer connection claimed', async (t) => {
   const h = harness()
   const older = h.open('c1', 'u1')
   await h.fencing.claim(older)
