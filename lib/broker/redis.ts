@@ -23,12 +23,6 @@ export interface RedisBrokerOptions {
 }
 
 const PROBE = 0x50 // 'P'
-/**
- * How long the link must stay up before the node is told it came back. A
- * Cluster shard that is failing over makes the sharded subscriber report it
- * lost and back many times a second; each would be a `resync` to every socket.
- */
-const RESYNC_SETTLE_MS = 500
 
 /**
  * Topics over Redis pub/sub, bytes in and out.
@@ -60,8 +54,6 @@ export class RedisBroker implements Broker {
   #pendingProbe: { nonce: number, acknowledgedAt: number | undefined } | undefined
   #nonce = 0
   #closed = false
-  /** A `resync` waiting for the link to settle, and why. */
-  #settling: { timer: NodeJS.Timeout, reason: string } | undefined
 
   constructor (options: RedisBrokerOptions) {
     this.#options = options
@@ -124,10 +116,6 @@ export class RedisBroker implements Broker {
 
   async close (): Promise<void> {
     this.#closed = true
-    clearTimeout(this.#settling?.timer)
-    // A reset still landing after this (a SUBSCRIBE answered during the close, a race no test can time) tells nobody.
-    /* c8 ignore next */
-    this.#onResubscribed = () => {}
     this.#subscriptions.close()
     clearInterval(this.#probeTimer)
     this.#publisher.close()
@@ -139,12 +127,7 @@ export class RedisBroker implements Broker {
     pubsub.onMessage(this.#onMessage)
     const subscriber = pubsub.subscriber
     subscriber.on('error', (error: Error) => this.#options.log.warn({ err: error }, 'fastify-realtime: Redis subscriber error'))
-    // Down again before a pending `resync` went out: it waits for the link to be back and settled again.
-    const lost = (): void => {
-      if (this.#closed) return
-      this.#linkLost = true
-      clearTimeout(this.#settling?.timer)
-    }
+    const lost = (): void => { if (!this.#closed) this.#linkLost = true }
     // Messages published while the link was down are gone: once every
     // subscription is back, the node is told.
     const back = (): void => {
@@ -212,21 +195,14 @@ export class RedisBroker implements Broker {
   }
 
   /**
-   * Restores every subscription at once (`reset` waits out failures,
-   * retrying), then tells the node once the link stayed up for
-   * RESYNC_SETTLE_MS: a link that drops and returns again meanwhile makes one
-   * `resync`, not one per flap.
+   * Tells the node once every subscription is back (`reset` waits out failures,
+   * retrying), at once: the live events that follow must not reach a socket
+   * before it is told it may have missed some (a client would move its
+   * position past the gap). A link that flaps makes one `resync` per return;
+   * the client SDK coalesces them.
    */
   #resubscribe (reason: string): void {
-    this.#subscriptions.reset().then(() => {
-      const first = this.#settling?.reason ?? reason
-      clearTimeout(this.#settling?.timer)
-      const timer = setTimeout(() => {
-        this.#settling = undefined
-        this.#onResubscribed(first)
-      }, RESYNC_SETTLE_MS).unref()
-      this.#settling = { timer, reason: first }
-    })
+    this.#subscriptions.reset().then(() => this.#onResubscribed(reason))
   }
 }
 
