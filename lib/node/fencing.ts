@@ -3,21 +3,20 @@ import { Disconnect } from '../constants.js'
 import type { Connection } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
 import type { RedisClient } from '../redis/client.js'
-import { RedisScript } from '../redis/script.js'
 
 /**
  * The newest generation for a user: greater than the stored one and than the
  * Redis server's clock in microseconds, so it keeps growing even after the key
  * expired. Formatted with %.0f because Lua would print a large number in
- * exponent form and lose digits. Sent by its SHA: every connect claims.
+ * exponent form and lose digits.
  */
-export const CLAIM = new RedisScript(`
+const CLAIM_SCRIPT = `
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 local now = redis.call('TIME')
 local generation = math.max(current + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
 redis.call('SET', KEYS[1], string.format('%.0f', generation), 'PX', ARGV[1])
 return generation
-`)
+`
 
 const GENERATION_TTL_MS = 24 * 60 * 60 * 1000
 
@@ -61,7 +60,7 @@ export class Fencing {
       await this.#options.listen(connection.userId)
       // A socket that closed meanwhile must not claim: its claim would beat its own replacement.
       if (connection.closed) return
-      const generation = Number(await CLAIM.run(redis, [this.#key(connection.userId)], [GENERATION_TTL_MS]))
+      const generation = Number(await redis.eval(CLAIM_SCRIPT, 1, this.#key(connection.userId), GENERATION_TTL_MS))
       if (connection.closed) return
       connection.claimed(generation)
       const announced = this.#announcedWhileClaiming.get(connection.userId) ?? 0

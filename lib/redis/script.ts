@@ -15,11 +15,6 @@ export class RedisScript {
     this.#sha = createHash('sha1').update(source).digest('hex')
   }
 
-  /** The SHA1 of the source: what EVALSHA names it by. */
-  get sha (): string {
-    return this.#sha
-  }
-
   async run (client: RedisClient, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
     try {
       return await client.evalsha(this.#sha, keys.length, ...keys, ...args)

@@ -2,7 +2,6 @@ import type { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import type { RealtimeOptions } from '../../lib/index.js'
 import { REDIS_URL, startApp, uniquePrefix, type TestApp } from './app.js'
-import { CLAIM } from '../../lib/node/fencing.js'
 
 /** `count` nodes of one deployment: same Redis, same key prefix, each on its own port. */
 export async function startNodes (t: Test, count: number, options: RealtimeOptions = {}): Promise<TestApp[]> {
@@ -31,11 +30,10 @@ export async function waitFor (condition: () => boolean | Promise<boolean>, what
  */
 export function interceptFirstClaim (redis: Redis, first: () => Promise<void>): () => number {
   let claims = 0
-  const realEvalsha = redis.evalsha.bind(redis) as (...args: unknown[]) => Promise<unknown>
-  // The claim runs by its SHA (EVAL follows only if Redis does not know it yet); other scripts pass.
-  ;(redis as unknown as { evalsha: typeof realEvalsha }).evalsha = async (...args) => {
-    if (args[0] === CLAIM.sha && ++claims === 1) await first()
-    return await realEvalsha(...args)
+  const realEval = redis.eval.bind(redis) as (...args: unknown[]) => Promise<unknown>
+  ;(redis as unknown as { eval: typeof realEval }).eval = async (...args) => {
+    if (++claims === 1) await first()
+    return await realEval(...args)
   }
   return () => claims
 }

@@ -19,7 +19,7 @@ function harness () {
   let stored = 0
   const gates: { listen?: Promise<void>, claim?: Promise<void> } = {}
   const redis = {
-    evalsha: async () => { await gates.claim; stored = Math.max(stored, nextGeneration); return String(nextGeneration) },
+    eval: async () => { await gates.claim; stored = Math.max(stored, nextGeneration); return String(nextGeneration) },
     get: async () => (stored === 0 ? null : String(stored))
   } as unknown as RedisClient
   const hub = {
