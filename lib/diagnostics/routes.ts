@@ -52,7 +52,8 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
     fastify.log.info(`fastify-realtime: ${prefix}/connections, ${prefix}/metrics, ${prefix}/test and the server API (${prefix}/publish, …) answer 403 to everyone: ` +
       'set diagnostics.adminTokens or diagnostics.authorize to let operators in (diagnostics.public: true opens the diagnostic ones to anyone, never the server API)')
   }
-  const userPreValidation = toArray(options.routeOpts.preValidation)
+  // The user's own preValidation (none, one, or a list) follows the check.
+  const userPreValidation = [options.routeOpts.preValidation ?? []].flat()
   // The check runs before validation, so a caller without a credential learns nothing of the request
   // schema (a bad body is a 400 only to an operator); the user's preHandlers run after both.
   // Only the success answer has a schema: a `routeOpts` hook may answer errors in its own shape.
@@ -154,9 +155,4 @@ function decodeCursor (cursor: string): Position | null {
     }
   } catch {}
   return null
-}
-
-function toArray<T> (value: T | T[] | undefined): T[] {
-  if (value === undefined) return []
-  return Array.isArray(value) ? value : [value]
 }

@@ -111,9 +111,22 @@ t.test('operators only, on every route: no credential 401 with a challenge, a cu
 
 t.test('routeOpts hooks run on the server API routes too; diagnostics.enabled: false removes them', async (t) => {
   const seen: string[] = []
-  const node = await start(t, { diagnostics: { ...OPERATOR, routeOpts: { onRequest: async (request: FastifyRequest) => { seen.push(request.routeOptions.url as string) } } } })
+  const validating: string[] = []
+  const node = await start(t, {
+    diagnostics: {
+      ...OPERATOR,
+      routeOpts: {
+        onRequest: async (request: FastifyRequest) => { seen.push(request.routeOptions.url as string) },
+        // A preValidation of the user's runs after the auth: only for an operator.
+        preValidation: async (request: FastifyRequest) => { validating.push(request.routeOptions.url as string) }
+      }
+    }
+  })
   for (const route of ROUTES) await post(node, route, {})
   t.strictSame(seen, ROUTES.map((route) => PREFIX + route))
+  t.strictSame(validating, ROUTES.map((route) => PREFIX + route))
+  await post(node, '/publish', {}, {})
+  t.equal(validating.length, ROUTES.length, 'not for a caller without a credential')
   const off = await start(t, { diagnostics: { ...OPERATOR, enabled: false } })
   for (const route of ROUTES) t.equal((await post(off, route, {})).status, 404, `${route}: no such route`)
 })

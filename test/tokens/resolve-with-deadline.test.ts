@@ -294,7 +294,13 @@ t.test('Redis outage (own redis-server)', async (t) => {
     assertUnavailable(t, await within(handshake(`${wsBase}/api/v1/ws?token=not-a-token`), 3000), 'unknown token while frozen')
 
     own.thaw()
-    const after = await connect(`${wsBase}/api/v1/ws?token=${token}`)
+    // Back once Redis has worked off what queued up while it was frozen (bounded; a loaded machine takes a moment).
+    let after = await handshake(`${wsBase}/api/v1/ws?token=${token}`)
+    for (let attempt = 0; after.kind === 'rejected' && after.status === 503 && attempt < 50; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      after = await handshake(`${wsBase}/api/v1/ws?token=${token}`)
+    }
+    if (after.kind !== 'open') throw new Error(`not back after the thaw: ${after.status}`)
     after.socket.terminate()
     t.equal((after.first.data as { user_id: unknown }).user_id, '120045')
   })
