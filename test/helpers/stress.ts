@@ -20,6 +20,8 @@ export interface Member {
   recoveries: Array<Record<string, RecoveryOutcome>>
   /** Open sockets that ended (a disconnect without an HTTP status: not a refused handshake). */
   drops: number
+  /** The close codes of those drops. */
+  dropCodes: number[]
   closed: boolean
 }
 
@@ -49,7 +51,7 @@ export class Fleet {
     class Routed extends WebSocket {
       constructor (url: string, protocols?: string | string[]) { super(route(url), protocols) }
     }
-    const member: Member = { user, home, client: undefined as unknown as RealtimeClient, connects: 0, received: new Map(), resyncs: [], recoveries: [], drops: 0, closed: false }
+    const member: Member = { user, home, client: undefined as unknown as RealtimeClient, connects: 0, received: new Map(), resyncs: [], recoveries: [], drops: 0, dropCodes: [], closed: false }
     member.client = createClient({
       url: `ws://127.0.0.1:${this.#ports[home]}/api/v1/ws`,
       getToken,
@@ -69,7 +71,10 @@ export class Fleet {
         member.connects++
         if (state.recovery !== undefined) member.recoveries.push(state.recovery)
       }
-      if (state.state === 'disconnected' && state.status === undefined) member.drops++
+      if (state.state === 'disconnected' && state.status === undefined) {
+        member.drops++
+        member.dropCodes.push(state.code)
+      }
       if (state.state === 'closed') member.closed = true
     })
     member.client.on('resync', (resync) => { member.resyncs.push(resync) })
