@@ -18,6 +18,12 @@ redis.call('SET', KEYS[1], string.format('%.0f', generation), 'PX', ARGV[1])
 return generation
 `
 
+/** Deletes the user's generation if it is still `ARGV[1]` (no newer claim replaced it). */
+const RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+
 const GENERATION_TTL_MS = 24 * 60 * 60 * 1000
 
 export interface FencingOptions {
@@ -32,10 +38,11 @@ export interface FencingOptions {
 
 /**
  * One socket per user across nodes. Every connection claims a generation from
- * Redis after its node listens on the user's channel, then announces it; a node
- * holding an older generation closes that socket with 4500. Because each node
- * listens before it claims, every newer claim's announcement reaches it. Pub/sub
- * is at-most-once, so `repair()` (run periodically) compares every local socket
+ * Redis as soon as it is accepted, while its node starts listening on the
+ * user's channel; once listening, it reads the stored generation again (a newer
+ * claim announced before it listened went unheard) and announces its own. A
+ * node holding an older generation closes that socket with 4500. Pub/sub is
+ * at-most-once, so `repair()` (run periodically) compares every local socket
  * with the stored generation and repairs a lost announcement.
  */
 export class Fencing {
@@ -57,15 +64,26 @@ export class Fencing {
     if (this.#claiming.has(connection)) return
     this.#claiming.add(connection)
     try {
-      await this.#options.listen(connection.userId)
-      // A socket that closed meanwhile must not claim: its claim would beat its own replacement.
-      if (connection.closed) return
+      // Claimed at once, in parallel with listening: generations must follow the
+      // order in which connections came, and a claim that waited for the
+      // subscription could land after a newer connection's and replace it.
+      const listening = this.#options.listen(connection.userId)
+      listening.catch(() => {})
       const generation = Number(await redis.eval(CLAIM_SCRIPT, 1, this.#key(connection.userId), GENERATION_TTL_MS))
-      if (connection.closed) return
+      if (connection.closed) {
+        await this.#release(connection.userId, generation)
+        return
+      }
       connection.claimed(generation)
-      const announced = this.#announcedWhileClaiming.get(connection.userId) ?? 0
-      this.#announcedWhileClaiming.delete(connection.userId)
-      if (announced > generation) {
+      if (this.#outbid(connection, generation)) return
+      await listening
+      // A newer claim announced before this node listened went unheard; it is in Redis.
+      const stored = Number(await redis.get(this.#key(connection.userId)))
+      if (connection.closed) {
+        await this.#release(connection.userId, generation)
+        return
+      }
+      if (stored > generation) {
         hub.close(connection, Disconnect.REPLACED)
         return
       }
@@ -76,6 +94,26 @@ export class Fencing {
     } finally {
       this.#claiming.delete(connection)
     }
+  }
+
+  /** Whether a newer generation was announced while this socket was claiming (it then closes). */
+  #outbid (connection: Connection, generation: number): boolean {
+    const announced = this.#announcedWhileClaiming.get(connection.userId) ?? 0
+    this.#announcedWhileClaiming.delete(connection.userId)
+    if (announced <= generation) return false
+    this.#options.hub.close(connection, Disconnect.REPLACED)
+    return true
+  }
+
+  /**
+   * A socket gone before its claim was announced takes the claim back: its
+   * generation may have landed after the one of the user's newer socket, and
+   * must not stand over it.
+   */
+  async #release (userId: string, generation: number): Promise<void> {
+    await this.#options.redis.eval(RELEASE_SCRIPT, 1, this.#key(userId), String(generation)).catch((error: Error) => {
+      this.#options.log.debug({ err: error }, 'fastify-realtime: generation release failed')
+    })
   }
 
   /** Another node (or this one) claimed `generation` for `userId`. */

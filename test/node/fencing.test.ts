@@ -15,11 +15,27 @@ function harness () {
   const closes: Array<[string, number]> = []
   const announced: Array<[string, number]> = []
   const connections = new Map<string, FakeConnection>()
+  const debugged: string[] = []
   const nextGeneration = 1000
   let stored = 0
-  const gates: { listen?: Promise<void>, claim?: Promise<void> } = {}
+  let claims = 0
+  const gates: { listen?: Promise<void>, claim?: Promise<void>, refuseRelease?: boolean } = {}
   const redis = {
-    eval: async () => { await gates.claim; stored = Math.max(stored, nextGeneration); return String(nextGeneration) },
+    eval: async (script: string, _keys: number, _key: string, argument: string) => {
+      if (script.includes('DEL')) {
+        if (gates.refuseRelease === true) throw new Error('release refused')
+        // The release of a claim: compare-and-delete.
+        if (String(stored) === argument) stored = 0
+        return 1
+      }
+      claims++
+      // Like the claim script: newer than the stored generation. Stored at
+      // once; a held claim is one whose answer is on its way back.
+      const generation = Math.max(stored + 1, nextGeneration)
+      stored = generation
+      await gates.claim
+      return String(generation)
+    },
     get: async () => (stored === 0 ? null : String(stored))
   } as unknown as RedisClient
   const hub = {
@@ -39,7 +55,7 @@ function harness () {
     hub,
     listen: async () => { await gates.listen },
     announce: async (userId, generation) => { announced.push([userId, generation]) },
-    log: { warn () {}, debug () {} } as unknown as FastifyBaseLogger
+    log: { warn () {}, debug (_context: unknown, message: string) { debugged.push(message) } } as unknown as FastifyBaseLogger
   })
   // A stand-in whose state a test can set directly (a real Connection changes only through its methods).
   const open = (id: string, userId: string, connectedAt = Date.now()): FakeConnection => {
@@ -65,6 +81,10 @@ function harness () {
     closes,
     announced,
     setStored: (value: number) => { stored = value },
+    stored: () => stored,
+    debugged,
+    refuseRelease: () => { gates.refuseRelease = true },
+    claims: () => claims,
     holdListen: () => { const release = hold(); gates.listen = (release as unknown as { held: Promise<void> }).held; return release },
     holdClaim: () => { const release = hold(); gates.claim = (release as unknown as { held: Promise<void> }).held; return release }
   }
@@ -109,7 +129,7 @@ t.test('an older generation announced meanwhile changes nothing', async (t) => {
   t.same(h.closes, [['c1', 4500]], 'one for a user with no socket here closes nothing')
 })
 
-t.test('a socket that closes while listening or while claiming never claims or announces', async (t) => {
+t.test('a socket that closes while listening or while claiming never announces', async (t) => {
   const h = harness()
   const releaseListen = h.holdListen()
   const first = h.open('c1', 'u1')
@@ -118,6 +138,7 @@ t.test('a socket that closes while listening or while claiming never claims or a
   releaseListen()
   await listening
   t.equal(first.generation, undefined)
+  t.same(h.announced, [])
 
   const h2 = harness()
   const releaseClaim = h2.holdClaim()
@@ -131,16 +152,90 @@ t.test('a socket that closes while listening or while claiming never claims or a
   t.same(h2.announced, [])
 })
 
+t.test('the claim is made at once, not after the node listens: generations follow the order in which connections came', async (t) => {
+  const h = harness()
+  const releaseListen = h.holdListen()
+  const connection = h.open('c1', 'u1')
+  const claiming = h.fencing.claim(connection)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(h.claims(), 1, 'claimed while the node is still subscribing')
+  t.equal(connection.generation, 1000)
+  t.same(h.announced, [], 'announced only once the node listens')
+  releaseListen()
+  await claiming
+  t.same(h.announced, [['u1', 1000]])
+})
+
+t.test('a newer claim made before this node listened (its announcement unheard) closes the socket once the node listens', async (t) => {
+  const h = harness()
+  const releaseListen = h.holdListen()
+  const connection = h.open('c1', 'u1')
+  const claiming = h.fencing.claim(connection)
+  await new Promise((resolve) => setImmediate(resolve))
+  // Another node claims 5000 and announces it; this node does not listen yet and misses it.
+  h.setStored(5000)
+  releaseListen()
+  await claiming
+  t.same(h.closes, [['c1', 4500]])
+  t.same(h.announced, [], 'a loser does not announce')
+})
+
+t.test('a socket that closed while its claim was in flight takes the claim back, unless a newer one replaced it', async (t) => {
+  const h = harness()
+  const releaseClaim = h.holdClaim()
+  const gone = h.open('c1', 'u1')
+  const claiming = h.fencing.claim(gone)
+  await new Promise((resolve) => setImmediate(resolve))
+  gone.closed = true
+  releaseClaim()
+  await claiming
+  t.equal(h.stored(), 0, 'its stale generation no longer stands over the user\'s newer socket')
+
+  const h1 = harness()
+  const releaseListen = h1.holdListen()
+  const listening = h1.open('c1', 'u1')
+  const listenClaiming = h1.fencing.claim(listening)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(listening.generation, 1000, 'claimed')
+  listening.closed = true
+  releaseListen()
+  await listenClaiming
+  t.equal(h1.stored(), 0, 'also when it closed after claiming, while its node was still subscribing')
+  t.same(h1.announced, [])
+
+  const h2 = harness()
+  const releaseSecond = h2.holdClaim()
+  const second = h2.open('c2', 'u2')
+  const secondClaiming = h2.fencing.claim(second)
+  await new Promise((resolve) => setImmediate(resolve))
+  second.closed = true
+  h2.setStored(7000)
+  releaseSecond()
+  await secondClaiming
+  t.equal(h2.stored(), 7000, 'a newer generation stays')
+
+  const h3 = harness()
+  h3.refuseRelease()
+  const releaseThird = h3.holdClaim()
+  const third = h3.open('c3', 'u3')
+  const thirdClaiming = h3.fencing.claim(third)
+  third.closed = true
+  releaseThird()
+  await thirdClaiming
+  t.same(h3.debugged, ['fastify-realtime: generation release failed'], 'a release that Redis refuses is logged')
+})
+
 t.test('repair: closes sockets older than the stored generation, claims for those without one unless a newer connection claimed', async (t) => {
   const h = harness()
   const older = h.open('c1', 'u1')
   await h.fencing.claim(older)
   const pending = h.open('c2', 'u2', Date.now() - 60_000)
   // u2's first claim failed; the stored generation (µs) is later than its connect time: a newer connection won.
-  h.setStored((Date.now() + 1000) * 1000)
+  const newer = (Date.now() + 1000) * 1000
+  h.setStored(newer)
   const unclaimed = h.open('c3', 'u3', Date.now() + 10_000_000)
   await h.fencing.repair()
   t.same(h.closes.sort(), [['c1', 4500], ['c2', 4500]])
-  t.equal(unclaimed.generation, 1000, 'the socket with no newer rival claimed again')
+  t.equal(unclaimed.generation, newer + 1, 'the socket with no newer rival claimed again')
   t.equal(pending.closed, true)
 })
