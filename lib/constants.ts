@@ -104,6 +104,8 @@ export const HandshakeMessage = {
   TOKEN_STORE_UNAVAILABLE: 'Token store unavailable',
   SERVER_FULL: 'Too many connections on this server',
   TOO_MANY_FROM_ADDRESS: 'Too many connections from this address',
+  /** Over `limits.handshakesPerSecond`. */
+  TOO_MANY_HANDSHAKES: 'Too many handshakes on this server',
   UPGRADE_REQUIRED: 'WebSocket upgrade required',
   /** An upgrade request to one of the plugin's HTTP routes. */
   NOT_A_WEBSOCKET_ROUTE: 'This route does not accept WebSocket upgrades',

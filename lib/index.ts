@@ -17,6 +17,7 @@ import { createOriginCheck } from './handshake/origin.js'
 import { ConnectionLimiter } from './handshake/connection-limiter.js'
 import { createDrainResponder } from './handshake/drain.js'
 import { createHandshakeGate, kAdmitted, type Admitted } from './handshake/gate.js'
+import { handshakeRate } from './handshake/handshake-rate.js'
 import { createDeadlineResolver } from './tokens/resolve-with-deadline.js'
 import { buildTokenStore } from './tokens/build-token-store.js'
 import { ChannelCatalog } from './channels/catalog.js'
@@ -136,6 +137,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     isOriginAllowed: createOriginCheck(options),
     resolveToken,
     limiter,
+    admitHandshake: handshakeRate(options.limits.handshakesPerSecond),
     tokenRetryAfterSeconds: options.tokens.retryAfterSeconds,
     limitRetryAfterSeconds: options.limits.retryAfterSeconds,
     isChannel: (name) => catalog.get(name) !== undefined,

@@ -54,6 +54,7 @@ export const RealtimeOptionsSchema = Type.Object({
   limits: Type.Optional(Type.Object({
     maxConnections: Type.Optional(Type.Integer({ minimum: 0 })),
     maxConnectionsPerIp: Type.Optional(Type.Integer({ minimum: 0 })),
+    handshakesPerSecond: Type.Optional(Type.Integer({ minimum: 0 })),
     retryAfterSeconds: Type.Optional(PositiveInteger),
     maxPayloadBytes: Type.Optional(Type.Integer({ minimum: 64 })),
     maxFragments: Type.Optional(PositiveInteger),
@@ -133,6 +134,7 @@ export const optionDefaults = {
   limits: {
     maxConnections: 50_000,
     maxConnectionsPerIp: 1000,
+    handshakesPerSecond: 0,
     retryAfterSeconds: 5,
     maxPayloadBytes: 16 * 1024,
     maxFragments: 16,

@@ -17,6 +17,7 @@ const DEFAULTS = {
   limits: {
     maxConnections: 50000,
     maxConnectionsPerIp: 1000,
+    handshakesPerSecond: 0,
     retryAfterSeconds: 5,
     maxPayloadBytes: 16384,
     maxFragments: 16,
@@ -143,5 +144,5 @@ t.test('README\'s options tables give the defaults normalizeOptions fills in', a
   const stated = (text: string): unknown => /^[a-z]+(\.[A-Za-z]+)+$/.test(text) ? valueAt(text) : JSON.parse(text.replaceAll('\'', '"'))
   t.strictSame(Object.fromEntries(rows.map(([, path, text]) => [path, stated(text)])),
     Object.fromEntries(rows.map(([, path]) => [path, valueAt(path)])))
-  t.equal(rows.length, 45, 'every default written as code in the three tables was read')
+  t.equal(rows.length, 46, 'every default written as code in the three tables was read')
 })

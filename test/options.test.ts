@@ -76,6 +76,8 @@ t.test('invalid options reject registration with FST_REALTIME_INVALID_OPTION nam
     { path: 'limits.maxConnections', options: { limits: { maxConnections: -1 } } },
     { path: 'limits.maxConnections', options: { limits: { maxConnections: 1.5 } } },
     { path: 'limits.maxConnectionsPerIp', options: { limits: { maxConnectionsPerIp: -1 } } },
+    { path: 'limits.handshakesPerSecond', options: { limits: { handshakesPerSecond: -1 } } },
+    { path: 'limits.handshakesPerSecond', options: { limits: { handshakesPerSecond: 2.5 } } },
     { path: 'limits.retryAfterSeconds', options: { limits: { retryAfterSeconds: 0 } } },
     { path: 'cluster.publishTimeoutMs', options: { cluster: { publishTimeoutMs: 0 } } },
     { path: 'cluster.publishTimeoutMs', options: { cluster: { publishTimeoutMs: 60001 } } },

@@ -10,6 +10,9 @@ import type { TokenState } from '../tokens/token-store.js'
 import type { ConnectionLimiter } from './connection-limiter.js'
 import { websocketHeaderProblem } from './websocket-headers.js'
 
+/** The handshake bucket refills within a second; the client's own backoff jitter spreads the retries. */
+const HANDSHAKE_RETRY_AFTER_SECONDS = 1
+
 /** What the gate learned about an admitted handshake, for the connection handler. */
 export interface Admitted {
   token: string
@@ -36,6 +39,8 @@ export interface GateDependencies {
   isOriginAllowed: (origin: string | undefined) => boolean
   resolveToken: (token: string) => Promise<Resolution>
   limiter: ConnectionLimiter
+  /** Takes one handshake from the node's rate (`limits.handshakesPerSecond`); false when over it. */
+  admitHandshake: () => boolean
   tokenRetryAfterSeconds: number
   limitRetryAfterSeconds: number
   /** A channel the catalog knows. */
@@ -64,6 +69,12 @@ export function createHandshakeGate (deps: GateDependencies) {
     if (recoverParam !== undefined && recover === undefined) return reject(request, reply, 400, HandshakeMessage.INVALID_RECOVER, 'invalid recover')
     if (recover !== undefined && new Set([...deps.autoSubscribed, ...recover.keys()]).size > deps.maxSubscriptions) {
       return reject(request, reply, 400, HandshakeMessage.TOO_MANY_TO_RECOVER, 'too many channels to recover')
+    }
+    // Before any token store work: a node in a reconnect storm refuses what is
+    // over its rate at once instead of queueing every handshake on Redis.
+    if (!deps.admitHandshake()) {
+      reply.header('retry-after', String(HANDSHAKE_RETRY_AFTER_SECONDS))
+      return reject(request, reply, 503, HandshakeMessage.TOO_MANY_HANDSHAKES, 'over the handshake rate')
     }
     const resolution = await deps.resolveToken(token)
     if (resolution.outcome === 'invalid') return reject(request, reply, 401, HandshakeMessage.INVALID_TOKEN, 'invalid token')

@@ -1,6 +1,7 @@
 /**
- * A token bucket for inbound client messages: `burst` messages at once, refilled
- * at `perSecond`. Refilled lazily on each take, so an idle socket costs nothing.
+ * A token bucket: `burst` at once, refilled at `perSecond`. Refilled lazily on
+ * each take, so an idle socket costs nothing. Each socket has one for its
+ * inbound messages; the handshake gate has one for the node's handshakes.
  */
 export class MessageRateLimit {
   readonly #capacity: number

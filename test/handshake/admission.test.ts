@@ -1,0 +1,61 @@
+// limits.handshakesPerSecond: a node over its handshake rate refuses at once,
+// before the token store is asked, so a reconnect storm costs it no Redis work.
+import t from 'tap'
+import { startApp } from '../helpers/app.js'
+import { handshake } from '../helpers/client.js'
+import { eventually } from '../helpers/outage.js'
+
+t.test('handshakes over limits.handshakesPerSecond: 503 + Retry-After, before any token lookup; back once the bucket refills', async (t) => {
+  let lookups = 0
+  const { app, wsBase, httpBase } = await startApp({
+    limits: { handshakesPerSecond: 3, maxConnectionsPerIp: 0 },
+    tokens: { resolver: async (token) => { lookups++; return token === 'good' ? { userId: 'u1', expiresAt: Math.floor(Date.now() / 1000) + 600 } : null } }
+  })
+  t.teardown(() => app.close())
+  const url = `${wsBase}/api/v1/ws?token=good`
+  const results = await Promise.all(Array.from({ length: 8 }, async () => await handshake(url)))
+  const opened = results.filter((result) => result.kind === 'open')
+  const refused = results.filter((result) => result.kind === 'rejected')
+  for (const result of opened) if (result.kind === 'open') result.socket.terminate()
+  // A burst of one second's worth passes (3, and what refilled while the 8 came in).
+  t.ok(opened.length >= 3 && refused.length >= 1, `${opened.length} opened, ${refused.length} refused`)
+  for (const result of refused) {
+    if (result.kind !== 'rejected') continue
+    t.equal(result.status, 503)
+    t.equal(result.headers['retry-after'], '1')
+    t.equal(result.body.message, 'Too many handshakes on this server')
+  }
+  t.equal(lookups, opened.length, 'a refused handshake never reached the token store')
+
+  await eventually(async () => {
+    const again = await handshake(url)
+    if (again.kind !== 'open') throw new Error(`still ${again.status}`)
+    again.socket.terminate()
+  }, 'the bucket refilled')
+  // A plain GET (the SDK asking why a connect failed) looks the token up too: it counts.
+  const statuses = await Promise.all(Array.from({ length: 8 }, async () => (await fetch(`${httpBase}/api/v1/ws?token=good`)).status))
+  t.ok(statuses.includes(503), `plain GETs are counted (${statuses.join()})`)
+  t.ok(statuses.every((status) => status === 426 || status === 503))
+})
+
+t.test('handshakes before the rate check are refused by cheaper checks, and take nothing from the bucket', async (t) => {
+  const { app, wsBase } = await startApp({ limits: { handshakesPerSecond: 1 } })
+  t.teardown(() => app.close())
+  for (let i = 0; i < 5; i++) {
+    const missing = await handshake(`${wsBase}/api/v1/ws`)
+    t.equal(missing.kind === 'rejected' && missing.status, 401)
+  }
+  const token = await app.realtime.tokens.issue('u1', { ttlSeconds: 60 })
+  const admitted = await handshake(`${wsBase}/api/v1/ws?token=${token}`)
+  t.equal(admitted.kind, 'open', 'the bucket is still full')
+  if (admitted.kind === 'open') admitted.socket.terminate()
+})
+
+t.test('limits.handshakesPerSecond: 0 (the default) sets no rate', async (t) => {
+  const { app, wsBase } = await startApp({ limits: { maxConnectionsPerIp: 0 } })
+  t.teardown(() => app.close())
+  const token = await app.realtime.tokens.issue('u1', { ttlSeconds: 60 })
+  const results = await Promise.all(Array.from({ length: 30 }, async () => await handshake(`${wsBase}/api/v1/ws?token=${token}`)))
+  t.equal(results.filter((result) => result.kind === 'open').length, 30)
+  for (const result of results) if (result.kind === 'open') result.socket.terminate()
+})
