@@ -142,7 +142,8 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     limitRetryAfterSeconds: options.limits.retryAfterSeconds,
     isChannel: (name) => catalog.get(name) !== undefined,
     maxSubscriptions: options.limits.maxSubscriptions,
-    autoSubscribed: AUTO_SUBSCRIBED
+    autoSubscribed: AUTO_SUBSCRIBED,
+    refused: (statusCode, reason) => stats.recordRefusedHandshake(statusCode, reason)
   })
 
   // Routes live in their own context so their request ids (the `trace_id` of

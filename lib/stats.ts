@@ -23,9 +23,18 @@ export class GatewayStats {
   readonly closes = new Map<number, number>()
   /** History on: recovered channels (`recovered`), and unrecovered ones by reason. */
   readonly recoveries = new Map<string, number>()
+  /** Handshakes the gate answered over HTTP instead of upgrading, by status and reason. */
+  readonly refusedHandshakes = new Map<string, { status: number, reason: string, count: number }>()
 
   recordClose (code: number): void {
     this.closes.set(code, (this.closes.get(code) ?? 0) + 1)
+  }
+
+  recordRefusedHandshake (status: number, reason: string): void {
+    const key = `${status} ${reason}`
+    const entry = this.refusedHandshakes.get(key)
+    if (entry === undefined) this.refusedHandshakes.set(key, { status, reason, count: 1 })
+    else entry.count++
   }
 
   recordRecovery (result: string): void {
@@ -46,8 +55,15 @@ export class GatewayStats {
       ack_timeouts: this.ackTimeouts,
       replayed: this.replayed,
       closes: Object.fromEntries(this.closes),
-      recoveries: Object.fromEntries(this.recoveries)
+      recoveries: Object.fromEntries(this.recoveries),
+      handshakes_refused: this.#refusedByStatus()
     }
+  }
+
+  #refusedByStatus (): Record<string, number> {
+    const byStatus: Record<string, number> = {}
+    for (const { status, count } of this.refusedHandshakes.values()) byStatus[status] = (byStatus[status] ?? 0) + count
+    return byStatus
   }
 }
 
@@ -65,4 +81,6 @@ export interface StatsSnapshot {
   replayed: number
   closes: Record<string, number>
   recoveries: Record<string, number>
+  /** Handshakes answered over HTTP instead of upgrading (401, 403, 429, 503, …), by status. */
+  handshakes_refused: Record<string, number>
 }

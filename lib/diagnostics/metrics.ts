@@ -80,6 +80,17 @@ export function createMetrics ({ stats, connections }: MetricsSources, userRegis
       for (const [code, count] of stats.closes) this.inc({ code: String(code) }, count)
     }
   })
+  // eslint-disable-next-line no-new
+  new Counter({
+    name: 'realtime_handshakes_refused_total',
+    help: 'Handshakes answered over HTTP instead of upgrading, by status and reason',
+    labelNames: ['status', 'reason'],
+    registers,
+    collect () {
+      this.reset()
+      for (const { status, reason, count } of stats.refusedHandshakes.values()) this.inc({ status: String(status), reason }, count)
+    }
+  })
   const latency = new Histogram({
     name: 'realtime_publish_to_delivery_seconds',
     help: 'Time from publish() to the last local socket written, per event and node',

@@ -49,6 +49,8 @@ export interface GateDependencies {
   maxSubscriptions: number
   /** The channels every socket is subscribed to on connect. */
   autoSubscribed: readonly string[]
+  /** Counts a handshake answered over HTTP instead of upgrading. */
+  refused: (statusCode: number, reason: string) => void
 }
 
 /**
@@ -57,6 +59,11 @@ export interface GateDependencies {
  * a GET without `Upgrade` is the route handler's).
  */
 export function createHandshakeGate (deps: GateDependencies) {
+  const reject = (request: FastifyRequest, reply: FastifyReply, statusCode: number, message: string, reason: string): void => {
+    deps.refused(statusCode, reason)
+    request.log.info({ reason, statusCode }, 'fastify-realtime: handshake rejected')
+    sendError(request, reply, statusCode, message)
+  }
   return async function handshakeGate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (!deps.isEnabled()) return reject(request, reply, 503, HandshakeMessage.DISABLED, 'disabled')
     if (deps.isDraining()) return reject(request, reply, 503, HandshakeMessage.SHUTTING_DOWN, 'draining')
@@ -112,9 +119,4 @@ export function createHandshakeGate (deps: GateDependencies) {
     // A plain GET goes on to the route handler, which answers 426.
     if (request.ws) request[kAdmitted] = { token, state: resolution.state, response: reply.raw, slot: typeof admission === 'function' ? admission : undefined, recover }
   }
-}
-
-function reject (request: FastifyRequest, reply: FastifyReply, statusCode: number, message: string, reason: string): void {
-  request.log.info({ reason, statusCode }, 'fastify-realtime: handshake rejected')
-  sendError(request, reply, statusCode, message)
 }

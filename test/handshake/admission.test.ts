@@ -4,11 +4,13 @@ import t from 'tap'
 import { startApp } from '../helpers/app.js'
 import { handshake } from '../helpers/client.js'
 import { eventually } from '../helpers/outage.js'
+import { ADMIN_TOKEN, bearer } from '../helpers/http.js'
 
 t.test('handshakes over limits.handshakesPerSecond: 503 + Retry-After, before any token lookup; back once the bucket refills', async (t) => {
   let lookups = 0
   const { app, wsBase, httpBase } = await startApp({
     limits: { handshakesPerSecond: 3, maxConnectionsPerIp: 0 },
+    diagnostics: { adminTokens: [ADMIN_TOKEN] },
     tokens: { resolver: async (token) => { lookups++; return token === 'good' ? { userId: 'u1', expiresAt: Math.floor(Date.now() / 1000) + 600 } : null } }
   })
   t.teardown(() => app.close())
@@ -27,15 +29,24 @@ t.test('handshakes over limits.handshakesPerSecond: 503 + Retry-After, before an
   }
   t.equal(lookups, opened.length, 'a refused handshake never reached the token store')
 
+  let failedRetries = 0
   await eventually(async () => {
     const again = await handshake(url)
-    if (again.kind !== 'open') throw new Error(`still ${again.status}`)
+    if (again.kind !== 'open') {
+      failedRetries++
+      throw new Error(`still ${again.status}`)
+    }
     again.socket.terminate()
   }, 'the bucket refilled')
   // A plain GET (the SDK asking why a connect failed) looks the token up too: it counts.
   const statuses = await Promise.all(Array.from({ length: 8 }, async () => (await fetch(`${httpBase}/api/v1/ws?token=good`)).status))
   t.ok(statuses.includes(503), `plain GETs are counted (${statuses.join()})`)
   t.ok(statuses.every((status) => status === 426 || status === 503))
+
+  const refusals = refused.length + statuses.filter((status) => status === 503).length
+  t.same(app.realtime.stats().handshakes_refused, { 503: refusals + failedRetries }, 'counted in stats()')
+  const metrics = await app.inject({ url: '/api/v1/ws/metrics', headers: bearer(ADMIN_TOKEN) })
+  t.match(metrics.body, `realtime_handshakes_refused_total{status="503",reason="over the handshake rate"} ${refusals + failedRetries}`)
 })
 
 t.test('handshakes before the rate check are refused by cheaper checks, and take nothing from the bucket', async (t) => {
@@ -45,6 +56,7 @@ t.test('handshakes before the rate check are refused by cheaper checks, and take
     const missing = await handshake(`${wsBase}/api/v1/ws`)
     t.equal(missing.kind === 'rejected' && missing.status, 401)
   }
+  t.same(app.realtime.stats().handshakes_refused, { 401: 5 })
   const token = await app.realtime.tokens.issue('u1', { ttlSeconds: 60 })
   const admitted = await handshake(`${wsBase}/api/v1/ws?token=${token}`)
   t.equal(admitted.kind, 'open', 'the bucket is still full')

@@ -433,7 +433,7 @@ t.test('user scoping: user channels reach only their user, only if subscribed', 
 
 t.test('stats(): exact counters for a scripted exchange', async (t) => {
   const { app, open } = await harness(t)
-  t.strictSame(app.realtime.stats(), { connects: 0, messages_in: 0, messages_out: 0, publishes: 0, undelivered: 0, slow_consumer_cuts: 0, dropped: 0, redis_reconnects: 0, acks: 0, ack_timeouts: 0, replayed: 0, closes: {}, recoveries: {} })
+  t.strictSame(app.realtime.stats(), { connects: 0, messages_in: 0, messages_out: 0, publishes: 0, undelivered: 0, slow_consumer_cuts: 0, dropped: 0, redis_reconnects: 0, acks: 0, ack_timeouts: 0, replayed: 0, closes: {}, recoveries: {}, handshakes_refused: {} })
   const a = await open('u1')
   a.send({ event: 'ping' })
   a.send({ event: 'subscribe', channel: 'kyc.events' })
@@ -460,7 +460,8 @@ t.test('stats(): exact counters for a scripted exchange', async (t) => {
     ack_timeouts: 0,
     replayed: 0,
     closes: {},
-    recoveries: {}
+    recoveries: {},
+    handshakes_refused: {}
   })
 })
 

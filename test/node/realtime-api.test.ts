@@ -61,7 +61,7 @@ t.test('publish refuses what it cannot deliver correctly, with coded errors', as
   await t.rejects(app.realtime.publish('kyc.events', 'X', { big: 1n }, { userId: 'u1' }), { code: 'FST_REALTIME_INVALID_DATA', message: /not serializable to JSON/ })
   t.equal(app.realtime.stats().publishes, 0, 'nothing refused counts as published')
   await app.realtime.publish('kyc.events', 'X', {}, { userId: 120045 })
-  t.same(app.realtime.stats(), { connects: 0, messages_in: 0, messages_out: 0, publishes: 1, undelivered: 1, slow_consumer_cuts: 0, dropped: 0, redis_reconnects: 0, acks: 0, ack_timeouts: 0, replayed: 0, closes: {}, recoveries: {} })
+  t.same(app.realtime.stats(), { connects: 0, messages_in: 0, messages_out: 0, publishes: 1, undelivered: 1, slow_consumer_cuts: 0, dropped: 0, redis_reconnects: 0, acks: 0, ack_timeouts: 0, replayed: 0, closes: {}, recoveries: {}, handshakes_refused: {} })
 })
 
 t.test('a built-in channel may get a schema but not another scope', async (t) => {
