@@ -74,7 +74,7 @@ export class Connection {
   constructor (init: ConnectionInit) {
     this.id = init.id
     this.userId = init.userId
-    this.#token = init.token
+    this.#token = ownCopy(init.token)
     this.#tokenHash = init.tokenHash
     this.#expiresAt = init.expiresAt
     this.socket = init.socket
@@ -104,7 +104,7 @@ export class Connection {
 
   /** Hub: the client refreshed its token; expiry and revocation follow the new one. */
   renew (token: string, tokenHash: string, expiresAt: number): void {
-    this.#token = token
+    this.#token = ownCopy(token)
     this.#tokenHash = tokenHash
     this.#expiresAt = expiresAt
   }
@@ -318,4 +318,13 @@ export interface ConnectionInfo {
   buffered_bytes: number
   /** History on: the last id the client acknowledged, per channel. */
   acked?: Record<string, string>
+}
+
+/**
+ * A copy of `text` that holds nothing else: a token cut out of the request URL
+ * (or a client message) is a slice that would keep the whole string alive for
+ * as long as the socket lives. (UTF-16 round-trips every JavaScript string.)
+ */
+function ownCopy (text: string): string {
+  return Buffer.from(text, 'utf16le').toString('utf16le')
 }
