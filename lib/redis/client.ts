@@ -76,6 +76,27 @@ export async function waitForRedis (client: RedisClient, log: FastifyBaseLogger)
   if (!ready) log.warn('fastify-realtime: Redis is not ready yet; handshakes answer 503 until it is')
 }
 
+/**
+ * The settings of a borrowed client under which ioredis sends a publish again
+ * later on its own: a Redis re-sends what was in flight when its link dropped
+ * (it may have run: delivered twice); a Cluster also retries a command whose
+ * node went away, after a delay, behind the publishes made meanwhile (out of
+ * order, and after the caller was told the outcome is unknown). Each with the
+ * value that turns it off.
+ */
+export function resendingOptions (client: RedisClient): Record<string, number | boolean> {
+  const wanted: Record<string, number | boolean> = {}
+  if (!('isCluster' in client && client.isCluster)) {
+    if ((client as Redis).options.autoResendUnfulfilledCommands !== false) wanted.autoResendUnfulfilledCommands = false
+    return wanted
+  }
+  const { retryDelayOnFailover, retryDelayOnClusterDown, redisOptions } = (client as Cluster).options
+  if (retryDelayOnFailover !== 0) wanted.retryDelayOnFailover = 0
+  if (retryDelayOnClusterDown !== 0) wanted.retryDelayOnClusterDown = 0
+  if (redisOptions?.autoResendUnfulfilledCommands !== false) wanted['redisOptions.autoResendUnfulfilledCommands'] = false
+  return wanted
+}
+
 export function isRedisReady (client: RedisClient): boolean {
   return client.status === 'ready'
 }

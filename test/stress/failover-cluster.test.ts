@@ -20,8 +20,15 @@ t.test('the master of the phone\'s channel killed under load: its replica takes 
   // A replica per master, promoted within a few seconds of its master's death.
   const redis = await OwnRedisCluster.start({ replicas: 1, nodeTimeoutMs: 1000 })
   t.teardown(async () => await redis.stop())
-  // Few redirections and no resend: a publish caught in the failover fails instead of being retried behind later ones.
-  const clients = [0, 1].map(() => new Cluster([redis.startupNodes[0]], { enableOfflineQueue: false, maxRedirections: 2, redisOptions: { commandTimeout: 500, autoResendUnfulfilledCommands: false } })) as [Cluster, Cluster]
+  // Set as README says: no resend, and no delayed retry of a command whose node went away (ioredis
+  // would send such a publish again after retryDelayOnFailover, behind the publishes made meanwhile).
+  const clients = [0, 1].map(() => new Cluster([redis.startupNodes[0]], {
+    enableOfflineQueue: false,
+    maxRedirections: 2,
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
+    redisOptions: { commandTimeout: 500, autoResendUnfulfilledCommands: false }
+  })) as [Cluster, Cluster]
   const { nodes: [a], keyPrefix, phone, phoneSocket } = await deploy(t, clients)
 
   const load = publishLoop(a, USER)
@@ -43,16 +50,7 @@ t.test('the master of the phone\'s channel killed under load: its replica takes 
 
   // What the phone saw, in order: seq (with ? for a publish of unknown outcome), r for resync.
   t.comment(phone.messages.map((message) => message.event === 'TICK' ? `${String(message.data.seq)}${outcomes.get(message.data.seq) === 'ok' ? '' : '?'}` : message.event[0]).join(' ').replace(/( r)+/g, (run) => ` r×${run.length / 2}`))
-  audit(t, phone, outcomes, {
-    // Found here, not fixed: the Cluster client retries a publish caught in the
-    // failover (after retryDelayOnFailover, up to maxRedirections) on its own
-    // schedule, and it reaches the promoted master after publishes made later,
-    // which went there directly; some of these retried ones resolve (accepted),
-    // most are reported FST_REALTIME_OUTCOME_UNKNOWN. README promises publish order per socket.
-    orderTodo: 'publishes retried by the ioredis Cluster client across the failover overtake later ones',
-    // Found here, not fixed (seen in some runs).
-    lostTodo: 'an accepted publish lost with no resync after it (seen in some runs)'
-  })
+  audit(t, phone, outcomes)
   const resyncs = phone.messages.filter((message) => message.event === 'resync')
   t.match(resyncs[0], { event: 'resync', channel: null, data: { reason: /^subscriber_(reconnected|replaced)$/ } }, 'the phone was told resync')
   // The sharded subscriber reports a failing shard lost and back many times, each a resync (each return
