@@ -7,8 +7,11 @@ import { latencySummary } from './lib/stats.js'
 import { STAMP_MARK } from './lib/payload.js'
 import { recoveringClients } from './lib/recovering-clients.js'
 import { pool, waitForProgress } from './lib/pool.js'
+import { httpPublish } from './lib/http-publisher.js'
 
 const MARK = Buffer.from(STAMP_MARK)
+// `,"seq":` between the stamp's closing quote and the seq digits.
+const SEQ_OFFSET = ',"seq":'.length + 1
 const clients = []
 const failures = {}
 let unexpectedCloses = 0
@@ -21,15 +24,21 @@ let remote = new Float64Array(0)
 let localCount = 0
 let remoteCount = 0
 let lastNs = 0
+// With `record({ distinct: true })` (scenario 9): how often each seq arrived, to count events received twice.
+let seen = null
+let duplicates = 0
+let unknownSeq = 0
 
 function onBenchMessage (data, at, node) {
   const now = Number(process.hrtime.bigint())
   let stamp = 0
-  for (let index = at + MARK.length; ; index++) {
+  let index = at + MARK.length
+  for (; ; index++) {
     const digit = data[index]
     if (digit === 34) break
     stamp = stamp * 10 + (digit - 48)
   }
+  if (seen !== null) countSeq(data, index + SEQ_OFFSET)
   received++
   lastNs = now
   if (node === 0) {
@@ -37,6 +46,14 @@ function onBenchMessage (data, at, node) {
   } else if (remoteCount < remote.length) {
     remote[remoteCount++] = now - stamp
   }
+}
+
+/** Scenario 9: each seq once (the publishers number every event of a measurement 0..count-1). */
+function countSeq (data, from) {
+  let seq = 0
+  for (let index = from; data[index] >= 48 && data[index] <= 57; index++) seq = seq * 10 + (data[index] - 48)
+  if (seq >= seen.length) unknownSeq++
+  else if (seen[seq]++ > 0) duplicates++
 }
 
 /**
@@ -139,8 +156,14 @@ serve({
     return { paused: Math.min(count, clients.length) }
   },
 
-  /** Starts a measurement that expects `count` bench messages. */
-  record ({ count }) {
+  /** Scenario 9: publishes over the server API from this process (bench/lib/http-publisher.js). */
+  httpPublish: async (args) => await httpPublish(args),
+
+  /** Starts a measurement that expects `count` bench messages; `distinct`: each seq 0..count-1 is expected once. */
+  record ({ count, distinct = false }) {
+    seen = distinct ? new Uint8Array(count) : null
+    duplicates = 0
+    unknownSeq = 0
     received = 0
     expected = count
     local = new Float64Array(count)
@@ -168,6 +191,8 @@ serve({
       latency: latencySummary(all),
       local: latencySummary(local.subarray(0, localCount)),
       remote: latencySummary(remote.subarray(0, remoteCount)),
+      // With `distinct`: events received twice, seqs outside 0..count-1, and seqs never received.
+      ...(seen === null ? {} : { duplicates, unknownSeq, missing: seen.reduce((sum, times) => sum + (times === 0 ? 1 : 0), 0) }),
       unexpectedCloses
     }
   },

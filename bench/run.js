@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--reps N] [--arms plugin,ws-cork] [--only memory,broadcast,sustained,targeted,history,recovery]
+// npm run bench [-- --quick] [--reps N] [--arms plugin,ws-cork] [--only memory,broadcast,sustained,targeted,history,recovery,http]
 //                [--cpu-prof DIR]   (servers write DIR/<arm>-<scenario>-r<rep>-node<i>.cpuprofile; add `--only burst`
 //                                    for a profile of the burst path alone)
 //
@@ -21,6 +21,7 @@ import { broadcastSuite, burstOnly } from './scenarios/broadcast.js'
 import { slowSustained } from './scenarios/slow-sustained.js'
 import { targeted } from './scenarios/targeted.js'
 import { historyCost, recovery } from './scenarios/history.js'
+import { httpPublishCost } from './scenarios/http-publish.js'
 import { OwnRedis, canStartRedis } from './lib/redis-server.js'
 
 const FULL = {
@@ -33,7 +34,8 @@ const FULL = {
   history: { clients: 1000, connectConcurrency: 50, rate: 1000, seconds: 1.5, rounds: 2, burst: 2000, bursts: 6, size: 128 },
   // `reps`: run in the first repetitions only (it is the longest plugin-only step).
   // underLoad (8b): after the measurement, away again for `missed` more each, back while `live` rounds are published.
-  recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 2, underLoad: { missed: 20, live: 10, intervalMs: 100 } }
+  recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 2, underLoad: { missed: 20, live: 10, intervalMs: 100 } },
+  http: { clients: 200, connectConcurrency: 50, count: 10_000, warmup: 2000, rounds: 1, inFlight: 16, batch: 50, batchInFlight: 4, size: 128 }
 }
 const QUICK = {
   reps: 1,
@@ -43,9 +45,10 @@ const QUICK = {
   sustained: { clients: 100, connectConcurrency: 50, slowFraction: 0.01, rate: 200, seconds: 1, size: 16384 },
   targeted: { clients: 1000, connectConcurrency: 50, rate: 500, seconds: 2, size: 128 },
   history: { clients: 500, connectConcurrency: 50, rate: 1000, seconds: 2, rounds: 1, burst: 2000, bursts: 4, size: 128 },
-  recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 1, underLoad: { missed: 20, live: 10, intervalMs: 100 } }
+  recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 1, underLoad: { missed: 20, live: 10, intervalMs: 100 } },
+  http: { clients: 100, connectConcurrency: 50, count: 4000, warmup: 1000, rounds: 1, inFlight: 16, batch: 50, batchInFlight: 4, size: 128 }
 }
-const SCENARIOS = ['memory', 'broadcast', 'sustained', 'targeted', 'history', 'recovery']
+const SCENARIOS = ['memory', 'broadcast', 'sustained', 'targeted', 'history', 'recovery', 'http']
 const STEP_TIMEOUT_MS = 5 * 60_000
 // A shared 2-core machine: a step during which other processes took more than this share is run again.
 const MAX_NOISE_PERCENT = 25
@@ -115,6 +118,7 @@ for (let rep = 1; rep <= config.reps; rep++) {
     if (only.includes('burst')) await step(arm, rep, 'burst', (session) => burstOnly(session, config.broadcast))
     if (only.includes('history') && arm.client === 'plugin') await step(arm, rep, 'history', (lab) => historyCost(lab, config.history), { lab: true })
     if (only.includes('recovery') && arm.client === 'plugin' && rep <= config.recovery.reps) await step(arm, rep, 'recovery', (lab) => recovery(lab, config.recovery), { lab: true })
+    if (only.includes('http') && arm.client === 'plugin') await step(arm, rep, 'http', (session) => httpPublishCost(session, config.http))
   }
 }
 if (!arms.some((arm) => arm.cluster)) skipped.push('scenario 4 (targeted publishes across 2 nodes) and the 2-node columns of scenarios 7 and 8: skipped, they need the 2-node arms (left out with BENCH_CLUSTER=0)')
@@ -265,7 +269,8 @@ function commandLine () {
 
 function summary (metrics) {
   const pick = ['noise.', 'mem.heap.', 'burst.cpuPerDelivery', 'burst.p99', 'paced.p99', 'connect.perSecond', 'sustained.rssGrowth', 'targeted.remoteP99',
-    'history.cpuRatio', 'history.redisRatio', 'history.burst.cpuRatio', 'history.burst.redisRatio', 'recovery.connectMs', 'recovery.ms', 'recovery.perSecond', 'recovery.eldP99', 'recovery.received', 'recovery.duplicates', 'recoveryLive.received', 'recoveryLive.duplicates']
+    'history.cpuRatio', 'history.redisRatio', 'history.burst.cpuRatio', 'history.burst.redisRatio', 'recovery.connectMs', 'recovery.ms', 'recovery.perSecond', 'recovery.eldP99', 'recovery.received', 'recovery.duplicates', 'recoveryLive.received', 'recoveryLive.duplicates',
+    'http.inProcess.perSecond', 'http.single.perSecond', 'http.batch.perSecond', 'http.single.p99Ratio', 'http.batch.p99Ratio', 'http.duplicates']
   return Object.entries(metrics)
     .filter(([key]) => pick.some((prefix) => key.startsWith(prefix)))
     .map(([key, value]) => `${key}=${Number(value).toFixed(2)}`)

@@ -72,3 +72,9 @@ export const FST_REALTIME_AWAIT_ACK_UNSUPPORTED = createError<'FST_REALTIME_AWAI
   'awaitAck is not possible here: %s',
   400
 )
+
+export const FST_REALTIME_BATCH_HALTED = createError<'FST_REALTIME_BATCH_HALTED', [number, string]>(
+  'FST_REALTIME_BATCH_HALTED',
+  'Not published: the item at index %d of the batch failed with %s, and the items after it wait for it',
+  503
+)

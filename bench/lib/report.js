@@ -78,13 +78,36 @@ function rowsFor (config) {
           { key: 'recoveryLive', label: 'events received / expected (missed + live)', delivered: true },
           ...recoveryCheckRows('recoveryLive.', '')
         ]),
+    { section: `9. Publishing over HTTP (POST {prefix}/publish on node 0) vs in-process app.realtime.publish: ${config.http.count} targeted events each to ${config.http.clients} sockets, ${config.http.inFlight} publishes in flight (batch: ${config.http.batch} per request, ${config.http.batchInFlight} in flight)` },
+    ...httpPublishRows(config.http),
+    { key: 'http.duplicates', label: 'events received twice', digits: 0, noRatio: true },
+    { key: 'http', label: 'delivered / expected (all three ways)', delivered: true },
     { section: 'Noise: CPU share other processes took from the machine while each arm was measured (%)' },
     { key: 'noise.memory', label: 'during scenario 1', digits: 0, noRatio: true },
     { key: 'noise.broadcast', label: 'during scenarios 2, 3, 5, 6', digits: 0, noRatio: true },
     { key: 'noise.sustained', label: 'during scenario 6b', digits: 0, noRatio: true },
     { key: 'noise.targeted', label: 'during scenario 4', digits: 0, noRatio: true },
     { key: 'noise.history', label: 'during scenario 7', digits: 0, noRatio: true },
-    { key: 'noise.recovery', label: 'during scenario 8', digits: 0, noRatio: true }
+    { key: 'noise.recovery', label: 'during scenario 8', digits: 0, noRatio: true },
+    { key: 'noise.http', label: 'during scenario 9', digits: 0, noRatio: true }
+  ]
+}
+
+/** Scenario 9's rows: each way's figures, then single and batch as ratios to in-process. */
+function httpPublishRows ({ batch }) {
+  const ways = [['inProcess', 'in-process publish'], ['single', 'HTTP single'], ['batch', `HTTP batch of ${batch}`]]
+  return [
+    ...ways.flatMap(([way, title]) => [
+      { key: `http.${way}.perSecond`, label: `${title}: publishes/s (first publish → last answer)`, digits: 0, noRatio: true },
+      { key: `http.${way}.p50`, label: `${title}: latency publish call → socket, p50 (ms)`, digits: 2, noRatio: true },
+      { key: `http.${way}.p99`, label: `${title}: latency p99 (ms)`, digits: 2, noRatio: true },
+      { key: `http.${way}.cpuPerPublish`, label: `${title}: server CPU per publish (µs, all nodes)`, digits: 1, noRatio: true }
+    ]),
+    ...ways.slice(1).flatMap(([way, title]) => [
+      { key: `http.${way}.perSecondRatio`, label: `${title} ÷ in-process: publishes/s`, digits: 2, noRatio: true },
+      { key: `http.${way}.p99Ratio`, label: `${title} ÷ in-process: latency p99`, digits: 2, noRatio: true },
+      { key: `http.${way}.cpuRatio`, label: `${title} ÷ in-process: server CPU per publish`, digits: 2, noRatio: true }
+    ])
   ]
 }
 
@@ -111,7 +134,7 @@ function recoveryCheckRows (prefix, retriedNote) {
   ]
 }
 
-const DELIVERY_KEYS = ['burst', 'paced', 'targeted', 'slow', 'sustained', 'history', 'recovery', 'recoveryLive']
+const DELIVERY_KEYS = ['burst', 'paced', 'targeted', 'slow', 'sustained', 'history', 'recovery', 'recoveryLive', 'http']
 
 function format (value, digits) {
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })

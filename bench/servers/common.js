@@ -93,6 +93,25 @@ export function runServer (arm) {
       await settle()
       return { ms: performance.now() - started, published: users * count - failed, failed }
     },
+    /**
+     * Publishes seq 0..count-1, seq i to user i % users, with at most
+     * `inFlight` publishes unanswered (a sliding window: each of `inFlight`
+     * lanes publishes its next one as soon as its last was answered). Scenario
+     * 9's in-process arm, the same window as the load generator's HTTP one.
+     */
+    async publishSeries ({ users, count, size, inFlight }) {
+      const started = performance.now()
+      let next = 0
+      let failed = 0
+      const lane = async () => {
+        while (next < count) {
+          const seq = next++
+          if (await arm.publishTo(seq % users, seq, size) === false) failed++
+        }
+      }
+      await Promise.all(Array.from({ length: Math.min(inFlight, count) }, lane))
+      return { ms: performance.now() - started, published: count - failed, failed }
+    },
     /** Event-loop delay between `eldStart` and `eldStop` (1 ms resolution). */
     eldStart () {
       eld.reset()

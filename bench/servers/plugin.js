@@ -4,6 +4,7 @@ import realtime from 'fastify-realtime'
 import { Redis } from 'ioredis'
 import { runServer, serverOptions, reportError } from './common.js'
 import { benchData, GATEWAY_ENVELOPE_BYTES } from '../lib/payload.js'
+import { BENCH_ADMIN_TOKEN } from '../lib/http-publisher.js'
 
 const options = serverOptions()
 // With --history (scenarios 7 and 8) the plugin's warnings are counted, by message, for the report's anomalies
@@ -27,6 +28,8 @@ await app.register(realtime, {
   limits: { maxConnectionsPerIp: 0 },
   // No protocol pings during a run.
   heartbeat: { intervalMs: 3_600_000 },
+  // Scenario 9 publishes over the server API (POST /api/v1/ws/publish) with this operator token.
+  diagnostics: { adminTokens: [BENCH_ADMIN_TOKEN] },
   ...(options.redis === undefined ? {} : { redis: options.redis, keyPrefix: options.keyPrefix }),
   // The history scenarios: every event appended to its stream (defaults: 256 per stream, 600 s).
   ...(options.history ? { history: {} } : {})

@@ -1,5 +1,5 @@
 import Type, { type TSchema } from 'typebox'
-import { MAX_AWAIT_ACK_MS, MAX_EVENT_NAME_LENGTH } from '../constants.js'
+import { MAX_AWAIT_ACK_MS, MAX_EVENT_NAME_LENGTH, MAX_PUBLISH_BATCH } from '../constants.js'
 
 /** The envelope every JSON answer of the plugin uses, with `data` of the given schema. */
 export const Envelope = <Data extends TSchema>(data: Data) => Type.Object({
@@ -86,10 +86,38 @@ export const PublishBodySchema = Type.Object({
   await_ack_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_AWAIT_ACK_MS }))
 }, { additionalProperties: false })
 
-export const PublishResultSchema = Envelope(Type.Object({
+const PublishResultData = Type.Object({
   id: Type.Union([Type.String(), Type.Null()]),
   acked: Type.Optional(Type.Boolean())
-}))
+})
+
+/**
+ * A batch item is a publish without `await_ack_ms`: the items go out one after
+ * the other, so a wait for one client's ack would hold back every item after it.
+ */
+export const PublishBatchItemSchema = Type.Object({
+  ...PublishBodySchema.properties,
+  await_ack_ms: Type.Optional(Type.Never())
+}, { additionalProperties: false })
+
+/** One publish, or a batch of them in the order they are to be published. */
+export const PublishRequestSchema = Type.Union([
+  PublishBodySchema,
+  Type.Array(PublishBatchItemSchema, { minItems: 1, maxItems: MAX_PUBLISH_BATCH })
+])
+
+/** A batch item that was not published: the status and code the single publish would have answered. */
+export const PublishItemErrorSchema = Type.Object({
+  error: Type.Object({ status_code: Type.Integer(), code: Type.String(), message: Type.String() })
+})
+
+/** A batch's answer: per item, in the request's order, its publish result or its error. */
+export const PublishBatchResultsSchema = Type.Array(Type.Union([PublishResultData, PublishItemErrorSchema]))
+
+export const PublishResultSchema = Envelope(Type.Union([PublishResultData, PublishBatchResultsSchema]))
+
+/** A 503 of publish (Redis down, or did not confirm): the code, or a batch's results when none of its items was published. */
+export const PublishUnavailableSchema = Envelope(Type.Union([Type.Object({ code: Type.String() }), PublishBatchResultsSchema]))
 
 export const ForceLogoutBodySchema = Type.Object({
   user_id: UserIdField,

@@ -2,8 +2,9 @@ import type { FastifyError, FastifyInstance, FastifySchema, RouteShorthandOption
 import type { Static } from 'typebox'
 import { okEnvelope as ok, sendError } from '../http/envelope.js'
 import type { PublishOptions, PublishResult, Realtime } from '../node/realtime-api.js'
+import { answerBatch, publishBatch } from './publish-batch.js'
 import {
-  DisconnectBodySchema, DoneSchema, ForceLogoutBodySchema, PublishBodySchema, PublishResultSchema, RevokeBodySchema
+  DisconnectBodySchema, DoneSchema, ForceLogoutBodySchema, PublishUnavailableSchema, PublishRequestSchema, PublishResultSchema, RevokeBodySchema
 } from './schemas.js'
 
 export interface ServerApiDependencies {
@@ -19,7 +20,8 @@ const done = { done: true as const }
 /**
  * `app.realtime` over HTTP, for the services and workers that produce events
  * but do not hold the sockets: publish, force-logout, disconnect, revoke. Each
- * call is the API call, so it validates and fails the same way. Registered in
+ * call is the API call, so it validates and fails the same way; publish also
+ * takes a batch (lib/diagnostics/publish-batch.ts). Registered in
  * a context of its own, whose error handler answers a coded error with its
  * status and the code in `data.code` (a 503 with Retry-After when Redis is
  * down or did not confirm); anything else (a body the schema refused) goes on
@@ -34,9 +36,13 @@ export function serverApiRoutes (api: FastifyInstance, { realtime, strictOperato
   // Checked by publish itself, as for any caller: the channel, its scope, its data schema.
   const publish = realtime.publish as (channel: string, event: string, data: Record<string, unknown>, options: PublishOptions) => Promise<PublishResult>
 
-  api.post<{ Body: Static<typeof PublishBodySchema> }>('/publish',
-    strictOperatorRoute({ body: PublishBodySchema, response: { 200: PublishResultSchema } }),
-    async (request) => {
+  api.post<{ Body: Static<typeof PublishRequestSchema> }>('/publish',
+    strictOperatorRoute({ body: PublishRequestSchema, response: { 200: PublishResultSchema, 503: PublishUnavailableSchema } }),
+    async (request, reply) => {
+      if (Array.isArray(request.body)) {
+        const outcome = await publishBatch(request.body, async ({ channel, event, data, user_id: userId }) => await publish(channel, event, data, { userId }))
+        return answerBatch(request, reply, outcome, retryAfterSeconds)
+      }
       const { channel, event, data, user_id: userId, await_ack_ms: awaitAckMs } = request.body
       const awaitAck = awaitAckMs === undefined ? undefined : { timeoutMs: awaitAckMs }
       return ok(request, await publish(channel, event, data, { userId, awaitAck }))
