@@ -1,16 +1,21 @@
 // One gateway node of a stress run, in a process of its own so the
 // orchestrator can SIGKILL it (a crash, no cleanup). Options as JSON in argv[2]:
-// { redis, keyPrefix, nodeId, heartbeatMs, cluster?, tokens?, history?, limits? }. Driven over IPC
+// { redis | redisClient, keyPrefix, nodeId, heartbeatMs, cluster?, tokens?, history?, limits? }. Driven over IPC
 // (bench/lib/rpc.js); exits when the orchestrator goes away.
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
+import { Cluster, Redis } from 'ioredis'
 import realtime from 'fastify-realtime'
 import { serve, announce, sleep } from '../bench/lib/rpc.js'
 
 const config = JSON.parse(process.argv[2])
+// Before anything that waits on Redis: a node still starting when the orchestrator dies (its Redis killed with it) must not wait forever.
+process.on('disconnect', () => process.exit(0))
 // Anything logged at error level or above, and anything uncaught: the scenarios assert there is none.
 const errors = []
 const record = (what) => { if (errors.length < 20) errors.push(String(what).slice(0, 500)) }
+// Warnings by message, counted (a failover logs many): figures, not failures.
+const warnings = {}
 process.on('uncaughtException', (error) => record(`uncaughtException: ${error?.stack ?? error}`))
 process.on('unhandledRejection', (error) => record(`unhandledRejection: ${error?.stack ?? error}`))
 const logStream = new Writable({
@@ -18,16 +23,48 @@ const logStream = new Writable({
     for (const line of chunk.toString().split('\n')) {
       if (line === '') continue
       try {
-        if (JSON.parse(line).level >= 50) record(line)
+        const entry = JSON.parse(line)
+        if (entry.level >= 50) record(line)
+        else if (entry.level === 40) warnings[entry.msg] = (warnings[entry.msg] ?? 0) + 1
       } catch {}
     }
     done()
   }
 })
 
-const app = Fastify({ logger: { level: 'error', stream: logStream } })
+/**
+ * `redisClient`: a client the node borrows, as README's Scaling out section
+ * configures one for Sentinel (`{ sentinels, name }`) or Redis Cluster
+ * (`{ cluster: startupNodes }`); else the plugin makes its own from `redis`.
+ */
+function borrowedClient (spec) {
+  if (spec === undefined) return undefined
+  const client = spec.cluster !== undefined
+    // Few redirections and no resend: a publish caught in the failover fails instead of being retried behind later ones.
+    ? new Cluster(spec.cluster, { enableOfflineQueue: false, maxRedirections: 2, redisOptions: { commandTimeout: 500, autoResendUnfulfilledCommands: false } })
+    : new Redis({
+      ...spec,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: 500,
+      enableAutoPipelining: true,
+      // Ask Sentinel again soon: the primary it named may be the one that died.
+      retryStrategy: () => 100,
+      sentinelRetryStrategy: () => 100,
+      // A primary demoted behind our back answers writes with READONLY: reconnect, and Sentinel names the new one.
+      reconnectOnError: (error) => error.message.startsWith('READONLY') ? 2 : false
+    })
+  // Its errors during a failover are expected; the plugin reports what matters through its own logger.
+  client.on('error', () => {})
+  return client
+}
+const borrowed = borrowedClient(config.redisClient)
+if (borrowed !== undefined) await new Promise((resolve) => borrowed.once('ready', resolve))
+
+const app = Fastify({ logger: { level: 'warn', stream: logStream } })
 await app.register(realtime, {
-  redis: config.redis,
+  redis: borrowed ?? config.redis,
   keyPrefix: config.keyPrefix,
   cluster: { nodeId: config.nodeId, ...config.cluster },
   heartbeat: { intervalMs: config.heartbeatMs },
@@ -103,9 +140,18 @@ serve({
   connections: () => app.realtime.connections().map((connection) => ({ user: connection.user_id, subscriptions: connection.subscriptions })),
   stats: () => app.realtime.stats(),
   errors: () => errors,
+  warnings: () => warnings,
+  /** The borrowed client's view of Redis: the port of the server it talks to (Sentinel), or the masters it knows (Cluster). */
+  async redisServer () {
+    if (borrowed instanceof Cluster) return { masters: borrowed.nodes('master').map((node) => node.options.port).sort() }
+    // Reconnecting (the failover): no server to name yet.
+    const info = await borrowed.info('server').catch(() => '')
+    return { port: Number(/tcp_port:(\d+)/.exec(info)?.[1] ?? NaN) || null }
+  },
   async shutdown () {
     for (const socket of tcp) socket.destroy()
     await app.close()
+    borrowed?.disconnect()
     setImmediate(() => process.exit(0))
   }
 })

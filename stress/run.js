@@ -1,8 +1,9 @@
-// npm run stress [-- --quick] [--only churn,storm,death,chaos]
+// npm run stress [-- --quick] [--only churn,storm,death,chaos,failover,malformed]
 //
 // The reliability proof: each scenario runs a real deployment (2 gateway
 // processes, stress/node.js, on a redis-server of the run's own on a free
-// loopback port), drives it with real clients, and checks exact counts. Prints
+// loopback port; failover: on a Sentinel pair and a Redis Cluster of its own;
+// malformed: one gateway), drives it with real clients, and checks exact counts. Prints
 // the table and writes it to stress/results/latest.md (+ latest.json; --quick
 // and --only write quick.* / partial.*). Exit code 1 if any check failed.
 // Bounded: every wait has a timeout, the whole run a hard limit, and every
@@ -18,6 +19,8 @@ import { churn } from './scenarios/churn.js'
 import { storm } from './scenarios/storm.js'
 import { nodeDeath } from './scenarios/node-death.js'
 import { chaos } from './scenarios/chaos.js'
+import { failover } from './scenarios/failover.js'
+import { malformed } from './scenarios/malformed.js'
 import { buildReport } from './lib/report.js'
 
 const FULL = {
@@ -25,21 +28,28 @@ const FULL = {
   churn: { cycles: 10_000, concurrency: 50, warmup: 500 },
   storm: { sockets: 5000 },
   death: { sockets: 1000, rate: 400, seconds: 6, killAfterMs: 2000, heartbeatMs: 1000 },
-  chaos: { sockets: 400, rate: 200, faultMs: 5000, leadMs: 1500, tailMs: 4000, handshakeLimitMs: 1500 }
+  chaos: { sockets: 400, rate: 200, faultMs: 5000, leadMs: 1500, tailMs: 4000, handshakeLimitMs: 1500 },
+  failover: { sockets: 400, rate: 200, leadMs: 2000, tailMs: 3000 },
+  malformed: { rounds: 20 }
 }
 const QUICK = {
-  limitMs: 3 * 60_000,
+  limitMs: 5 * 60_000,
   churn: { cycles: 1000, concurrency: 20, warmup: 200 },
   storm: { sockets: 500 },
   death: { sockets: 200, rate: 200, seconds: 3, killAfterMs: 1000, heartbeatMs: 1000 },
-  chaos: { sockets: 100, rate: 100, faultMs: 3000, leadMs: 1000, tailMs: 3000, handshakeLimitMs: 1500 }
+  chaos: { sockets: 100, rate: 100, faultMs: 3000, leadMs: 1000, tailMs: 3000, handshakeLimitMs: 1500 },
+  failover: { sockets: 100, rate: 100, leadMs: 1000, tailMs: 2000 },
+  malformed: { rounds: 5 }
 }
 // `persist`: the scenario's Redis keeps its data across a SIGKILL (an fsynced append-only file).
+// `ownRedis: false`: the scenario starts the Redis deployments it needs itself.
 const SCENARIOS = {
   churn: { run: (config, context) => churn({ ...context, ...config.churn }) },
   storm: { run: (config, context) => storm({ ...context, ...config.storm }) },
   death: { run: (config, context) => nodeDeath({ ...context, ...config.death }) },
-  chaos: { run: (config, context) => chaos({ ...context, ...config.chaos }), persist: true }
+  chaos: { run: (config, context) => chaos({ ...context, ...config.chaos }), persist: true },
+  failover: { run: (config, context) => failover({ ...context, ...config.failover }), ownRedis: false },
+  malformed: { run: (config, context) => malformed({ ...context, ...config.malformed }) }
 }
 const STEP_TIMEOUT_MS = 4 * 60_000
 
@@ -70,7 +80,7 @@ for (const name of only) {
   if (scenario === undefined) throw new Error(`unknown scenario ${name} (known: ${Object.keys(SCENARIOS).join(', ')})`)
   const stepStarted = performance.now()
   // A fresh Redis per scenario: what one leaves behind cannot hide in another's baseline.
-  const redis = await OwnRedis.start({ persist: scenario.persist })
+  const redis = scenario.ownRedis === false ? undefined : await OwnRedis.start({ persist: scenario.persist })
   // What a scenario must stop if it times out (its SDK clients and Redis readers live in this process): it registers them with `onCleanup`.
   const cleanups = []
   const context = { redis, keyPrefix: `stress:${runId}:${name}:`, onCleanup: (cleanup) => { cleanups.push(cleanup) } }
@@ -88,7 +98,7 @@ for (const name of only) {
     console.error(`${name}: FAILED ${error.stack}`)
     results.push({ name, ok: false, rows: [{ what: 'scenario ran to the end', expected: 'yes', actual: error.message.split('\n')[0], ok: false }], figures: {}, seconds: (performance.now() - stepStarted) / 1000 })
   } finally {
-    await redis.destroy()
+    await redis?.destroy()
   }
   const last = results.at(-1)
   console.log(`${name}: ${last.ok ? 'PASS' : 'FAIL'} (${last.seconds.toFixed(1)} s)`)

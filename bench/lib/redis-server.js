@@ -41,6 +41,17 @@ function watchdog (server) {
   server.once('exit', () => guard.kill('SIGKILL'))
 }
 
+/**
+ * Starts `redis-server <args>` (or `redis-server <config> --sentinel`) as a
+ * tracked child (killAll ends it) that dies with the orchestrator even after a
+ * SIGKILL: under setpriv --pdeathsig, or else with a watchdog.
+ */
+export function spawnRedis (args, { core } = {}) {
+  const server = spawnPinned(...withDeathSignal('redis-server', args), { core })
+  if (!deathSignal) watchdog(server)
+  return server
+}
+
 /** Whether `redis-server` can be started here (checked once). */
 export function canStartRedis () {
   if (available === undefined) {
@@ -96,7 +107,7 @@ export class OwnRedis {
       ? ['--appendonly', 'no']
       : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir]
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--loglevel', 'warning']
-    const server = spawnPinned(...withDeathSignal('redis-server', args), { core: this.#core })
+    const server = spawnRedis(args, { core: this.#core })
     this.#process = server
     this.#stderr = ''
     server.stderr.on('data', (chunk) => { this.#stderr = (this.#stderr + chunk).slice(-2000) })
@@ -108,7 +119,6 @@ export class OwnRedis {
         resolve()
       })
     })
-    if (!deathSignal) watchdog(server)
     await this.#ready()
   }
 
@@ -169,7 +179,8 @@ export async function redisCpuSeconds (client) {
   return field('used_cpu_sys') + field('used_cpu_user')
 }
 
-function freePort () {
+/** A TCP port free on 127.0.0.1 now. */
+export function freePort () {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)

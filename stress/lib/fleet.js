@@ -33,10 +33,11 @@ export class Fleet {
 
   /**
    * A client of `user` (a fixed `token`, or `getToken`) homed on node `home`, subscribing
-   * `channels`; what it receives on them is counted per event `data.seq`.
+   * `channels`; what it receives on them is counted per event `data.seq`, and
+   * kept in arrival order in `timeline` (each `data.seq`, and `'resync'` for a resync).
    */
   add ({ user, token, getToken, home, channels = [] }) {
-    const member = { user, home, connects: 0, states: [], changedAt: 0, received: new Map(), ids: [], resyncs: [], recoveries: [], closed: null }
+    const member = { user, home, connects: 0, states: [], changedAt: 0, received: new Map(), timeline: [], ids: [], resyncs: [], recoveries: [], closed: null }
     member.client = createClient({ url: this.cluster.url(home), token, getToken, channels, WebSocket: this.WebSocket, fetch: this.fetch })
     member.client.onState((state) => {
       member.changedAt = Date.now()
@@ -48,11 +49,15 @@ export class Fleet {
       }
       if (state.state === 'closed') member.closed = state
     })
-    member.client.on('resync', (resync) => { member.resyncs.push(resync) })
+    member.client.on('resync', (resync) => {
+      member.resyncs.push(resync)
+      member.timeline.push('resync')
+    })
     for (const channel of channels) {
       member.client.on(channel, (event) => {
         const seq = event.data.seq
         member.received.set(seq, (member.received.get(seq) ?? 0) + 1)
+        member.timeline.push(seq)
         if (event.id !== undefined) member.ids.push(event.id)
       })
     }

@@ -1,17 +1,26 @@
+// @ts-check
 // A WebSocket client built on a bare TCP socket, for what `ws` as a client
 // will not do: send arbitrary frames (fragments, bad opcodes, bad UTF-8) and
-// never read, as an attacker would.
+// never read, as an attacker would. Plain JavaScript (type-checked through
+// JSDoc) so that `npm run stress` (stress/scenarios/malformed.js) runs the
+// same frames as the tests.
 import { randomBytes } from 'node:crypto'
-import { connect as tcpConnect, type Socket } from 'node:net'
+import { connect as tcpConnect } from 'node:net'
 
-export interface RawSocket {
-  socket: Socket
-  /** The bytes received after the 101 response (server frames). */
-  received: () => Buffer
-}
+/**
+ * @typedef {object} RawSocket
+ * @property {import('node:net').Socket} socket
+ * @property {() => Buffer} received The bytes received after the 101 response (server frames).
+ */
 
-/** Performs the upgrade by hand; resolves once the 101 arrived. */
-export async function openRaw (port: number, path: string, headers: Record<string, string> = {}): Promise<RawSocket> {
+/**
+ * Performs the upgrade by hand; resolves once the 101 arrived.
+ * @param {number} port
+ * @param {string} path
+ * @param {Record<string, string>} [headers]
+ * @returns {Promise<RawSocket>}
+ */
+export async function openRaw (port, path, headers = {}) {
   const socket = tcpConnect(port, '127.0.0.1')
   socket.setNoDelay(true)
   const lines = [
@@ -26,7 +35,8 @@ export async function openRaw (port: number, path: string, headers: Record<strin
   socket.write(lines.join('\r\n') + '\r\n\r\n')
   let buffered = Buffer.alloc(0)
   return await new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
+    /** @param {Buffer} chunk */
+    const onData = (chunk) => {
       buffered = Buffer.concat([buffered, chunk])
       const end = buffered.indexOf('\r\n\r\n')
       if (end === -1) return
@@ -38,7 +48,7 @@ export async function openRaw (port: number, path: string, headers: Record<strin
       }
       let rest = buffered.subarray(end + 4)
       socket.off('data', onData)
-      socket.on('data', (more: Buffer) => { rest = Buffer.concat([rest, more]) })
+      socket.on('data', (/** @type {Buffer} */ more) => { rest = Buffer.concat([rest, more]) })
       resolve({ socket, received: () => rest })
     }
     socket.on('data', onData)
@@ -46,22 +56,26 @@ export async function openRaw (port: number, path: string, headers: Record<strin
   })
 }
 
-export interface FrameSpec {
-  opcode: number
-  payload?: Buffer | string
-  fin?: boolean
-  /** RSV1..3 as the three bits 0b100, 0b010, 0b001. */
-  rsv?: number
-  masked?: boolean
-  /** Announce this length in the header instead of the payload's own (64-bit form). */
-  announcedLength?: bigint
-}
+/**
+ * @typedef {object} FrameSpec
+ * @property {number} opcode
+ * @property {Buffer | string} [payload]
+ * @property {boolean} [fin]
+ * @property {number} [rsv] RSV1..3 as the three bits 0b100, 0b010, 0b001.
+ * @property {boolean} [masked]
+ * @property {bigint} [announcedLength] Announce this length in the header instead of the payload's own (64-bit form).
+ */
 
-/** One client frame, as a broken or hostile client may write it. */
-export function frame ({ opcode, payload = '', fin = true, rsv = 0, masked = true, announcedLength }: FrameSpec): Buffer {
+/**
+ * One client frame, as a broken or hostile client may write it.
+ * @param {FrameSpec} spec
+ * @returns {Buffer}
+ */
+export function frame ({ opcode, payload = '', fin = true, rsv = 0, masked = true, announcedLength }) {
   const data = Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
   const length = announcedLength ?? BigInt(data.length)
-  const header: number[] = [(fin ? 0x80 : 0) | (rsv << 4) | opcode]
+  /** @type {number[]} */
+  const header = [(fin ? 0x80 : 0) | (rsv << 4) | opcode]
   const maskBit = masked ? 0x80 : 0
   if (announcedLength === undefined && length < 126n) {
     header.push(maskBit | Number(length))
@@ -77,20 +91,35 @@ export function frame ({ opcode, payload = '', fin = true, rsv = 0, masked = tru
   return Buffer.concat([Buffer.from(header), mask, body])
 }
 
-/** One masked client frame. */
-export function clientFrame (opcode: number, payload: Buffer | string, fin = true): Buffer {
+/**
+ * One masked client frame.
+ * @param {number} opcode
+ * @param {Buffer | string} payload
+ * @param {boolean} [fin]
+ * @returns {Buffer}
+ */
+export function clientFrame (opcode, payload, fin = true) {
   return frame({ opcode, payload, fin })
 }
 
-/** A text message split into `count` one-byte fragments, the last one left unfinished when `finish` is false. */
-export function fragmentedText (count: number, finish = false): Buffer {
-  const frames: Buffer[] = [clientFrame(0x1, 'x', false)]
+/**
+ * A text message split into `count` one-byte fragments, the last one left unfinished when `finish` is false.
+ * @param {number} count
+ * @param {boolean} [finish]
+ * @returns {Buffer}
+ */
+export function fragmentedText (count, finish = false) {
+  const frames = [clientFrame(0x1, 'x', false)]
   for (let index = 1; index < count; index++) frames.push(clientFrame(0x0, 'x', finish && index === count - 1))
   return Buffer.concat(frames)
 }
 
-/** The close code of the first close frame in `bytes` (server frames are unmasked), if any. */
-export function closeCodeIn (bytes: Buffer): number | undefined {
+/**
+ * The close code of the first close frame in `bytes` (server frames are unmasked), if any.
+ * @param {Buffer} bytes
+ * @returns {number | undefined}
+ */
+export function closeCodeIn (bytes) {
   let offset = 0
   while (offset + 2 <= bytes.length) {
     const opcode = bytes[offset] & 0x0f

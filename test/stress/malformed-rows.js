@@ -1,6 +1,9 @@
+// @ts-check
 // The malformed-traffic matrix: every row is one thing a hostile or broken
 // client sends over raw TCP, with the answer the gateway must give; run by
-// test/stress/malformed-matrix.test.ts.
+// test/stress/malformed-matrix.test.ts (3 rounds) and by `npm run stress`
+// (stress/scenarios/malformed.js, against a gateway process). Plain
+// JavaScript, type-checked through JSDoc, so that both run this one table.
 //
 // Rows already pinned elsewhere are not repeated here:
 // - reserved data opcode 0x3 (1002), invalid UTF-8 in a text frame (1007),
@@ -13,47 +16,71 @@
 // - refusals by the gate (401, 403, 400 recover, 429, 503) with Connection: close:
 //   test/http/upgrade-requests.test.ts and test/handshake/gate.test.ts.
 import { once } from 'node:events'
-import { connect as netConnect, type Socket } from 'node:net'
+import { connect as netConnect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { rawExchange, upgradeRequest } from '../helpers/raw-http.js'
 import { closeCodeIn, frame, openRaw } from '../helpers/raw-ws.js'
 
-/** A close frame with `code` (and `reason` bytes) as payload. */
-function closeFrame (code: number, reason: Buffer = Buffer.alloc(0)): Buffer {
+/**
+ * A close frame with `code` (and `reason` bytes) as payload.
+ * @param {number} code
+ * @param {Buffer} [reason]
+ * @returns {Buffer}
+ */
+function closeFrame (code, reason = Buffer.alloc(0)) {
   const payload = Buffer.alloc(2 + reason.length)
   payload.writeUInt16BE(code, 0)
   reason.copy(payload, 2)
   return frame({ opcode: 0x8, payload })
 }
 
-/** A request for the WebSocket route, given the token and the request head to send. */
-export type RequestOf = (path: string) => string | Buffer
+/**
+ * A request for the WebSocket route, given the path (with its token): the request head to send.
+ * @typedef {(path: string) => string | Buffer} RequestOf
+ */
 
-export type MalformedRow =
-  /** Sent as an upgrade request: the HTTP status the server must answer with, then close. */
-  | { kind: 'http', name: string, request: RequestOf, status: number }
-  /** Sent after a good upgrade: the close code the server must send, then close. */
-  | { kind: 'frames', name: string, bytes: () => Buffer, closeCode: number }
-  /** The client goes away abruptly: nothing is owed to it, and nothing may stay behind. */
-  | { kind: 'reset', name: string, at: 'mid-head' | 'after-head' | 'after-101' }
+/**
+ * One row. `http`: sent as an upgrade request, the HTTP status the server must
+ * answer with, then close. `frames`: sent after a good upgrade, the close code
+ * the server must send, then close. `reset`: the client goes away abruptly,
+ * nothing is owed to it, and nothing may stay behind.
+ * @typedef {{ kind: 'http', name: string, request: RequestOf, status: number }
+ *   | { kind: 'frames', name: string, bytes: () => Buffer, closeCode: number }
+ *   | { kind: 'reset', name: string, at: 'mid-head' | 'after-head' | 'after-101' }} MalformedRow
+ */
 
 const HEAD_LIMIT = 16 * 1024 // Node's default maxHeaderSize
 const MAX_HEADERS = 2000 // Node's default maxHeadersCount
 
-function withHeaders (path: string, build: (lines: string[]) => string[]): string {
+/**
+ * @param {string} path
+ * @param {(lines: string[]) => string[]} build
+ * @returns {string}
+ */
+function withHeaders (path, build) {
   const lines = upgradeRequest(path).trimEnd().split('\r\n')
   return build(lines).join('\r\n') + '\r\n\r\n'
 }
 
-function without (name: string): (path: string) => string {
+/**
+ * @param {string} name
+ * @returns {(path: string) => string}
+ */
+function without (name) {
   return (path) => withHeaders(path, (lines) => lines.filter((line) => !line.toLowerCase().startsWith(`${name}:`)))
 }
 
-function replacing (name: string, value: string): (path: string) => string {
+/**
+ * @param {string} name
+ * @param {string} value
+ * @returns {(path: string) => string}
+ */
+function replacing (name, value) {
   return (path) => withHeaders(path, (lines) => lines.map((line) => line.toLowerCase().startsWith(`${name}:`) ? `${name}: ${value}` : line))
 }
 
-export const MALFORMED_ROWS: readonly MalformedRow[] = [
+/** @type {readonly MalformedRow[]} */
+export const MALFORMED_ROWS = [
   // --- the HTTP handshake ---
   { kind: 'http', name: 'request head over maxHeaderSize', status: 431, request: (path) => upgradeRequest(path, { 'x-pad': 'a'.repeat(HEAD_LIMIT) }) },
   {
@@ -62,7 +89,7 @@ export const MALFORMED_ROWS: readonly MalformedRow[] = [
     name: 'more headers than maxHeadersCount, the key past the cut',
     status: 400,
     request: (path) => withHeaders(path, (lines) => {
-      const key = lines.find((line) => line.startsWith('sec-websocket-key:')) as string
+      const key = /** @type {string} */ (lines.find((line) => line.startsWith('sec-websocket-key:')))
       const filler = Array.from({ length: MAX_HEADERS + 10 }, (_, index) => `x${index}: 1`)
       return [...lines.filter((line) => line !== key), ...filler, key]
     })
@@ -94,7 +121,7 @@ export const MALFORMED_ROWS: readonly MalformedRow[] = [
   { kind: 'frames', name: 'UTF-16 surrogate encoded in UTF-8', closeCode: 1007, bytes: () => frame({ opcode: 0x1, payload: Buffer.from([0xed, 0xa0, 0x80]) }) },
   { kind: 'frames', name: 'close reason that is not UTF-8', closeCode: 1007, bytes: () => closeFrame(1000, Buffer.from([0xff, 0xfe])) },
   { kind: 'frames', name: 'close frame of one byte', closeCode: 1002, bytes: () => frame({ opcode: 0x8, payload: Buffer.from([0x03]) }) },
-  ...[0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535].map((code): MalformedRow => (
+  ...[0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535].map((code) => /** @type {MalformedRow} */ (
     { kind: 'frames', name: `close code ${code}`, closeCode: 1002, bytes: () => closeFrame(code) }
   )),
   { kind: 'frames', name: 'payload length 2^63 (most significant bit set, which RFC 6455 forbids; ws refuses it as too big)', closeCode: 1009, bytes: () => frame({ opcode: 0x1, announcedLength: 1n << 63n }) },
@@ -110,11 +137,18 @@ export const MALFORMED_ROWS: readonly MalformedRow[] = [
   { kind: 'reset', name: 'reset right after the 101', at: 'after-101' }
 ]
 
-/** What a row got back. */
-export interface MalformedOutcome { status?: number, closeCode?: number, closedByServer: boolean }
+/**
+ * What a row got back.
+ * @typedef {{ status?: number, closeCode?: number, closedByServer: boolean }} MalformedOutcome
+ */
 
-/** Resolves when the server ends the TCP connection; rejects after `ms`. */
-async function serverEnds (socket: Socket, ms: number): Promise<void> {
+/**
+ * Resolves when the server ends the TCP connection; rejects after `ms`.
+ * @param {import('node:net').Socket} socket
+ * @param {number} ms
+ * @returns {Promise<void>}
+ */
+async function serverEnds (socket, ms) {
   if (socket.destroyed) return
   await Promise.race([once(socket, 'close'), sleep(ms).then(() => { throw new Error(`still open after ${ms} ms`) })])
 }
@@ -122,8 +156,12 @@ async function serverEnds (socket: Socket, ms: number): Promise<void> {
 /**
  * Runs one row against a gateway on `port`; `path` is the WebSocket route
  * with a token that resolves (one per row, so rows never replace each other).
+ * @param {number} port
+ * @param {string} path
+ * @param {MalformedRow} row
+ * @returns {Promise<MalformedOutcome>}
  */
-export async function runMalformedRow (port: number, path: string, row: MalformedRow): Promise<MalformedOutcome> {
+export async function runMalformedRow (port, path, row) {
   if (row.kind === 'http') {
     const answer = await rawExchange(port, row.request(path), { waitMs: 3000 })
     return { status: answer.status, closedByServer: answer.closedByServer }
@@ -151,8 +189,13 @@ export async function runMalformedRow (port: number, path: string, row: Malforme
   return { closedByServer: false }
 }
 
-/** Why `outcome` is not the row's documented answer, or undefined when it is. */
-export function mismatch (row: MalformedRow, outcome: MalformedOutcome): string | undefined {
+/**
+ * Why `outcome` is not the row's documented answer, or undefined when it is.
+ * @param {MalformedRow} row
+ * @param {MalformedOutcome} outcome
+ * @returns {string | undefined}
+ */
+export function mismatch (row, outcome) {
   if (row.kind === 'http' && (outcome.status !== row.status || !outcome.closedByServer)) {
     return `${row.name}: HTTP ${String(outcome.status)} (closed by server: ${String(outcome.closedByServer)}), expected ${row.status}`
   }
