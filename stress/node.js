@@ -40,8 +40,8 @@ const logStream = new Writable({
 function borrowedClient (spec) {
   if (spec === undefined) return undefined
   const client = spec.cluster !== undefined
-    // Few redirections and no resend: a publish caught in the failover fails instead of being retried behind later ones.
-    ? new Cluster(spec.cluster, { enableOfflineQueue: false, maxRedirections: 2, redisOptions: { commandTimeout: 500, autoResendUnfulfilledCommands: false } })
+    // As README's Redis Cluster section says: a publish caught in the failover fails instead of being sent again behind later ones.
+    ? new Cluster(spec.cluster, { maxRedirections: 2, retryDelayOnFailover: 0, retryDelayOnClusterDown: 0, redisOptions: { commandTimeout: 500, autoResendUnfulfilledCommands: false } })
     : new Redis({
       ...spec,
       enableOfflineQueue: false,

@@ -7,7 +7,6 @@ import type WebSocket from 'ws'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startApp, uniquePrefix, type TestApp } from './app.js'
 import { waitFor } from './cluster.js'
-import { eventually } from './outage.js'
 import type { Inbox } from './messages.js'
 import { openPhone } from './phone.js'
 
@@ -45,8 +44,7 @@ export async function deploy (t: Test, clients: [Redis | Cluster, Redis | Cluste
     nodes.push(await startApp({ redis: client, keyPrefix, limits: { maxConnectionsPerIp: 0 }, cluster: { nodeId: `node-${index}`, probeIntervalMs: 200, publishTimeoutMs: 500 } }))
   }
   const open = async (node: TestApp, user: string): Promise<{ inbox: Inbox, socket: WebSocket }> => {
-    // A Cluster client without failover retries fails a command while a node connection is still coming up.
-    const token = await eventually(async () => await node.app.realtime.tokens.issue(user, { ttlSeconds: 600 }), 'a token issued')
+    const token = await node.app.realtime.tokens.issue(user, { ttlSeconds: 600 })
     const { socket, inbox } = await openPhone(`${node.wsBase}/api/v1/ws?token=${token}`)
     sockets.push(socket)
     return { socket, inbox }
