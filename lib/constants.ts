@@ -132,3 +132,5 @@ export const FORCE_LOGOUT_EVENT = 'MOBILE_USER_FORCE_LOGOUT_EVENT'
 export const MAX_EVENT_NAME_LENGTH = 128
 /** The longest `awaitAck.timeoutMs` (an hour). */
 export const MAX_AWAIT_ACK_MS = 3_600_000
+/** The longest `idempotencyKey` a publish takes (characters). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 256

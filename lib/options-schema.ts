@@ -75,6 +75,10 @@ export const RealtimeOptionsSchema = Type.Object({
     metaTtlSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
     readTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000 }))
   }, { additionalProperties: false })),
+  idempotency: Type.Optional(Type.Object({
+    windowSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600 })),
+    maxKeys: Type.Optional(PositiveInteger)
+  }, { additionalProperties: false })),
   channels: Type.Optional(Type.Record(Type.String({ pattern: CHANNEL_NAME }), Type.Object({
     scope: Type.Union([Type.Literal('global'), Type.Literal('user')]),
     schema: Type.Optional(Type.Refine(Type.Unknown(), (value) => typeof value === 'object' && value !== null, () => 'must be a typebox schema'))
@@ -148,6 +152,7 @@ export const optionDefaults = {
     fanoutSliceBytes: 8 * 1024 * 1024,
     acksPerSecond: 1000
   },
+  idempotency: { windowSeconds: 300, maxKeys: 100_000 },
   channels: {},
   shutdownTimeoutMs: 5000,
   diagnostics: {

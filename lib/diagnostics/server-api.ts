@@ -37,9 +37,9 @@ export function serverApiRoutes (api: FastifyInstance, { realtime, strictOperato
   api.post<{ Body: Static<typeof PublishBodySchema> }>('/publish',
     strictOperatorRoute({ body: PublishBodySchema, response: { 200: PublishResultSchema } }),
     async (request) => {
-      const { channel, event, data, user_id: userId, await_ack_ms: awaitAckMs } = request.body
+      const { channel, event, data, user_id: userId, await_ack_ms: awaitAckMs, idempotency_key: idempotencyKey } = request.body
       const awaitAck = awaitAckMs === undefined ? undefined : { timeoutMs: awaitAckMs }
-      return ok(request, await publish(channel, event, data, { userId, awaitAck }))
+      return ok(request, await publish(channel, event, data, { userId, awaitAck, idempotencyKey }))
     })
 
   api.post<{ Body: Static<typeof ForceLogoutBodySchema> }>('/force-logout',
