@@ -136,3 +136,5 @@ export const MAX_EVENT_NAME_LENGTH = 128
 export const MAX_AWAIT_ACK_MS = 3_600_000
 /** The most items one `POST {prefix}/publish` batch takes. */
 export const MAX_PUBLISH_BATCH = 100
+/** The longest `idempotencyKey` a publish takes (characters). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 256

@@ -89,7 +89,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     (connection) => hub.close(connection, Disconnect.TOKEN_REVOKED))
   shutdown.own(() => recheck.stop())
   const broker = redis === undefined
-    ? new LoopbackBroker(history)
+    ? new LoopbackBroker(history, options.idempotency.maxKeys)
     : new RedisBroker({
       client: redis.client,
       probeTopic: topicsFor(options.keyPrefix).node(options.cluster.nodeId),
@@ -107,6 +107,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     nodeId: options.cluster.nodeId,
     cluster: redis === undefined ? undefined : { redis: redis.client, heartbeatIntervalMs: options.heartbeat.intervalMs },
     history: historyOn,
+    idempotencyWindowSeconds: options.idempotency.windowSeconds,
     stats,
     onAcked: metrics.observeAckLatency,
     log: fastify.log

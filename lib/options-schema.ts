@@ -14,19 +14,39 @@ const OriginSchema = Type.Union([
 ])
 // An ioredis client (Redis or Cluster) is recognised by its surface rather than by
 // class identity, so a copy of ioredis in the user's tree is accepted too.
-const RedisClientSchema = Type.Refine(
+export const RedisClientSchema = Type.Refine(
   Type.Unknown(),
   (value) => typeof value === 'object' && value !== null && isFunction((value as Redis).duplicate) &&
     isFunction((value as Redis).get) && typeof (value as Redis).status === 'string',
   () => 'must be a redis:// URL, an ioredis client, or { namespace } of @fastify/redis'
 )
+export const RedisUrlSchema = Type.String({ pattern: '^rediss?://' })
 const RedisOptionSchema = Type.Union([
-  Type.String({ pattern: '^rediss?://' }),
+  RedisUrlSchema,
   Type.Object({ namespace: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false }),
   RedisClientSchema
 ])
 const PositiveInteger = Type.Integer({ minimum: 1 })
 const CHANNEL_NAME = '^[A-Za-z0-9_.:-]{1,128}$'
+
+// The groups the standalone publisher takes too, with the same meaning (fastify-realtime/publisher).
+export const KeyPrefixSchema = Type.String({ minLength: 1, maxLength: 64 })
+export const HistorySchema = Type.Object({
+  size: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+  metaTtlSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+  readTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000 }))
+}, { additionalProperties: false })
+export const IdempotencySchema = Type.Object({
+  windowSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600 })),
+  maxKeys: Type.Optional(PositiveInteger)
+}, { additionalProperties: false })
+export const ChannelsSchema = Type.Record(Type.String({ pattern: CHANNEL_NAME }), Type.Object({
+  scope: Type.Union([Type.Literal('global'), Type.Literal('user')]),
+  schema: Type.Optional(Type.Refine(Type.Unknown(), (value) => typeof value === 'object' && value !== null, () => 'must be a typebox schema'))
+}, { additionalProperties: false }))
+export const PublishTimeoutSchema = Type.Integer({ minimum: 1, maximum: 60000 })
+export const KeyForSchema = FunctionSchema
 
 /** What `app.register(realtime, opts)` accepts; every field is optional. */
 export const RealtimeOptionsSchema = Type.Object({
@@ -35,7 +55,7 @@ export const RealtimeOptionsSchema = Type.Object({
   allowedOrigins: Type.Optional(Type.Array(OriginSchema)),
   allowMissingOrigin: Type.Optional(Type.Boolean()),
   redis: Type.Optional(RedisOptionSchema),
-  keyPrefix: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  keyPrefix: Type.Optional(KeyPrefixSchema),
   heartbeat: Type.Optional(Type.Object({
     intervalMs: Type.Optional(Type.Integer({ minimum: 10 }))
   }, { additionalProperties: false })),
@@ -46,7 +66,7 @@ export const RealtimeOptionsSchema = Type.Object({
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000 })),
     retryAfterSeconds: Type.Optional(PositiveInteger),
     recheckIntervalMs: Type.Optional(Type.Integer({ minimum: 0 })),
-    keyFor: Type.Optional(FunctionSchema),
+    keyFor: Type.Optional(KeyForSchema),
     parse: Type.Optional(FunctionSchema),
     format: Type.Optional(FunctionSchema),
     resolver: Type.Optional(FunctionSchema)
@@ -70,16 +90,9 @@ export const RealtimeOptionsSchema = Type.Object({
     fanoutSliceBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
     acksPerSecond: Type.Optional(PositiveInteger)
   }, { additionalProperties: false })),
-  history: Type.Optional(Type.Object({
-    size: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
-    ttlSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
-    metaTtlSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
-    readTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000 }))
-  }, { additionalProperties: false })),
-  channels: Type.Optional(Type.Record(Type.String({ pattern: CHANNEL_NAME }), Type.Object({
-    scope: Type.Union([Type.Literal('global'), Type.Literal('user')]),
-    schema: Type.Optional(Type.Refine(Type.Unknown(), (value) => typeof value === 'object' && value !== null, () => 'must be a typebox schema'))
-  }, { additionalProperties: false }))),
+  history: Type.Optional(HistorySchema),
+  idempotency: Type.Optional(IdempotencySchema),
+  channels: Type.Optional(ChannelsSchema),
   shutdownTimeoutMs: Type.Optional(Type.Integer({ minimum: 0 })),
   diagnostics: Type.Optional(Type.Object({
     enabled: Type.Optional(Type.Boolean()),
@@ -98,7 +111,7 @@ export const RealtimeOptionsSchema = Type.Object({
   cluster: Type.Optional(Type.Object({
     nodeId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })),
     probeIntervalMs: Type.Optional(Type.Integer({ minimum: 10 })),
-    publishTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000 }))
+    publishTimeoutMs: Type.Optional(PublishTimeoutSchema)
   }, { additionalProperties: false })),
   websocket: Type.Optional(Type.Object({}, { additionalProperties: true }))
 }, { additionalProperties: false })
@@ -150,6 +163,7 @@ export const optionDefaults = {
     fanoutSliceBytes: 8 * 1024 * 1024,
     acksPerSecond: 1000
   },
+  idempotency: { windowSeconds: 300, maxKeys: 100_000 },
   channels: {},
   shutdownTimeoutMs: 5000,
   diagnostics: {

@@ -78,14 +78,14 @@ export type NormalizedDiagnosticsOptions = NormalizedOptions['diagnostics']
 
 const checkOptions = Compile(RealtimeOptionsSchema)
 
-interface SchemaError { keyword: string, instancePath: string, schemaPath: string, message: string }
+export interface SchemaError { keyword: string, instancePath: string, schemaPath: string, message: string }
 
 /**
  * Turns typebox's errors into one readable complaint about the first wrong
  * option: an extra key is "unknown option"; for a union, the most specific
  * branch error (deepest path, then a refinement's own message) explains best.
  */
-function describeFirstError (errors: SchemaError[]): { path: string, message: string } {
+export function describeFirstError (errors: SchemaError[]): { path: string, message: string } {
   const top = errors[0].instancePath.split('/').slice(0, 2).join('/')
   const candidates = errors.filter((error) => error.instancePath.startsWith(top) && error.keyword !== 'anyOf')
   const depth = (error: SchemaError): number => error.instancePath.split('/').length * 2 + (error.keyword === '~refine' ? 1 : 0)
@@ -100,7 +100,7 @@ function describeFirstError (errors: SchemaError[]): { path: string, message: st
  * group. What the user gave is kept as it is (a client, a function, a RegExp);
  * a default object is copied, so no two registrations share one.
  */
-function fillDefaults<Options extends object, Defaults extends object> (options: Options | undefined, defaults: Defaults): Filled<Options, Defaults> {
+export function fillDefaults<Options extends object, Defaults extends object> (options: Options | undefined, defaults: Defaults): Filled<Options, Defaults> {
   const filled: Record<string, unknown> = { ...options }
   for (const [key, fallback] of Object.entries(defaults)) {
     if (isGroup(fallback)) filled[key] = fillDefaults(filled[key] as object | undefined, fallback)
@@ -112,7 +112,7 @@ function fillDefaults<Options extends object, Defaults extends object> (options:
 const isGroup = (value: unknown): value is object =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length > 0
 
-function checkChannels (channels: Record<string, ChannelDefinition>): Record<string, ChannelDefinition> {
+export function checkChannels (channels: Record<string, ChannelDefinition>): Record<string, ChannelDefinition> {
   for (const [name, definition] of Object.entries(channels)) {
     const builtIn = BUILT_IN_CHANNELS[name]
     if (builtIn !== undefined && builtIn.scope !== definition.scope) {
@@ -120,6 +120,16 @@ function checkChannels (channels: Record<string, ChannelDefinition>): Record<str
     }
   }
   return channels
+}
+
+/** A `history` option with its defaults, undefined while history is off (shared with the standalone publisher). */
+export function normalizeHistory (raw: RealtimeOptions['history']): NormalizedOptions['history'] {
+  if (raw === undefined) return undefined
+  const history = fillDefaults(raw, historyDefaults)
+  if (history.metaTtlSeconds < history.ttlSeconds) {
+    throw new FST_REALTIME_INVALID_OPTION('history.metaTtlSeconds', 'must be at least history.ttlSeconds (a stream\'s epoch must outlive its events)')
+  }
+  return history
 }
 
 /**
@@ -132,10 +142,7 @@ export function normalizeOptions (raw: RealtimeOptions = {}): NormalizedOptions 
     throw new FST_REALTIME_INVALID_OPTION(path, message)
   }
   const filled = fillDefaults(raw, optionDefaults)
-  const history = raw.history === undefined ? undefined : fillDefaults(raw.history, historyDefaults)
-  if (history !== undefined && history.metaTtlSeconds < history.ttlSeconds) {
-    throw new FST_REALTIME_INVALID_OPTION('history.metaTtlSeconds', 'must be at least history.ttlSeconds (a stream\'s epoch must outlive its events)')
-  }
+  const history = normalizeHistory(raw.history)
   return {
     ...filled,
     history,

@@ -34,6 +34,7 @@ const DEFAULTS = {
     acksPerSecond: 1000
   },
   history: undefined,
+  idempotency: { windowSeconds: 300, maxKeys: 100000 },
   channels: {},
   shutdownTimeoutMs: 5000,
   diagnostics: {
@@ -144,5 +145,5 @@ t.test('README\'s options tables give the defaults normalizeOptions fills in', a
   const stated = (text: string): unknown => /^[a-z]+(\.[A-Za-z]+)+$/.test(text) ? valueAt(text) : JSON.parse(text.replaceAll('\'', '"'))
   t.strictSame(Object.fromEntries(rows.map(([, path, text]) => [path, stated(text)])),
     Object.fromEntries(rows.map(([, path]) => [path, valueAt(path)])))
-  t.equal(rows.length, 46, 'every default written as code in the three tables was read')
+  t.equal(rows.length, 48, 'every default written as code in the three tables was read')
 })

@@ -22,6 +22,25 @@ export interface StreamAppend {
   ackNode: string
   /** Published right after the event, on the same topic, in the same step (a disconnect after a forced logout). */
   then?: Buffer
+  /** An idempotent publish: checked and recorded in the same step as the append. */
+  once?: Once
+}
+
+/**
+ * Makes a publish idempotent: the first one with `key` within
+ * `windowSeconds` goes out and is recorded under `key` (with its id when it
+ * has one); a repeat within the window goes nowhere and answers that record.
+ */
+export interface Once {
+  /** The record's key: a Redis key with the hash tag of the publish's topic. */
+  key: string
+  windowSeconds: number
+}
+
+/** A repeat of an idempotent publish: nothing was sent; `id` is the first publish's (null when it had none). */
+export interface Repeated {
+  repeated: true
+  id: string | null
 }
 
 export interface Appended {
@@ -58,6 +77,27 @@ export interface StreamLimits {
 }
 
 /**
+ * The publishing half of a broker: all a process needs that sends to the
+ * nodes without being one (the standalone publisher).
+ */
+export interface BrokerWriter {
+  /** Hands `message` to every node subscribed to `topic`, this one included. */
+  publish (topic: string, message: Buffer): Promise<void>
+  /**
+   * Publishes `message` unless `once.key` is recorded (within its window),
+   * checking and recording in the same step: resolves undefined when it went
+   * out, the record when it was a repeat.
+   */
+  publishOnce (topic: string, message: Buffer, once: Once): Promise<Repeated | undefined>
+  /**
+   * History on: appends an event to its stream and publishes it to `topic`,
+   * atomically (no window where one exists without the other). With
+   * `event.once`, a repeat appends and sends nothing and resolves the record.
+   */
+  append (topic: string, event: StreamAppend): Promise<Appended | Repeated>
+}
+
+/**
  * Moves bytes between the nodes of a deployment, by topic, and knows nothing
  * of what they mean (the node decodes them). Two transports share these
  * semantics: the loopback of embedded mode (one process) and Redis pub/sub
@@ -70,9 +110,7 @@ export interface StreamLimits {
  * (`linkDown`) and calls `onResubscribed` once every topic is back, so the
  * node can tell its sockets that events may have been missed.
  */
-export interface Broker {
-  /** Hands `message` to every node subscribed to `topic`, this one included. */
-  publish (topic: string, message: Buffer): Promise<void>
+export interface Broker extends BrokerWriter {
   /** Resolves once this node receives `topic`; a failed subscribe is retried until it lands. */
   subscribe (topic: string): Promise<void>
   unsubscribe (topic: string): void
@@ -84,11 +122,6 @@ export interface Broker {
   readonly linkDown: boolean
   /** For `/health`. */
   readonly state: ComponentState
-  /**
-   * History on: appends an event to its stream and publishes it to `topic`,
-   * atomically (no window where one exists without the other).
-   */
-  append (topic: string, event: StreamAppend): Promise<Appended>
   /** A stream's epoch and last offset and, with `since`, its retained events after that offset. */
   read (stream: string, since: number | undefined): Promise<StreamRead>
   close (): Promise<void>

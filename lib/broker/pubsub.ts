@@ -6,23 +6,43 @@ import type { RedisClient } from '../redis/client.js'
  * PUBLISH/SUBSCRIBE) or a Redis Cluster (sharded SPUBLISH/SSUBSCRIBE: classic
  * PUBLISH is broadcast to every shard of a cluster, sharded pub/sub is not).
  */
-export interface PubSub {
+export interface PubSub extends PublishCommands {
   /** The connection that receives (a dedicated duplicate of the user's client). */
   readonly subscriber: RedisClient
-  publish: (channel: string, message: Buffer) => Promise<unknown>
-  /** The command a script publishes with. */
-  readonly publishCommand: 'publish' | 'spublish'
-  /** A channel as a script must name it: the command would add the client's key prefix, a script does not. */
-  scriptChannel: (channel: string) => string
   subscribe: (channels: string[]) => Promise<unknown>
   unsubscribe: (channels: string[]) => Promise<unknown>
   onMessage: (handler: (channel: string, message: Buffer) => void) => void
   close: () => void
 }
 
+/** How to publish over a client, without a subscriber: all a process that only publishes needs. */
+export interface PublishCommands {
+  publish: (channel: string, message: Buffer) => Promise<unknown>
+  /** The command a script publishes with. */
+  readonly publishCommand: 'publish' | 'spublish'
+  /** A channel as a script must name it: the command would add the client's key prefix, a script does not. */
+  scriptChannel: (channel: string) => string
+}
+
+const isCluster = (client: RedisClient): client is Cluster =>
+  client instanceof Cluster || (client as { isCluster?: boolean }).isCluster === true
+
+export function publishCommands (publisher: RedisClient): PublishCommands {
+  if (!isCluster(publisher)) {
+    return { publish: async (channel, message) => await publisher.publish(channel, message), publishCommand: 'publish', scriptChannel: (channel) => channel }
+  }
+  // ioredis treats sharded channels as keys and adds the client's own keyPrefix to them.
+  const clientPrefix = publisher.options.keyPrefix ?? ''
+  return {
+    publish: async (channel, message) => await publisher.spublish(channel, message),
+    publishCommand: 'spublish',
+    scriptChannel: (channel) => clientPrefix + channel
+  }
+}
+
 export function createPubSub (publisher: RedisClient): PubSub {
-  if (publisher instanceof Cluster || (publisher as { isCluster?: boolean }).isCluster === true) return shardedPubSub(publisher as Cluster)
-  return classicPubSub(publisher as Redis)
+  if (isCluster(publisher)) return shardedPubSub(publisher)
+  return classicPubSub(publisher)
 }
 
 function classicPubSub (publisher: Redis): PubSub {
@@ -39,10 +59,8 @@ function classicPubSub (publisher: Redis): PubSub {
     maxRetriesPerRequest: null
   })
   return {
+    ...publishCommands(publisher),
     subscriber,
-    publish: async (channel, message) => await publisher.publish(channel, message),
-    publishCommand: 'publish',
-    scriptChannel: (channel) => channel,
     subscribe: async (channels) => await subscriber.subscribe(...channels),
     unsubscribe: async (channels) => await subscriber.unsubscribe(...channels),
     onMessage: (handler) => {
@@ -57,10 +75,8 @@ function shardedPubSub (publisher: Cluster): PubSub {
   // ioredis treats sharded channels as keys and adds the client's own keyPrefix to them.
   const clientPrefix = publisher.options.keyPrefix ?? ''
   return {
+    ...publishCommands(publisher),
     subscriber,
-    publish: async (channel, message) => await publisher.spublish(channel, message),
-    publishCommand: 'spublish',
-    scriptChannel: (channel) => clientPrefix + channel,
     // Sharded channels live on different shards: one SSUBSCRIBE per channel, sent together.
     subscribe: async (channels) => await Promise.all(channels.map(async (channel) => await subscriber.ssubscribe(channel))),
     unsubscribe: async (channels) => await Promise.all(channels.map(async (channel) => await subscriber.sunsubscribe(channel))),

@@ -1,6 +1,6 @@
 import type { RedisClient } from '../redis/client.js'
 import { RedisScript } from '../redis/script.js'
-import type { Appended, StreamAppend, StreamEntry, StreamLimits, StreamRead } from './broker.js'
+import type { Appended, Repeated, StreamAppend, StreamEntry, StreamLimits, StreamRead } from './broker.js'
 import { newEpoch } from './memory-streams.js'
 
 /**
@@ -23,11 +23,39 @@ end
 `
 
 /**
- * Append and publish in one step. KEYS: stream, meta. ARGV: new epoch, meta
- * ttl, size, ttl, publish command, topic, channel, payload head, payload tail,
- * header head, header tail, ack node, follow-up message ('' for none).
+ * An idempotent publish that was made already (its record is there) ends the
+ * script before anything is written, answering the record: the first
+ * publish's id ('' when it had none).
  */
-const APPEND = new RedisScript(EPOCH + `
+const REPEATED = `
+if KEYS[3] then
+  local first = redis.call('GET', KEYS[3])
+  if first then return {first, 0, 1} end
+end
+`
+
+/**
+ * Appends an event to its stream and publishes it, in one step; with an
+ * idempotency record, only if that record is not there yet, and then records
+ * the event's id in it. Other processes (any language) may call it, so its
+ * layout is part of the wire (README "Redis wire"):
+ *
+ *   KEYS[1]   the stream             {p}stream:u:{<userId>} or {p}stream:c:{<channel>}
+ *   KEYS[2]   its meta hash          KEYS[1] .. ':meta' (fields epoch, top)
+ *   KEYS[3]   optional: the idempotency record (see topicsFor), same hash tag
+ *   ARGV[1]   a new epoch, used only if the meta hash is missing (8 chars of A-Z a-z 0-9 _ -)
+ *   ARGV[2]   meta hash TTL (s)      ARGV[3] stream MAXLEN   ARGV[4] stream TTL (s)
+ *   ARGV[5]   'publish', or 'spublish' on a Redis Cluster
+ *   ARGV[6]   the topic               ARGV[7] the channel (stream field c)
+ *   ARGV[8]   payload head            ARGV[9] payload tail: stream field p = head .. id .. tail
+ *   ARGV[10]  header head             ARGV[11] header tail: message = head .. id .. tail .. payload
+ *   ARGV[12]  the node awaiting the ack (stream field a), '' for none
+ *   ARGV[13]  a message published right after on the same topic, '' for none
+ *   ARGV[14]  with KEYS[3]: the record's TTL (s), the idempotency window
+ *
+ * Answers {id, receivers, 0}, or {first id, 0, 1} for a repeat (nothing written).
+ */
+const APPEND = new RedisScript(REPEATED + EPOCH + `
 local offset = redis.call('HINCRBY', KEYS[2], 'top', 1)
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 local id = epoch .. ':' .. offset
@@ -36,7 +64,8 @@ redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], offset .. '-0', 'c', ARGV[7], 'p'
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 local receivers = redis.call(ARGV[5], ARGV[6], ARGV[10] .. id .. ARGV[11] .. payload)
 if ARGV[13] ~= '' then redis.call(ARGV[5], ARGV[6], ARGV[13]) end
-return {id, receivers}
+if KEYS[3] then redis.call('SET', KEYS[3], id, 'EX', ARGV[14]) end
+return {id, receivers, 0}
 `)
 
 /**
@@ -73,13 +102,18 @@ export class RedisStreams {
     this.#options = options
   }
 
-  async append (topic: string, event: StreamAppend): Promise<Appended> {
+  async append (topic: string, event: StreamAppend): Promise<Appended | Repeated> {
     const { client, limits, publishCommand, scriptTopic } = this.#options
-    const [id, receivers] = await APPEND.run(client, [event.stream, metaKey(event.stream)], [
+    const keys = [event.stream, metaKey(event.stream)]
+    const args: Array<string | number | Buffer> = [
       newEpoch(), limits.metaTtlSeconds, limits.size, limits.ttlSeconds, publishCommand, scriptTopic(topic), event.channel,
       event.payload.head, event.payload.tail, event.header.head, event.header.tail, event.ackNode, event.then ?? ''
-    ]) as [string, number]
-    return { id, receivers }
+    ]
+    if (event.once !== undefined) {
+      keys.push(event.once.key)
+      args.push(event.once.windowSeconds)
+    }
+    return scriptAnswer(await APPEND.run(client, keys, args))
   }
 
   async read (stream: string, since: number | undefined): Promise<StreamRead> {
@@ -89,6 +123,16 @@ export class RedisStreams {
     ]) as [string, number, RawEntry[]]
     return { epoch, top, entries: raw.map(toEntry) }
   }
+}
+
+/**
+ * What the append and idempotent publish scripts answer: `[id, receivers, 0]`,
+ * or `[first id, 0, 1]` for a repeat ('' when the first one had no id).
+ */
+export function scriptAnswer (reply: unknown): Appended | Repeated {
+  const [id, receivers, repeated] = reply as [string, number, number]
+  if (repeated === 1) return { repeated: true, id: id === '' ? null : id }
+  return { id, receivers }
 }
 
 function metaKey (stream: string): string {

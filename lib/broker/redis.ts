@@ -2,10 +2,10 @@ import type { FastifyBaseLogger } from 'fastify'
 import { FST_REALTIME_REDIS_UNAVAILABLE } from '../errors.js'
 import { componentState, type ComponentState, type RedisClient } from '../redis/client.js'
 import type { GatewayStats } from '../stats.js'
-import type { Appended, Broker, StreamAppend, StreamLimits, StreamRead } from './broker.js'
-import { Publisher } from './publisher.js'
+import type { Appended, Broker, Once, Repeated, StreamAppend, StreamLimits, StreamRead } from './broker.js'
 import { createPubSub, type PubSub } from './pubsub.js'
 import { RedisStreams } from './redis-streams.js'
+import { RedisWriter } from './redis-writer.js'
 import { SubscriptionSet } from './subscriptions.js'
 
 export interface RedisBrokerOptions {
@@ -41,7 +41,7 @@ export class RedisBroker implements Broker {
   readonly #options: RedisBrokerOptions
   readonly #subscriptions: SubscriptionSet
   readonly #probeTimer: NodeJS.Timeout
-  readonly #publisher: Publisher
+  readonly #writer: RedisWriter
   readonly #streams: RedisStreams | undefined
   readonly #onMessage = (topic: string, message: Buffer): void => this.#receive(topic, message)
   // The node sets both handlers right after building the broker, before any subscribe.
@@ -63,7 +63,7 @@ export class RedisBroker implements Broker {
       (error) => options.log.warn({ err: error }, 'fastify-realtime: SUBSCRIBE failed; retrying')
     )
     this.#pubsub = this.#connectSubscriber()
-    this.#publisher = new Publisher({ client: options.client, timeoutMs: options.publishTimeoutMs })
+    this.#writer = new RedisWriter({ client: options.client, publishTimeoutMs: options.publishTimeoutMs, history: options.history })
     this.#streams = options.history === undefined
       ? undefined
       : new RedisStreams({
@@ -85,12 +85,15 @@ export class RedisBroker implements Broker {
   }
 
   async publish (topic: string, message: Buffer): Promise<void> {
-    await this.#publisher.publish(async () => await this.#pubsub.publish(topic, message))
+    await this.#writer.publish(topic, message)
   }
 
-  async append (topic: string, event: StreamAppend): Promise<Appended> {
-    const streams = this.#streams as RedisStreams
-    return await this.#publisher.publish(async () => await streams.append(topic, event))
+  async publishOnce (topic: string, message: Buffer, once: Once): Promise<Repeated | undefined> {
+    return await this.#writer.publishOnce(topic, message, once)
+  }
+
+  async append (topic: string, event: StreamAppend): Promise<Appended | Repeated> {
+    return await this.#writer.append(topic, event)
   }
 
   async read (stream: string, since: number | undefined): Promise<StreamRead> {
@@ -118,7 +121,7 @@ export class RedisBroker implements Broker {
     this.#closed = true
     this.#subscriptions.close()
     clearInterval(this.#probeTimer)
-    this.#publisher.close()
+    this.#writer.close()
     this.#pubsub.close()
   }
 

@@ -1,5 +1,5 @@
 import Type, { type TSchema } from 'typebox'
-import { MAX_AWAIT_ACK_MS, MAX_EVENT_NAME_LENGTH, MAX_PUBLISH_BATCH } from '../constants.js'
+import { MAX_AWAIT_ACK_MS, MAX_EVENT_NAME_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PUBLISH_BATCH } from '../constants.js'
 
 /** The envelope every JSON answer of the plugin uses, with `data` of the given schema. */
 export const Envelope = <Data extends TSchema>(data: Data) => Type.Object({
@@ -83,7 +83,8 @@ export const PublishBodySchema = Type.Object({
   event: Type.String({ minLength: 1, maxLength: MAX_EVENT_NAME_LENGTH }),
   data: Type.Record(Type.String(), Type.Unknown()),
   user_id: Type.Optional(UserIdField),
-  await_ack_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_AWAIT_ACK_MS }))
+  await_ack_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_AWAIT_ACK_MS })),
+  idempotency_key: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_IDEMPOTENCY_KEY_LENGTH }))
 }, { additionalProperties: false })
 
 const PublishResultData = Type.Object({

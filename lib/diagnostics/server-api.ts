@@ -40,12 +40,13 @@ export function serverApiRoutes (api: FastifyInstance, { realtime, strictOperato
     strictOperatorRoute({ body: PublishRequestSchema, response: { 200: PublishResultSchema, 503: PublishUnavailableSchema } }),
     async (request, reply) => {
       if (Array.isArray(request.body)) {
-        const outcome = await publishBatch(request.body, async ({ channel, event, data, user_id: userId }) => await publish(channel, event, data, { userId }))
+        const outcome = await publishBatch(request.body, async ({ channel, event, data, user_id: userId, idempotency_key: idempotencyKey }) =>
+          await publish(channel, event, data, { userId, idempotencyKey }))
         return answerBatch(request, reply, outcome, retryAfterSeconds)
       }
-      const { channel, event, data, user_id: userId, await_ack_ms: awaitAckMs } = request.body
+      const { channel, event, data, user_id: userId, await_ack_ms: awaitAckMs, idempotency_key: idempotencyKey } = request.body
       const awaitAck = awaitAckMs === undefined ? undefined : { timeoutMs: awaitAckMs }
-      return ok(request, await publish(channel, event, data, { userId, awaitAck }))
+      return ok(request, await publish(channel, event, data, { userId, awaitAck, idempotencyKey }))
     })
 
   api.post<{ Body: Static<typeof ForceLogoutBodySchema> }>('/force-logout',

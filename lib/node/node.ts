@@ -4,17 +4,15 @@ import type { ChannelCatalog } from '../channels/catalog.js'
 import { Disconnect, type Disconnection } from '../constants.js'
 import type { Connection } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
-import { encodeEvent, eventTemplate, frameText, type EncodedEvent } from '../protocol/server-event.js'
+import { encodeEvent, frameText, type EncodedEvent } from '../protocol/server-event.js'
 import { parseId } from '../protocol/recovery.js'
 import type { RedisClient } from '../redis/client.js'
 import type { GatewayStats } from '../stats.js'
 import { AckWaiters } from './acks.js'
 import { Fencing } from './fencing.js'
 import { LocalPresence, RedisPresence, type Presence } from './presence.js'
-import {
-  decodeMessage, encodeAckMessage, encodeControlMessage, encodeEventMessage, streamEventHeader, topicsFor,
-  type ControlMessage, type WireMessage
-} from './wire.js'
+import { Sender, type OutgoingEvent } from './sender.js'
+import { decodeMessage, encodeAckMessage, topicsFor, type ControlMessage, type WireMessage } from './wire.js'
 
 const LEAVE_TIMEOUT_MS = 1000
 
@@ -28,17 +26,15 @@ export interface NodeOptions {
   cluster: { redis: RedisClient, heartbeatIntervalMs: number } | undefined
   /** History on: events are kept in streams (through the broker) and carry ids. */
   history: boolean
+  /** How long a publish's idempotency record lives. */
+  idempotencyWindowSeconds: number
   stats: GatewayStats
   /** Publish-to-ack seconds of each awaited event acked. */
   onAcked: (seconds: number) => void
   log: FastifyBaseLogger
 }
 
-/** An event as `app.realtime` hands it over: its JSON (the envelope, without id) and when it was published. */
-export interface OutgoingEvent {
-  json: string
-  publishedAt: number
-}
+export type { OutgoingEvent }
 
 /**
  * The one place that gives messages their meaning, on both sides of the
@@ -60,7 +56,7 @@ export class RealtimeNode {
   readonly #catalog: ChannelCatalog
   readonly #topics: ReturnType<typeof topicsFor>
   readonly #log: FastifyBaseLogger
-  readonly #history: boolean
+  readonly #sender: Sender
   readonly #acks: AckWaiters
   readonly #ownTopic: string
   readonly #cluster: { redis: RedisClient, presence: RedisPresence, fencing: Fencing, maintenance: NodeJS.Timeout, relist: () => void } | undefined
@@ -73,7 +69,7 @@ export class RealtimeNode {
     this.#catalog = options.catalog
     this.#topics = topicsFor(options.keyPrefix)
     this.#log = options.log
-    this.#history = options.history
+    this.#sender = new Sender({ broker, keyPrefix: options.keyPrefix, history: options.history, idempotencyWindowSeconds: options.idempotencyWindowSeconds })
     this.#ownTopic = this.#topics.node(options.nodeId)
     this.#acks = new AckWaiters({ onAcked: options.onAcked, onTimeout: () => { options.stats.ackTimeouts++ } })
     this.#cluster = options.cluster === undefined ? undefined : this.#joinCluster(options, options.cluster)
@@ -114,61 +110,52 @@ export class RealtimeNode {
     })
   }
 
-  /** Publishes an event to a user's socket, wherever it is; resolves with its id (null while history is off). */
-  async publishToUser (userId: string, channel: string, event: OutgoingEvent): Promise<string | null> {
-    return await this.#publish(this.#topics.user(userId), this.#topics.userStream(userId), channel, event, '')
+  /**
+   * Publishes an event to a user's socket, wherever it is; resolves with its
+   * id (null while history is off). A repeat of `idempotencyKey` resolves the
+   * first one's id and sends nothing.
+   */
+  async publishToUser (userId: string, channel: string, event: OutgoingEvent, idempotencyKey?: string): Promise<string | null> {
+    return (await this.#sender.send(channel, userId, event, idempotencyKey)).id
   }
 
   /**
    * History on: publishes to a user and waits until the user's client acks
    * the event (or a later one on the channel), on whichever node its socket
-   * is, for at most `timeoutMs`. No node holding a socket of the user: false at once.
+   * is, for at most `timeoutMs`. No node holding a socket of the user: false
+   * at once. A repeat of `idempotencyKey` resolves the first one's id alone:
+   * its ack went to the node that published it, if it came at all.
    */
-  async publishAwaitingAck (userId: string, channel: string, event: OutgoingEvent, timeoutMs: number): Promise<{ id: string, acked: boolean }> {
+  async publishAwaitingAck (userId: string, channel: string, event: OutgoingEvent, timeoutMs: number, idempotencyKey?: string): Promise<{ id: string | null, acked?: boolean }> {
     const wait = this.#acks.expect(userId, channel)
-    let appended
+    let sent
     try {
-      appended = await this.#broker.append(this.#topics.user(userId), this.#streamAppend(this.#topics.userStream(userId), channel, event, this.nodeId))
+      sent = await this.#sender.send(channel, userId, event, idempotencyKey, this.nodeId)
     } catch (error) {
       wait.cancel()
       throw error
     }
-    const offline = appended.receivers === undefined ? this.#hub.connections.forUser(userId) === undefined : appended.receivers === 0
-    return { id: appended.id, acked: await wait.known(appended.id, offline ? 0 : timeoutMs) }
+    if ('repeated' in sent) {
+      wait.cancel()
+      return { id: sent.id }
+    }
+    const id = sent.id as string
+    const offline = sent.receivers === undefined ? this.#hub.connections.forUser(userId) === undefined : sent.receivers === 0
+    return { id, acked: await wait.known(id, offline ? 0 : timeoutMs) }
   }
 
-  async publishToChannel (channel: string, event: OutgoingEvent): Promise<string | null> {
-    return await this.#publish(this.#topics.global(channel), this.#topics.globalStream(channel), channel, event, '')
+  async publishToChannel (channel: string, event: OutgoingEvent, idempotencyKey?: string): Promise<string | null> {
+    return (await this.#sender.send(channel, undefined, event, idempotencyKey)).id
   }
 
   /** Closes the user's socket, wherever it is, after `finalEvent` (on `finalEvent.channel`) if given. */
   async disconnectUser (userId: string, disconnect: Disconnection, finalEvent?: OutgoingEvent & { channel: string }): Promise<void> {
-    const { code, reason } = disconnect
-    const topic = this.#topics.user(userId)
-    if (finalEvent !== undefined && this.#history) {
-      // The event is kept in the user's stream like any other; the close follows it in the same step.
-      const then = encodeControlMessage({ type: 'disconnect', userId, code, reason })
-      await this.#broker.append(topic, { ...this.#streamAppend(this.#topics.userStream(userId), finalEvent.channel, finalEvent, ''), then })
-      return
-    }
-    await this.#control(topic, { type: 'disconnect', userId, code, reason, finalEvent: finalEvent?.json, publishedAt: finalEvent?.publishedAt })
-  }
-
-  async #publish (topic: string, stream: string, channel: string, event: OutgoingEvent, ackNode: string): Promise<string | null> {
-    if (!this.#history) {
-      await this.#broker.publish(topic, encodeEventMessage(channel, Buffer.from(event.json), event.publishedAt))
-      return null
-    }
-    return (await this.#broker.append(topic, this.#streamAppend(stream, channel, event, ackNode))).id
-  }
-
-  #streamAppend (stream: string, channel: string, event: OutgoingEvent, ackNode: string) {
-    return { stream, channel, payload: eventTemplate(event.json), header: streamEventHeader(channel, event.publishedAt, ackNode), ackNode }
+    await this.#sender.disconnectUser(userId, disconnect, finalEvent)
   }
 
   /** Closes every socket that authenticated with the token of `tokenHash`, on every node (4501). */
   async revokeToken (tokenHash: string): Promise<void> {
-    await this.#control(this.#topics.control, { type: 'revoke', tokenHash })
+    await this.#sender.revokeToken(tokenHash)
   }
 
   async stop (): Promise<void> {
@@ -186,10 +173,6 @@ export class RealtimeNode {
   /** Resolves once this node receives what is published to the user. */
   async #listen (userId: string): Promise<void> {
     await this.#broker.subscribe(this.#topics.user(userId))
-  }
-
-  async #control (topic: string, control: ControlMessage): Promise<void> {
-    await this.#broker.publish(topic, encodeControlMessage(control))
   }
 
   #opened (connection: Connection): void {
@@ -258,7 +241,7 @@ export class RealtimeNode {
       keyPrefix,
       hub,
       listen: async (userId) => await this.#listen(userId),
-      announce: async (userId, generation) => await this.#control(this.#topics.user(userId), { type: 'takeover', userId, generation }),
+      announce: async (userId, generation) => await this.#sender.control(this.#topics.user(userId), { type: 'takeover', userId, generation }),
       log
     })
     const presence = new RedisPresence({ redis, keyPrefix, nodeId: options.nodeId, connections: hub.connections, ttlMs: 2 * heartbeatIntervalMs, log })

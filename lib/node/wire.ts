@@ -98,6 +98,13 @@ export function topicsFor (keyPrefix: string) {
     /** The stream of a user's channels. */
     userStream: (userId: string) => `${keyPrefix}stream:u:{${userId}}`,
     /** The stream of a global channel. */
-    globalStream: (channel: string) => `${keyPrefix}stream:c:{${channel}}`
+    globalStream: (channel: string) => `${keyPrefix}stream:c:{${channel}}`,
+    /**
+     * The idempotency record of a publish to a user on one of their channels:
+     * the user's hash tag, the channel, `|` (never in a channel name), the key.
+     */
+    userOnce: (userId: string, channel: string, key: string) => `${keyPrefix}idem:u:{${userId}}:${channel}|${key}`,
+    /** The idempotency record of a publish to a global channel. */
+    globalOnce: (channel: string, key: string) => `${keyPrefix}idem:c:{${channel}}|${key}`
   }
 }

@@ -26,24 +26,7 @@ const COMMAND_TIMEOUT_MS = 2000
  * on close, as @fastify/redis itself does for clients passed to it.
  */
 export function connectRedis (fastify: FastifyInstance, option: RedisOption, log: FastifyBaseLogger): RedisConnection {
-  if (typeof option === 'string') {
-    // No offline queue: while Redis is down a command must fail at once (the
-    // handshake answers 503) rather than wait in memory for a reconnect.
-    const client = new Redis(option, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      // A command in flight when the link drops may have run: sent again after
-      // the reconnect, a PUBLISH would be delivered twice.
-      autoResendUnfulfilledCommands: false,
-      // A frozen Redis keeps the link up; fail commands instead of piling them up.
-      commandTimeout: COMMAND_TIMEOUT_MS,
-      // Commands issued in the same tick (a burst of publishes) leave in one write.
-      enableAutoPipelining: true,
-      connectionName: 'fastify-realtime'
-    })
-    client.on('error', (error: Error) => log.warn({ err: error }, 'fastify-realtime: Redis connection error'))
-    return { client, owned: true }
-  }
+  if (typeof option === 'string') return { client: createRedisClient(option, 'fastify-realtime', log), owned: true }
   if ('namespace' in option || !('status' in option)) {
     const namespace = (option as { namespace?: string }).namespace
     const decorated = (fastify as unknown as { redis?: RedisClient & Record<string, RedisClient> }).redis
@@ -57,11 +40,34 @@ export function connectRedis (fastify: FastifyInstance, option: RedisOption, log
 }
 
 /**
+ * A client for a URL, set for publishing (the gateway's, and the standalone
+ * publisher's): its owner quits it.
+ */
+export function createRedisClient (url: string, connectionName: string, log: Pick<FastifyBaseLogger, 'warn'>): Redis {
+  // No offline queue: while Redis is down a command must fail at once (the
+  // handshake answers 503) rather than wait in memory for a reconnect.
+  const client = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    // A command in flight when the link drops may have run: sent again after
+    // the reconnect, a PUBLISH would be delivered twice.
+    autoResendUnfulfilledCommands: false,
+    // A frozen Redis keeps the link up; fail commands instead of piling them up.
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    // Commands issued in the same tick (a burst of publishes) leave in one write.
+    enableAutoPipelining: true,
+    connectionName
+  })
+  client.on('error', (error: Error) => log.warn({ err: error }, 'fastify-realtime: Redis connection error'))
+  return client
+}
+
+/**
  * Gives a fresh connection a moment to come up so the first handshakes after
  * `ready()` do not see 503; a Redis that is down at boot does not stop the
  * server (handshakes answer 503 until it is back).
  */
-export async function waitForRedis (client: RedisClient, log: FastifyBaseLogger): Promise<void> {
+export async function waitForRedis (client: RedisClient, log: Pick<FastifyBaseLogger, 'warn'>, late = 'handshakes answer 503 until it is'): Promise<void> {
   if (client.status === 'ready') return
   if (client.status === 'wait') client.connect().catch(() => {})
   // Connection errors are expected while it retries; only the deadline ends the wait.
@@ -73,7 +79,7 @@ export async function waitForRedis (client: RedisClient, log: FastifyBaseLogger)
     }
     client.once('ready', onReady)
   })
-  if (!ready) log.warn('fastify-realtime: Redis is not ready yet; handshakes answer 503 until it is')
+  if (!ready) log.warn(`fastify-realtime: Redis is not ready yet; ${late}`)
 }
 
 /**

@@ -52,6 +52,27 @@ t.test('POST publish with history: the id, and await_ack_ms answers acked once t
   t.strictSame(unacked, { id: unacked.id, acked: false }, 'nobody connected: acked false')
 })
 
+t.test('POST publish with idempotency_key: a retry to another node answers the first id and is delivered once; a bad key is refused', async (t) => {
+  const [a, b] = await startNodes(t, 2, { diagnostics: OPERATOR, history: {} })
+  const alice = await openClient(t, a, b, 'alice', ['payment_order.events'])
+  const body = { channel: 'payment_order.events', event: 'PAYMENT_ORDER_UPDATED', data: { order_id: 'po_1' }, user_id: 'alice', idempotency_key: 'po_1:paid' }
+  const first = assertOk(t, await post(a, '/publish', body))
+  t.match(first, { id: /^[A-Za-z0-9_-]{8}:1$/ })
+  t.strictSame(assertOk(t, await post(b, '/publish', body)), first, 'the retry answers the first result')
+  const last = assertOk(t, await post(b, '/publish', { ...body, event: 'LAST', idempotency_key: undefined }))
+  const events = (await within(alice.inbox.until(3), 5000, 'both events')).slice(1)
+  t.strictSame(events, [
+    { event: 'PAYMENT_ORDER_UPDATED', channel: 'payment_order.events', data: { order_id: 'po_1' }, id: first.id },
+    { event: 'LAST', channel: 'payment_order.events', data: { order_id: 'po_1' }, id: last.id }
+  ], 'once')
+  for (const key of ['', 'k'.repeat(257), {}]) {
+    const answer = await post(a, '/publish', { ...body, idempotency_key: key })
+    t.equal(answer.status, 400, `refused: ${JSON.stringify(key)}`)
+    t.strictSame(Object.keys(answer.body), ENVELOPE_KEYS)
+    t.equal(answer.body.data, null)
+  }
+})
+
 t.test('every coded error answers its status with the code and its message; a bad body is refused by the schema', async (t) => {
   const node = await start(t, { channels: { 'transfer.events': { scope: 'user', schema: Type.Object({ amount: Type.Number() }) } } })
   const coded = async (path: string, body: unknown, code: string, message: string): Promise<void> => {

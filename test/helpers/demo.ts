@@ -21,9 +21,9 @@ function newest (dir: string): number {
  * it in `npm ci` (the prepare script); a checkout whose lib/ changed since is
  * built again here.
  */
-export function ensureBuilt (): void {
+export function ensureBuilt (entry = join('client', 'index.js')): void {
   let built = 0
-  try { built = statSync(join(ROOT, 'dist', 'client', 'index.js')).mtimeMs } catch {}
+  try { built = statSync(join(ROOT, 'dist', entry)).mtimeMs } catch {}
   if (built > newest(join(ROOT, 'lib'))) return
   execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore', timeout: 120_000 })
 }

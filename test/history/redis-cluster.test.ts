@@ -52,3 +52,26 @@ t.test('Redis Cluster: a user\'s stream, its meta hash and its topic share one s
   t.strictSame(phone.connected.data.recovery, { [PAYMENTS]: { recovered: true, replayed: 1 } })
   t.strictSame(await eventsOf(phone, 1), [{ event: 'PAID', channel: PAYMENTS, data: { order: 2 }, id: missed.id }])
 })
+
+t.test('Redis Cluster: an idempotent publish retried from the other node is delivered once; its record shares the slot of the stream and topic', async (t) => {
+  const { nodes: [a, b], inspector, keyPrefix } = await startDeployment(t)
+  const device = await join(t, b, 'once', [PAYMENTS])
+  const first = await a.app.realtime.publish(PAYMENTS, 'PAID', { n: 1 }, { userId: 'once', idempotencyKey: 'po_9:paid' })
+  t.strictSame(await b.app.realtime.publish(PAYMENTS, 'PAID', { n: 1 }, { userId: 'once', idempotencyKey: 'po_9:paid' }), first)
+  const fees = await b.app.realtime.publish('settings', 'FEES', { n: 2 }, { idempotencyKey: 'po_9:paid' })
+  t.strictSame(await a.app.realtime.publish('settings', 'FEES', { n: 2 }, { idempotencyKey: 'po_9:paid' }), fees)
+  const last = await b.app.realtime.publish(PAYMENTS, 'LAST', {}, { userId: 'once' })
+  await eventsOf(device.phone, 3)
+  await waitFor(() => device.phone.events().some((event) => event.id === fees.id), 'the settings event')
+  t.strictSame(device.phone.events().filter((event) => event.channel === PAYMENTS), [
+    { event: 'PAID', channel: PAYMENTS, data: { n: 1 }, id: first.id },
+    { event: 'LAST', channel: PAYMENTS, data: {}, id: last.id }
+  ])
+  t.strictSame(device.phone.events().filter((event) => event.channel === 'settings'), [{ event: 'FEES', channel: 'settings', data: { n: 2 }, id: fees.id }])
+
+  const record = `${keyPrefix}idem:u:{once}:${PAYMENTS}|po_9:paid`
+  const keys = [record, `${keyPrefix}stream:u:{once}`, `${keyPrefix}u:{once}`]
+  t.equal(new Set(await Promise.all(keys.map(async (key) => await inspector.cluster('KEYSLOT', key)))).size, 1, 'one slot')
+  t.equal(await inspector.get(record), first.id)
+  t.equal(await inspector.get(`${keyPrefix}idem:c:{settings}|po_9:paid`), fees.id)
+})
