@@ -55,7 +55,7 @@ end
  *
  * Answers {id, receivers, 0}, or {first id, 0, 1} for a repeat (nothing written).
  */
-const APPEND = new RedisScript(REPEATED + EPOCH + `
+export const APPEND_SCRIPT = REPEATED + EPOCH + `
 local offset = redis.call('HINCRBY', KEYS[2], 'top', 1)
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 local id = epoch .. ':' .. offset
@@ -66,7 +66,8 @@ local receivers = redis.call(ARGV[5], ARGV[6], ARGV[10] .. id .. ARGV[11] .. pay
 if ARGV[13] ~= '' then redis.call(ARGV[5], ARGV[6], ARGV[13]) end
 if KEYS[3] then redis.call('SET', KEYS[3], id, 'EX', ARGV[14]) end
 return {id, receivers, 0}
-`)
+`
+const APPEND = new RedisScript(APPEND_SCRIPT)
 
 /**
  * The stream's epoch (begun here if there is none), last offset, and its

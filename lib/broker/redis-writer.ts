@@ -18,13 +18,14 @@ import { RedisStreams, scriptAnswer } from './redis-streams.js'
  * Answers {'', receivers, 0}, or {first id, 0, 1} for a repeat (nothing sent;
  * the id a history-on node recorded, '' otherwise).
  */
-const PUBLISH_ONCE = new RedisScript(`
+export const PUBLISH_ONCE_SCRIPT = `
 local first = redis.call('GET', KEYS[1])
 if first then return {first, 0, 1} end
 local receivers = redis.call(ARGV[2], ARGV[3], ARGV[4])
 redis.call('SET', KEYS[1], '', 'EX', ARGV[1])
 return {'', receivers, 0}
-`)
+`
+const PUBLISH_ONCE = new RedisScript(PUBLISH_ONCE_SCRIPT)
 
 export interface RedisWriterOptions {
   client: RedisClient
