@@ -16,6 +16,8 @@ export class SubscriptionSet {
   readonly #onError: (error: Error) => void
   #scheduled = false
   #closed = false
+  /** Counts resets: an answer to a batch sent before the last one is about a connection that is gone. */
+  #connection = 0
 
   constructor (
     subscribe: (channels: string[]) => Promise<unknown>,
@@ -59,6 +61,7 @@ export class SubscriptionSet {
    * (redundant SUBSCRIBEs are harmless); resolves once all of it is back.
    */
   async reset (): Promise<void> {
+    this.#connection++
     this.#active.clear()
     await Promise.all([...this.#wanted].map(async (channel) => await this.want(channel)))
   }
@@ -77,7 +80,10 @@ export class SubscriptionSet {
     const work: Array<Promise<unknown>> = []
     if (toUnsubscribe.length > 0) work.push(this.#unsubscribe(toUnsubscribe).catch(this.#onError))
     if (toSubscribe.length > 0) {
+      const connection = this.#connection
       work.push(this.#subscribe(toSubscribe).then(() => {
+        // Subscribed on a connection a reset has replaced since: the reset's own batch subscribes them on the new one.
+        if (connection !== this.#connection) return
         for (const channel of toSubscribe) {
           this.#active.add(channel)
           this.#settle(channel)
@@ -87,7 +93,7 @@ export class SubscriptionSet {
       }, (error: Error) => {
         // Still wanted: try again shortly rather than stay deaf to these channels.
         this.#onError(error)
-        setTimeout(() => this.#schedule(), RETRY_MS).unref()
+        if (connection === this.#connection) setTimeout(() => this.#schedule(), RETRY_MS).unref()
       }))
     }
     await Promise.all(work)

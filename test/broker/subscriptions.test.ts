@@ -94,3 +94,27 @@ t.test('a channel dropped while its SUBSCRIBE is in flight is unsubscribed once 
   await sleep(5)
   t.same(calls, ['SUBSCRIBE a', 'UNSUBSCRIBE a'])
 })
+
+t.test('a SUBSCRIBE in flight on the connection a reset replaced does not count: the reset subscribes its channels on the new one', async (t) => {
+  const calls: string[] = []
+  let release: () => void = () => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  let first = true
+  const set = new SubscriptionSet(async (channels) => {
+    calls.push(`SUBSCRIBE ${channels.join(' ')}`)
+    // The first batch goes to the old connection and answers only after the reset.
+    if (first) {
+      first = false
+      await held
+    }
+  }, async () => {}, () => {})
+  const wanted = set.want('a')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(calls, ['SUBSCRIBE a'])
+  const reset = set.reset()
+  // The old connection's answer lands between the reset and its batch.
+  release()
+  await wanted
+  await reset
+  t.same(calls, ['SUBSCRIBE a', 'SUBSCRIBE a'], 'subscribed again on the new connection')
+})
