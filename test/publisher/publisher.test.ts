@@ -172,6 +172,16 @@ t.test('Redis not there at start: createPublisher resolves after a short wait, s
   }
 })
 
+t.test('a borrowed client whose settings let ioredis send a publish again later is named, as the gateway names it', async (t) => {
+  const warnings: Array<{ options: unknown, message: string }> = []
+  const logger = { warn: (context: { options: unknown }, message: string) => { warnings.push({ options: context.options, message }) } }
+  const resending = new Redis(REDIS_URL)
+  const strict = new Redis(REDIS_URL, { autoResendUnfulfilledCommands: false })
+  t.teardown(() => { resending.disconnect(); strict.disconnect() })
+  for (const redis of [resending, strict]) await (await createPublisher({ redis, logger: logger as unknown as PublisherOptions['logger'] })).close()
+  t.same(warnings, [{ options: { autoResendUnfulfilledCommands: false }, message: 'fastify-realtime: the Redis client passed in may send a publish again later, twice or out of order; set these options' }])
+})
+
 t.test('options are checked as the plugin\'s are: FST_REALTIME_INVALID_OPTION naming the option', async (t) => {
   const refusals: Array<[unknown, string]> = [
     [{ redis: 'http://127.0.0.1' }, 'redis'],
