@@ -6,6 +6,7 @@ import { serve, announce, sleep } from './lib/rpc.js'
 import { latencySummary } from './lib/stats.js'
 import { STAMP_MARK } from './lib/payload.js'
 import { recoveringClients } from './lib/recovering-clients.js'
+import { stormClients } from './lib/storm-clients.js'
 import { pool, waitForProgress } from './lib/pool.js'
 import { httpPublish } from './lib/http-publisher.js'
 
@@ -107,6 +108,8 @@ function open (url, kind, node, user) {
 serve({
   // The recovery scenario's clients (rc.connect, rc.expect, rc.drop, rc.reconnect, rc.wait): a set of their own.
   ...recoveringClients,
+  // The reconnect storm's clients (storm.connect, storm.arm, storm.wait, storm.close): a set of their own too.
+  ...stormClients,
 
   /** Opens `count` more clients with at most `concurrency` handshakes in flight; client i uses urls[i % urls.length]. */
   async connect ({ urls, count, concurrency, kind, tokens, timeoutMs = 120_000 }) {

@@ -23,7 +23,10 @@ import { targeted } from './scenarios/targeted.js'
 import { historyCost, recovery } from './scenarios/history.js'
 import { httpPublishCost } from './scenarios/http-publish.js'
 import { OwnRedis, canStartRedis } from './lib/redis-server.js'
+import { reconnectStorm } from './scenarios/storm.js'
 
+// Scenario 10's admission rate per node: about what one node accepts when both share core 0 (scenario 5's cluster connect rate, 810/s for the pair, rounded up).
+const STORM_HANDSHAKES_PER_SECOND = 500
 const FULL = {
   reps: 3,
   limitMs: 20 * 60_000,
@@ -35,7 +38,9 @@ const FULL = {
   // `reps`: run in the first repetitions only (it is the longest plugin-only step).
   // underLoad (8b): after the measurement, away again for `missed` more each, back while `live` rounds are published.
   recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 2, underLoad: { missed: 20, live: 10, intervalMs: 100 } },
-  http: { clients: 200, connectConcurrency: 50, count: 10_000, warmup: 2000, rounds: 1, inFlight: 16, batch: 50, batchInFlight: 4, size: 128 }
+  http: { clients: 200, connectConcurrency: 50, count: 10_000, warmup: 2000, rounds: 1, inFlight: 16, batch: 50, batchInFlight: 4, size: 128 },
+  // 10: handshakesPerSecond is the admission-control variant's limits.handshakesPerSecond, per node (see bench/README.md, scenario 10).
+  storm: { clients: 10_000, connectConcurrency: 200, handshakesPerSecond: STORM_HANDSHAKES_PER_SECOND, timeoutMs: 120_000 }
 }
 const QUICK = {
   reps: 1,
@@ -46,9 +51,10 @@ const QUICK = {
   targeted: { clients: 1000, connectConcurrency: 50, rate: 500, seconds: 2, size: 128 },
   history: { clients: 500, connectConcurrency: 50, rate: 1000, seconds: 2, rounds: 1, burst: 2000, bursts: 4, size: 128 },
   recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 1, underLoad: { missed: 20, live: 10, intervalMs: 100 } },
-  http: { clients: 100, connectConcurrency: 50, count: 4000, warmup: 1000, rounds: 1, inFlight: 16, batch: 50, batchInFlight: 4, size: 128 }
+  http: { clients: 100, connectConcurrency: 50, count: 4000, warmup: 1000, rounds: 1, inFlight: 16, batch: 50, batchInFlight: 4, size: 128 },
+  storm: { clients: 2000, connectConcurrency: 200, handshakesPerSecond: STORM_HANDSHAKES_PER_SECOND, timeoutMs: 60_000 }
 }
-const SCENARIOS = ['memory', 'broadcast', 'sustained', 'targeted', 'history', 'recovery', 'http']
+const SCENARIOS = ['memory', 'broadcast', 'sustained', 'targeted', 'history', 'recovery', 'http', 'storm']
 const STEP_TIMEOUT_MS = 5 * 60_000
 // A shared 2-core machine: a step during which other processes took more than this share is run again.
 const MAX_NOISE_PERCENT = 25
@@ -119,9 +125,12 @@ for (let rep = 1; rep <= config.reps; rep++) {
     if (only.includes('history') && arm.client === 'plugin') await step(arm, rep, 'history', (lab) => historyCost(lab, config.history), { lab: true })
     if (only.includes('recovery') && arm.client === 'plugin' && rep <= config.recovery.reps) await step(arm, rep, 'recovery', (lab) => recovery(lab, config.recovery), { lab: true })
     if (only.includes('http') && arm.client === 'plugin') await step(arm, rep, 'http', (session) => httpPublishCost(session, config.http))
+    // Runs on the 2-node plugin arm and opens the embedded one beside it (both variants in one step).
+    if (only.includes('storm') && arm.client === 'plugin' && arm.cluster) await step(arm, rep, 'storm', (lab) => reconnectStorm(lab, config.storm), { lab: true })
   }
 }
 if (!arms.some((arm) => arm.cluster)) skipped.push('scenario 4 (targeted publishes across 2 nodes) and the 2-node columns of scenarios 7 and 8: skipped, they need the 2-node arms (left out with BENCH_CLUSTER=0)')
+if (only.includes('storm') && !arms.some((arm) => arm.cluster && arm.client === 'plugin')) skipped.push('scenario 10 (reconnect storm): skipped, it runs on the plugin ×2 (Redis) arm (left out with BENCH_CLUSTER=0 or --arms)')
 if ((only.includes('history') || only.includes('recovery')) && arms.some((arm) => arm.cluster) && !canStartRedis()) {
   skipped.push(`scenarios 7 and 8, 2 nodes: redis-server cannot be started here, so they use the shared Redis at ${redisUrl} (its Redis CPU includes other clients)`)
 }
@@ -190,9 +199,10 @@ async function attemptStep (arm, rep, name, scenario, label, withLab) {
   const lab = {
     arm,
     redisUrl,
-    async open ({ history = false, redisUrl: url = redisUrl } = {}) {
+    /** `arm`: another arm's session in this step (scenario 10 opens the embedded one beside the 2-node one). */
+    async open ({ history = false, redisUrl: url = redisUrl, arm: sessionArm = arm, handshakesPerSecond = 0 } = {}) {
       const suffix = history ? '-history' : sessions.length > 0 ? `-${sessions.length}` : ''
-      const session = await Session.open(arm, { redisUrl: url, runId, profileDir: args['cpu-prof'], label: `${arm.id}-${name}-r${rep}${suffix}`, history })
+      const session = await Session.open(sessionArm, { redisUrl: url, runId, profileDir: args['cpu-prof'], label: `${sessionArm.id}-${name}-r${rep}${suffix}`, history, handshakesPerSecond })
       sessions.push(session)
       return session
     },
@@ -270,7 +280,8 @@ function commandLine () {
 function summary (metrics) {
   const pick = ['noise.', 'mem.heap.', 'burst.cpuPerDelivery', 'burst.p99', 'paced.p99', 'connect.perSecond', 'sustained.rssGrowth', 'targeted.remoteP99',
     'history.cpuRatio', 'history.redisRatio', 'history.burst.cpuRatio', 'history.burst.redisRatio', 'recovery.connectMs', 'recovery.ms', 'recovery.perSecond', 'recovery.eldP99', 'recovery.received', 'recovery.duplicates', 'recoveryLive.received', 'recoveryLive.duplicates',
-    'http.inProcess.perSecond', 'http.single.perSecond', 'http.batch.perSecond', 'http.single.p99Ratio', 'http.batch.p99Ratio', 'http.duplicates']
+    'http.inProcess.perSecond', 'http.single.perSecond', 'http.batch.perSecond', 'http.single.p99Ratio', 'http.batch.p99Ratio', 'http.duplicates',
+    'storm.embedded.ms', 'storm.cluster.ms', 'storm.admission.ms', 'storm.clusterRatio', 'storm.admissionRatio', 'storm.embedded.failures', 'storm.cluster.failures', 'storm.admission.failures']
   return Object.entries(metrics)
     .filter(([key]) => pick.some((prefix) => key.startsWith(prefix)))
     .map(([key, value]) => `${key}=${Number(value).toFixed(2)}`)

@@ -82,6 +82,8 @@ function rowsFor (config) {
     ...httpPublishRows(config.http),
     { key: 'http.duplicates', label: 'events received twice', digits: 0, noRatio: true },
     { key: 'http', label: 'delivered / expected (all three ways)', delivered: true },
+    { section: `10. Reconnect storm: ${config.storm.clients} sockets subscribed to notification.events, every TCP connection cut at once, back with the SDK's backoff (plugin ×2 column; embedded and admission control run in the same step)` },
+    ...stormRows(config.storm),
     { section: 'Noise: CPU share other processes took from the machine while each arm was measured (%)' },
     { key: 'noise.memory', label: 'during scenario 1', digits: 0, noRatio: true },
     { key: 'noise.broadcast', label: 'during scenarios 2, 3, 5, 6', digits: 0, noRatio: true },
@@ -89,7 +91,30 @@ function rowsFor (config) {
     { key: 'noise.targeted', label: 'during scenario 4', digits: 0, noRatio: true },
     { key: 'noise.history', label: 'during scenario 7', digits: 0, noRatio: true },
     { key: 'noise.recovery', label: 'during scenario 8', digits: 0, noRatio: true },
-    { key: 'noise.http', label: 'during scenario 9', digits: 0, noRatio: true }
+    { key: 'noise.http', label: 'during scenario 9', digits: 0, noRatio: true },
+    { key: 'noise.storm', label: 'during scenario 10', digits: 0, noRatio: true }
+  ]
+}
+
+const STORM_VARIANTS = [['embedded', 'embedded (1 node)'], ['cluster', '2 nodes'], ['admission', '2 nodes, admission control']]
+
+/** Scenario 10's rows: each variant's figures, then the 2-node times ÷ the embedded one. */
+function stormRows ({ handshakesPerSecond }) {
+  const title = (key, name) => key === 'admission' ? `${name} (${handshakesPerSecond}/s per node)` : name
+  return [
+    ...STORM_VARIANTS.flatMap(([key, name]) => [
+      { key: `storm.${key}.ms`, label: `${title(key, name)}: time until every socket is back and subscribed (ms, first drop → last \`subscribed\`)`, digits: 0, noRatio: true },
+      { key: `storm.${key}.back`, label: `${name}: sockets back and subscribed`, digits: 0, noRatio: true },
+      { key: `storm.${key}.attemptsPerSocket`, label: `${name}: reconnect attempts per socket`, digits: 2, noRatio: true },
+      { key: `storm.${key}.refused503`, label: `${name}: handshakes refused 503 + Retry-After (fine)`, digits: 0, noRatio: true },
+      { key: `storm.${key}.refused429`, label: `${name}: handshakes refused 429 + Retry-After (fine)`, digits: 0, noRatio: true },
+      { key: `storm.${key}.failures`, label: `${name}: failures (any other status, no HTTP answer, closed before \`subscribed\`; see Anomalies; aim 0)`, digits: 0, noRatio: true },
+      { key: `storm.${key}.eldP99`, label: `${name}: server event-loop delay p99 during the storm (ms; the highest node)`, digits: 1, noRatio: true },
+      { key: `storm.${key}.eldMax`, label: `${name}: server event-loop delay max (ms)`, digits: 1, noRatio: true },
+      ...(key === 'embedded' ? [] : [{ key: `storm.${key}.redisOps`, label: `${name}: Redis commands during the storm (INFO stats, the step's own redis-server)`, digits: 0, noRatio: true }])
+    ]),
+    { key: 'storm.clusterRatio', label: '2 nodes ÷ embedded: time until all back (aim ≤ 2)', digits: 2, noRatio: true },
+    { key: 'storm.admissionRatio', label: '2 nodes with admission control ÷ embedded: time until all back (aim ≤ 2)', digits: 2, noRatio: true }
   ]
 }
 
@@ -270,6 +295,18 @@ export function buildReport ({ arms, skipped, samples, config, machine, git, com
     lines.push('## Aim (issue #11): history on ≤ 1.3 × off, from the medians above (not a test)', '')
     lines.push('| arm | mode | server CPU on ÷ off | Redis CPU on ÷ off |', '|---|---|---:|---:|')
     for (const aim of aims) lines.push(`| ${aim.title} | ${aim.mode} | ${aim.cpu} | ${aim.redis} |`)
+    lines.push('')
+  }
+
+  const storm = samples['plugin-redis']
+  if (median(storm, 'storm.clusterRatio') !== undefined) {
+    lines.push('## Aim (issue #15): a reconnect storm on 2 nodes back within 2 × the embedded time, zero failures (not a test)', '')
+    lines.push('| variant | time until all back ÷ embedded | failures |', '|---|---:|---:|')
+    const show = (value) => value === undefined ? '–' : `${format(value, 2)}× ${value <= 2 ? '(within)' : '(**above**)'}`
+    const failures = (key) => { const value = median(storm, `storm.${key}.failures`); return value === undefined ? '–' : value === 0 ? '0' : `**${format(value, 0)}**` }
+    lines.push(`| embedded (1 node) | 1.00× | ${failures('embedded')} |`)
+    lines.push(`| 2 nodes | ${show(median(storm, 'storm.clusterRatio'))} | ${failures('cluster')} |`)
+    lines.push(`| 2 nodes, admission control (${config.storm.handshakesPerSecond}/s per node) | ${show(median(storm, 'storm.admissionRatio'))} | ${failures('admission')} |`)
     lines.push('')
   }
 

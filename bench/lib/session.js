@@ -9,14 +9,16 @@ let sessions = 0
 export class Session {
   /**
    * Starts the arm's nodes and a load generator; resolves once all are
-   * listening. `history`: plugin arms run with the `history` option on.
+   * listening. `history`: plugin arms run with the `history` option on;
+   * `handshakesPerSecond`: with `limits.handshakesPerSecond` (0: none).
    */
-  static async open (arm, { redisUrl, runId, profileDir, label, history = false }) {
+  static async open (arm, { redisUrl, runId, profileDir, label, history = false, handshakesPerSecond = 0 }) {
     const keyPrefix = `bench:${runId}:${++sessions}:`
     const servers = []
     for (let node = 0; node < arm.nodes; node++) {
       const args = arm.cluster ? ['--redis', redisUrl, '--nodes', String(arm.nodes), '--node', String(node), '--key-prefix', keyPrefix] : []
       if (history) args.push('--history')
+      if (handshakesPerSecond > 0) args.push('--handshakes-per-second', String(handshakesPerSecond))
       // --cpu-prof writes the profile when the server exits (it exits on `shutdown`).
       const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${label}-node${node}.cpuprofile`]
       servers.push(new Child(benchDir + arm.script, args, { core: 0, name: `${arm.id}#${node}`, nodeArgs }))

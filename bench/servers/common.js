@@ -7,8 +7,9 @@ import { serve, announce, sleep } from '../lib/rpc.js'
 
 /**
  * Server options: `--redis URL --nodes 2 --node 0 --key-prefix bench:…:`,
- * and `--history` (plugin arms: the `history` option on, with its defaults).
- * Without `--redis` the arm runs as a single node.
+ * `--history` (plugin arms: the `history` option on, with its defaults) and
+ * `--handshakes-per-second N` (plugin arms: `limits.handshakesPerSecond`, the
+ * reconnect storm's admission control). Without `--redis` the arm runs as a single node.
  */
 export function serverOptions () {
   const { values } = parseArgs({
@@ -17,17 +18,18 @@ export function serverOptions () {
       nodes: { type: 'string', default: '1' },
       node: { type: 'string', default: '0' },
       'key-prefix': { type: 'string', default: 'bench:' },
-      history: { type: 'boolean', default: false }
+      history: { type: 'boolean', default: false },
+      'handshakes-per-second': { type: 'string', default: '0' }
     }
   })
-  return { redis: values.redis, nodes: Number(values.nodes), node: Number(values.node), keyPrefix: values['key-prefix'], history: values.history }
+  return { redis: values.redis, nodes: Number(values.nodes), node: Number(values.node), keyPrefix: values['key-prefix'], history: values.history, handshakesPerSecond: Number(values['handshakes-per-second']) }
 }
 
 /**
  * Runs one arm. `arm` is what the arm's `start()` returned:
  * `{ port, path, publish(seq, size), publishTo?(user, seq, size) (may return a promise of whether it was published),
  * issueTokens?(from, count), buffered() (bytes accepted for clients but not yet handed to the kernel),
- * stats?(), connectionCount?(), warnings?(), close() }`.
+ * stats?(), connectionCount?(), warnings?(), dropAll?() (destroys every TCP connection, returns how many), close() }`.
  */
 export function runServer (arm) {
   const eld = monitorEventLoopDelay({ resolution: 1 })
@@ -122,6 +124,8 @@ export function runServer (arm) {
       return { eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6 }
     },
     connections: () => arm.connectionCount?.() ?? null,
+    /** The reconnect storm: every TCP connection destroyed at once, as a network failure or a load balancer restart would. */
+    drop: () => ({ count: arm.dropAll?.() ?? null }),
     /** The plugin's warnings so far, counted by message ({} for arms that keep none). */
     warnings: () => arm.warnings?.() ?? {},
     /** Starts sampling the RSS peak (and, with `buffered`, the peak of bytes held for clients). */

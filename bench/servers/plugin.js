@@ -25,7 +25,8 @@ const warningLog = {
 const app = Fastify({ logger: options.history ? { level: 'warn', stream: warningLog } : false })
 await app.register(realtime, {
   // Every client comes from 127.0.0.1, so the per-address cap is off; the global cap keeps its default.
-  limits: { maxConnectionsPerIp: 0 },
+  // The reconnect storm's admission-control variant sets a handshake rate (0, the default, sets none).
+  limits: { maxConnectionsPerIp: 0, handshakesPerSecond: options.handshakesPerSecond },
   // No protocol pings during a run.
   heartbeat: { intervalMs: 3_600_000 },
   // Scenario 9 publishes over the server API (POST /api/v1/ws/publish) with this operator token.
@@ -33,6 +34,12 @@ await app.register(realtime, {
   ...(options.redis === undefined ? {} : { redis: options.redis, keyPrefix: options.keyPrefix }),
   // The history scenarios: every event appended to its stream (defaults: 256 per stream, 600 s).
   ...(options.history ? { history: {} } : {})
+})
+// Every TCP connection, so the reconnect storm can cut them all at once (`drop`).
+const tcp = new Set()
+app.server.on('connection', (socket) => {
+  tcp.add(socket)
+  socket.once('close', () => tcp.delete(socket))
 })
 await app.listen({ host: '127.0.0.1', port: 0 })
 
@@ -70,6 +77,11 @@ runServer({
   buffered: () => app.realtime.connections().reduce((bytes, connection) => bytes + connection.buffered_bytes, 0),
   stats: () => app.realtime.stats(),
   connectionCount: () => app.realtime.connections().length,
+  dropAll () {
+    const count = tcp.size
+    for (const socket of tcp) socket.destroy()
+    return count
+  },
   warnings: () => Object.fromEntries(warnings),
   // The process exits right after: the kernel closes the sockets (a graceful
   // app.close() would wait for thousands of close handshakes). Only the shared
