@@ -66,13 +66,16 @@ const { values: args } = parseArgs({
     reps: { type: 'string' },
     arms: { type: 'string' },
     only: { type: 'string' },
-    'cpu-prof': { type: 'string' }
+    'cpu-prof': { type: 'string' },
+    // Scenario 10's admission rate per node (default STORM_HANDSHAKES_PER_SECOND), to try another one.
+    'storm-rate': { type: 'string' }
   }
 })
 const config = { ...(args.quick ? QUICK : FULL) }
 // Retries stop once the run is this old, so it stays near its usual length (~4–5 min full, ~1 min quick).
 const RETRY_BUDGET_MS = args.quick ? 2 * 60_000 : 7 * 60_000
 if (args.reps !== undefined) config.reps = Math.max(1, Number(args.reps))
+if (args['storm-rate'] !== undefined) config.storm = { ...config.storm, handshakesPerSecond: Math.max(1, Number(args['storm-rate'])) }
 const only = args.only?.split(',') ?? SCENARIOS
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`
@@ -151,7 +154,7 @@ const report = buildReport({
 })
 console.log(`\n${report}`)
 // Only a full run of every arm and scenario replaces latest.md; --quick goes to quick.md, a filtered or profiled run to partial.md.
-const partial = args.arms !== undefined || args.only !== undefined || args['cpu-prof'] !== undefined
+const partial = args.arms !== undefined || args.only !== undefined || args['cpu-prof'] !== undefined || args['storm-rate'] !== undefined
 const name = partial ? 'partial' : args.quick ? 'quick' : 'latest'
 mkdirSync(resultsDir, { recursive: true })
 writeFileSync(new URL(`${name}.md`, resultsDir), report)

@@ -108,6 +108,7 @@ function stormRows ({ handshakesPerSecond }) {
       { key: `storm.${key}.attemptsPerSocket`, label: `${name}: reconnect attempts per socket`, digits: 2, noRatio: true },
       { key: `storm.${key}.refused503`, label: `${name}: handshakes refused 503 + Retry-After (fine)`, digits: 0, noRatio: true },
       { key: `storm.${key}.refused429`, label: `${name}: handshakes refused 429 + Retry-After (fine)`, digits: 0, noRatio: true },
+      { key: `storm.${key}.serverRefused`, label: `${name}: handshakes the nodes refused (stats().handshakes_refused, all statuses)`, digits: 0, noRatio: true },
       { key: `storm.${key}.failures`, label: `${name}: failures (any other status, no HTTP answer, closed before \`subscribed\`; see Anomalies; aim 0)`, digits: 0, noRatio: true },
       { key: `storm.${key}.eldP99`, label: `${name}: server event-loop delay p99 during the storm (ms; the highest node)`, digits: 1, noRatio: true },
       { key: `storm.${key}.eldMax`, label: `${name}: server event-loop delay max (ms)`, digits: 1, noRatio: true },

@@ -7,9 +7,12 @@
 import WebSocket from 'ws'
 import { BACKOFF, SLOW_BACKOFF, backoffDelay } from 'fastify-realtime/client'
 import { pool, waitForProgress } from './pool.js'
+import { sleep } from './rpc.js'
 
 // The SDK's default connectTimeoutMs: a handshake not answered by then is given up and retried.
 const CONNECT_TIMEOUT_MS = 10_000
+// Before the storm: a connect refused 503/429 (the admission-control variant's rate) is tried again this often at most.
+const SETUP_ATTEMPTS = 20
 let clients = []
 let channel = ''
 // The storm being measured: counts since `storm.arm`, and the first drop / last resubscribe (performance.now()).
@@ -129,11 +132,22 @@ export const stormClients = {
     channel = name
     const started = performance.now()
     const fresh = tokens.map((token, index) => ({ url: `${urls[index % urls.length]}?token=${token}`, ws: null, subscribed: false, attempt: 0, closing: false }))
+    let refused = 0
     const result = await pool(fresh, concurrency, async (client) => {
-      await open(client)
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await open(client)
+          break
+        } catch (error) {
+          // Over limits.handshakesPerSecond the node answers 503 + Retry-After: wait, as the SDK would, and try again.
+          if (!(error.status === 503 || error.status === 429) || error.retryAfterMs === null || attempt + 1 >= SETUP_ATTEMPTS) throw error
+          refused++
+          await sleep(Math.max(error.retryAfterMs, backoffDelay(attempt, BACKOFF, Math.random)))
+        }
+      }
       clients.push(client)
     }, started + timeoutMs)
-    return { opened: clients.length, failed: result.failed, failures: result.failures, ms: performance.now() - started }
+    return { opened: clients.length, failed: result.failed, failures: result.failures, refused, ms: performance.now() - started }
   },
 
   /** From now on a dropped socket comes back with backoff; the counts start at zero. */

@@ -28,6 +28,8 @@ export async function reconnectStorm (lab, config) {
     }
     const failures = { ...figures.refusedOther, ...figures.networkErrors }
     if (Object.keys(failures).length > 0) notes.push(`storm, ${variant.key}: connects that failed, by cause: ${JSON.stringify(failures)}`)
+    const clientRefused = figures.refused503 + figures.refused429 + Object.values(figures.refusedOther).reduce((total, times) => total + times, 0)
+    if (figures.serverRefused !== clientRefused) notes.push(`storm, ${variant.key}: the nodes refused ${JSON.stringify(figures.serverRefusedByStatus)} handshakes, the clients saw ${clientRefused} refusals`)
     if (figures.back < config.clients) notes.push(`storm, ${variant.key}: only ${figures.back}/${config.clients} sockets back and subscribed`)
   }
   metrics['storm.clusterRatio'] = metrics['storm.cluster.ms'] / metrics['storm.embedded.ms']
@@ -46,12 +48,16 @@ async function stormOnce (lab, { key, arm, handshakesPerSecond }, config) {
     if (setup.opened < config.clients) throw new Error(`storm ${key}: ${setup.opened}/${config.clients} clients subscribed before the drop: ${JSON.stringify(setup.failures)}`)
     await session.loadgen.request('storm.arm')
     const commandsBefore = counter === undefined ? 0 : await commandsProcessed(counter)
+    const refusedBefore = await refusedByNodes(session)
     await session.each('eldStart')
     const dropped = (await session.each('drop')).reduce((sum, answer) => sum + answer.count, 0)
     const result = await session.loadgen.request('storm.wait', { timeoutMs: config.timeoutMs }, config.timeoutMs + 30_000)
     const eld = await session.each('eldStop')
     const commandsAfter = counter === undefined ? 0 : await commandsProcessed(counter)
     const serverSockets = (await session.each('connections')).reduce((sum, count) => sum + count, 0)
+    const refusedAfter = await refusedByNodes(session)
+    const serverRefused = {}
+    for (const [status, times] of Object.entries(refusedAfter)) if (times > (refusedBefore[status] ?? 0)) serverRefused[status] = times - (refusedBefore[status] ?? 0)
     await session.loadgen.request('storm.close')
     const refusedFine = {}
     const refusedOther = {}
@@ -66,6 +72,9 @@ async function stormOnce (lab, { key, arm, handshakesPerSecond }, config) {
       attemptsPerSocket: result.attempts / config.clients,
       refused503: refusedFine['503'] ?? 0,
       refused429: refusedFine['429'] ?? 0,
+      // The nodes' own count (stats().handshakes_refused, all statuses), to check the clients' against.
+      serverRefused: Object.values(serverRefused).reduce((total, times) => total + times, 0),
+      serverRefusedByStatus: serverRefused,
       // A refusal other than 503/429 with Retry-After, a connect without an HTTP answer, a socket closed before `subscribed`.
       failures: sum(refusedOther) + sum(result.networkErrors) + result.closedBeforeBack,
       refusedOther,
@@ -80,6 +89,15 @@ async function stormOnce (lab, { key, arm, handshakesPerSecond }, config) {
     await session.close()
     await redis?.destroy()
   }
+}
+
+/** The handshakes the nodes refused so far, by status, summed over nodes. */
+async function refusedByNodes (session) {
+  const total = {}
+  for (const stats of await session.each('stats')) {
+    for (const [status, times] of Object.entries(stats.handshakes_refused)) total[status] = (total[status] ?? 0) + times
+  }
+  return total
 }
 
 /** `total_commands_processed` of INFO stats (the INFO itself counts once). */
