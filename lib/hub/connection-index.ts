@@ -1,9 +1,13 @@
+import { AUTO_SUBSCRIBED } from '../constants.js'
 import type { Connection } from './connection.js'
 
 /**
  * Every live connection of this node, indexed the ways the hub looks them
- * up: by id, by user (one socket per user), by token (revocation) and, for
- * global channels, by subscription (fan-out without scanning every socket).
+ * up: by user (one socket per user), by token (revocation) and, for global
+ * channels, by subscription (fan-out without scanning every socket). An
+ * auto-subscribed channel (`settings`) holds nearly every socket: its
+ * subscribers are found by scanning them all (its broadcast writes to each
+ * anyway) rather than kept in a set that costs every socket ~20 bytes.
  */
 export interface ConnectionListener {
   added: (connection: Connection) => void
@@ -16,6 +20,7 @@ export class ConnectionIndex {
   readonly #byUser = new Map<string, Connection>()
   // A token belongs to one user and a user has one socket here, so a token has at most one.
   readonly #byToken = new Map<string, Connection>()
+  /** Global channels other than the auto-subscribed ones. */
   readonly #globalSubscribers = new Map<string, Set<Connection>>()
   readonly #listeners: ConnectionListener[] = []
 
@@ -32,9 +37,8 @@ export class ConnectionIndex {
   add (connection: Connection): Connection | undefined {
     const previous = this.#byUser.get(connection.userId)
     this.#byUser.set(connection.userId, connection)
+    // A new connection holds only the auto-subscribed channels: nothing to add to #globalSubscribers.
     this.#byToken.set(connection.tokenHash, connection)
-    // A new connection holds only the auto-subscribed global channel (`settings`).
-    for (const channel of connection.subscriptions) addTo(this.#globalSubscribers, channel, connection)
     // Removed once the new one is in: listeners see that the user still has a socket here.
     if (previous !== undefined) this.#forget(previous)
     for (const listener of this.#listeners) listener.added(connection)
@@ -58,7 +62,7 @@ export class ConnectionIndex {
 
   subscribe (connection: Connection, channel: string, isGlobal: boolean): void {
     connection.addSubscription(channel)
-    if (isGlobal) addTo(this.#globalSubscribers, channel, connection)
+    if (isGlobal && !AUTO_SUBSCRIBED.includes(channel)) addTo(this.#globalSubscribers, channel, connection)
   }
 
   unsubscribe (connection: Connection, channel: string): void {
@@ -83,6 +87,7 @@ export class ConnectionIndex {
 
   /** A snapshot of a global channel's subscribers. */
   subscribersOf (channel: string): Connection[] {
+    if (AUTO_SUBSCRIBED.includes(channel)) return [...this.#byUser.values()].filter((connection) => connection.subscriptions.includes(channel))
     return [...this.#globalSubscribers.get(channel) ?? []]
   }
 
