@@ -74,10 +74,11 @@ await ask({ connect: tokens })
 await settle()
 collect()
 const heapAfter = process.memoryUsage().heapUsed
+const after = directory === undefined ? undefined : writeHeapSnapshot(join(directory, 'after.heapsnapshot'))
+// Counted after the snapshot: the first diagnostic listing builds objects of its own.
 const open = app.realtime.connections().length
 console.log(`${values.cluster ? 'cluster' : 'embedded'}, ${sockets} idle sockets (${open} open): heapUsed ${((heapAfter - heapBefore) / sockets).toFixed(0)} B per socket`)
 if (directory !== undefined) {
-  const after = writeHeapSnapshot(join(directory, 'after.heapsnapshot'))
   printNewObjects(before, after, sockets)
   rmSync(directory, { recursive: true, force: true })
 }
