@@ -6,6 +6,9 @@ import type { Connection } from './connection.js'
 import type { ConnectionIndex } from './connection-index.js'
 
 export interface ClientMessageLimits {
+  /** Each socket's inbound messages: a bucket of `messageBurst`, refilled at `messagesPerSecond`. */
+  messagesPerSecond: number
+  messageBurst: number
   maxPayloadBytes: number
   maxSubscriptions: number
   /** Messages refused in a row by the rate limit before the socket is closed with 4006. */
@@ -47,7 +50,7 @@ export function handleClientFrame (context: ClientMessageContext, connection: Co
   }
   const parsed = parseClientMessage(data, isBinary)
   const isAck = parsed.ok && parsed.message.event === 'ack'
-  const bucket = isAck ? connection.ackRateLimit(context.limits.acksPerSecond) : connection.rateLimit
+  const bucket = isAck ? connection.ackRateLimit(context.limits.acksPerSecond) : connection.messageRateLimit(context.limits.messageBurst, context.limits.messagesPerSecond)
   if (!bucket.take()) {
     if (bucket.refusedInARow >= context.limits.floodCloseAfter) {
       context.close(connection, Disconnect.RATE_LIMITED)

@@ -1,9 +1,13 @@
+import { AUTO_SUBSCRIBED } from '../constants.js'
 import type { Connection } from './connection.js'
 
 /**
  * Every live connection of this node, indexed the ways the hub looks them
- * up: by id, by user (one socket per user), by token (revocation) and, for
- * global channels, by subscription (fan-out without scanning every socket).
+ * up: by user (one socket per user), by token (revocation) and, for global
+ * channels, by subscription (fan-out without scanning every socket). An
+ * auto-subscribed channel (`settings`) holds nearly every socket: its
+ * subscribers are found by scanning them all (its broadcast writes to each
+ * anyway) rather than kept in a set that costs every socket ~20 bytes.
  */
 export interface ConnectionListener {
   added: (connection: Connection) => void
@@ -12,15 +16,16 @@ export interface ConnectionListener {
 }
 
 export class ConnectionIndex {
-  readonly #byId = new Map<string, Connection>()
+  // One socket per user: the map by user holds each connection once (nothing looks one up by its id).
   readonly #byUser = new Map<string, Connection>()
   // A token belongs to one user and a user has one socket here, so a token has at most one.
   readonly #byToken = new Map<string, Connection>()
+  /** Global channels other than the auto-subscribed ones. */
   readonly #globalSubscribers = new Map<string, Set<Connection>>()
   readonly #listeners: ConnectionListener[] = []
 
   get size (): number {
-    return this.#byId.size
+    return this.#byUser.size
   }
 
   /** The node follows every add and remove (which user topics to listen to; presence and fencing in cluster mode). */
@@ -31,31 +36,33 @@ export class ConnectionIndex {
   /** Adds `connection`; returns the user's previous connection, which the caller must close. */
   add (connection: Connection): Connection | undefined {
     const previous = this.#byUser.get(connection.userId)
-    this.#byId.set(connection.id, connection)
     this.#byUser.set(connection.userId, connection)
+    // A new connection holds only the auto-subscribed channels: nothing to add to #globalSubscribers.
     this.#byToken.set(connection.tokenHash, connection)
-    // A new connection holds only the auto-subscribed global channel (`settings`).
-    for (const channel of connection.subscriptions) addTo(this.#globalSubscribers, channel, connection)
     // Removed once the new one is in: listeners see that the user still has a socket here.
-    if (previous !== undefined) this.remove(previous)
+    if (previous !== undefined) this.#forget(previous)
     for (const listener of this.#listeners) listener.added(connection)
     return previous
   }
 
   /** Removes `connection` everywhere; false if it was not here. */
   remove (connection: Connection): boolean {
-    if (this.#byId.get(connection.id) !== connection) return false
-    this.#byId.delete(connection.id)
-    if (this.#byUser.get(connection.userId) === connection) this.#byUser.delete(connection.userId)
+    if (this.#byUser.get(connection.userId) !== connection) return false
+    this.#byUser.delete(connection.userId)
+    this.#forget(connection)
+    return true
+  }
+
+  /** The rest of a removal, once the user's entry no longer names `connection`. */
+  #forget (connection: Connection): void {
     if (this.#byToken.get(connection.tokenHash) === connection) this.#byToken.delete(connection.tokenHash)
     for (const channel of connection.subscriptions) removeFrom(this.#globalSubscribers, channel, connection)
     for (const listener of this.#listeners) listener.removed(connection)
-    return true
   }
 
   subscribe (connection: Connection, channel: string, isGlobal: boolean): void {
     connection.addSubscription(channel)
-    if (isGlobal) addTo(this.#globalSubscribers, channel, connection)
+    if (isGlobal && !AUTO_SUBSCRIBED.includes(channel)) addTo(this.#globalSubscribers, channel, connection)
   }
 
   unsubscribe (connection: Connection, channel: string): void {
@@ -80,6 +87,7 @@ export class ConnectionIndex {
 
   /** A snapshot of a global channel's subscribers. */
   subscribersOf (channel: string): Connection[] {
+    if (AUTO_SUBSCRIBED.includes(channel)) return [...this.#byUser.values()].filter((connection) => connection.subscriptions.includes(channel))
     return [...this.#globalSubscribers.get(channel) ?? []]
   }
 
@@ -88,7 +96,7 @@ export class ConnectionIndex {
   }
 
   [Symbol.iterator] (): IterableIterator<Connection> {
-    return this.#byId.values()
+    return this.#byUser.values()
   }
 }
 

@@ -5,6 +5,7 @@ import type { ClientMessage } from '../protocol/client-message.js'
 import type { EncodedEvent } from '../protocol/server-event.js'
 import { MessageRateLimit } from './message-rate-limit.js'
 import { StreamPositions } from './stream-positions.js'
+import { WALL_CLOCK_ORIGIN, monotonicMs, wallClockMs } from './clock.js'
 
 export interface ConnectionInit {
   id: string
@@ -19,7 +20,6 @@ export interface ConnectionInit {
   remoteAddress: string
   userAgent: string | null
   origin: string | null
-  rateLimit: MessageRateLimit
   holdsSlot: boolean
   /** History on: the socket tracks its position in each stream. */
   history: boolean
@@ -41,14 +41,18 @@ export class Connection {
   readonly remoteAddress: string
   readonly userAgent: string | null
   readonly origin: string | null
-  readonly connectedAt = Date.now()
-  readonly rateLimit: MessageRateLimit
+  /** Times: ms since `WALL_CLOCK_ORIGIN`, small integers (see clock.ts). */
+  readonly #connectedAt = wallClockMs()
   /** Holds a connection slot of the limiter, given back when the socket is gone. */
   readonly holdsSlot: boolean
   /** History on: its position per channel, acks, awaited events (owned by the hub and the outbox). */
   readonly positions: StreamPositions | undefined
-  /** A short array, not a Set: a handful of channels at most, and a Set costs a socket ~200 bytes more. */
-  readonly #subscriptions: string[] = [...AUTO_SUBSCRIBED]
+  /**
+   * A short array, not a Set: a handful of channels at most, and a Set costs a
+   * socket ~200 bytes more. Replaced, never changed in place, so every socket
+   * that has not subscribed or unsubscribed yet shares the auto-subscribed one.
+   */
+  #subscriptions: readonly string[] = AUTO_SUBSCRIBED
   #lastPongAt: number
   #messagesIn = 0
   #messagesOut = 0
@@ -60,7 +64,8 @@ export class Connection {
   #closeCode: number | undefined = undefined
   #expiryBucket = 0
   #invalidMessages = 0
-  #invalidWindowStartedAt = performance.now()
+  /** Whole ms of `performance.now()`; the window opens at the first invalid message. */
+  #invalidWindowStartedAt = 0
   /** History on: an asynchronous step (catching up) is under way; client messages wait in order. */
   #waiting: ClientMessage[] | undefined = undefined
   #token: string
@@ -68,6 +73,7 @@ export class Connection {
   #expiresAt: number
   /** Refreshes of this socket's token run one after the other, in the order they arrived. */
   #refreshing: Promise<void> | undefined = undefined
+  #messageRateLimit: MessageRateLimit | undefined = undefined
   #ackRateLimit: MessageRateLimit | undefined = undefined
   #stepping = false
 
@@ -82,10 +88,14 @@ export class Connection {
     this.remoteAddress = init.remoteAddress
     this.userAgent = init.userAgent
     this.origin = init.origin
-    this.rateLimit = init.rateLimit
     this.holdsSlot = init.holdsSlot
     this.positions = init.history ? new StreamPositions() : undefined
-    this.#lastPongAt = this.connectedAt
+    this.#lastPongAt = this.#connectedAt
+  }
+
+  /** When the socket connected (ms since the epoch). */
+  get connectedAt (): number {
+    return WALL_CLOCK_ORIGIN + this.#connectedAt
   }
 
   /** Kept to resolve again (revocation check); never logged, listed or sent. */
@@ -107,6 +117,16 @@ export class Connection {
     this.#token = ownCopy(token)
     this.#tokenHash = tokenHash
     this.#expiresAt = expiresAt
+  }
+
+  /**
+   * Client messages: the bucket of its inbound messages (`burst` at once,
+   * refilled at `perSecond`). Created at the first message, full, as it would
+   * be had it been created at the handshake: an idle socket has none.
+   */
+  messageRateLimit (burst: number, perSecond: number): MessageRateLimit {
+    this.#messageRateLimit ??= new MessageRateLimit(burst, perSecond)
+    return this.#messageRateLimit
   }
 
   /**
@@ -152,7 +172,7 @@ export class Connection {
   }
 
   get lastPongAt (): number {
-    return this.#lastPongAt
+    return WALL_CLOCK_ORIGIN + this.#lastPongAt
   }
 
   /** Hub: records how it ended; false if it had ended already (the first code stands). */
@@ -165,14 +185,13 @@ export class Connection {
   /** Connection index: adds a channel; false if it was there. */
   addSubscription (channel: string): boolean {
     if (this.#subscriptions.includes(channel)) return false
-    this.#subscriptions.push(channel)
+    this.#subscriptions = [...this.#subscriptions, channel]
     return true
   }
 
   /** Connection index. */
   removeSubscription (channel: string): void {
-    const index = this.#subscriptions.indexOf(channel)
-    if (index !== -1) this.#subscriptions.splice(index, 1)
+    if (this.#subscriptions.includes(channel)) this.#subscriptions = this.#subscriptions.filter((subscribed) => subscribed !== channel)
   }
 
   /** Heartbeat: false if the previous ping went unanswered; otherwise a pong is expected now. */
@@ -185,7 +204,7 @@ export class Connection {
   /** Heartbeat (the shared `pong` listener). */
   ponged (): void {
     this.#alive = true
-    this.#lastPongAt = Date.now()
+    this.#lastPongAt = wallClockMs()
   }
 
   /** Client messages. */
@@ -195,10 +214,10 @@ export class Connection {
 
   /**
    * Client messages: counts an invalid message within a window of `windowMs`
-   * and returns how many the window holds now.
+   * (opened by the first one) and returns how many the window holds now.
    */
-  countInvalid (windowMs: number, now = performance.now()): number {
-    if (now - this.#invalidWindowStartedAt > windowMs) {
+  countInvalid (windowMs: number, now = monotonicMs()): number {
+    if (this.#invalidMessages === 0 || now - this.#invalidWindowStartedAt > windowMs) {
       this.#invalidWindowStartedAt = now
       this.#invalidMessages = 0
     }

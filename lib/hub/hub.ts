@@ -19,12 +19,9 @@ import { ExpiryWheel } from './expiry.js'
 import { Heartbeat } from './heartbeat.js'
 import type { ConnectionIndex } from './connection-index.js'
 import { handleClientFrame, refuse, replyError, type ClientMessageContext, type ClientMessageLimits } from './client-messages.js'
-import { MessageRateLimit } from './message-rate-limit.js'
 import { HistorySession, type HubHistory } from './history-session.js'
 
 export interface HubLimits extends ClientMessageLimits {
-  messagesPerSecond: number
-  messageBurst: number
   maxBufferedBytes: number
   fanoutSliceSize: number
   fanoutSliceBytes: number
@@ -137,7 +134,6 @@ export class Hub {
       remoteAddress: request.ip,
       userAgent: request.headers['user-agent'] ?? null,
       origin: request.headers.origin ?? null,
-      rateLimit: new MessageRateLimit(this.#options.limits.messageBurst, this.#options.limits.messagesPerSecond),
       holdsSlot: transport !== undefined && admitted.slot !== undefined,
       history: this.#history !== undefined
     })
