@@ -5,7 +5,7 @@ import type { WebSocket } from 'ws'
 import { normalizeOptions, type NormalizedOptions, type RealtimeOptions } from './options.js'
 import { AUTO_SUBSCRIBED, Disconnect, HandshakeMessage } from './constants.js'
 import { RECOVER_PARAM } from './protocol/recovery.js'
-import { componentState, connectRedis, isRedisReady, resendingOptions, waitForRedis, type RedisConnection } from './redis/client.js'
+import { componentState, connectRedis, isRedisReady, waitForRedis, warnIfResending, type RedisConnection } from './redis/client.js'
 import { createTokenExtractor, createClientErrorScrubber } from './http/token-redaction.js'
 import { createTargetRedactor } from './http/redact-target.js'
 import { createPrefixMatcher } from './http/canonical-path.js'
@@ -52,10 +52,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
 
   // Token state: Redis when configured, memory otherwise.
   const redis = options.redis === undefined ? undefined : connectRedis(fastify, options.redis, fastify.log)
-  const resending = redis === undefined || redis.owned ? {} : resendingOptions(redis.client)
-  if (Object.keys(resending).length > 0) {
-    fastify.log.warn({ options: resending }, 'fastify-realtime: the Redis client passed in may send a publish again later, twice or out of order; set these options')
-  }
+  if (redis !== undefined && !redis.owned) warnIfResending(redis.client, fastify.log)
   if (redis?.owned === true) shutdown.own(async () => await redis.client.quit().catch(() => redis.client.disconnect()))
   const store = buildTokenStore(options, redis?.client)
   shutdown.own(() => store.close())

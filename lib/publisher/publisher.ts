@@ -4,7 +4,7 @@ import { ChannelCatalog } from '../channels/catalog.js'
 import { FST_REALTIME_REDIS_UNAVAILABLE } from '../errors.js'
 import { buildPublishApi, type PublishApi } from '../node/publish-api.js'
 import { Sender } from '../node/sender.js'
-import { createRedisClient, resendingOptions, waitForRedis } from '../redis/client.js'
+import { createRedisClient, waitForRedis, warnIfResending } from '../redis/client.js'
 import { RedisTokenStore } from '../tokens/redis-store.js'
 import { normalizePublisherOptions, type PublisherOptions } from './options.js'
 
@@ -36,10 +36,7 @@ export async function createPublisher (options: PublisherOptions): Promise<Realt
   const { keyPrefix, history, logger } = normalized
   const owned = typeof normalized.redis === 'string'
   const client = typeof normalized.redis === 'string' ? createRedisClient(normalized.redis, 'fastify-realtime:publisher', logger) : normalized.redis
-  const resending = owned ? {} : resendingOptions(client)
-  if (Object.keys(resending).length > 0) {
-    logger.warn({ options: resending }, 'fastify-realtime: the Redis client passed in may send a publish again later, twice or out of order; set these options')
-  }
+  if (!owned) warnIfResending(client, logger)
   const writer = new RedisWriter({ client, publishTimeoutMs: normalized.publishTimeoutMs, history })
   let closed = false
   const open = (): void => {

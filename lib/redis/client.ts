@@ -103,6 +103,13 @@ export function resendingOptions (client: RedisClient): Record<string, number | 
   return wanted
 }
 
+/** Logs, for a client passed in, each setting `resendingOptions` names (nothing for a client of our own). */
+export function warnIfResending (client: RedisClient, log: Pick<FastifyBaseLogger, 'warn'>): void {
+  const resending = resendingOptions(client)
+  if (Object.keys(resending).length === 0) return
+  log.warn({ options: resending }, 'fastify-realtime: the Redis client passed in may send a publish again later, twice or out of order; set these options')
+}
+
 export function isRedisReady (client: RedisClient): boolean {
   return client.status === 'ready'
 }
