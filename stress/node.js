@@ -7,6 +7,7 @@ import Fastify from 'fastify'
 import { Cluster, Redis } from 'ioredis'
 import realtime from 'fastify-realtime'
 import { serve, announce, sleep } from '../bench/lib/rpc.js'
+import { CLUSTER_CLIENT_OPTIONS, sentinelClientOptions } from '../test/helpers/recommended-clients.js'
 
 const config = JSON.parse(process.argv[2])
 // Before anything that waits on Redis: a node still starting when the orchestrator dies (its Redis killed with it) must not wait forever.
@@ -40,21 +41,8 @@ const logStream = new Writable({
 function borrowedClient (spec) {
   if (spec === undefined) return undefined
   const client = spec.cluster !== undefined
-    // As README's Redis Cluster section says: a publish caught in the failover fails instead of being sent again behind later ones.
-    ? new Cluster(spec.cluster, { maxRedirections: 2, retryDelayOnFailover: 0, retryDelayOnClusterDown: 0, redisOptions: { commandTimeout: 500, autoResendUnfulfilledCommands: false } })
-    : new Redis({
-      ...spec,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: 500,
-      enableAutoPipelining: true,
-      // Ask Sentinel again soon: the primary it named may be the one that died.
-      retryStrategy: () => 100,
-      sentinelRetryStrategy: () => 100,
-      // A primary demoted behind our back answers writes with READONLY: reconnect, and Sentinel names the new one.
-      reconnectOnError: (error) => error.message.startsWith('READONLY') ? 2 : false
-    })
+    ? new Cluster(spec.cluster, { ...CLUSTER_CLIENT_OPTIONS })
+    : new Redis(sentinelClientOptions(spec))
   // Its errors during a failover are expected; the plugin reports what matters through its own logger.
   client.on('error', () => {})
   return client

@@ -13,6 +13,7 @@ import { topicsFor } from '../../lib/node/wire.js'
 import { waitFor } from '../helpers/cluster.js'
 import { audit, deploy, publishLoop } from '../helpers/failover.js'
 import { OwnRedisCluster } from '../helpers/redis-cluster.js'
+import { CLUSTER_CLIENT_OPTIONS } from '../helpers/recommended-clients.js'
 
 const USER = 'phone'
 
@@ -20,15 +21,8 @@ t.test('the master of the phone\'s channel killed under load: its replica takes 
   // A replica per master, promoted within a few seconds of its master's death.
   const redis = await OwnRedisCluster.start({ replicas: 1, nodeTimeoutMs: 1000 })
   t.teardown(async () => await redis.stop())
-  // Set as README says: no resend, and no delayed retry of a command whose node went away (ioredis
-  // would send such a publish again after retryDelayOnFailover, behind the publishes made meanwhile).
-  // The offline queue stays on: a first command to a node whose connection is coming up waits for it.
-  const clients = [0, 1].map(() => new Cluster([redis.startupNodes[0]], {
-    maxRedirections: 2,
-    retryDelayOnFailover: 0,
-    retryDelayOnClusterDown: 0,
-    redisOptions: { commandTimeout: 500, autoResendUnfulfilledCommands: false }
-  })) as [Cluster, Cluster]
+  // Set as README says (no resend, no delayed failover retry).
+  const clients = [0, 1].map(() => new Cluster([redis.startupNodes[0]], { ...CLUSTER_CLIENT_OPTIONS })) as [Cluster, Cluster]
   const { nodes: [a], keyPrefix, phone, phoneSocket } = await deploy(t, clients)
 
   const load = publishLoop(a, USER)

@@ -13,22 +13,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { waitFor } from '../helpers/cluster.js'
 import { audit, deploy, publishLoop } from '../helpers/failover.js'
 import { OwnRedisSentinel } from '../helpers/redis-sentinel.js'
+import { sentinelClientOptions } from '../helpers/recommended-clients.js'
 
-/** The client README recommends for Sentinel (see the report's proposed text). */
+/** The client README recommends for Sentinel. */
 function sentinelClient (pair: OwnRedisSentinel): Redis {
-  return new Redis({
-    ...pair.sentinelOptions,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    autoResendUnfulfilledCommands: false,
-    commandTimeout: 500,
-    enableAutoPipelining: true,
-    // Ask Sentinel again soon: the primary it named may be the one that died.
-    retryStrategy: () => 100,
-    sentinelRetryStrategy: () => 100,
-    // A primary demoted behind our back answers writes with READONLY: reconnect, and Sentinel names the new one.
-    reconnectOnError: (error) => error.message.startsWith('READONLY') ? 2 : false
-  })
+  return new Redis(sentinelClientOptions(pair.sentinelOptions))
 }
 
 async function tcpPortOf (client: Redis): Promise<number> {
