@@ -3,18 +3,27 @@
  * needs, in batches: changes made within one turn of the event loop go out as
  * one SUBSCRIBE and one UNSUBSCRIBE, so a reconnect storm of thousands of users
  * costs a handful of round trips. A channel wanted and dropped within the same
- * batch costs nothing.
+ * batch costs nothing. One batch is in flight at a time: what changes while
+ * Redis answers goes out in the next one, so batches grow with the load (a
+ * node busy with thousands of connects sends a few large SUBSCRIBEs, not one
+ * per connect) and an idle node still sends each change at once. A batch looks
+ * only at the channels changed since the last one, so its cost does not grow
+ * with the channels already subscribed.
  */
 const RETRY_MS = 1000
 
 export class SubscriptionSet {
   readonly #wanted = new Set<string>()
   readonly #active = new Set<string>()
+  /** Channels whose wanted and active states may differ: what the next batch looks at. */
+  readonly #changed = new Set<string>()
   readonly #waiters = new Map<string, Array<() => void>>()
   readonly #subscribe: (channels: string[]) => Promise<unknown>
   readonly #unsubscribe: (channels: string[]) => Promise<unknown>
   readonly #onError: (error: Error) => void
   #scheduled = false
+  /** A batch was sent and not answered yet: the next one waits for it. */
+  #inFlight = false
   #closed = false
   /** Counts resets: an answer to a batch sent before the last one is about a connection that is gone. */
   #connection = 0
@@ -36,6 +45,7 @@ export class SubscriptionSet {
   async want (channel: string): Promise<void> {
     this.#wanted.add(channel)
     if (this.#active.has(channel)) return
+    this.#changed.add(channel)
     await new Promise<void>((resolve) => {
       const waiting = this.#waiters.get(channel)
       if (waiting === undefined) this.#waiters.set(channel, [resolve])
@@ -48,7 +58,7 @@ export class SubscriptionSet {
     this.#wanted.delete(channel)
     // Whoever waited for it no longer needs it.
     this.#settle(channel)
-    if (this.#active.has(channel)) this.#schedule()
+    if (this.#active.has(channel)) this.#reconsider(channel)
   }
 
   /** Stops every batch and retry (the broker is closing). */
@@ -62,25 +72,40 @@ export class SubscriptionSet {
    */
   async reset (): Promise<void> {
     this.#connection++
+    // The batch in flight was on the connection that is gone: its answer no longer holds the next one back.
+    this.#inFlight = false
     this.#active.clear()
     await Promise.all([...this.#wanted].map(async (channel) => await this.want(channel)))
   }
 
+  /** Puts a channel in the next batch. */
+  #reconsider (channel: string): void {
+    this.#changed.add(channel)
+    this.#schedule()
+  }
+
   #schedule (): void {
-    if (this.#scheduled || this.#closed) return
+    if (this.#scheduled || this.#closed || this.#inFlight) return
     this.#scheduled = true
     setImmediate(() => { this.#flush() })
   }
 
   async #flush (): Promise<void> {
     this.#scheduled = false
-    const toSubscribe = [...this.#wanted].filter((channel) => !this.#active.has(channel))
-    const toUnsubscribe = [...this.#active].filter((channel) => !this.#wanted.has(channel))
-    for (const channel of toUnsubscribe) this.#active.delete(channel)
+    const toSubscribe: string[] = []
+    const toUnsubscribe: string[] = []
+    for (const channel of this.#changed) {
+      const wanted = this.#wanted.has(channel)
+      if (wanted && !this.#active.has(channel)) toSubscribe.push(channel)
+      else if (!wanted && this.#active.delete(channel)) toUnsubscribe.push(channel)
+    }
+    this.#changed.clear()
+    if (toSubscribe.length + toUnsubscribe.length === 0) return
+    const connection = this.#connection
+    this.#inFlight = true
     const work: Array<Promise<unknown>> = []
     if (toUnsubscribe.length > 0) work.push(this.#unsubscribe(toUnsubscribe).catch(this.#onError))
     if (toSubscribe.length > 0) {
-      const connection = this.#connection
       work.push(this.#subscribe(toSubscribe).then(() => {
         // Subscribed on a connection a reset has replaced since: the reset's own batch subscribes them on the new one.
         if (connection !== this.#connection) return
@@ -88,15 +113,19 @@ export class SubscriptionSet {
           this.#active.add(channel)
           this.#settle(channel)
           // Dropped while the SUBSCRIBE was in flight: the next batch takes it back.
-          if (!this.#wanted.has(channel)) this.#schedule()
+          if (!this.#wanted.has(channel)) this.#reconsider(channel)
         }
       }, (error: Error) => {
         // Still wanted: try again shortly rather than stay deaf to these channels.
         this.#onError(error)
-        if (connection === this.#connection) setTimeout(() => this.#schedule(), RETRY_MS).unref()
+        if (connection !== this.#connection) return
+        setTimeout(() => { for (const channel of toSubscribe) this.#reconsider(channel) }, RETRY_MS).unref()
       }))
     }
     await Promise.all(work)
+    if (connection !== this.#connection) return
+    this.#inFlight = false
+    if (this.#changed.size > 0) this.#schedule()
   }
 
   #settle (channel: string): void {

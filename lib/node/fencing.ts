@@ -2,33 +2,10 @@ import type { FastifyBaseLogger } from 'fastify'
 import { Disconnect } from '../constants.js'
 import type { Connection } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
-import type { RedisClient } from '../redis/client.js'
-
-/**
- * The newest generation for a user: greater than the stored one and than the
- * Redis server's clock in microseconds, so it keeps growing even after the key
- * expired. Formatted with %.0f because Lua would print a large number in
- * exponent form and lose digits.
- */
-const CLAIM_SCRIPT = `
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local now = redis.call('TIME')
-local generation = math.max(current + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
-redis.call('SET', KEYS[1], string.format('%.0f', generation), 'PX', ARGV[1])
-return generation
-`
-
-/** Deletes the user's generation if it is still `ARGV[1]` (no newer claim replaced it). */
-const RELEASE_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`
-
-const GENERATION_TTL_MS = 24 * 60 * 60 * 1000
+import type { Generations } from './generations.js'
 
 export interface FencingOptions {
-  redis: RedisClient
-  keyPrefix: string
+  generations: Generations
   hub: Hub
   /** Resolves once this node receives the user's pub/sub channel. */
   listen: (userId: string) => Promise<void>
@@ -55,12 +32,8 @@ export class Fencing {
     this.#options = options
   }
 
-  #key (userId: string): string {
-    return `${this.#options.keyPrefix}gen:${userId}`
-  }
-
   async claim (connection: Connection): Promise<void> {
-    const { hub, redis } = this.#options
+    const { hub, generations } = this.#options
     if (this.#claiming.has(connection)) return
     this.#claiming.add(connection)
     try {
@@ -69,7 +42,7 @@ export class Fencing {
       // subscription could land after a newer connection's and replace it.
       const listening = this.#options.listen(connection.userId)
       listening.catch(() => {})
-      const generation = Number(await redis.eval(CLAIM_SCRIPT, 1, this.#key(connection.userId), GENERATION_TTL_MS))
+      const generation = await generations.claim(connection.userId)
       if (connection.closed) {
         await this.#release(connection.userId, generation)
         return
@@ -78,7 +51,7 @@ export class Fencing {
       if (this.#outbid(connection, generation)) return
       await listening
       // A newer claim announced before this node listened went unheard; it is in Redis.
-      const stored = Number(await redis.get(this.#key(connection.userId)))
+      const stored = await generations.stored(connection.userId)
       if (connection.closed) {
         await this.#release(connection.userId, generation)
         return
@@ -111,7 +84,7 @@ export class Fencing {
    * must not stand over it.
    */
   async #release (userId: string, generation: number): Promise<void> {
-    await this.#options.redis.eval(RELEASE_SCRIPT, 1, this.#key(userId), String(generation)).catch((error: Error) => {
+    await this.#options.generations.release(userId, generation).catch((error: Error) => {
       this.#options.log.debug({ err: error }, 'fastify-realtime: generation release failed')
     })
   }
@@ -133,10 +106,10 @@ export class Fencing {
 
   /** Repairs lost announcements: closes local sockets older than the stored generation, claims for those without one. */
   async repair (): Promise<void> {
-    const { hub, redis } = this.#options
+    const { hub, generations } = this.#options
     const connections = [...hub.connections]
     await Promise.all(connections.map(async (connection) => {
-      const stored = Number(await redis.get(this.#key(connection.userId)))
+      const stored = await generations.stored(connection.userId)
       if (connection.generation === undefined) {
         // Its first claim failed. A generation claimed after this socket connected
         // (generations are Redis time in µs) belongs to a newer connection.

@@ -10,6 +10,7 @@ import type { RedisClient } from '../redis/client.js'
 import type { GatewayStats } from '../stats.js'
 import { AckWaiters } from './acks.js'
 import { Fencing } from './fencing.js'
+import { Generations } from './generations.js'
 import { LocalPresence, RedisPresence, type Presence } from './presence.js'
 import { Sender, type OutgoingEvent } from './sender.js'
 import { decodeMessage, encodeAckMessage, topicsFor, type ControlMessage, type WireMessage } from './wire.js'
@@ -237,8 +238,7 @@ export class RealtimeNode {
   #joinCluster (options: NodeOptions, { redis, heartbeatIntervalMs }: { redis: RedisClient, heartbeatIntervalMs: number }) {
     const { hub, keyPrefix, log } = options
     const fencing = new Fencing({
-      redis,
-      keyPrefix,
+      generations: new Generations(redis, keyPrefix),
       hub,
       listen: async (userId) => await this.#listen(userId),
       announce: async (userId, generation) => await this.#sender.control(this.#topics.user(userId), { type: 'takeover', userId, generation }),

@@ -53,6 +53,12 @@ export class RedisPresence implements Presence {
   readonly #connections: ConnectionIndex
   readonly #ttlMs: number
   readonly #log: FastifyBaseLogger
+  /** Sockets opened (the connection) or closed (undefined) since the last write. */
+  readonly #changedConnections = new Map<string, Connection | undefined>()
+  readonly #changedUsers = new Set<string>()
+  #scheduled = false
+  /** A write is in flight: the next one waits for its answer. */
+  #writing = false
 
   constructor (options: { redis: RedisClient, keyPrefix: string, nodeId: string, connections: ConnectionIndex, ttlMs: number, log: FastifyBaseLogger }) {
     this.#redis = options.redis
@@ -74,23 +80,61 @@ export class RedisPresence implements Presence {
   }
 
   opened (connection: Connection): void {
-    const keys = this.#keys(this.#nodeId)
-    this.#redis.multi()
-      .hset(keys.conns, connection.id, JSON.stringify(connection.describe()))
-      .hset(keys.users, connection.userId, connection.id)
-      .pexpire(keys.conns, this.#ttlMs)
-      .pexpire(keys.users, this.#ttlMs)
-      .exec()
-      .catch((error: Error) => this.#failed(error))
+    this.#changedConnections.set(connection.id, connection)
+    this.#changedUsers.add(connection.userId)
+    this.#schedule()
   }
 
   closed (connection: Connection): void {
+    this.#changedConnections.set(connection.id, undefined)
+    this.#changedUsers.add(connection.userId)
+    this.#schedule()
+  }
+
+  #schedule (): void {
+    if (this.#scheduled || this.#writing) return
+    this.#scheduled = true
+    setImmediate(() => { this.#writeChanges() })
+  }
+
+  /**
+   * Writes what changed since the last write as one pipeline: a reconnect
+   * storm of thousands of sockets costs a handful of round trips, not one
+   * transaction per socket. One write is in flight at a time: what changes
+   * meanwhile waits for it, so writes grow with the load. Each entry is written as it stands now, so a
+   * socket opened and closed within the turn is only deleted, and a user
+   * keeps the entry of whichever socket is theirs at the end.
+   */
+  #writeChanges (): void {
+    this.#scheduled = false
     const keys = this.#keys(this.#nodeId)
-    const transaction = this.#redis.multi().hdel(keys.conns, connection.id)
-    // Another local socket of the user (a replacement) keeps the user listed.
-    const current = this.#connections.forUser(connection.userId)
-    if (current === undefined) transaction.hdel(keys.users, connection.userId)
-    transaction.exec().catch((error: Error) => this.#failed(error))
+    // Flat field, value, field, value… lists, as HSET takes them.
+    const listed: string[] = []
+    const gone: string[] = []
+    for (const [id, connection] of this.#changedConnections) {
+      if (connection === undefined) gone.push(id)
+      else listed.push(id, JSON.stringify(connection.describe()))
+    }
+    const users: string[] = []
+    const usersGone: string[] = []
+    for (const userId of this.#changedUsers) {
+      const current = this.#connections.forUser(userId)
+      if (current === undefined) usersGone.push(userId)
+      else users.push(userId, current.id)
+    }
+    this.#changedConnections.clear()
+    this.#changedUsers.clear()
+    if (listed.length + gone.length === 0) return
+    const pipeline = this.#redis.pipeline()
+    if (gone.length > 0) pipeline.hdel(keys.conns, ...gone)
+    if (usersGone.length > 0) pipeline.hdel(keys.users, ...usersGone)
+    if (listed.length > 0) pipeline.hset(keys.conns, ...listed).pexpire(keys.conns, this.#ttlMs)
+    if (users.length > 0) pipeline.hset(keys.users, ...users).pexpire(keys.users, this.#ttlMs)
+    this.#writing = true
+    pipeline.exec().catch((error: Error) => this.#failed(error)).finally(() => {
+      this.#writing = false
+      if (this.#changedConnections.size > 0) this.#schedule()
+    })
   }
 
   /** Rewrites this node's hashes from the local connections and extends its lease. */
@@ -113,6 +157,8 @@ export class RedisPresence implements Presence {
 
   /** Takes this node out at once on a clean shutdown. */
   async leave (): Promise<void> {
+    this.#changedConnections.clear()
+    this.#changedUsers.clear()
     const keys = this.#keys(this.#nodeId)
     await this.#redis.del(keys.conns, keys.users)
     await this.#redis.zrem(this.#nodesKey, this.#nodeId)

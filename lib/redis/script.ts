@@ -10,6 +10,11 @@ export class RedisScript {
   readonly #source: string
   readonly #sha: string
 
+  /** The SHA1 that EVALSHA names it by. */
+  get sha (): string {
+    return this.#sha
+  }
+
   constructor (source: string) {
     this.#source = source
     this.#sha = createHash('sha1').update(source).digest('hex')

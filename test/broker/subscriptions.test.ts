@@ -118,3 +118,30 @@ t.test('a SUBSCRIBE in flight on the connection a reset replaced does not count:
   await reset
   t.same(calls, ['SUBSCRIBE a', 'SUBSCRIBE a'], 'subscribed again on the new connection')
 })
+
+t.test('one batch is in flight at a time: what changes while Redis answers goes out together once it has', async (t) => {
+  const calls: string[] = []
+  const answers: Array<() => void> = []
+  const set = new SubscriptionSet(async (channels) => {
+    calls.push(`SUBSCRIBE ${channels.join(' ')}`)
+    await new Promise<void>((resolve) => answers.push(resolve))
+  }, async (channels) => { calls.push(`UNSUBSCRIBE ${channels.join(' ')}`) }, () => {})
+  const first = set.want('a')
+  await sleep(5)
+  // Three later turns of the event loop, each with a change of its own.
+  const later = [set.want('b')]
+  await sleep(5)
+  later.push(set.want('c'))
+  await sleep(5)
+  later.push(set.want('a'))
+  t.same(calls, ['SUBSCRIBE a'], 'nothing more while the first batch is unanswered')
+  answers[0]()
+  await first
+  await sleep(5)
+  t.same(calls, ['SUBSCRIBE a', 'SUBSCRIBE b c'], 'the next batch holds what changed meanwhile, less what the first one subscribed')
+  answers[1]()
+  await Promise.all(later)
+  set.drop('b')
+  await sleep(5)
+  t.same(calls, ['SUBSCRIBE a', 'SUBSCRIBE b c', 'UNSUBSCRIBE b'], 'an idle set sends a change at once')
+})

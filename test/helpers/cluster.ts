@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import type { RealtimeOptions } from '../../lib/index.js'
+import { CLAIM_SCRIPT } from '../../lib/node/generations.js'
 import { REDIS_URL, startApp, uniquePrefix, type TestApp } from './app.js'
 
 /** `count` nodes of one deployment: same Redis, same key prefix, each on its own port. */
@@ -25,15 +26,15 @@ export async function waitFor (condition: () => boolean | Promise<boolean>, what
 
 /**
  * Runs `first` in place of the start of the plugin's first generation claim
- * (its EVAL) on `redis`: it may wait, or throw to make the claim fail. Later
+ * (its EVALSHA, the script that claims a turn's generations) on `redis`: it may wait, or throw to make the claim fail. Later
  * claims go straight through. Returns how many claims were made.
  */
 export function interceptFirstClaim (redis: Redis, first: () => Promise<void>): () => number {
   let claims = 0
-  const realEval = redis.eval.bind(redis) as (...args: unknown[]) => Promise<unknown>
-  ;(redis as unknown as { eval: typeof realEval }).eval = async (...args) => {
-    if (++claims === 1) await first()
-    return await realEval(...args)
+  const realEvalsha = redis.evalsha.bind(redis) as (...args: unknown[]) => Promise<unknown>
+  ;(redis as unknown as { evalsha: typeof realEvalsha }).evalsha = async (...args) => {
+    if (args[0] === CLAIM_SCRIPT.sha && ++claims === 1) await first()
+    return await realEvalsha(...args)
   }
   return () => claims
 }

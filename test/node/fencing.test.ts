@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { Fencing } from '../../lib/node/fencing.js'
 import type { Connection } from '../../lib/hub/connection.js'
 import type { Hub } from '../../lib/hub/hub.js'
-import type { RedisClient } from '../../lib/redis/client.js'
+import type { Generations } from '../../lib/node/generations.js'
 
 type FakeConnection = Connection & { closed: boolean, generation: number | undefined }
 
@@ -20,24 +20,23 @@ function harness () {
   let stored = 0
   let claims = 0
   const gates: { listen?: Promise<void>, claim?: Promise<void>, refuseRelease?: boolean } = {}
-  const redis = {
-    eval: async (script: string, _keys: number, _key: string, argument: string) => {
-      if (script.includes('DEL')) {
-        if (gates.refuseRelease === true) throw new Error('release refused')
-        // The release of a claim: compare-and-delete.
-        if (String(stored) === argument) stored = 0
-        return 1
-      }
+  const generations = {
+    claim: async () => {
       claims++
       // Like the claim script: newer than the stored generation. Stored at
       // once; a held claim is one whose answer is on its way back.
       const generation = Math.max(stored + 1, nextGeneration)
       stored = generation
       await gates.claim
-      return String(generation)
+      return generation
     },
-    get: async () => (stored === 0 ? null : String(stored))
-  } as unknown as RedisClient
+    stored: async () => stored,
+    release: async (_userId: string, generation: number) => {
+      if (gates.refuseRelease === true) throw new Error('release refused')
+      // Compare-and-delete.
+      if (stored === generation) stored = 0
+    }
+  } as unknown as Generations
   const hub = {
     connections: {
       forUser: (userId: string) => connections.get(userId),
@@ -50,8 +49,7 @@ function harness () {
     }
   } as unknown as Hub
   const fencing = new Fencing({
-    redis,
-    keyPrefix: 'rt:',
+    generations,
     hub,
     listen: async () => { await gates.listen },
     announce: async (userId, generation) => { announced.push([userId, generation]) },

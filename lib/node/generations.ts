@@ -1,0 +1,97 @@
+import { Cluster } from 'ioredis'
+import type { RedisClient } from '../redis/client.js'
+import { RedisScript } from '../redis/script.js'
+import { TurnBatch } from '../redis/turn-batch.js'
+
+/**
+ * Claims a new generation for each key, in order: greater than the stored one
+ * and than the Redis server's clock in microseconds, so it keeps growing even
+ * after the key expired (a user named twice gets two, the second the newer).
+ * Formatted with %.0f because Lua would print a large number in exponent form
+ * and lose digits.
+ */
+export const CLAIM_SCRIPT = new RedisScript(`
+local now = redis.call('TIME')
+local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local generations = {}
+for index, key in ipairs(KEYS) do
+  local current = tonumber(redis.call('GET', key) or '0')
+  local generation = math.max(current + 1, floor)
+  redis.call('SET', key, string.format('%.0f', generation), 'PX', ARGV[1])
+  generations[index] = string.format('%.0f', generation)
+end
+return generations
+`)
+
+/** Deletes the user's generation if it is still `ARGV[1]` (no newer claim replaced it). */
+const RELEASE_SCRIPT = new RedisScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+const GENERATION_TTL_MS = 24 * 60 * 60 * 1000
+
+const isCluster = (client: RedisClient): boolean => client instanceof Cluster || (client as { isCluster?: boolean }).isCluster === true
+
+/**
+ * The newest generation of each user's socket, in Redis:
+ *
+ *   {keyPrefix}gen:<userId>   STRING  generation (µs), expires after 24 h
+ *
+ * Claims and reads made within one turn of the event loop go out together:
+ * on one Redis, one script call claims them all and one MGET reads them all.
+ * On a Redis Cluster the keys live on different shards, so each is its own
+ * command, issued in the same turn (a client with `enableAutoPipelining`
+ * sends them in one write per shard).
+ */
+export class Generations {
+  readonly #redis: RedisClient
+  readonly #keyPrefix: string
+  readonly #claims: TurnBatch<string, number>
+  readonly #reads: TurnBatch<string, number>
+
+  constructor (redis: RedisClient, keyPrefix: string) {
+    this.#redis = redis
+    this.#keyPrefix = keyPrefix
+    const keysOf = (userIds: string[]): string[] => userIds.map((userId) => this.#key(userId))
+    const claimAll = isCluster(redis) ? claimEach : claimTogether
+    const readAll = isCluster(redis) ? readEach : readTogether
+    this.#claims = new TurnBatch(async (userIds) => await claimAll(redis, keysOf(userIds)))
+    this.#reads = new TurnBatch(async (userIds) => await readAll(redis, keysOf(userIds)))
+  }
+
+  #key (userId: string): string {
+    return `${this.#keyPrefix}gen:${userId}`
+  }
+
+  /** A generation newer than any claimed for the user so far. */
+  async claim (userId: string): Promise<number> {
+    return await this.#claims.add(userId)
+  }
+
+  /** The user's newest generation (0: none stored). */
+  async stored (userId: string): Promise<number> {
+    return await this.#reads.add(userId)
+  }
+
+  /** Takes `generation` back, unless a newer claim replaced it. */
+  async release (userId: string, generation: number): Promise<void> {
+    await RELEASE_SCRIPT.run(this.#redis, [this.#key(userId)], [String(generation)])
+  }
+}
+
+async function claimTogether (redis: RedisClient, keys: string[]): Promise<number[]> {
+  return ((await CLAIM_SCRIPT.run(redis, keys, [GENERATION_TTL_MS])) as string[]).map(Number)
+}
+
+async function claimEach (redis: RedisClient, keys: string[]): Promise<number[]> {
+  return await Promise.all(keys.map(async (key) => (await claimTogether(redis, [key]))[0] as number))
+}
+
+async function readTogether (redis: RedisClient, keys: string[]): Promise<number[]> {
+  return (await redis.mget(keys)).map(Number)
+}
+
+async function readEach (redis: RedisClient, keys: string[]): Promise<number[]> {
+  return await Promise.all(keys.map(async (key) => Number(await redis.get(key))))
+}

@@ -1,0 +1,124 @@
+import t from 'tap'
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import { ConnectionIndex } from '../../lib/hub/connection-index.js'
+import type { Connection } from '../../lib/hub/connection.js'
+import { RedisPresence } from '../../lib/node/presence.js'
+import type { RedisClient } from '../../lib/redis/client.js'
+
+/** A Redis client that records each pipeline it is asked to run, as lists of commands. */
+function recordingRedis () {
+  const pipelines: string[][] = []
+  const client = {
+    pipeline () {
+      const commands: string[] = []
+      const pipeline = {
+        hset: (key: string, ...fields: string[]) => { commands.push(['HSET', key, ...fields].join(' ')); return pipeline },
+        hdel: (key: string, ...fields: string[]) => { commands.push(['HDEL', key, ...fields].join(' ')); return pipeline },
+        pexpire: (key: string, ms: number) => { commands.push(`PEXPIRE ${key} ${ms}`); return pipeline },
+        exec: async () => { pipelines.push(commands); return [] }
+      }
+      return pipeline
+    },
+    del: async () => 0,
+    zrem: async () => 0
+  }
+  return { redis: client as unknown as RedisClient, pipelines }
+}
+
+/** The part of a Connection that presence and the index use; describe() is reduced to the id. */
+function fakeConnection (id: string, userId: string): Connection {
+  return {
+    id,
+    userId,
+    tokenHash: `hash-${id}`,
+    subscriptions: [],
+    describe: () => ({ connection_id: id })
+  } as unknown as Connection
+}
+
+function setup () {
+  const connections = new ConnectionIndex()
+  const { redis, pipelines } = recordingRedis()
+  const log = { debug () {} } as never
+  const presence = new RedisPresence({ redis, keyPrefix: 'p:', nodeId: 'n1', connections, ttlMs: 1000, log })
+  connections.listen({ added: (connection) => presence.opened(connection), removed: (connection) => presence.closed(connection) })
+  return { connections, presence, pipelines }
+}
+
+t.test('sockets opened within one turn of the event loop are listed in one pipeline', async (t) => {
+  const { connections, pipelines } = setup()
+  for (const [id, user] of [['c1', 'alice'], ['c2', 'bob'], ['c3', 'carol']]) connections.add(fakeConnection(id, user))
+  t.same(pipelines, [], 'nothing is written before the turn ends')
+  await nextTurn()
+  t.same(pipelines, [[
+    'HSET p:node:{n1}:conns c1 {"connection_id":"c1"} c2 {"connection_id":"c2"} c3 {"connection_id":"c3"}',
+    'PEXPIRE p:node:{n1}:conns 1000',
+    'HSET p:node:{n1}:users alice c1 bob c2 carol c3',
+    'PEXPIRE p:node:{n1}:users 1000'
+  ]])
+})
+
+t.test('each entry is written as it stands at the end of the turn', async (t) => {
+  const { connections, pipelines } = setup()
+  const first = fakeConnection('c1', 'alice')
+  connections.add(first)
+  connections.add(fakeConnection('c2', 'bob'))
+  await nextTurn()
+  pipelines.length = 0
+
+  connections.remove(first)
+  const brief = fakeConnection('c3', 'dave')
+  connections.add(brief)
+  connections.remove(brief)
+  // Alice reconnects: her replacement is listed, the old socket and Dave's are only deleted.
+  connections.add(fakeConnection('c4', 'alice'))
+  await nextTurn()
+  t.same(pipelines, [[
+    'HDEL p:node:{n1}:conns c1 c3',
+    'HDEL p:node:{n1}:users dave',
+    'HSET p:node:{n1}:conns c4 {"connection_id":"c4"}',
+    'PEXPIRE p:node:{n1}:conns 1000',
+    'HSET p:node:{n1}:users alice c4',
+    'PEXPIRE p:node:{n1}:users 1000'
+  ]])
+})
+
+t.test('a node leaving drops the changes not yet written: nothing lists it again after it left', async (t) => {
+  const { connections, presence, pipelines } = setup()
+  connections.add(fakeConnection('c1', 'alice'))
+  await presence.leave()
+  await nextTurn()
+  t.same(pipelines, [])
+})
+
+t.test('one write is in flight at a time: what changes meanwhile goes out together once it is answered', async (t) => {
+  const connections = new ConnectionIndex()
+  const { redis, pipelines } = recordingRedis()
+  const answers: Array<() => void> = []
+  const pipeline = redis.pipeline.bind(redis)
+  redis.pipeline = (() => {
+    const recorder = pipeline()
+    const exec = recorder.exec.bind(recorder)
+    recorder.exec = async () => { const written = await exec(); await new Promise<void>((resolve) => answers.push(resolve)); return written }
+    return recorder
+  }) as typeof redis.pipeline
+  const presence = new RedisPresence({ redis, keyPrefix: 'p:', nodeId: 'n1', connections, ttlMs: 1000, log: { debug () {} } as never })
+  connections.listen({ added: (connection) => presence.opened(connection), removed: (connection) => presence.closed(connection) })
+  connections.add(fakeConnection('c1', 'alice'))
+  await nextTurn()
+  connections.add(fakeConnection('c2', 'bob'))
+  await nextTurn()
+  connections.add(fakeConnection('c3', 'carol'))
+  await nextTurn()
+  t.equal(pipelines.length, 1, 'the later sockets wait for the first write')
+  answers[0]()
+  await nextTurn()
+  await nextTurn()
+  t.same(pipelines[1], [
+    'HSET p:node:{n1}:conns c2 {"connection_id":"c2"} c3 {"connection_id":"c3"}',
+    'PEXPIRE p:node:{n1}:conns 1000',
+    'HSET p:node:{n1}:users bob c2 carol c3',
+    'PEXPIRE p:node:{n1}:users 1000'
+  ])
+  answers[1]()
+})
