@@ -30,6 +30,12 @@ return 0
 `)
 
 const GENERATION_TTL_MS = 24 * 60 * 60 * 1000
+/**
+ * How long a re-read waits for others to share its MGET. It runs after the
+ * socket's `connected` went out and only delays the takeover of an older
+ * socket elsewhere, so it can wait for more of a storm to gather.
+ */
+const READ_WAIT_MS = 20
 
 const isCluster = (client: RedisClient): boolean => client instanceof Cluster || (client as { isCluster?: boolean }).isCluster === true
 
@@ -38,8 +44,9 @@ const isCluster = (client: RedisClient): boolean => client instanceof Cluster ||
  *
  *   {keyPrefix}gen:<userId>   STRING  generation (µs), expires after 24 h
  *
- * Claims and reads made within one turn of the event loop go out together:
- * on one Redis, one script call claims them all and one MGET reads them all.
+ * Claims made within one turn of the event loop go out together, and reads
+ * made within READ_WAIT_MS: on one Redis, one script call claims them all and
+ * one MGET reads them all.
  * On a Redis Cluster the keys live on different shards, so each is its own
  * command, issued in the same turn (a client with `enableAutoPipelining`
  * sends them in one write per shard).
@@ -57,7 +64,7 @@ export class Generations {
     const claimAll = isCluster(redis) ? claimEach : claimTogether
     const readAll = isCluster(redis) ? readEach : readTogether
     this.#claims = new TurnBatch(async (userIds) => await claimAll(redis, keysOf(userIds)))
-    this.#reads = new TurnBatch(async (userIds) => await readAll(redis, keysOf(userIds)))
+    this.#reads = new TurnBatch(async (userIds) => await readAll(redis, keysOf(userIds)), { waitMs: READ_WAIT_MS })
   }
 
   #key (userId: string): string {

@@ -34,6 +34,12 @@ export class LocalPresence implements Presence {
 }
 
 const WRITE_CHUNK = 500
+/**
+ * How long a presence change waits for others to share its write. Presence
+ * is for diagnostics, read by people and dashboards: a tenth of a second
+ * late costs nothing, and a reconnect storm's changes go out in a few writes.
+ */
+const WRITE_WAIT_MS = 100
 
 /**
  * Cluster mode: each node keeps its connections in two Redis hashes that
@@ -60,13 +66,16 @@ export class RedisPresence implements Presence {
   /** A write is in flight: the next one waits for its answer. */
   #writing = false
 
-  constructor (options: { redis: RedisClient, keyPrefix: string, nodeId: string, connections: ConnectionIndex, ttlMs: number, log: FastifyBaseLogger }) {
+  readonly #writeWaitMs: number
+
+  constructor (options: { redis: RedisClient, keyPrefix: string, nodeId: string, connections: ConnectionIndex, ttlMs: number, log: FastifyBaseLogger, writeWaitMs?: number }) {
     this.#redis = options.redis
     this.#keyPrefix = options.keyPrefix
     this.#nodeId = options.nodeId
     this.#connections = options.connections
     this.#ttlMs = options.ttlMs
     this.#log = options.log
+    this.#writeWaitMs = options.writeWaitMs ?? WRITE_WAIT_MS
   }
 
   #keys (nodeId: string): { conns: string, users: string } {
@@ -94,13 +103,13 @@ export class RedisPresence implements Presence {
   #schedule (): void {
     if (this.#scheduled || this.#writing) return
     this.#scheduled = true
-    setImmediate(() => { this.#writeChanges() })
+    setTimeout(() => { this.#writeChanges() }, this.#writeWaitMs)
   }
 
   /**
-   * Writes what changed since the last write as one pipeline: a reconnect
-   * storm of thousands of sockets costs a handful of round trips, not one
-   * transaction per socket. One write is in flight at a time: what changes
+   * Writes what changed since the last write (WRITE_WAIT_MS ago at most) as
+   * one pipeline: a reconnect storm of thousands of sockets costs a handful
+   * of round trips, not one transaction per socket. One write is in flight at a time: what changes
    * meanwhile waits for it, so writes grow with the load. Each entry is written as it stands now, so a
    * socket opened and closed within the turn is only deleted, and a user
    * keeps the entry of whichever socket is theirs at the end.

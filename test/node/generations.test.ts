@@ -68,3 +68,14 @@ t.test('a batch that Redis refuses fails every request in it', async (t) => {
   const results = await Promise.allSettled([generations.claim('erin'), generations.claim('frank')])
   t.same(results.map((result) => result.status), ['rejected', 'rejected'])
 })
+
+t.test('reads made within a short wait share one MGET, across turns of the event loop', async (t) => {
+  const connection = await client(t)
+  const generations = new Generations(connection, 'wait:')
+  await commandCounts(connection)
+  const first = generations.stored('gina')
+  await new Promise((resolve) => setImmediate(resolve))
+  const second = generations.stored('hank')
+  t.same(await Promise.all([first, second]), [0, 0])
+  t.same(await commandCounts(connection), { mget: 1 })
+})

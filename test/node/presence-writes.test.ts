@@ -1,5 +1,5 @@
 import t from 'tap'
-import { setImmediate as nextTurn } from 'node:timers/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { ConnectionIndex } from '../../lib/hub/connection-index.js'
 import type { Connection } from '../../lib/hub/connection.js'
 import { RedisPresence } from '../../lib/node/presence.js'
@@ -36,20 +36,24 @@ function fakeConnection (id: string, userId: string): Connection {
   } as unknown as Connection
 }
 
+/** How long the presence under test lets changes gather; `written()` waits past it. */
+const WAIT_MS = 10
+const written = async (): Promise<void> => { await sleep(WAIT_MS * 3) }
+
 function setup () {
   const connections = new ConnectionIndex()
   const { redis, pipelines } = recordingRedis()
   const log = { debug () {} } as never
-  const presence = new RedisPresence({ redis, keyPrefix: 'p:', nodeId: 'n1', connections, ttlMs: 1000, log })
+  const presence = new RedisPresence({ redis, keyPrefix: 'p:', nodeId: 'n1', connections, ttlMs: 1000, log, writeWaitMs: WAIT_MS })
   connections.listen({ added: (connection) => presence.opened(connection), removed: (connection) => presence.closed(connection) })
   return { connections, presence, pipelines }
 }
 
-t.test('sockets opened within one turn of the event loop are listed in one pipeline', async (t) => {
+t.test('sockets opened within the wait before a write are listed in one pipeline', async (t) => {
   const { connections, pipelines } = setup()
   for (const [id, user] of [['c1', 'alice'], ['c2', 'bob'], ['c3', 'carol']]) connections.add(fakeConnection(id, user))
-  t.same(pipelines, [], 'nothing is written before the turn ends')
-  await nextTurn()
+  t.same(pipelines, [], 'nothing is written before the wait is over')
+  await written()
   t.same(pipelines, [[
     'HSET p:node:{n1}:conns c1 {"connection_id":"c1"} c2 {"connection_id":"c2"} c3 {"connection_id":"c3"}',
     'PEXPIRE p:node:{n1}:conns 1000',
@@ -58,12 +62,12 @@ t.test('sockets opened within one turn of the event loop are listed in one pipel
   ]])
 })
 
-t.test('each entry is written as it stands at the end of the turn', async (t) => {
+t.test('each entry is written as it stands when the write goes out', async (t) => {
   const { connections, pipelines } = setup()
   const first = fakeConnection('c1', 'alice')
   connections.add(first)
   connections.add(fakeConnection('c2', 'bob'))
-  await nextTurn()
+  await written()
   pipelines.length = 0
 
   connections.remove(first)
@@ -72,7 +76,7 @@ t.test('each entry is written as it stands at the end of the turn', async (t) =>
   connections.remove(brief)
   // Alice reconnects: her replacement is listed, the old socket and Dave's are only deleted.
   connections.add(fakeConnection('c4', 'alice'))
-  await nextTurn()
+  await written()
   t.same(pipelines, [[
     'HDEL p:node:{n1}:conns c1 c3',
     'HDEL p:node:{n1}:users dave',
@@ -87,7 +91,7 @@ t.test('a node leaving drops the changes not yet written: nothing lists it again
   const { connections, presence, pipelines } = setup()
   connections.add(fakeConnection('c1', 'alice'))
   await presence.leave()
-  await nextTurn()
+  await written()
   t.same(pipelines, [])
 })
 
@@ -99,21 +103,20 @@ t.test('one write is in flight at a time: what changes meanwhile goes out togeth
   redis.pipeline = (() => {
     const recorder = pipeline()
     const exec = recorder.exec.bind(recorder)
-    recorder.exec = async () => { const written = await exec(); await new Promise<void>((resolve) => answers.push(resolve)); return written }
+    recorder.exec = async () => { const results = await exec(); await new Promise<void>((resolve) => answers.push(resolve)); return results }
     return recorder
   }) as typeof redis.pipeline
-  const presence = new RedisPresence({ redis, keyPrefix: 'p:', nodeId: 'n1', connections, ttlMs: 1000, log: { debug () {} } as never })
+  const presence = new RedisPresence({ redis, keyPrefix: 'p:', nodeId: 'n1', connections, ttlMs: 1000, log: { debug () {} } as never, writeWaitMs: WAIT_MS })
   connections.listen({ added: (connection) => presence.opened(connection), removed: (connection) => presence.closed(connection) })
   connections.add(fakeConnection('c1', 'alice'))
-  await nextTurn()
+  await written()
   connections.add(fakeConnection('c2', 'bob'))
-  await nextTurn()
+  await written()
   connections.add(fakeConnection('c3', 'carol'))
-  await nextTurn()
+  await written()
   t.equal(pipelines.length, 1, 'the later sockets wait for the first write')
   answers[0]()
-  await nextTurn()
-  await nextTurn()
+  await written()
   t.same(pipelines[1], [
     'HSET p:node:{n1}:conns c2 {"connection_id":"c2"} c3 {"connection_id":"c3"}',
     'PEXPIRE p:node:{n1}:conns 1000',

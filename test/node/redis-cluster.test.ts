@@ -241,7 +241,10 @@ for (const sharing of SHARINGS) {
     t.equal(second.socket.readyState, WebSocket.OPEN)
     t.same(a.app.realtime.connectedUsers(), [])
     t.same(b.app.realtime.connectedUsers(), ['roamer'])
-    await waitFor(async () => (await a.app.realtime.presence.connections()).length === 1, 'the old entry to leave presence')
+    await waitFor(async () => {
+      const listed = await a.app.realtime.presence.connections()
+      return listed.length === 1 && listed[0]?.node_id === 'node-1'
+    }, 'the old entry to leave presence and the new one to be listed')
     const [entry] = await a.app.realtime.presence.connections()
     t.equal(entry.node_id, 'node-1')
     t.equal(entry.connection_id, (second.first.data as { connection_id: string }).connection_id)
