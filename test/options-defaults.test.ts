@@ -43,6 +43,7 @@ const DEFAULTS = {
     adminTokens: [],
     routeOpts: {},
     cors: true,
+    console: false,
     testRoute: { enabled: false, forceInProduction: false, maxPerMinute: 10 }
   },
   cluster: { nodeId: 'node-a', probeIntervalMs: 5000, publishTimeoutMs: 1000 },
