@@ -12,6 +12,7 @@ let token = ''
 let signedIn = false
 let cursors = [null] // the cursor of each page up to the current one
 let nextCursor = null
+let listing = 0 // the latest connections request: an older answer arriving late is dropped
 let timer
 const samples = new Map() // node id -> { at, values } of its last scrape
 
@@ -105,7 +106,9 @@ async function loadConnections () {
   if (nodeId !== '') query.set('node_id', nodeId)
   const cursor = cursors.at(-1)
   if (cursor !== null) query.set('cursor', cursor)
+  const request = ++listing
   const result = await api(`/connections?${query}`)
+  if (request !== listing) return
   if (!result.ok) {
     setStatus('refused', `Connections: ${describe(result)}`)
     return

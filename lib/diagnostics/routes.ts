@@ -33,8 +33,9 @@ const DEFAULT_PAGE = 100
 
 /**
  * The HTTP routes below the prefix (model: @fastify/under-pressure's status
- * route): who is connected, whether this node is healthy, its metrics, and an
- * opt-in test publish. Every answer uses the plugin's envelope and has a
+ * route): who is connected, whether this node is healthy, its metrics, an
+ * opt-in test publish and the opt-in operator console (a page over these
+ * same routes). Every JSON answer uses the plugin's envelope and has a
  * response schema; the protected ones run the diagnostics auth first (operators
  * only, except `connected-users`), after any hook the user put in `routeOpts`.
  */

@@ -144,5 +144,21 @@ if (missing === undefined) {
       t.equal(png.subarray(1, 4).toString(), 'PNG')
       if (SCREENSHOT !== undefined) await writeFile(SCREENSHOT, png)
     })
+
+    t.test('revoking a pasted token closes its socket with 4501; the token is shown and logged nowhere', async (t) => {
+      const aliceClosed = closed(alice.socket)
+      await page.selectOption('#action-kind', 'revoke')
+      t.equal(await page.isHidden('#action-user'), true, 'revoke takes a token, not a user')
+      await page.fill('#action-token', alice.token)
+      await page.click('#action-run')
+      await page.waitForSelector('#confirm[open]', WAIT)
+      t.equal(await page.textContent('#confirm-text'), `Revoke the pasted token (${alice.token.length} characters)? Its sockets close with 4501.`)
+      await page.click('#confirm-yes')
+      t.equal((await aliceClosed).code, 4501)
+      await page.waitForSelector('#action-log li[data-kind="done"]:has-text("token revoked")', WAIT)
+      t.equal(await page.inputValue('#action-token'), '')
+      t.notOk((await page.content()).includes(alice.token), 'not in the page')
+      t.notOk([...node0.logs, ...node1.logs].some((line) => line.includes(alice.token)), 'not in any log')
+    })
   })
 }
