@@ -101,6 +101,7 @@ export const RealtimeOptionsSchema = Type.Object({
     adminTokens: Type.Optional(Type.Array(Type.String({ minLength: 16 }))),
     routeOpts: Type.Optional(Type.Object({}, { additionalProperties: true })),
     cors: Type.Optional(Type.Boolean()),
+    console: Type.Optional(Type.Boolean()),
     testRoute: Type.Optional(Type.Object({
       enabled: Type.Optional(Type.Boolean()),
       forceInProduction: Type.Optional(Type.Boolean()),
@@ -172,6 +173,7 @@ export const optionDefaults = {
     adminTokens: [],
     routeOpts: {},
     cors: true,
+    console: false,
     testRoute: { enabled: false, forceInProduction: false, maxPerMinute: 10 }
   },
   cluster: { probeIntervalMs: 5000, publishTimeoutMs: 1000 },

@@ -39,8 +39,12 @@ export interface TokenOptions extends Omit<NonNullable<SchemaOptions['tokens']>,
 
 /** The `diagnostics` option: the diagnostic routes and who may use them. */
 export interface DiagnosticsUserOptions extends Omit<NonNullable<SchemaOptions['diagnostics']>, 'authorize' | 'routeOpts' | 'metricsRegistry'> {
-  /** Lets an operator in when it returns true (every protected route); without it or `adminTokens`, connections, metrics and test answer 403. */
-  authorize?: (request: FastifyRequest) => boolean | Promise<boolean>
+  /**
+   * Lets an operator in when it returns true, or a non-empty string that names
+   * the operator in the action log (every protected route); without it or
+   * `adminTokens`, connections, metrics and test answer 403.
+   */
+  authorize?: (request: FastifyRequest) => boolean | string | Promise<boolean | string>
   /** Spread into every diagnostic route (hooks, config, logLevel…), as @fastify/under-pressure's `routeOpts`. */
   routeOpts?: RouteShorthandOptions
   /** A prom-client Registry to register the metrics on (default: the plugin's own). */

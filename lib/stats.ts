@@ -14,6 +14,8 @@ export class GatewayStats {
   /** Writes skipped because the socket was closing or cut off. */
   dropped = 0
   redisReconnects = 0
+  /** Subscribers replaced because their link went silent (also counted in `redisReconnects`). */
+  subscriberReplacements = 0
   /** History on: acks received from clients on this node. */
   acks = 0
   /** History on: awaited publishes of this node that ended `acked: false` (timeout, or the user had no socket). */

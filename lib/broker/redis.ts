@@ -187,6 +187,7 @@ export class RedisBroker implements Broker {
 
   #replaceSubscriber (): void {
     this.#options.stats.redisReconnects++
+    this.#options.stats.subscriberReplacements++
     const dead = this.#pubsub
     this.#pubsub = this.#connectSubscriber()
     // Silence everything but its error log: the dead link must not mark the new one lost or deliver twice.

@@ -7,8 +7,8 @@ import type { Resolution } from '../tokens/resolve-with-deadline.js'
 export interface DiagnosticsAuthOptions {
   /** Routes answer without any check. Off unless the user turns it on explicitly. */
   public: boolean
-  /** Lets an operator in when it returns true. */
-  authorize?: (request: FastifyRequest) => boolean | Promise<boolean>
+  /** Lets an operator in when it returns true, or a non-empty string: the operator's name in the action log. */
+  authorize?: (request: FastifyRequest) => boolean | string | Promise<boolean | string>
   /** Static operator tokens, compared in constant time. */
   adminTokens: string[]
   resolveToken: (token: string) => Promise<Resolution>
@@ -17,6 +17,22 @@ export interface DiagnosticsAuthOptions {
 
 // Digests have one length, so comparing them leaks neither content nor length.
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
+
+/** Who an operator request came from, for the action log (never the credential itself); null until an operator check lets it in. */
+export const kOperator = Symbol('fastify-realtime.operator')
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    [kOperator]: string | null
+  }
+}
+
+/**
+ * An admin token's name in the action log: a digest prefix tells operators
+ * apart and matches the token they hold (`sha256sum`), yet gives nothing
+ * usable away; 32 bits are far from enough to search a 16+ character token.
+ */
+const adminTokenName = (tokenDigest: Buffer): string => `admin-token:${tokenDigest.toString('hex').slice(0, 8)}`
 
 /**
  * The `preHandler`s of the protected diagnostic routes. `operator` guards what
@@ -28,18 +44,31 @@ const digest = (text: string): Buffer => createHash('sha256').update(text).diges
 export function createDiagnosticsAuth (options: DiagnosticsAuthOptions) {
   const adminDigests = options.adminTokens.map(digest)
 
-  function isAdminToken (token: string | undefined): boolean {
-    if (token === undefined || adminDigests.length === 0) return false
+  /** The admin token's name when `token` is one. */
+  function adminToken (token: string | undefined): string | undefined {
+    if (token === undefined || adminDigests.length === 0) return undefined
     const presented = digest(token)
     // Every entry is compared, so the position of a match does not show in the timing.
     let allowed = false
     for (const candidate of adminDigests) allowed = timingSafeEqual(candidate, presented) || allowed
-    return allowed
+    return allowed ? adminTokenName(presented) : undefined
+  }
+
+  /** The operator's name when the request carries an operator credential. */
+  async function operatorName (request: FastifyRequest, token: string | undefined): Promise<string | undefined> {
+    const admin = adminToken(token)
+    if (admin !== undefined) return admin
+    if (options.authorize === undefined) return undefined
+    const verdict = await options.authorize(request)
+    if (verdict === true) return 'authorize'
+    return typeof verdict === 'string' && verdict !== '' ? `authorize:${verdict}` : undefined
   }
 
   async function isOperator (request: FastifyRequest, token: string | undefined): Promise<boolean> {
-    if (isAdminToken(token)) return true
-    return options.authorize !== undefined && await options.authorize(request) === true
+    const name = await operatorName(request, token)
+    if (name === undefined) return false
+    request[kOperator] = name
+    return true
   }
 
   return {

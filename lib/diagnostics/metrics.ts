@@ -53,6 +53,7 @@ export function createMetrics ({ stats, connections }: MetricsSources, userRegis
   mirrored('realtime_dropped_total', 'Writes skipped because the socket was closing or cut off', () => stats.dropped)
   mirrored('realtime_slow_consumer_cuts_total', 'Sockets terminated for passing the send-buffer cap (4001)', () => stats.slowConsumerCuts)
   mirrored('realtime_redis_reconnects_total', 'Reconnections and replacements of the Redis subscriber', () => stats.redisReconnects)
+  mirrored('realtime_subscriber_replacements_total', 'Redis subscribers replaced because their link went silent (liveness probe)', () => stats.subscriberReplacements)
   mirrored('realtime_replayed_events_total', 'Events sent to sockets by recovery (history on)', () => stats.replayed)
   mirrored('realtime_acks_total', 'Acks received from clients on this node (history on)', () => stats.acks)
   mirrored('realtime_ack_timeouts_total', 'Publishes of this node awaiting an ack that ended acked: false', () => stats.ackTimeouts)

@@ -9,7 +9,8 @@ import { createOriginCheck } from '../handshake/origin.js'
 import { okEnvelope as ok, sendError } from '../http/envelope.js'
 import { refuseUpgrade } from '../http/upgrade-requests.js'
 import type { Realtime } from '../node/realtime-api.js'
-import { createDiagnosticsAuth, type DiagnosticsAuthOptions } from './auth.js'
+import { createDiagnosticsAuth, kOperator, type DiagnosticsAuthOptions } from './auth.js'
+import { consoleRoutes } from './console.js'
 import { serverApiRoutes } from './server-api.js'
 import {
   ConnectedUsersSchema, ConnectionsQuerySchema, ConnectionsSchema, DiagnosticsQuerySchemas, HealthSchema, TestQuerySchema, TestResultSchema
@@ -32,8 +33,9 @@ const DEFAULT_PAGE = 100
 
 /**
  * The HTTP routes below the prefix (model: @fastify/under-pressure's status
- * route): who is connected, whether this node is healthy, its metrics, and an
- * opt-in test publish. Every answer uses the plugin's envelope and has a
+ * route): who is connected, whether this node is healthy, its metrics, an
+ * opt-in test publish and the opt-in operator console (a page over these
+ * same routes). Every JSON answer uses the plugin's envelope and has a
  * response schema; the protected ones run the diagnostics auth first (operators
  * only, except `connected-users`), after any hook the user put in `routeOpts`.
  */
@@ -46,6 +48,7 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
   }
   // Before `routeOpts` hooks and the auth: these routes speak HTTP only, whatever else the request carries.
   fastify.addHook('onRequest', refuseUpgrade)
+  fastify.decorateRequest(kOperator, null)
   const auth = createDiagnosticsAuth({ ...options, resolveToken: deps.resolveToken, retryAfterSeconds: deps.retryAfterSeconds })
   if (!auth.admitsOperators) {
     const { prefix } = fastify
@@ -72,11 +75,11 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
   fastify.get<{ Querystring: Static<typeof ConnectionsQuerySchema> }>('/connections',
     operatorRoute({ querystring: DiagnosticsQuerySchemas['/connections'], response: { 200: ConnectionsSchema } }),
     async (request, reply) => {
-      const { limit = DEFAULT_PAGE, cursor, user_id: userId } = request.query
+      const { limit = DEFAULT_PAGE, cursor, user_id: userId, node_id: nodeId } = request.query
       const after = cursor === undefined ? undefined : decodeCursor(cursor)
       if (after === null) return sendError(request, reply, 400, 'Invalid cursor')
       const all = (await deps.presence.connections())
-        .filter((entry) => userId === undefined || entry.user_id === userId)
+        .filter((entry) => (userId === undefined || entry.user_id === userId) && (nodeId === undefined || entry.node_id === nodeId))
         .sort(byPosition)
       const start = after === undefined ? 0 : all.findIndex((entry) => byPosition(entry, after) > 0)
       const page = start === -1 ? [] : all.slice(start, start + limit)
@@ -86,6 +89,8 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
     })
 
   fastify.get('/metrics', operatorRoute({ response: { 200: { type: 'string' } } }), async (_request, reply) => {
+    // Behind a load balancer, scrapes of one URL come from any node: the console tells them apart by this.
+    reply.header('x-realtime-node', deps.realtime.nodeId)
     reply.type(deps.metrics.contentType)
     return await deps.metrics.metrics()
   })
@@ -98,6 +103,7 @@ export async function diagnosticsRoutes (fastify: FastifyInstance, deps: Diagnos
   })
 
   if (options.testRoute.enabled) registerTestRoute(fastify, deps, operatorRoute)
+  if (options.console) await consoleRoutes(fastify, { base: fastify.prefix, testEvent: { channel: TEST_CHANNEL, event: TEST_EVENT } })
   // Power over every user's socket: `diagnostics.public` does not open it.
   await fastify.register(async (api) => {
     serverApiRoutes(api, { realtime: deps.realtime, strictOperatorRoute: (schema) => guarded(auth.strictOperator, schema), retryAfterSeconds: deps.retryAfterSeconds })

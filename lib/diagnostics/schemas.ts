@@ -40,7 +40,8 @@ export const ConnectionsSchema = Envelope(Type.Object({
 export const ConnectionsQuerySchema = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
   cursor: Type.Optional(Type.String({ maxLength: 512 })),
-  user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 }))
+  user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  node_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 }))
 }, { additionalProperties: false })
 
 export const HealthSchema = Envelope(Type.Object({
