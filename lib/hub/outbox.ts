@@ -99,6 +99,11 @@ export class Outbox {
     for (const event of held) if (keep === undefined || keep(event)) this.send(connection, event)
   }
 
+  /** Sockets written to since the last flush: each costs a write syscall at the flush, however many frames it got. */
+  get socketsThisTurn (): number {
+    return this.#corked.length
+  }
+
   /** Frame bytes written since the last flush (this turn of the event loop). */
   get bytesThisTurn (): number {
     return this.#bytesThisTurn

@@ -76,3 +76,34 @@ t.test('a turn writes at most limits.fanoutSliceBytes; an event larger than that
   await waitFor(() => readers.every((reader) => reader.seen.length === 11))
   t.ok(readers.every((reader) => reader.seen.join() === inOrder(11).join()), 'every event, in order, the large one too')
 })
+
+t.test('a burst held back by the byte slice goes out as many events per turn as fit, not one event per socket per turn', async (t) => {
+  // A socket slice as large as the audience, as with the defaults (2,000) and 2,000 sockets.
+  const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 3, fanoutSliceBytes: 1024 } })
+  t.teardown(() => gateway.app.close())
+  const readers = await openReaders(t, gateway, 3)
+  const before = gateway.app.realtime.stats().messages_out
+  // About 110 bytes framed, 330 for the three readers: three events fill a turn's 1,024 bytes.
+  for (let n = 0; n < 12; n++) await gateway.app.realtime.publish('settings', 'X', { n, pad: 'x'.repeat(50) })
+  const firstTurn = gateway.app.realtime.stats().messages_out - before
+  await new Promise((resolve) => setImmediate(resolve))
+  const secondTurn = gateway.app.realtime.stats().messages_out - before - firstTurn
+  t.equal(firstTurn, 9, 'the first turn wrote the three events that fit')
+  t.equal(secondTurn, 9, 'so did the next one, to the same sockets')
+  await waitFor(() => readers.every((reader) => reader.seen.length === 12))
+  t.ok(readers.every((reader) => reader.seen.join() === inOrder(12).join()), 'every event, in order')
+})
+
+t.test('publishes to more sockets in one turn than the socket slice: the rest follows in the next turns, nothing is lost', async (t) => {
+  const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 2 } })
+  t.teardown(() => gateway.app.close())
+  const readers = await openReaders(t, gateway, 5)
+  const before = gateway.app.realtime.stats().messages_out
+  // One targeted event to each of the five readers, within one turn.
+  for (let index = 0; index < 5; index++) {
+    await gateway.app.realtime.publish('mobile.force.logout', 'X', { n: 0 }, { userId: `reader-${index}` })
+  }
+  t.equal(gateway.app.realtime.stats().messages_out - before, 2, 'this turn wrote two sockets')
+  await waitFor(() => readers.every((reader) => reader.seen.length === 1))
+  t.pass('every reader got its event')
+})
