@@ -138,6 +138,7 @@ function scaleRows ({ clients, broadcastRate, targetedRate, seconds }) {
     { key: 'scale.eldP99', label: 'event-loop delay p99 (ms)', digits: 1, noRatio: true },
     { key: 'scale.eldMax', label: 'event-loop delay max (ms)', digits: 1, noRatio: true },
     { key: 'scale.cpuShare', label: 'server CPU used (share of one core)', digits: 2, noRatio: true },
+    { key: 'scale.loadgenCpuShare', label: 'load generator CPU used (share of one core; near 1: it was the bottleneck)', digits: 2, noRatio: true },
     { key: 'scale.broadcast', label: 'broadcast deliveries received / expected', delivered: true },
     { key: 'scale.targeted', label: 'targeted deliveries received / expected', delivered: true }
   ]

@@ -22,11 +22,13 @@ export async function scale (lab, config) {
   const expected = broadcasts * session.clients + targeted
   await session.loadgen.request('record', { count: expected, channels: true })
   const cpuBefore = await session.cpu()
+  const loadgenBefore = (await session.loadgen.request('cpu')).total
   const reply = await session.publisher.request('mixed', {
     broadcastRate: config.broadcastRate, targetedRate: config.targetedRate, seconds: config.seconds, size: config.size, users: session.clients
   }, config.seconds * 1000 + 60_000)
   const result = await session.loadgen.request('wait', { timeoutMs: 60_000 }, 70_000)
   const cpu = await session.cpu() - cpuBefore
+  const loadgenCpu = (await session.loadgen.request('cpu')).total - loadgenBefore
   return {
     'scale.connectPerSecond': connect.perSecond,
     'scale.rssPerSocket': (loaded.rss - base.rss) / session.clients / 1024,
@@ -40,6 +42,8 @@ export async function scale (lab, config) {
     'scale.eldP99': reply.eldP99,
     'scale.eldMax': reply.eldMax,
     'scale.cpuShare': cpu / (config.seconds * 1e6),
+    // Near 1: the load generator (one core for every socket) was the bottleneck, and latency says as much about it.
+    'scale.loadgenCpuShare': loadgenCpu / (config.seconds * 1e6),
     'scale.broadcast.received': result.local.count,
     'scale.broadcast.expected': broadcasts * session.clients,
     'scale.targeted.received': result.remote.count,
