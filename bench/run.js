@@ -146,7 +146,7 @@ for (let rep = 1; rep <= config.reps; rep++) {
     if (only.includes('scale') && arm.id === 'plugin' && rep <= config.scale.reps) await step(arm, rep, 'scale', (lab) => scale(lab, config.scale), { lab: true })
   }
 }
-if (!arms.some((arm) => arm.cluster)) skipped.push('scenario 4 (targeted publishes across 2 nodes) and the 2-node columns of scenarios 7 and 8: skipped, they need the 2-node arms (left out with BENCH_CLUSTER=0)')
+if (!arms.some((arm) => arm.cluster)) skipped.push('scenarios 4 and 4b (targeted publishes across 2 nodes) and the 2-node columns of scenarios 7 and 8: skipped, they need the 2-node arms (left out with BENCH_CLUSTER=0)')
 if (only.includes('storm') && !arms.some((arm) => arm.cluster && arm.client === 'plugin')) skipped.push('scenario 10 (reconnect storm): skipped, it runs on the plugin ×2 (Redis) arm (left out with BENCH_CLUSTER=0 or --arms)')
 if ((only.includes('history') || only.includes('recovery')) && arms.some((arm) => arm.cluster) && !canStartRedis()) {
   skipped.push(`scenarios 7 and 8, 2 nodes: redis-server cannot be started here, so they use the shared Redis at ${redisUrl} (its Redis CPU includes other clients)`)
