@@ -6,7 +6,9 @@ export const ARMS = [
   { id: 'ws-naive', title: 'ws naive', script: 'servers/ws-naive.js', client: 'ws', nodes: 1 },
   { id: 'ws-cork', title: 'ws cork', script: 'servers/ws-cork.js', client: 'ws', nodes: 1 },
   { id: 'socketio', title: 'Socket.IO 4', script: 'servers/socketio.js', client: 'sio', nodes: 1 },
-  { id: 'socketio-redis', title: 'Socket.IO ×2 (Redis)', script: 'servers/socketio.js', client: 'sio', nodes: 2, cluster: true }
+  { id: 'socketio-redis', title: 'Socket.IO ×2 (Redis)', script: 'servers/socketio.js', client: 'sio', nodes: 2, cluster: true },
+  // The native anchor: runs under Bun (installed on demand, lib/bun.js; `runtime` is set to its binary then), skipped where it cannot be had.
+  { id: 'bun', title: 'Bun (uWS)', script: 'servers/bun.js', client: 'ws', nodes: 1, bun: true }
 ]
 
 /**

@@ -11,6 +11,8 @@ import { pool, waitForProgress } from './lib/pool.js'
 import { httpPublish } from './lib/http-publisher.js'
 
 const MARK = Buffer.from(STAMP_MARK)
+// Where the stamp sits in a plugin message on `settings` (the broadcast); a targeted one on `notification.events` has it further on.
+const SETTINGS_MARK_AT = '{"event":"bench","channel":"settings","data":{'.length
 // `,"seq":` between the stamp's closing quote and the seq digits.
 const SEQ_OFFSET = ',"seq":'.length + 1
 const clients = []
@@ -29,6 +31,8 @@ let lastNs = 0
 let seen = null
 let duplicates = 0
 let unknownSeq = 0
+// With `record({ channels: true })` (the scale scenario): the two latency sets are broadcast and targeted, not node 0 and the others.
+let byChannel = false
 
 function onBenchMessage (data, at, node) {
   const now = Number(process.hrtime.bigint())
@@ -42,7 +46,7 @@ function onBenchMessage (data, at, node) {
   if (seen !== null) countSeq(data, index + SEQ_OFFSET)
   received++
   lastNs = now
-  if (node === 0) {
+  if (byChannel ? at === SETTINGS_MARK_AT : node === 0) {
     if (localCount < local.length) local[localCount++] = now - stamp
   } else if (remoteCount < remote.length) {
     remote[remoteCount++] = now - stamp
@@ -61,9 +65,9 @@ function countSeq (data, from) {
  * Opens client `index` and resolves once it can receive: on `open` for bare
  * ws, on the `connected` event for the plugin, on the CONNECT ack for Socket.IO.
  */
-function open (url, kind, node, user) {
+function open (url, kind, node, user, localAddress) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 15_000 })
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 15_000, localAddress })
     const client = { ws, node, paused: false, ready: false, onControl: null }
     const settle = (error) => {
       if (client.ready) return
@@ -111,8 +115,13 @@ serve({
   // The reconnect storm's clients (storm.connect, storm.arm, storm.wait, storm.close): a set of their own too.
   ...stormClients,
 
-  /** Opens `count` more clients with at most `concurrency` handshakes in flight; client i uses urls[i % urls.length]. */
-  async connect ({ urls, count, concurrency, kind, tokens, timeoutMs = 120_000 }) {
+  /**
+   * Opens `count` more clients with at most `concurrency` handshakes in
+   * flight; client i uses urls[i % urls.length]. `sourceAddresses` > 0:
+   * client i connects from 127.0.0.(2 + i % sourceAddresses), so that many
+   * sockets do not exhaust the ephemeral ports of one source address.
+   */
+  async connect ({ urls, count, concurrency, kind, tokens, timeoutMs = 120_000, sourceAddresses = 0 }) {
     const first = clients.length
     const started = performance.now()
     const offsets = Array.from({ length: count }, (_, offset) => offset)
@@ -121,7 +130,8 @@ serve({
       const node = index % urls.length
       let url = urls[node]
       if (tokens !== undefined) url += `?token=${tokens[offset]}`
-      await open(url, kind, node, `user-${index}`)
+      const localAddress = sourceAddresses > 0 ? `127.0.0.${2 + (index % sourceAddresses)}` : undefined
+      await open(url, kind, node, `user-${index}`, localAddress)
     }, started + timeoutMs)
     // `failures` counts over every connect of the run.
     for (const [message, times] of Object.entries(result.failures)) failures[message] = (failures[message] ?? 0) + times
@@ -162,9 +172,14 @@ serve({
   /** Scenario 9: publishes over the server API from this process (bench/lib/http-publisher.js). */
   httpPublish: async (args) => await httpPublish(args),
 
-  /** Starts a measurement that expects `count` bench messages; `distinct`: each seq 0..count-1 is expected once. */
-  record ({ count, distinct = false }) {
+  /**
+   * Starts a measurement that expects `count` bench messages; `distinct`: each
+   * seq 0..count-1 is expected once; `channels`: `wait` answers `local` for
+   * the messages on `settings` and `remote` for the others (the scale scenario).
+   */
+  record ({ count, distinct = false, channels = false }) {
     seen = distinct ? new Uint8Array(count) : null
+    byChannel = channels
     duplicates = 0
     unknownSeq = 0
     received = 0

@@ -1,6 +1,6 @@
-// npm run bench [-- --quick] [--reps N] [--arms plugin,ws-cork] [--only memory,broadcast,sustained,targeted,history,recovery,http]
+// npm run bench [-- --quick] [--reps N] [--arms plugin,ws-cork] [--only memory,broadcast,sustained,targeted,targeted-load,history,recovery,http,storm,scale]
 //                [--cpu-prof DIR]   (servers write DIR/<arm>-<scenario>-r<rep>-node<i>.cpuprofile; add `--only burst`
-//                                    for a profile of the burst path alone)
+//                                    or `--only paced` for a profile of that path alone)
 //
 // Orchestrates the side-by-side benchmark: for each repetition and each arm,
 // fresh server process(es) pinned to core 0 and a fresh load generator pinned
@@ -17,9 +17,12 @@ import { canPin, killAll, withTimeout } from './lib/children.js'
 import { describeMachine, describeCheckout, cpuSnapshot, otherWork, waitForQuiet } from './lib/machine.js'
 import { buildReport } from './lib/report.js'
 import { idleMemory } from './scenarios/memory.js'
-import { broadcastSuite, burstOnly } from './scenarios/broadcast.js'
+import { broadcastSuite, burstOnly, pacedOnly } from './scenarios/broadcast.js'
 import { slowSustained } from './scenarios/slow-sustained.js'
 import { targeted } from './scenarios/targeted.js'
+import { targetedLoad } from './scenarios/targeted-load.js'
+import { scale } from './scenarios/scale.js'
+import { ensureBun } from './lib/bun.js'
 import { historyCost, recovery } from './scenarios/history.js'
 import { httpPublishCost } from './scenarios/http-publish.js'
 import { OwnRedis, canStartRedis } from './lib/redis-server.js'
@@ -29,7 +32,7 @@ import { reconnectStorm } from './scenarios/storm.js'
 const STORM_HANDSHAKES_PER_SECOND = 500
 const FULL = {
   reps: 3,
-  limitMs: 20 * 60_000,
+  limitMs: 30 * 60_000,
   memory: { steps: [1000, 5000, 10000], concurrency: 100 },
   broadcast: { clients: 2000, connectConcurrency: 50, warmup: 20, burst: 200, paced: { rate: 20, seconds: 5 }, slowFraction: 0.01, size: 128 },
   sustained: { clients: 200, connectConcurrency: 50, slowFraction: 0.01, rate: 200, seconds: 3, size: 16384 },
@@ -41,11 +44,15 @@ const FULL = {
   http: { clients: 200, connectConcurrency: 50, count: 10_000, warmup: 2000, rounds: 1, inFlight: 16, batch: 50, batchInFlight: 4, size: 128 },
   // 10: handshakesPerSecond is the admission-control variant's limits.handshakesPerSecond, per node (see bench/README.md, scenario 10).
   // `reps`: the first repetition only (three variants of 10,000 handshakes, about 75 s a step).
-  storm: { clients: 10_000, connectConcurrency: 200, handshakesPerSecond: STORM_HANDSHAKES_PER_SECOND, timeoutMs: 120_000, reps: 1 }
+  storm: { clients: 10_000, connectConcurrency: 200, handshakesPerSecond: STORM_HANDSHAKES_PER_SECOND, timeoutMs: 120_000, reps: 1 },
+  // 4b: after an unmeasured second at warmupRate, each rate for `seconds`, on the step's own redis-server.
+  targetedLoad: { clients: 2000, connectConcurrency: 50, warmupRate: 1000, warmupSeconds: 1, rates: [5000, 20_000], seconds: 3, size: 128 },
+  // 11: sockets from 127.0.0.2…(1 + sourceAddresses); `reps`: the first repetition only (about a minute).
+  scale: { clients: 15_000, connectConcurrency: 200, sourceAddresses: 50, broadcastRate: 1, targetedRate: 1000, seconds: 10, size: 128, reps: 1 }
 }
 const QUICK = {
   reps: 1,
-  limitMs: 5 * 60_000,
+  limitMs: 8 * 60_000,
   memory: { steps: [1000, 2000], concurrency: 100 },
   broadcast: { clients: 1000, connectConcurrency: 50, warmup: 10, burst: 100, paced: { rate: 20, seconds: 2 }, slowFraction: 0.01, size: 128 },
   sustained: { clients: 100, connectConcurrency: 50, slowFraction: 0.01, rate: 200, seconds: 1, size: 16384 },
@@ -53,9 +60,11 @@ const QUICK = {
   history: { clients: 500, connectConcurrency: 50, rate: 1000, seconds: 2, rounds: 1, burst: 2000, bursts: 4, size: 128 },
   recovery: { clients: 1000, missed: 100, connectConcurrency: 50, size: 128, reps: 1, underLoad: { missed: 20, live: 10, intervalMs: 100 } },
   http: { clients: 100, connectConcurrency: 50, count: 4000, warmup: 1000, rounds: 1, inFlight: 16, batch: 50, batchInFlight: 4, size: 128 },
-  storm: { clients: 2000, connectConcurrency: 200, handshakesPerSecond: STORM_HANDSHAKES_PER_SECOND, timeoutMs: 60_000, reps: 1 }
+  storm: { clients: 2000, connectConcurrency: 200, handshakesPerSecond: STORM_HANDSHAKES_PER_SECOND, timeoutMs: 60_000, reps: 1 },
+  targetedLoad: { clients: 1000, connectConcurrency: 50, warmupRate: 1000, warmupSeconds: 1, rates: [5000, 20_000], seconds: 2, size: 128 },
+  scale: { clients: 3000, connectConcurrency: 200, sourceAddresses: 50, broadcastRate: 1, targetedRate: 1000, seconds: 5, size: 128, reps: 1 }
 }
-const SCENARIOS = ['memory', 'broadcast', 'sustained', 'targeted', 'history', 'recovery', 'http', 'storm']
+const SCENARIOS = ['memory', 'broadcast', 'sustained', 'targeted', 'targeted-load', 'history', 'recovery', 'http', 'storm', 'scale']
 const STEP_TIMEOUT_MS = 5 * 60_000
 // A shared 2-core machine: a step during which other processes took more than this share is run again.
 const MAX_NOISE_PERCENT = 25
@@ -125,15 +134,19 @@ for (let rep = 1; rep <= config.reps; rep++) {
     if (only.includes('broadcast')) await step(arm, rep, 'broadcast', (session) => broadcastSuite(session, config.broadcast))
     if (only.includes('sustained')) await step(arm, rep, 'sustained', (session) => slowSustained(session, config.sustained))
     if (only.includes('targeted') && arm.cluster) await step(arm, rep, 'targeted', (session) => targeted(session, config.targeted, redisUrl))
+    if (only.includes('targeted-load') && arm.cluster) await step(arm, rep, 'targetedLoad', (lab) => targetedLoad(lab, config.targetedLoad), { lab: true })
     if (only.includes('burst')) await step(arm, rep, 'burst', (session) => burstOnly(session, config.broadcast))
+    if (only.includes('paced')) await step(arm, rep, 'paced', (session) => pacedOnly(session, config.broadcast))
     if (only.includes('history') && arm.client === 'plugin') await step(arm, rep, 'history', (lab) => historyCost(lab, config.history), { lab: true })
     if (only.includes('recovery') && arm.client === 'plugin' && rep <= config.recovery.reps) await step(arm, rep, 'recovery', (lab) => recovery(lab, config.recovery), { lab: true })
     if (only.includes('http') && arm.client === 'plugin') await step(arm, rep, 'http', (session) => httpPublishCost(session, config.http))
     // Runs on the 2-node plugin arm and opens the embedded one beside it (both variants in one step).
     if (only.includes('storm') && arm.client === 'plugin' && arm.cluster && rep <= config.storm.reps) await step(arm, rep, 'storm', (lab) => reconnectStorm(lab, config.storm), { lab: true })
+    // The embedded plugin only (15,000 sockets on one node; on 2 nodes sharing core 0 the connects alone would take longer than the measurement).
+    if (only.includes('scale') && arm.id === 'plugin' && rep <= config.scale.reps) await step(arm, rep, 'scale', (lab) => scale(lab, config.scale), { lab: true })
   }
 }
-if (!arms.some((arm) => arm.cluster)) skipped.push('scenario 4 (targeted publishes across 2 nodes) and the 2-node columns of scenarios 7 and 8: skipped, they need the 2-node arms (left out with BENCH_CLUSTER=0)')
+if (!arms.some((arm) => arm.cluster)) skipped.push('scenarios 4 and 4b (targeted publishes across 2 nodes) and the 2-node columns of scenarios 7 and 8: skipped, they need the 2-node arms (left out with BENCH_CLUSTER=0)')
 if (only.includes('storm') && !arms.some((arm) => arm.cluster && arm.client === 'plugin')) skipped.push('scenario 10 (reconnect storm): skipped, it runs on the plugin ×2 (Redis) arm (left out with BENCH_CLUSTER=0 or --arms)')
 if ((only.includes('history') || only.includes('recovery')) && arms.some((arm) => arm.cluster) && !canStartRedis()) {
   skipped.push(`scenarios 7 and 8, 2 nodes: redis-server cannot be started here, so they use the shared Redis at ${redisUrl} (its Redis CPU includes other clients)`)
@@ -204,9 +217,9 @@ async function attemptStep (arm, rep, name, scenario, label, withLab) {
     arm,
     redisUrl,
     /** `arm`: another arm's session in this step (scenario 10 opens the embedded one beside the 2-node one). */
-    async open ({ history = false, redisUrl: url = redisUrl, arm: sessionArm = arm, handshakesPerSecond = 0 } = {}) {
+    async open ({ history = false, redisUrl: url = redisUrl, arm: sessionArm = arm, handshakesPerSecond = 0, fileLimit } = {}) {
       const suffix = history ? '-history' : sessions.length > 0 ? `-${sessions.length}` : ''
-      const session = await Session.open(sessionArm, { redisUrl: url, runId, profileDir: args['cpu-prof'], label: `${sessionArm.id}-${name}-r${rep}${suffix}`, history, handshakesPerSecond })
+      const session = await Session.open(sessionArm, { redisUrl: url, runId, profileDir: args['cpu-prof'], label: `${sessionArm.id}-${name}-r${rep}${suffix}`, history, handshakesPerSecond, fileLimit })
       sessions.push(session)
       return session
     },
@@ -251,6 +264,16 @@ async function selectArms () {
     const wanted = args.arms.split(',')
     selected = ARMS.filter((arm) => wanted.includes(arm.id))
   }
+  if (selected.some((arm) => arm.bun)) {
+    const bun = ensureBun()
+    if (bun.reason !== undefined) {
+      skipped.push(`Bun (uWS): skipped: ${bun.reason}`)
+      selected = selected.filter((arm) => !arm.bun)
+    } else {
+      skipped.push(`Bun (uWS): Bun ${bun.version} from the npm registry (\`bun\` package, installed on demand into ${bun.path.split('/node_modules/')[0]}, not a dependency); its server runs only scenarios 1, 2, 3, 5, 6 and 6b`)
+      selected = selected.map((arm) => arm.bun ? { ...arm, title: `Bun ${bun.version} (uWS)`, runtime: bun.path } : arm)
+    }
+  }
   if (selected.some((arm) => arm.cluster)) {
     if (!clusterEnabled()) {
       skipped.push('plugin ×2 (Redis), Socket.IO ×2 (Redis): skipped (BENCH_CLUSTER=0)')
@@ -285,7 +308,9 @@ function summary (metrics) {
   const pick = ['noise.', 'mem.heap.', 'burst.cpuPerDelivery', 'burst.p99', 'paced.p99', 'connect.perSecond', 'sustained.rssGrowth', 'targeted.remoteP99',
     'history.cpuRatio', 'history.redisRatio', 'history.burst.cpuRatio', 'history.burst.redisRatio', 'recovery.connectMs', 'recovery.ms', 'recovery.perSecond', 'recovery.eldP99', 'recovery.received', 'recovery.duplicates', 'recoveryLive.received', 'recoveryLive.duplicates',
     'http.inProcess.perSecond', 'http.single.perSecond', 'http.batch.perSecond', 'http.single.p99Ratio', 'http.batch.p99Ratio', 'http.duplicates',
-    'storm.embedded.ms', 'storm.cluster.ms', 'storm.admission.ms', 'storm.clusterRatio', 'storm.admissionRatio', 'storm.embedded.failures', 'storm.cluster.failures', 'storm.admission.failures']
+    'storm.embedded.ms', 'storm.cluster.ms', 'storm.admission.ms', 'storm.clusterRatio', 'storm.admissionRatio', 'storm.embedded.failures', 'storm.cluster.failures', 'storm.admission.failures',
+    'targetedLoad.5000.remoteP99', 'targetedLoad.5000.redisCpuPerPublish', 'targetedLoad.20000.remoteP99', 'targetedLoad.20000.redisCpuPerPublish', 'targetedLoad.20000.publishedPerSecond',
+    'scale.broadcastP99', 'scale.targetedP99', 'scale.eldP99', 'scale.received', 'scale.expected']
   return Object.entries(metrics)
     .filter(([key]) => pick.some((prefix) => key.startsWith(prefix)))
     .map(([key, value]) => `${key}=${Number(value).toFixed(2)}`)

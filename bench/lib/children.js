@@ -4,6 +4,8 @@ import { spawn, execFileSync } from 'node:child_process'
 
 const live = new Set()
 let pinning
+// $1: the limit wanted; the soft limit is raised to it, or to the hard limit when that is lower (never lowered).
+const RAISE_FILE_LIMIT = 'want=$1; shift; hard=$(ulimit -Hn); if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then want=$hard; fi; [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want" ] && ulimit -n "$want"; exec "$@"'
 
 /** Whether `taskset` can pin processes here (checked once). */
 export function canPin () {
@@ -20,8 +22,11 @@ export function canPin () {
 
 /**
  * A Node child running `script` with --expose-gc, pinned to `core` when
- * taskset works. `request()` sends a command and waits for its answer, never
- * longer than `timeoutMs`.
+ * taskset works. `runtime`: another JavaScript runtime's executable (Bun)
+ * runs `script` instead, without Node's flags; it speaks the same IPC.
+ * `fileLimit`: the child's open-file limit is raised to it first (or to the
+ * hard limit, if that is lower). `request()` sends a command and waits for
+ * its answer, never longer than `timeoutMs`.
  */
 export class Child {
   #nextId = 1
@@ -29,12 +34,14 @@ export class Child {
   #ready
   #exited
 
-  constructor (script, args, { core, name, nodeArgs: extraNodeArgs = [] }) {
+  constructor (script, args, { core, name, nodeArgs: extraNodeArgs = [], runtime, fileLimit }) {
     this.name = name
-    const nodeArgs = ['--expose-gc', ...extraNodeArgs, script, ...args]
-    const [command, argv] = canPin() && core !== undefined
-      ? ['taskset', ['-c', String(core), process.execPath, ...nodeArgs]]
-      : [process.execPath, nodeArgs]
+    const runtimeArgs = runtime === undefined ? ['--expose-gc', ...extraNodeArgs, script, ...args] : [script, ...args]
+    let [command, argv] = canPin() && core !== undefined
+      ? ['taskset', ['-c', String(core), runtime ?? process.execPath, ...runtimeArgs]]
+      : [runtime ?? process.execPath, runtimeArgs]
+    // `ulimit -n` in a shell that then execs the child (same pid): no helper process stays behind.
+    if (fileLimit !== undefined) [command, argv] = ['sh', ['-c', RAISE_FILE_LIMIT, 'sh', String(fileLimit), command, ...argv]]
     this.process = spawn(command, argv, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] })
     live.add(this.process)
     this.#ready = new Promise((resolve, reject) => {

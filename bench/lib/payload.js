@@ -1,6 +1,6 @@
 // The benchmark message: the same bytes on the wire for every arm.
 //
-// data = {"t":"<process.hrtime.bigint() at publish>","seq":<n>,"pad":"xxx…"}
+// data = {"t":"<CLOCK_MONOTONIC ns at publish>","seq":<n>,"pad":"xxx…"}
 // The pad makes the whole WebSocket payload (envelope included) exactly
 // `size` bytes, so arms with a shorter envelope send just as many bytes.
 
@@ -13,6 +13,19 @@ export const STAMP_MARK = '"t":"'
 
 const DATA_FIXED_BYTES = '{"t":"","seq":,"pad":""}'.length
 const pads = new Map()
+// Added to process.hrtime.bigint(): 0 under Node, whose clock is CLOCK_MONOTONIC like the load generator's;
+// a runtime whose hrtime counts from elsewhere (Bun: from its own start) sets it once (setClockOffset).
+let clockOffset = 0n
+
+/** CLOCK_MONOTONIC in ns, the clock every process of the bench stamps and reads. */
+export function monotonicNs () {
+  return process.hrtime.bigint() + clockOffset
+}
+
+/** `ns`: what to add to this runtime's process.hrtime.bigint() to read CLOCK_MONOTONIC. */
+export function setClockOffset (ns) {
+  clockOffset = ns
+}
 
 function padOf (length) {
   let pad = pads.get(length)
@@ -25,7 +38,7 @@ function padOf (length) {
 
 /** The `data` object of message `seq`, stamped now, padded so the envelope totals `size` bytes. */
 export function benchData (seq, size, envelopeBytes) {
-  const t = process.hrtime.bigint().toString()
+  const t = monotonicNs().toString()
   const seqText = String(seq)
   return { t, seq, pad: padOf(size - envelopeBytes - DATA_FIXED_BYTES - t.length - seqText.length) }
 }

@@ -3,7 +3,9 @@
 import { spread } from './stats.js'
 
 const PLUGIN = 'plugin'
-const PEERS = [['ws-cork', 'plugin ÷ ws cork'], ['socketio', 'plugin ÷ Socket.IO']]
+const PEERS = [['ws-cork', 'plugin ÷ ws cork'], ['socketio', 'plugin ÷ Socket.IO'], ['bun', 'plugin ÷ Bun']]
+// The aim against the native anchor (Bun's uWS server), not a target: the plugin's server CPU per delivery within this factor of Bun's.
+const BUN_AIM = 1.2
 
 /** Row definitions; `delivered` rows sum received/expected over repetitions. */
 function rowsFor (config) {
@@ -17,6 +19,7 @@ function rowsFor (config) {
     ...memory,
     { section: `2. Burst: ${b.clients} sockets × ${b.burst} messages of ${b.size} B` },
     { key: 'burst.cpuPerDelivery', label: 'server CPU per delivery (µs)', digits: 2 },
+    { key: 'burst.systemPerDelivery', label: 'of which in the kernel (system time: the write syscalls; µs)', digits: 2 },
     { key: 'burst.perSecond', label: 'deliveries/s (first publish → last receipt)', digits: 0 },
     { key: 'burst.rssGrowth', label: 'server max RSS growth during the burst (MiB)', digits: 1 },
     { key: 'burst.loadgenCpuPerDelivery', label: 'load generator CPU per delivery (µs; if ≥ the server\'s, the client side is the bottleneck)', digits: 2 },
@@ -29,12 +32,14 @@ function rowsFor (config) {
     { key: 'paced.p99', label: 'latency p99 (ms)', digits: 2 },
     { key: 'paced.eldP99', label: 'server event-loop delay p99 (ms)', digits: 2 },
     { key: 'paced.cpuPerDelivery', label: 'server CPU per delivery (µs)', digits: 2 },
+    { key: 'paced.systemPerDelivery', label: 'of which in the kernel (system time; µs)', digits: 2 },
     { key: 'paced', label: 'delivered / expected', delivered: true },
     { section: `4. Targeted per-user publishes, 2 nodes over Redis: ${config.targeted.clients} sockets, ${config.targeted.rate} msg/s for ${config.targeted.seconds} s` },
     { key: 'targeted.remoteP99', label: 'cross-node latency p99 (ms)', digits: 2 },
     { key: 'targeted.localP99', label: 'same-node latency p99 (ms)', digits: 2 },
     { key: 'targeted.redisCpuPerMessage', label: 'Redis CPU per publish (µs)', digits: 1 },
     { key: 'targeted', label: 'delivered / expected', delivered: true },
+    ...targetedLoadRows(config.targetedLoad),
     { section: `5. Connect rate: ${b.clients} connects, ${b.connectConcurrency} in flight` },
     { key: 'connect.perSecond', label: 'connects/s (until the socket can receive)', digits: 0 },
     { key: 'connect.failed', label: 'failed connects', digits: 0 },
@@ -84,15 +89,58 @@ function rowsFor (config) {
     { key: 'http', label: 'delivered / expected (all three ways)', delivered: true },
     { section: `10. Reconnect storm: ${config.storm.clients} sockets subscribed to notification.events, every TCP connection cut at once, back with the SDK's backoff (plugin ×2 column; embedded and admission control run in the same step)` },
     ...stormRows(config.storm),
+    ...scaleRows(config.scale),
     { section: 'Noise: CPU share other processes took from the machine while each arm was measured (%)' },
     { key: 'noise.memory', label: 'during scenario 1', digits: 0, noRatio: true },
     { key: 'noise.broadcast', label: 'during scenarios 2, 3, 5, 6', digits: 0, noRatio: true },
     { key: 'noise.sustained', label: 'during scenario 6b', digits: 0, noRatio: true },
     { key: 'noise.targeted', label: 'during scenario 4', digits: 0, noRatio: true },
+    { key: 'noise.targetedLoad', label: 'during scenario 4b', digits: 0, noRatio: true },
     { key: 'noise.history', label: 'during scenario 7', digits: 0, noRatio: true },
     { key: 'noise.recovery', label: 'during scenario 8', digits: 0, noRatio: true },
     { key: 'noise.http', label: 'during scenario 9', digits: 0, noRatio: true },
-    { key: 'noise.storm', label: 'during scenario 10', digits: 0, noRatio: true }
+    { key: 'noise.storm', label: 'during scenario 10', digits: 0, noRatio: true },
+    { key: 'noise.scale', label: 'during scenario 11', digits: 0, noRatio: true }
+  ]
+}
+
+/** Scenario 4b's rows: per rate, latency, what the node kept up, CPU of the nodes and of the step's own Redis. */
+function targetedLoadRows ({ clients, rates, seconds }) {
+  return [
+    { section: `4b. Targeted publishes at load, 2 nodes over a redis-server of the step's own: ${clients} sockets, ${rates.join(' and ')} publishes/s for ${seconds} s each` },
+    ...rates.flatMap((rate) => [
+      { key: `targetedLoad.${rate}.remoteP50`, label: `${rate}/s: cross-node latency p50 (ms)`, digits: 2, noRatio: true },
+      { key: `targetedLoad.${rate}.remoteP99`, label: `${rate}/s: cross-node latency p99 (ms${rate === 5000 ? '; aim < 5' : ''})`, digits: 2, noRatio: true },
+      { key: `targetedLoad.${rate}.localP99`, label: `${rate}/s: same-node latency p99 (ms)`, digits: 2, noRatio: true },
+      { key: `targetedLoad.${rate}.publishedPerSecond`, label: `${rate}/s: publishes/s node 0 kept up (its timer; below ${rate}: it fell behind)`, digits: 0, noRatio: true },
+      { key: `targetedLoad.${rate}.eldP99`, label: `${rate}/s: event-loop delay p99 of the publishing node (ms)`, digits: 1, noRatio: true },
+      { key: `targetedLoad.${rate}.serverCpuPerPublish`, label: `${rate}/s: server CPU per publish (µs, both nodes)`, digits: 1, noRatio: true },
+      { key: `targetedLoad.${rate}.redisCpuPerPublish`, label: `${rate}/s: Redis CPU per publish (µs, the step's own redis-server)`, digits: 2, noRatio: true },
+      { key: `targetedLoad.${rate}.failedPublishes`, label: `${rate}/s: publishes whose promise rejected (plugin: no answer from Redis within its timeout; see Anomalies)`, digits: 0, noRatio: true },
+      { key: `targetedLoad.${rate}`, label: `${rate}/s: delivered / expected`, delivered: true }
+    ])
+  ]
+}
+
+/** Scenario 11's rows (embedded plugin column). */
+function scaleRows ({ clients, broadcastRate, targetedRate, seconds }) {
+  return [
+    { section: `11. Scale: ${clients.toLocaleString('en-US')} sockets on one node, settings broadcast at ${broadcastRate} msg/s and targeted publishes at ${targetedRate}/s side by side for ${seconds} s (plugin column)` },
+    { key: 'scale.connectPerSecond', label: 'connects/s while opening them (200 in flight, from 50 source addresses)', digits: 0, noRatio: true },
+    { key: 'scale.heapPerSocket', label: 'heap per socket, subscribed to both channels (KiB)', digits: 2, noRatio: true },
+    { key: 'scale.rssPerSocket', label: 'RSS per socket (KiB)', digits: 2, noRatio: true },
+    { key: 'scale.broadcastP50', label: 'broadcast latency p50 (ms)', digits: 1, noRatio: true },
+    { key: 'scale.broadcastP99', label: 'broadcast latency p99 (ms; aim < 100)', digits: 1, noRatio: true },
+    { key: 'scale.broadcastMax', label: 'broadcast latency max (ms)', digits: 1, noRatio: true },
+    { key: 'scale.targetedP50', label: 'targeted latency p50 (ms)', digits: 2, noRatio: true },
+    { key: 'scale.targetedP99', label: 'targeted latency p99 (ms; aim < 100)', digits: 2, noRatio: true },
+    { key: 'scale.targetedMax', label: 'targeted latency max (ms)', digits: 1, noRatio: true },
+    { key: 'scale.eldP99', label: 'event-loop delay p99 (ms)', digits: 1, noRatio: true },
+    { key: 'scale.eldMax', label: 'event-loop delay max (ms)', digits: 1, noRatio: true },
+    { key: 'scale.cpuShare', label: 'server CPU used (share of one core)', digits: 2, noRatio: true },
+    { key: 'scale.loadgenCpuShare', label: 'load generator CPU used (share of one core; near 1: it was the bottleneck)', digits: 2, noRatio: true },
+    { key: 'scale.broadcast', label: 'broadcast deliveries received / expected', delivered: true },
+    { key: 'scale.targeted', label: 'targeted deliveries received / expected', delivered: true }
   ]
 }
 
@@ -160,7 +208,7 @@ function recoveryCheckRows (prefix, retriedNote) {
   ]
 }
 
-const DELIVERY_KEYS = ['burst', 'paced', 'targeted', 'slow', 'sustained', 'history', 'recovery', 'recoveryLive', 'http']
+const DELIVERY_KEYS = ['burst', 'paced', 'targeted', 'slow', 'sustained', 'history', 'recovery', 'recoveryLive', 'http', 'scale']
 
 function format (value, digits) {
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
@@ -296,6 +344,17 @@ export function buildReport ({ arms, skipped, samples, config, machine, git, com
     lines.push('## Aim (issue #11): history on ≤ 1.3 × off, from the medians above (not a test)', '')
     lines.push('| arm | mode | server CPU on ÷ off | Redis CPU on ÷ off |', '|---|---|---:|---:|')
     for (const aim of aims) lines.push(`| ${aim.title} | ${aim.mode} | ${aim.cpu} | ${aim.redis} |`)
+    lines.push('')
+  }
+
+  if (median(samples.bun, 'burst.cpuPerDelivery') !== undefined) {
+    lines.push(`## Aim: server CPU per delivery within ${format(BUN_AIM, 1)} × Bun's (uWS), from the medians above (not a test)`, '')
+    lines.push('| scenario | plugin (µs) | Bun (µs) | plugin ÷ Bun |', '|---|---:|---:|---:|')
+    for (const [title, key] of [['2. burst', 'burst.cpuPerDelivery'], ['3. paced', 'paced.cpuPerDelivery']]) {
+      const r = ratio(median(samples[PLUGIN], key), median(samples.bun, key))
+      const show = (value) => value === undefined ? '–' : format(value, 2)
+      lines.push(`| ${title} | ${show(median(samples[PLUGIN], key))} | ${show(median(samples.bun, key))} | ${r === undefined ? '–' : `${format(r, 2)}× ${r <= BUN_AIM ? '(within)' : '(**above**)'}`} |`)
+    }
     lines.push('')
   }
 

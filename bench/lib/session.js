@@ -10,9 +10,12 @@ export class Session {
   /**
    * Starts the arm's nodes and a load generator; resolves once all are
    * listening. `history`: plugin arms run with the `history` option on;
-   * `handshakesPerSecond`: with `limits.handshakesPerSecond` (0: none).
+   * `handshakesPerSecond`: with `limits.handshakesPerSecond` (0: none);
+   * `fileLimit`: every process's open-file limit raised to it (the scale
+   * scenario's 15,000 sockets). An arm with `runtime` (Bun) runs its server
+   * script under that executable.
    */
-  static async open (arm, { redisUrl, runId, profileDir, label, history = false, handshakesPerSecond = 0 }) {
+  static async open (arm, { redisUrl, runId, profileDir, label, history = false, handshakesPerSecond = 0, fileLimit }) {
     const keyPrefix = `bench:${runId}:${++sessions}:`
     const servers = []
     for (let node = 0; node < arm.nodes; node++) {
@@ -21,9 +24,9 @@ export class Session {
       if (handshakesPerSecond > 0) args.push('--handshakes-per-second', String(handshakesPerSecond))
       // --cpu-prof writes the profile when the server exits (it exits on `shutdown`).
       const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${label}-node${node}.cpuprofile`]
-      servers.push(new Child(benchDir + arm.script, args, { core: 0, name: `${arm.id}#${node}`, nodeArgs }))
+      servers.push(new Child(benchDir + arm.script, args, { core: 0, name: `${arm.id}#${node}`, nodeArgs: arm.runtime === undefined ? nodeArgs : [], runtime: arm.runtime, fileLimit }))
     }
-    const loadgen = new Child(benchDir + 'loadgen.js', [], { core: 1, name: `loadgen(${arm.id}${history ? ', history' : ''})` })
+    const loadgen = new Child(benchDir + 'loadgen.js', [], { core: 1, name: `loadgen(${arm.id}${history ? ', history' : ''})`, fileLimit })
     const session = new Session(arm, servers, loadgen)
     try {
       const infos = await Promise.all(servers.map((server) => server.ready()))
@@ -53,11 +56,11 @@ export class Session {
     this.tokens.push(...more)
   }
 
-  /** Opens `count` more clients, spread over the nodes, `concurrency` handshakes at a time. */
-  async connect (count, concurrency) {
+  /** Opens `count` more clients, spread over the nodes, `concurrency` handshakes at a time (`sourceAddresses`: see the load generator's `connect`). */
+  async connect (count, concurrency, { sourceAddresses = 0 } = {}) {
     await this.prepareTokens(this.clients + count)
     const tokens = this.arm.tokens ? this.tokens.slice(this.clients, this.clients + count) : undefined
-    const result = await this.loadgen.request('connect', { urls: this.urls, count, concurrency, kind: this.arm.client, tokens }, 180_000)
+    const result = await this.loadgen.request('connect', { urls: this.urls, count, concurrency, kind: this.arm.client, tokens, sourceAddresses }, 180_000)
     this.clients += result.opened
     return result
   }
@@ -69,7 +72,12 @@ export class Session {
 
   /** CPU µs used so far, summed over nodes. */
   async cpu () {
-    return sum(await Promise.all(this.servers.map((server) => server.request('cpu')))).total
+    return (await this.cpuSplit()).total
+  }
+
+  /** `{ user, system, total }` CPU µs used so far, summed over nodes (system: the kernel's time for the process, its syscalls). */
+  async cpuSplit () {
+    return sum(await Promise.all(this.servers.map((server) => server.request('cpu'))))
   }
 
   async each (cmd, args) {

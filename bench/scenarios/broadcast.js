@@ -14,7 +14,8 @@ export async function broadcastSuite (session, config) {
   await burst(session, config.warmup, config.size) // JIT warm-up, not reported
   const { window, ...measured } = await burst(session, config.burst, config.size)
   Object.assign(metrics, prefixed('burst', measured))
-  Object.assign(metrics, prefixed('paced', await paced(session, config.paced, config.size)))
+  const { window: pacedWindow, ...pacedMeasured } = await paced(session, config.paced, config.size)
+  Object.assign(metrics, prefixed('paced', pacedMeasured))
   Object.assign(metrics, prefixed('slow', await slowBurst(session, config)))
   return metrics
 }
@@ -33,21 +34,35 @@ export async function burstOnly (session, config) {
   return { ...metrics, _windows: runs.map((run) => run.window) }
 }
 
+/**
+ * Only the paced broadcast (after a warm-up burst), for `--cpu-prof`: the
+ * syscall-bound case, one write per socket per message; `_windows` as in burstOnly.
+ */
+export async function pacedOnly (session, config) {
+  await session.prepareTokens(config.clients)
+  await session.connect(config.clients, config.connectConcurrency)
+  await burst(session, config.warmup, config.size)
+  const { window, ...measured } = await paced(session, config.paced, config.size)
+  return { ...prefixed('paced', measured), _windows: [window] }
+}
+
 /** `count` messages published back to back in one tick on node 0. */
 export async function burst (session, count, size) {
   const expected = session.clients * count
   await session.loadgen.request('record', { count: expected })
   const before = await session.each('watch', {})
-  const cpuBefore = await session.cpu()
+  const cpuBefore = await session.cpuSplit()
   const loadgenBefore = (await session.loadgen.request('cpu')).total
   const reply = await session.publisher.request('burst', { count, size }, 120_000)
   const result = await session.loadgen.request('wait', { timeoutMs: 120_000 }, 130_000)
-  const cpu = await session.cpu() - cpuBefore
+  const cpuAfter = await session.cpuSplit()
+  const cpu = cpuAfter.total - cpuBefore.total
   const loadgenCpu = (await session.loadgen.request('cpu')).total - loadgenBefore
   const peaks = await session.each('peaks')
   const seconds = (Number(BigInt(result.lastNs) - BigInt(reply.startNs)) / 1e9)
   return {
     cpuPerDelivery: cpu / Math.max(1, result.received),
+    systemPerDelivery: (cpuAfter.system - cpuBefore.system) / Math.max(1, result.received),
     loadgenCpuPerDelivery: loadgenCpu / Math.max(1, result.received),
     loopMs: reply.loopMs,
     perSecond: result.received / seconds,
@@ -66,18 +81,21 @@ export async function paced (session, { rate, seconds }, size) {
   const count = Math.round(rate * seconds)
   const expected = session.clients * count
   await session.loadgen.request('record', { count: expected })
-  const cpuBefore = await session.cpu()
+  const cpuBefore = await session.cpuSplit()
   const reply = await session.publisher.request('paced', { rate, count, size }, seconds * 1000 + 60_000)
   const result = await session.loadgen.request('wait', { timeoutMs: 60_000 }, 70_000)
-  const cpu = await session.cpu() - cpuBefore
+  const cpuAfter = await session.cpuSplit()
+  const cpu = cpuAfter.total - cpuBefore.total
   return {
     p50: result.latency.p50,
     p99: result.latency.p99,
     max: result.latency.max,
     eldP99: reply.eldP99,
     cpuPerDelivery: cpu / Math.max(1, result.received),
+    systemPerDelivery: (cpuAfter.system - cpuBefore.system) / Math.max(1, result.received),
     received: result.received,
-    expected
+    expected,
+    window: [Number(BigInt(reply.startNs) / 1000n), Number(BigInt(result.lastNs) / 1000n)]
   }
 }
 

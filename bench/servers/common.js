@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { serve, announce, sleep } from '../lib/rpc.js'
+import { monotonicNs } from '../lib/payload.js'
 
 /**
  * Server options: `--redis URL --nodes 2 --node 0 --key-prefix bench:…:`,
@@ -41,9 +42,9 @@ export function runServer (arm) {
   serve({
     async mem () {
       // Twice, with a turn in between, so weak callbacks and finalizers settle.
-      global.gc()
+      fullGc()
       await sleep(20)
-      global.gc()
+      fullGc()
       const { heapUsed, rss, external, arrayBuffers } = process.memoryUsage()
       return { heapUsed, rss, external, arrayBuffers }
     },
@@ -53,20 +54,38 @@ export function runServer (arm) {
     },
     tokens: async ({ from, count }) => await arm.issueTokens(from, count),
     burst ({ count, size, targeted = false, users = 0 }) {
-      const startNs = process.hrtime.bigint()
+      const startNs = monotonicNs()
       if (targeted) for (let seq = 0; seq < count; seq++) arm.publishTo(seq % users, seq, size)
       else for (let seq = 0; seq < count; seq++) arm.publish(seq, size)
-      return { startNs: String(startNs), loopMs: Number(process.hrtime.bigint() - startNs) / 1e6 }
+      return { startNs: String(startNs), loopMs: Number(monotonicNs() - startNs) / 1e6 }
     },
     async paced ({ rate, count, size, targeted = false, users = 0 }) {
       eld.reset()
       eld.enable()
-      const startNs = process.hrtime.bigint()
+      const startNs = monotonicNs()
       await pace(rate, count, (seq) => {
         if (targeted) arm.publishTo(seq % users, seq, size)
         else arm.publish(seq, size)
       })
+      const publishMs = Number(monotonicNs() - startNs) / 1e6
       // Let the last fan-out's writes leave before reading the delay histogram.
+      await sleep(100)
+      eld.disable()
+      return { startNs: String(startNs), publishMs, eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6 }
+    },
+    /**
+     * The scale scenario: a broadcast at `broadcastRate`/s and targeted
+     * publishes (seq i to user i % users) at `targetedRate`/s, both for
+     * `seconds`, from their own timers side by side, with the event-loop delay.
+     */
+    async mixed ({ broadcastRate, targetedRate, seconds, size, users }) {
+      eld.reset()
+      eld.enable()
+      const startNs = monotonicNs()
+      await Promise.all([
+        pace(broadcastRate, Math.round(broadcastRate * seconds), (seq) => arm.publish(seq, size)),
+        pace(targetedRate, Math.round(targetedRate * seconds), (seq) => arm.publishTo(seq % users, seq, size))
+      ])
       await sleep(100)
       eld.disable()
       return { startNs: String(startNs), eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6 }
@@ -147,6 +166,8 @@ export function runServer (arm) {
       return { rssPeak, bufferedPeak: arm.buffered === undefined ? null : bufferedPeak }
     },
     stats: () => arm.stats?.() ?? null,
+    /** Failed publishes so far, by message (reportError). */
+    publishFailures: () => Object.fromEntries(publishFailures),
     async shutdown () {
       clearInterval(rssTimer)
       clearInterval(bufferedTimer)
@@ -155,6 +176,12 @@ export function runServer (arm) {
     }
   })
   announce({ port: arm.port, path: arm.path })
+}
+
+/** A full, synchronous collection: Node's `global.gc` (--expose-gc), or Bun's own. */
+function fullGc () {
+  if (globalThis.Bun !== undefined) globalThis.Bun.gc(true)
+  else global.gc()
 }
 
 /** Calls `publish(seq)` `count` times at `rate` per second; catches up after a late timer. */
@@ -176,7 +203,15 @@ function pace (rate, count, publish) {
   })
 }
 
-/** Reports a failed publish on stderr without stopping the run (the loss shows in the counts). */
+// Failed publishes by message, for the `publishFailures` command; only the first few of each are printed
+// (at 20,000 publishes/s a Redis that falls behind fails thousands, and the lines would bury everything else).
+const publishFailures = new Map()
+const PRINTED_PER_MESSAGE = 3
+
+/** Reports a failed publish without stopping the run (the loss shows in the counts). */
 export function reportError (error) {
-  process.stderr.write(`publish failed: ${error?.message ?? error}\n`)
+  const message = String(error?.message ?? error)
+  const times = (publishFailures.get(message) ?? 0) + 1
+  publishFailures.set(message, times)
+  if (times <= PRINTED_PER_MESSAGE) process.stderr.write(`publish failed: ${message}${times === PRINTED_PER_MESSAGE ? ' (further ones of this message are only counted)' : ''}\n`)
 }

@@ -26,7 +26,8 @@ const app = Fastify({ logger: options.history ? { level: 'warn', stream: warning
 await app.register(realtime, {
   // Every client comes from 127.0.0.1, so the per-address cap is off; the global cap keeps its default.
   // The reconnect storm's admission-control variant sets a handshake rate (0, the default, sets none).
-  limits: { maxConnectionsPerIp: 0, handshakesPerSecond: options.handshakesPerSecond },
+  // BENCH_FANOUT_SLICE_SIZE (an experiment, see bench/README.md, Profiling): another `limits.fanoutSliceSize` than the default.
+  limits: { maxConnectionsPerIp: 0, handshakesPerSecond: options.handshakesPerSecond, ...fanoutSlice() },
   // No protocol pings during a run.
   heartbeat: { intervalMs: 3_600_000 },
   // Scenario 9 publishes over the server API (POST /api/v1/ws/publish) with this operator token.
@@ -90,6 +91,11 @@ runServer({
     if (options.redis !== undefined && options.node === 0) await deleteKeys(options.redis, options.keyPrefix)
   }
 })
+
+function fanoutSlice () {
+  const size = Number(process.env.BENCH_FANOUT_SLICE_SIZE)
+  return Number.isInteger(size) && size > 0 ? { fanoutSliceSize: size } : {}
+}
 
 /** Removes this run's token keys from the shared Redis (never FLUSH: other users share it). */
 async function deleteKeys (url, prefix) {
