@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--reps N] [--arms plugin,ws-cork] [--only memory,broadcast,sustained,targeted,targeted-load,history,recovery,http,storm,scale]
+// npm run bench [-- --quick] [--reps N] [--arms plugin,ws-cork] [--only memory,broadcast,connects,sustained,targeted,targeted-load,history,recovery,http,storm,scale]
 //                [--cpu-prof DIR]   (servers write DIR/<arm>-<scenario>-r<rep>-node<i>.cpuprofile; add `--only burst`
 //                                    or `--only paced` for a profile of that path alone)
 //
@@ -22,6 +22,7 @@ import { slowSustained } from './scenarios/slow-sustained.js'
 import { targeted } from './scenarios/targeted.js'
 import { targetedLoad } from './scenarios/targeted-load.js'
 import { scale } from './scenarios/scale.js'
+import { connectsInFlight } from './scenarios/connects.js'
 import { ensureBun } from './lib/bun.js'
 import { historyCost, recovery } from './scenarios/history.js'
 import { httpPublishCost } from './scenarios/http-publish.js'
@@ -48,6 +49,8 @@ const FULL = {
   // 4b: after an unmeasured second at warmupRate, each rate for `seconds`, on the step's own redis-server.
   targetedLoad: { clients: 2000, connectConcurrency: 50, warmupRate: 1000, warmupSeconds: 1, rates: [5000, 20_000], seconds: 3, size: 128 },
   // 11: sockets from 127.0.0.2…(1 + sourceAddresses); `reps`: the first repetition only (about a minute).
+  // 5b: the connect rate with this many handshakes in flight (scenario 5 has 50).
+  connects: { clients: 2000, concurrency: 500 },
   scale: { clients: 15_000, connectConcurrency: 200, sourceAddresses: 50, broadcastRate: 1, targetedRate: 1000, seconds: 10, size: 128, reps: 1 }
 }
 const QUICK = {
@@ -62,9 +65,10 @@ const QUICK = {
   http: { clients: 100, connectConcurrency: 50, count: 4000, warmup: 1000, rounds: 1, inFlight: 16, batch: 50, batchInFlight: 4, size: 128 },
   storm: { clients: 2000, connectConcurrency: 200, handshakesPerSecond: STORM_HANDSHAKES_PER_SECOND, timeoutMs: 60_000, reps: 1 },
   targetedLoad: { clients: 1000, connectConcurrency: 50, warmupRate: 1000, warmupSeconds: 1, rates: [5000, 20_000], seconds: 2, size: 128 },
+  connects: { clients: 1000, concurrency: 500 },
   scale: { clients: 3000, connectConcurrency: 200, sourceAddresses: 50, broadcastRate: 1, targetedRate: 1000, seconds: 5, size: 128, reps: 1 }
 }
-const SCENARIOS = ['memory', 'broadcast', 'sustained', 'targeted', 'targeted-load', 'history', 'recovery', 'http', 'storm', 'scale']
+const SCENARIOS = ['memory', 'broadcast', 'connects', 'sustained', 'targeted', 'targeted-load', 'history', 'recovery', 'http', 'storm', 'scale']
 const STEP_TIMEOUT_MS = 5 * 60_000
 // A shared 2-core machine: a step during which other processes took more than this share is run again.
 const MAX_NOISE_PERCENT = 25
@@ -132,6 +136,7 @@ for (let rep = 1; rep <= config.reps; rep++) {
   for (const arm of arms) {
     if (only.includes('memory')) await step(arm, rep, 'memory', (session) => idleMemory(session, config.memory))
     if (only.includes('broadcast')) await step(arm, rep, 'broadcast', (session) => broadcastSuite(session, config.broadcast))
+    if (only.includes('connects')) await step(arm, rep, 'connects', (session) => connectsInFlight(session, config.connects))
     if (only.includes('sustained')) await step(arm, rep, 'sustained', (session) => slowSustained(session, config.sustained))
     if (only.includes('targeted') && arm.cluster) await step(arm, rep, 'targeted', (session) => targeted(session, config.targeted, redisUrl))
     if (only.includes('targeted-load') && arm.cluster) await step(arm, rep, 'targetedLoad', (lab) => targetedLoad(lab, config.targetedLoad), { lab: true })

@@ -43,6 +43,9 @@ function rowsFor (config) {
     { section: `5. Connect rate: ${b.clients} connects, ${b.connectConcurrency} in flight` },
     { key: 'connect.perSecond', label: 'connects/s (until the socket can receive)', digits: 0 },
     { key: 'connect.failed', label: 'failed connects', digits: 0 },
+    { section: `5b. Connect rate: ${config.connects.clients} connects, ${config.connects.concurrency} in flight (fresh processes)` },
+    { key: 'connect500.perSecond', label: 'connects/s (until the socket can receive)', digits: 0 },
+    { key: 'connect500.failed', label: 'failed connects', digits: 0 },
     { section: `6. Slow consumers: ${b.slowFraction * 100}% of clients paused during the burst of scenario 2` },
     { key: 'burst.p99', label: 'others\' latency p99 without slow consumers (ms)', digits: 1 },
     { key: 'slow.p99', label: 'others\' latency p99 with slow consumers (ms)', digits: 1 },
@@ -354,6 +357,21 @@ export function buildReport ({ arms, skipped, samples, config, machine, git, com
       const r = ratio(median(samples[PLUGIN], key), median(samples.bun, key))
       const show = (value) => value === undefined ? '–' : format(value, 2)
       lines.push(`| ${title} | ${show(median(samples[PLUGIN], key))} | ${show(median(samples.bun, key))} | ${r === undefined ? '–' : `${format(r, 2)}× ${r <= BUN_AIM ? '(within)' : '(**above**)'}`} |`)
+    }
+    lines.push('')
+  }
+
+  const embedded = samples[PLUGIN]
+  const cluster = samples['plugin-redis']
+  const connectRatios = [['connect.perSecond', config.broadcast.connectConcurrency], ['connect500.perSecond', config.connects.concurrency]]
+    .map(([key, inFlight]) => [inFlight, median(cluster, key), median(embedded, key)])
+    .filter(([, clustered, alone]) => clustered !== undefined && alone !== undefined)
+  if (connectRatios.length > 0) {
+    lines.push('## Aim (issue #15): cluster connects ≥ 0.8 × embedded connects per second (not a test)', '')
+    lines.push('| handshakes in flight | plugin ×2 (Redis) | plugin (embedded) | ratio |', '|---:|---:|---:|---:|')
+    for (const [inFlight, clustered, alone] of connectRatios) {
+      const ratio = clustered / alone
+      lines.push(`| ${inFlight} | ${format(clustered, 0)} | ${format(alone, 0)} | ${format(ratio, 2)}× ${ratio >= 0.8 ? '(within)' : '(**below**)'} |`)
     }
     lines.push('')
   }
