@@ -145,3 +145,23 @@ t.test('one batch is in flight at a time: what changes while Redis answers goes 
   await sleep(5)
   t.same(calls, ['SUBSCRIBE a', 'SUBSCRIBE b c', 'UNSUBSCRIBE b'], 'an idle set sends a change at once')
 })
+
+t.test('a SUBSCRIBE that fails on the connection a reset replaced is not retried: the reset subscribes its channels', async (t) => {
+  const calls: string[] = []
+  let refuse: (error: Error) => void = () => {}
+  let first = true
+  const set = new SubscriptionSet(async (channels) => {
+    calls.push(`SUBSCRIBE ${channels.join(' ')}`)
+    if (first) {
+      first = false
+      await new Promise<void>((_resolve, reject) => { refuse = reject })
+    }
+  }, async () => {}, () => {})
+  const wanted = set.want('a')
+  await new Promise((resolve) => setImmediate(resolve))
+  const reset = set.reset()
+  refuse(new Error('connection lost'))
+  await Promise.all([wanted, reset])
+  await sleep(1100)
+  t.same(calls, ['SUBSCRIBE a', 'SUBSCRIBE a'], 'subscribed again once, by the reset, not retried on top')
+})

@@ -125,3 +125,17 @@ t.test('one write is in flight at a time: what changes meanwhile goes out togeth
   ])
   answers[1]()
 })
+
+t.test('a write Redis refuses is logged at debug level; the next refresh rewrites everything', async (t) => {
+  const connections = new ConnectionIndex()
+  const { redis } = recordingRedis()
+  const refused = redis.pipeline.bind(redis)
+  redis.pipeline = (() => Object.assign(refused(), { exec: async () => { throw new Error('Redis is down') } })) as typeof redis.pipeline
+  const debugged: string[] = []
+  const log = { debug (context: { err: Error }, message: string) { debugged.push(`${message}: ${context.err.message}`) } } as never
+  const presence = new RedisPresence({ redis, keyPrefix: 'p:', nodeId: 'n1', connections, ttlMs: 1000, log, writeWaitMs: WAIT_MS })
+  connections.listen({ added: (connection) => presence.opened(connection), removed: (connection) => presence.closed(connection) })
+  connections.add(fakeConnection('c1', 'alice'))
+  await written()
+  t.same(debugged, ['fastify-realtime: presence write failed: Redis is down'])
+})
