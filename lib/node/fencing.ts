@@ -110,6 +110,8 @@ export class Fencing {
     const connections = [...hub.connections]
     await Promise.all(connections.map(async (connection) => {
       const stored = await generations.stored(connection.userId)
+      // A claim still in flight answers for its socket: the stored generation may be that very claim.
+      if (this.#claiming.has(connection)) return
       if (connection.generation === undefined) {
         // Its first claim failed. A generation claimed after this socket connected
         // (generations are Redis time in µs) belongs to a newer connection.

@@ -237,3 +237,16 @@ t.test('repair: closes sockets older than the stored generation, claims for thos
   t.equal(unclaimed.generation, newer + 1, 'the socket with no newer rival claimed again')
   t.equal(pending.closed, true)
 })
+
+t.test('repair leaves a socket whose claim is in flight alone, though the claim is already stored', async (t) => {
+  const h = harness()
+  const release = h.holdClaim()
+  // Connected before any generation Redis could have claimed since: only its own claim explains the stored one.
+  const connection = h.open('c1', 'u1', 0)
+  const claiming = h.fencing.claim(connection)
+  await h.fencing.repair()
+  t.same(h.closes, [], 'not taken for a socket replaced by a newer connection')
+  release()
+  await claiming
+  t.same(h.announced, [['u1', 1000]])
+})
