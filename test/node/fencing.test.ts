@@ -250,3 +250,10 @@ t.test('repair leaves a socket whose claim is in flight alone, though the claim 
   await claiming
   t.same(h.announced, [['u1', 1000]])
 })
+
+t.test('a second claim for a socket already claiming makes no second claim', async (t) => {
+  const h = harness()
+  const connection = h.open('c1', 'u1')
+  await Promise.all([h.fencing.claim(connection), h.fencing.claim(connection)])
+  t.equal(h.claims(), 1)
+})
