@@ -8,10 +8,8 @@ import { RECOVER_PARAM, parseRecover } from '../protocol/recovery.js'
 import type { Resolution } from '../tokens/resolve-with-deadline.js'
 import type { TokenState } from '../tokens/token-store.js'
 import type { ConnectionLimiter } from './connection-limiter.js'
+import type { HandshakeAdmission } from './handshake-rate.js'
 import { websocketHeaderProblem } from './websocket-headers.js'
-
-/** The handshake bucket refills within a second; the client's own backoff jitter spreads the retries. */
-const HANDSHAKE_RETRY_AFTER_SECONDS = 1
 
 /** What the gate learned about an admitted handshake, for the connection handler. */
 export interface Admitted {
@@ -39,8 +37,8 @@ export interface GateDependencies {
   isOriginAllowed: (origin: string | undefined) => boolean
   resolveToken: (token: string) => Promise<Resolution>
   limiter: ConnectionLimiter
-  /** Takes one handshake from the node's rate (`limits.handshakesPerSecond`); false when over it. */
-  admitHandshake: () => boolean
+  /** Takes one handshake from the node's rate (`limits.handshakesPerSecond`); over it, the seconds to wait. */
+  admitHandshake: HandshakeAdmission
   tokenRetryAfterSeconds: number
   limitRetryAfterSeconds: number
   /** A channel the catalog knows. */
@@ -79,8 +77,9 @@ export function createHandshakeGate (deps: GateDependencies) {
     }
     // Before any token store work: a node in a reconnect storm refuses what is
     // over its rate at once instead of queueing every handshake on Redis.
-    if (!deps.admitHandshake()) {
-      reply.header('retry-after', String(HANDSHAKE_RETRY_AFTER_SECONDS))
+    const wait = deps.admitHandshake(request.ws)
+    if (wait > 0) {
+      reply.header('retry-after', String(wait))
       return reject(request, reply, 503, HandshakeMessage.TOO_MANY_HANDSHAKES, 'over the handshake rate')
     }
     const resolution = await deps.resolveToken(token)
