@@ -46,6 +46,7 @@ function rowsFor (config) {
     { section: `5b. Connect rate: ${config.connects.clients} connects, ${config.connects.concurrency} in flight (fresh processes)` },
     { key: 'connect500.perSecond', label: 'connects/s (until the socket can receive)', digits: 0 },
     { key: 'connect500.failed', label: 'failed connects', digits: 0 },
+    { key: 'connect500.cpuPerConnect', label: 'server CPU per connect (µs, every node)', digits: 0 },
     { section: `6. Slow consumers: ${b.slowFraction * 100}% of clients paused during the burst of scenario 2` },
     { key: 'burst.p99', label: 'others\' latency p99 without slow consumers (ms)', digits: 1 },
     { key: 'slow.p99', label: 'others\' latency p99 with slow consumers (ms)', digits: 1 },

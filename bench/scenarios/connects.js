@@ -1,8 +1,23 @@
 // Scenario 5b: connect rate with many handshakes in flight (500), on fresh
 // processes: scenario 5 measures 50 in flight on the sockets the broadcast
 // scenarios then use. Counted until each socket can receive, as in 5.
+import { monotonicNs } from '../lib/payload.js'
+
 export async function connectsInFlight (session, config) {
+  // Issued first (on the 2-node arm a SET each), so that the CPU counted is the connects'.
+  await session.prepareTokens(config.clients)
+  const cpuBefore = await session.cpuSplit()
+  const startNs = monotonicNs()
   const connect = await session.connect(config.clients, config.concurrency)
+  const endNs = monotonicNs()
+  const cpuAfter = await session.cpuSplit()
   if (connect.opened === 0) throw new Error(`no client connected: ${JSON.stringify(connect.failures)}`)
-  return { 'connect500.perSecond': connect.perSecond, 'connect500.failed': connect.failed }
+  return {
+    'connect500.perSecond': connect.perSecond,
+    'connect500.failed': connect.failed,
+    // Every node's CPU (µs) per socket opened: on the 2-node arm, what cluster mode adds to a connect.
+    'connect500.cpuPerConnect': (cpuAfter.total - cpuBefore.total) / connect.opened,
+    // The connects alone, for `--cpu-prof` (bench/profile-top.js).
+    _windows: [[Number(startNs / 1000n), Number(endNs / 1000n)]]
+  }
 }
