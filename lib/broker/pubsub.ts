@@ -1,5 +1,5 @@
-import { Cluster, type Redis } from 'ioredis'
-import type { RedisClient } from '../redis/client.js'
+import type { Cluster, Redis } from 'ioredis'
+import { isCluster, type RedisClient } from '../redis/client.js'
 
 /**
  * The pub/sub commands the broker needs, over one Redis (classic
@@ -23,9 +23,6 @@ export interface PublishCommands {
   /** A channel as a script must name it: the command would add the client's key prefix, a script does not. */
   scriptChannel: (channel: string) => string
 }
-
-const isCluster = (client: RedisClient): client is Cluster =>
-  client instanceof Cluster || (client as { isCluster?: boolean }).isCluster === true
 
 export function publishCommands (publisher: RedisClient): PublishCommands {
   if (!isCluster(publisher)) {

@@ -1,5 +1,5 @@
-import { Cluster } from 'ioredis'
-import type { RedisClient } from '../redis/client.js'
+import { isCluster, type RedisClient } from '../redis/client.js'
+import { batchedReads, type StringRead } from '../redis/reads.js'
 import { RedisScript } from '../redis/script.js'
 import { TurnBatch } from '../redis/turn-batch.js'
 
@@ -37,8 +37,6 @@ const GENERATION_TTL_MS = 24 * 60 * 60 * 1000
  */
 const READ_WAIT_MS = 20
 
-const isCluster = (client: RedisClient): boolean => client instanceof Cluster || (client as { isCluster?: boolean }).isCluster === true
-
 /**
  * The newest generation of each user's socket, in Redis:
  *
@@ -54,17 +52,19 @@ const isCluster = (client: RedisClient): boolean => client instanceof Cluster ||
 export class Generations {
   readonly #redis: RedisClient
   readonly #keyPrefix: string
-  readonly #claims: TurnBatch<string, number>
-  readonly #reads: TurnBatch<string, number>
+  readonly #claim: (key: string) => Promise<number>
+  readonly #read: StringRead
 
   constructor (redis: RedisClient, keyPrefix: string) {
     this.#redis = redis
     this.#keyPrefix = keyPrefix
-    const keysOf = (userIds: string[]): string[] => userIds.map((userId) => this.#key(userId))
-    const claimAll = isCluster(redis) ? claimEach : claimTogether
-    const readAll = isCluster(redis) ? readEach : readTogether
-    this.#claims = new TurnBatch(async (userIds) => await claimAll(redis, keysOf(userIds)))
-    this.#reads = new TurnBatch(async (userIds) => await readAll(redis, keysOf(userIds)), { waitMs: READ_WAIT_MS })
+    if (isCluster(redis)) {
+      this.#claim = async (key) => (await claimTogether(redis, [key]))[0] as number
+    } else {
+      const claims = new TurnBatch<string, number>(async (keys) => await claimTogether(redis, keys))
+      this.#claim = async (key) => await claims.add(key)
+    }
+    this.#read = batchedReads(redis, { waitMs: READ_WAIT_MS })
   }
 
   #key (userId: string): string {
@@ -73,12 +73,12 @@ export class Generations {
 
   /** A generation newer than any claimed for the user so far. */
   async claim (userId: string): Promise<number> {
-    return await this.#claims.add(userId)
+    return await this.#claim(this.#key(userId))
   }
 
   /** The user's newest generation (0: none stored). */
   async stored (userId: string): Promise<number> {
-    return await this.#reads.add(userId)
+    return Number(await this.#read(this.#key(userId)))
   }
 
   /** Takes `generation` back, unless a newer claim replaced it. */
@@ -89,16 +89,4 @@ export class Generations {
 
 async function claimTogether (redis: RedisClient, keys: string[]): Promise<number[]> {
   return ((await CLAIM_SCRIPT.run(redis, keys, [GENERATION_TTL_MS])) as string[]).map(Number)
-}
-
-async function claimEach (redis: RedisClient, keys: string[]): Promise<number[]> {
-  return await Promise.all(keys.map(async (key) => (await claimTogether(redis, [key]))[0] as number))
-}
-
-async function readTogether (redis: RedisClient, keys: string[]): Promise<number[]> {
-  return (await redis.mget(keys)).map(Number)
-}
-
-async function readEach (redis: RedisClient, keys: string[]): Promise<number[]> {
-  return await Promise.all(keys.map(async (key) => Number(await redis.get(key))))
 }

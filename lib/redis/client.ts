@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { Redis, type Cluster } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { FST_REALTIME_INVALID_OPTION } from '../errors.js'
 
 export type RedisClient = Redis | Cluster
@@ -10,6 +10,11 @@ export type RedisClient = Redis | Cluster
  * depends on it).
  */
 export type RedisOption = string | RedisClient | { namespace?: string }
+
+/** Whether the client is a Redis Cluster's (keys on different shards, sharded pub/sub). */
+export function isCluster (client: RedisClient): client is Cluster {
+  return client instanceof Cluster || (client as { isCluster?: boolean }).isCluster === true
+}
 
 /** A Redis client and whether the plugin owns it (and so must close it). */
 export interface RedisConnection {
@@ -92,11 +97,11 @@ export async function waitForRedis (client: RedisClient, log: Pick<FastifyBaseLo
  */
 export function resendingOptions (client: RedisClient): Record<string, number | boolean> {
   const wanted: Record<string, number | boolean> = {}
-  if (!('isCluster' in client && client.isCluster)) {
-    if ((client as Redis).options.autoResendUnfulfilledCommands !== false) wanted.autoResendUnfulfilledCommands = false
+  if (!isCluster(client)) {
+    if (client.options.autoResendUnfulfilledCommands !== false) wanted.autoResendUnfulfilledCommands = false
     return wanted
   }
-  const { retryDelayOnFailover, retryDelayOnClusterDown, redisOptions } = (client as Cluster).options
+  const { retryDelayOnFailover, retryDelayOnClusterDown, redisOptions } = client.options
   if (retryDelayOnFailover !== 0) wanted.retryDelayOnFailover = 0
   if (retryDelayOnClusterDown !== 0) wanted.retryDelayOnClusterDown = 0
   if (redisOptions?.autoResendUnfulfilledCommands !== false) wanted['redisOptions.autoResendUnfulfilledCommands'] = false

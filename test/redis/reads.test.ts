@@ -1,0 +1,100 @@
+// lib/redis/reads.ts: string reads of one turn share one MGET on one Redis;
+// on a Redis Cluster each key is its own GET. Token lookups and the fencing
+// re-reads go through it (and the claims of lib/node/generations.ts follow
+// the same split).
+import t, { type Test } from 'tap'
+import { once } from 'node:events'
+import { Cluster, Redis } from 'ioredis'
+import { Generations } from '../../lib/node/generations.js'
+import { batchedReads } from '../../lib/redis/reads.js'
+import { RedisTokenStore } from '../../lib/tokens/redis-store.js'
+import { OwnRedis } from '../helpers/redis-server.js'
+import { OwnRedisCluster } from '../helpers/redis-cluster.js'
+
+// Servers of the test's own: their command counts are this test's alone.
+const [redis, redisCluster] = await Promise.all([OwnRedis.start(), OwnRedisCluster.start()])
+t.teardown(async () => await Promise.all([redis.kill(), redisCluster.stop()]))
+
+async function client (t: Test): Promise<Redis> {
+  const connection = new Redis(redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+  t.teardown(() => connection.disconnect())
+  await once(connection, 'ready')
+  return connection
+}
+
+async function clusterClient (t: Test): Promise<Cluster> {
+  const connection = new Cluster(redisCluster.startupNodes, { enableAutoPipelining: true })
+  t.teardown(() => connection.disconnect())
+  await once(connection, 'ready')
+  return connection
+}
+
+/** How many times each server ran each command since the last call, summed (`INFO commandstats`, reset after reading). */
+async function commandCounts (servers: Redis[]): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {}
+  for (const server of servers) {
+    const info = await server.info('commandstats')
+    await server.config('RESETSTAT')
+    for (const [, name, calls] of info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) counts[name as string] = (counts[name as string] ?? 0) + Number(calls)
+  }
+  delete counts.info
+  delete counts.config
+  return counts
+}
+
+/** A plain connection to each master, to read its command counts. */
+function masters (t: Test): Redis[] {
+  return redisCluster.ports.map((port) => {
+    const connection = new Redis(port, '127.0.0.1')
+    t.teardown(() => connection.disconnect())
+    return connection
+  })
+}
+
+t.test('on one Redis, reads of one turn are one MGET, answered in order; a missing key or one of another type reads null', async (t) => {
+  const connection = await client(t)
+  await connection.set('reads:a', 'one')
+  await connection.set('reads:b', 'two')
+  await connection.rpush('reads:list', 'x')
+  const read = batchedReads(connection)
+  await commandCounts([connection])
+  t.same(await Promise.all(['reads:b', 'reads:none', 'reads:a', 'reads:list'].map(read)), ['two', null, 'one', null])
+  t.same(await commandCounts([connection]), { mget: 1 })
+  t.equal(await read('reads:a'), 'one', 'an idle node reads a lone key at once')
+})
+
+t.test('on one Redis, token lookups of one turn share one MGET', async (t) => {
+  const connection = await client(t)
+  const store = new RedisTokenStore(connection, { keyPrefix: 'tokens:' })
+  const tokens = await Promise.all(['u1', 'u2', 'u3'].map(async (userId) => await store.issue(userId, { ttlSeconds: 60 })))
+  await commandCounts([connection])
+  const states = await Promise.all([...tokens, 'x'.repeat(43)].map(async (token) => await store.resolve(token)))
+  t.same(states.map((state) => state?.userId ?? null), ['u1', 'u2', 'u3', null])
+  t.same(await commandCounts([connection]), { mget: 1 })
+})
+
+t.test('on a Redis Cluster, each read is its own GET (the keys sit on different shards); a key of another type reads null', async (t) => {
+  const connection = await clusterClient(t)
+  const servers = masters(t)
+  const keys = ['{a}k', '{b}k', '{c}k', '{d}k']
+  for (const key of keys) await connection.set(key, key)
+  await connection.rpush('{e}list', 'x')
+  const read = batchedReads(connection)
+  await commandCounts(servers)
+  t.same(await Promise.all([...keys, '{e}list', '{f}none'].map(read)), [...keys, null, null])
+  t.same(await commandCounts(servers), { get: 6 })
+})
+
+t.test('on a Redis Cluster, a turn\'s fencing claims are one script call each, and its re-reads one GET each', async (t) => {
+  const connection = await clusterClient(t)
+  const servers = masters(t)
+  const generations = new Generations(connection, 'gen-cluster:')
+  await generations.claim('warm-up')
+  await commandCounts(servers)
+  const claimed = await Promise.all(['ann', 'ben', 'cid'].map(async (userId) => await generations.claim(userId)))
+  // The counts include the commands the script ran (GET, SET, TIME).
+  const counts = await commandCounts(servers)
+  t.same({ evalsha: counts.evalsha, set: counts.set }, { evalsha: 3, set: 3 })
+  t.same(await Promise.all(['ann', 'ben', 'cid', 'nobody'].map(async (userId) => await generations.stored(userId))), [...claimed, 0])
+  t.same(await commandCounts(servers), { get: 4 })
+})
