@@ -25,7 +25,7 @@ import { Hub } from './hub/hub.js'
 import { ConnectionIndex } from './hub/connection-index.js'
 import { Shutdown } from './shutdown.js'
 import { looserLimits, websocketServerLimits } from './hub/websocket-limits.js'
-import { TokenRecheck } from './hub/token-recheck.js'
+import { TokenRecheck, type Recheck } from './hub/token-recheck.js'
 import { LoopbackBroker } from './broker/loopback.js'
 import { RedisBroker } from './broker/redis.js'
 import { RealtimeNode } from './node/node.js'
@@ -57,11 +57,13 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   const store = buildTokenStore(options, redis?.client)
   shutdown.own(() => store.close())
   if (redis !== undefined) await waitForRedis(redis.client, fastify.log)
-  const resolveToken = createDeadlineResolver({
-    lookup: (token) => store.resolve(token),
-    timeoutMs: options.tokens.timeoutMs,
-    isAvailable: tokenStoreAvailability(options, redis)
-  })
+  const isAvailable = tokenStoreAvailability(options, redis)
+  const resolveToken = createDeadlineResolver({ lookup: (token) => store.resolve(token), timeoutMs: options.tokens.timeoutMs, isAvailable })
+  // A store keyed by the token's hash resolves by it: sockets then keep the hash, never the token.
+  const resolveHash = store.resolveHash?.bind(store)
+  const recheckBy: Recheck = resolveHash === undefined
+    ? { credentialOf: (connection) => connection.token as string, resolve: resolveToken }
+    : { credentialOf: (connection) => connection.tokenHash, resolve: createDeadlineResolver({ lookup: resolveHash, timeoutMs: options.tokens.timeoutMs, isAvailable }) }
 
   // This node's sockets (the hub), and the node that gives messages their
   // meaning over a broker: Redis across nodes, or a loopback in this process.
@@ -78,11 +80,12 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     shutdownTimeoutMs: options.shutdownTimeoutMs,
     stats,
     resolveToken,
+    keepTokens: resolveHash === undefined,
     onDelivered: metrics.observeDeliveryLatency,
     log: fastify.log
   })
   shutdown.own(async () => await hub.drain())
-  const recheck = new TokenRecheck(options.tokens.recheckIntervalMs, () => connections, resolveToken,
+  const recheck = new TokenRecheck(options.tokens.recheckIntervalMs, () => connections, recheckBy,
     (connection) => hub.close(connection, Disconnect.TOKEN_REVOKED))
   shutdown.own(() => recheck.stop())
   const broker = redis === undefined

@@ -10,8 +10,11 @@ import { WALL_CLOCK_ORIGIN, monotonicMs, wallClockMs } from './clock.js'
 export interface ConnectionInit {
   id: string
   userId: string
-  /** Kept to resolve again (revocation check); never logged, listed or sent. */
-  token: string
+  /**
+   * Kept to resolve again (revocation check) where the token store cannot
+   * resolve by the hash alone (a custom key layout); never logged, listed or sent.
+   */
+  token: string | undefined
   tokenHash: string
   expiresAt: number
   socket: WebSocket
@@ -68,7 +71,7 @@ export class Connection {
   #invalidWindowStartedAt = 0
   /** History on: an asynchronous step (catching up) is under way; client messages wait in order. */
   #waiting: ClientMessage[] | undefined = undefined
-  #token: string
+  #token: string | undefined
   #tokenHash: string
   #expiresAt: number
   /** Refreshes of this socket's token run one after the other, in the order they arrived. */
@@ -98,8 +101,8 @@ export class Connection {
     return WALL_CLOCK_ORIGIN + this.#connectedAt
   }
 
-  /** Kept to resolve again (revocation check); never logged, listed or sent. */
-  get token (): string {
+  /** Kept only where the revocation check needs it (see ConnectionInit); never logged, listed or sent. */
+  get token (): string | undefined {
     return this.#token
   }
 
@@ -113,7 +116,7 @@ export class Connection {
   }
 
   /** Hub: the client refreshed its token; expiry and revocation follow the new one. */
-  renew (token: string, tokenHash: string, expiresAt: number): void {
+  renew (token: string | undefined, tokenHash: string, expiresAt: number): void {
     this.#token = ownCopy(token)
     this.#tokenHash = tokenHash
     this.#expiresAt = expiresAt
@@ -344,6 +347,6 @@ export interface ConnectionInfo {
  * (or a client message) is a slice that would keep the whole string alive for
  * as long as the socket lives. (UTF-16 round-trips every JavaScript string.)
  */
-function ownCopy (text: string): string {
-  return Buffer.from(text, 'utf16le').toString('utf16le')
+function ownCopy (text: string | undefined): string | undefined {
+  return text === undefined ? undefined : Buffer.from(text, 'utf16le').toString('utf16le')
 }

@@ -40,6 +40,12 @@ export interface HubOptions {
   limiter: ConnectionLimiter
   /** Resolves a token as the handshake does (with its deadline): for `refresh`. */
   resolveToken: (token: string) => Promise<Resolution>
+  /**
+   * Whether each socket keeps its token for the revocation check. Not where
+   * the store resolves by the token's hash: then a heap dump of the node
+   * holds no bearer token.
+   */
+  keepTokens: boolean
   log: FastifyBaseLogger
 }
 
@@ -126,7 +132,7 @@ export class Hub {
       // Not the request id: a client may choose that one (x-request-id), and connection ids must be unique.
       id: randomBytes(8).toString('hex'),
       userId: admitted.state.userId,
-      token: admitted.token,
+      token: this.#options.keepTokens ? admitted.token : undefined,
       tokenHash: hashToken(admitted.token),
       expiresAt: admitted.state.expiresAt,
       socket,
@@ -194,7 +200,7 @@ export class Hub {
     }
     const previousHash = connection.tokenHash
     this.#expiry.remove(connection)
-    connection.renew(token, hashToken(token), resolution.state.expiresAt)
+    connection.renew(this.#options.keepTokens ? token : undefined, hashToken(token), resolution.state.expiresAt)
     this.connections.retoken(connection, previousHash)
     this.#expiry.add(connection)
     this.#outbox.send(connection, encodeEvent('refreshed', null, { expires_at: connection.expiresAt }))

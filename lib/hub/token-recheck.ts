@@ -4,6 +4,15 @@ import type { Connection } from './connection.js'
 const CONCURRENCY = 100
 
 /**
+ * How a socket's token is resolved again: by what the socket kept of it (its
+ * hash where the store can resolve by that, the token itself otherwise).
+ */
+export interface Recheck {
+  credentialOf: (connection: Connection) => string
+  resolve: (credential: string) => Promise<Resolution>
+}
+
+/**
  * The second path of revocation. `tokens.revoke` closes sockets through a
  * message, which pub/sub may lose, and a backend may revoke by deleting the
  * key or writing `"revoked": true` itself. So every `intervalMs` the token of
@@ -18,7 +27,7 @@ export class TokenRecheck {
   constructor (
     intervalMs: number,
     readonly connections: () => Iterable<Connection>,
-    readonly resolve: (token: string) => Promise<Resolution>,
+    readonly recheck: Recheck,
     readonly onRevoked: (connection: Connection) => void
   ) {
     if (intervalMs > 0) this.#timer = setInterval(() => { this.#sweep() }, intervalMs).unref()
@@ -35,12 +44,13 @@ export class TokenRecheck {
     const pending = [...this.connections()]
     for (let start = 0; start < pending.length; start += CONCURRENCY) {
       await Promise.all(pending.slice(start, start + CONCURRENCY).map(async (connection) => {
-        const { token, expiresAt } = connection
-        const resolution = await this.resolve(token)
+        const { credentialOf, resolve } = this.recheck
+        const credential = credentialOf(connection)
+        const resolution = await resolve(credential)
         // An expired token is the expiry wheel's to close (4005), not a revocation; and a
         // socket that refreshed its token meanwhile answers for the new one, not this one.
-        const expired = expiresAt * 1000 <= Date.now()
-        if (resolution.outcome === 'invalid' && !expired && !connection.closed && connection.token === token) this.onRevoked(connection)
+        const expired = connection.expiresAt * 1000 <= Date.now()
+        if (resolution.outcome === 'invalid' && !expired && !connection.closed && credentialOf(connection) === credential) this.onRevoked(connection)
       }))
     }
     this.#running = false

@@ -29,7 +29,11 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   async resolve (token: string): Promise<TokenState | null> {
-    const state = this.#states.get(hashToken(checkToken(token))) ?? null
+    return await this.resolveHash(hashToken(checkToken(token)))
+  }
+
+  readonly resolveHash = async (tokenHash: string): Promise<TokenState | null> => {
+    const state = this.#states.get(tokenHash) ?? null
     return isLive(state) ? { ...state } : null
   }
 

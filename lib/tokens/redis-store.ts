@@ -27,11 +27,15 @@ export class RedisTokenStore implements TokenStore {
   readonly #keyFor: (token: string) => string
   readonly #parse: (raw: string) => TokenState | null
   readonly #format: ((state: TokenState) => string) | undefined
+  /** In the default layout the key is the token's hash: a lookup by hash needs no token. */
+  readonly resolveHash: ((tokenHash: string) => Promise<TokenState | null>) | undefined
 
   constructor (redis: Redis | Cluster, options: RedisTokenStoreOptions) {
     this.#redis = redis
     this.#read = batchedReads(redis)
-    this.#keyFor = options.keyFor ?? ((token) => `${options.keyPrefix}token:${hashToken(token)}`)
+    const keyOfHash = (tokenHash: string): string => `${options.keyPrefix}token:${tokenHash}`
+    this.#keyFor = options.keyFor ?? ((token) => keyOfHash(hashToken(token)))
+    this.resolveHash = options.keyFor === undefined ? async (tokenHash) => await this.#resolveKey(keyOfHash(tokenHash)) : undefined
     this.#parse = options.parse ?? parseTokenValue
     // A custom parser reads a layout the default writer does not produce.
     this.#format = options.format ?? (options.parse === undefined ? formatTokenValue : undefined)
@@ -52,8 +56,12 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async resolve (token: string): Promise<TokenState | null> {
+    return await this.#resolveKey(this.#keyFor(checkToken(token)))
+  }
+
+  async #resolveKey (key: string): Promise<TokenState | null> {
     // A key of another type reads as null: a malformed entry, no access, like any other.
-    const raw = await this.#read(this.#keyFor(checkToken(token)))
+    const raw = await this.#read(key)
     if (raw === null) return null
     const state = this.#parse(raw)
     return isLive(state) ? { userId: normalizeUserId(state.userId), expiresAt: state.expiresAt } : null

@@ -16,6 +16,12 @@ export interface TokenStore {
   issue (userId: string | number, options: { ttlSeconds: number }): Promise<string>
   revoke (token: string): Promise<void>
   resolve (token: string): Promise<TokenState | null>
+  /**
+   * Present when the store keys its state by the token's hash (`hashToken`):
+   * resolves by that alone, so a socket need not keep its bearer token for
+   * the periodic revocation check, only the hash.
+   */
+  readonly resolveHash?: (tokenHash: string) => Promise<TokenState | null>
   close (): void
 }
 
