@@ -98,3 +98,10 @@ t.test('on a Redis Cluster, a turn\'s fencing claims are one script call each, a
   t.same(await Promise.all(['ann', 'ben', 'cid', 'nobody'].map(async (userId) => await generations.stored(userId))), [...claimed, 0])
   t.same(await commandCounts(servers), { get: 4 })
 })
+
+t.test('on a Redis Cluster, a read that fails otherwise rejects', async (t) => {
+  const connection = await clusterClient(t)
+  const read = batchedReads(connection)
+  connection.disconnect()
+  await t.rejects(read('{a}k'), /Connection is closed/)
+})
