@@ -62,8 +62,8 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   // A store keyed by the token's hash resolves by it: sockets then keep the hash, never the token.
   const resolveHash = store.resolveHash?.bind(store)
   const recheckBy: Recheck = resolveHash === undefined
-    ? { credentialOf: (connection) => connection.token as string, resolve: resolveToken }
-    : { credentialOf: (connection) => connection.tokenHash, resolve: createDeadlineResolver({ lookup: resolveHash, timeoutMs: options.tokens.timeoutMs, isAvailable }) }
+    ? { keepsToken: true, credentialOf: (connection) => connection.token as string, resolve: resolveToken }
+    : { keepsToken: false, credentialOf: (connection) => connection.tokenHash, resolve: createDeadlineResolver({ lookup: resolveHash, timeoutMs: options.tokens.timeoutMs, isAvailable }) }
 
   // This node's sockets (the hub), and the node that gives messages their
   // meaning over a broker: Redis across nodes, or a loopback in this process.
@@ -80,7 +80,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     shutdownTimeoutMs: options.shutdownTimeoutMs,
     stats,
     resolveToken,
-    keepTokens: resolveHash === undefined,
+    keepTokens: recheckBy.keepsToken,
     onDelivered: metrics.observeDeliveryLatency,
     log: fastify.log
   })

@@ -19,11 +19,18 @@ export type HandshakeAdmission = (upgrade: boolean) => number
  * A refused upgrade is told when there will be room for it: the upgrades
  * refused before it wait in front, let in at the rate. So the clients of a
  * storm come back spread over the seconds the node needs, instead of all
- * together after one second to be refused again. A refused plain GET is what
- * the client SDK sends to learn why its connect failed (a browser cannot see
- * the status of a refused upgrade): it is told the wait without adding to it.
+ * together after one second to be refused again.
+ *
+ * A plain GET is what the client SDK sends to learn why its connect failed
+ * (a browser cannot see the status of a refused upgrade), so it stands for an
+ * upgrade already counted in the queue, whose place it cannot name: refused,
+ * it is told a wait drawn at random up to the end of the queue (SDK clients
+ * then come back spread over the time the node needs, where telling each the
+ * end would bring them all back at once), and adds none. While refused
+ * upgrades wait, a GET is refused rather than take a place in the bucket
+ * they wait for: its client would learn nothing from a 426 and lose its turn.
  */
-export function handshakeRate (perSecond: number, clock: () => number = monotonicMs): HandshakeAdmission {
+export function handshakeRate (perSecond: number, clock: () => number = monotonicMs, random: () => number = Math.random): HandshakeAdmission {
   if (perSecond === 0) return () => 0
   const bucket = new MessageRateLimit(perSecond, perSecond, clock())
   const msPerHandshake = 1000 / perSecond
@@ -31,9 +38,11 @@ export function handshakeRate (perSecond: number, clock: () => number = monotoni
   let queueDrainedAt = 0
   return (upgrade) => {
     const now = clock()
-    if (bucket.take(now)) return 0
+    const upgradesWaiting = queueDrainedAt > now
+    if ((upgrade || !upgradesWaiting) && bucket.take(now)) return 0
     // No more than the longest wait is remembered: the ones told that come back on their own backoff anyway.
     queueDrainedAt = Math.min(now + MAX_RETRY_AFTER_SECONDS * 1000, Math.max(queueDrainedAt, now) + (upgrade ? msPerHandshake : 0))
-    return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(1, Math.ceil((queueDrainedAt - now) / 1000)))
+    const waitMs = (queueDrainedAt - now) * (upgrade ? 1 : random())
+    return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(1, Math.ceil(waitMs / 1000)))
   }
 }

@@ -8,6 +8,8 @@ const CONCURRENCY = 100
  * hash where the store can resolve by that, the token itself otherwise).
  */
 export interface Recheck {
+  /** Whether sockets must keep their token for it (the hub keeps it then, and only then). */
+  keepsToken: boolean
   credentialOf: (connection: Connection) => string
   resolve: (credential: string) => Promise<Resolution>
 }

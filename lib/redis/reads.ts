@@ -10,9 +10,10 @@ export type StringRead = (key: string) => Promise<string | null>
  * turn of the event loop (or within `waitMs`, see TurnBatch) go out as one
  * MGET: a node accepting a storm of handshakes makes one round trip and one
  * write for many token lookups. On a Redis Cluster the keys live on different
- * shards, so each is its own GET (a client with `enableAutoPipelining` sends
- * a turn's in one write per shard), and a shard that fails fails only its own
- * keys. Either way a key of another type reads as null, as MGET answers it.
+ * shards, so each is its own GET with its own outcome (a client with
+ * `enableAutoPipelining` sends a turn's in one write per shard), where a
+ * batch would fail all its keys for one shard's error. Either way a key of
+ * another type reads as null, as MGET answers it.
  */
 export function batchedReads (redis: RedisClient, { waitMs = 0 }: { waitMs?: number } = {}): StringRead {
   if (isCluster(redis)) return async (key) => await redis.get(key).catch(nullIfWrongType)

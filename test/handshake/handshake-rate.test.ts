@@ -21,13 +21,26 @@ t.test('over the rate, each refused upgrade waits behind the ones refused before
   t.same([admit(true), admit(true), admit(true)], [0, 0, 1], 'the queue drained: a fresh burst, then a wait of its own')
 })
 
-t.test('a refused plain GET (the SDK asking why its connect failed) is told the wait without adding to it', async (t) => {
-  const now = 0
-  const admit = handshakeRate(1, () => now)
+t.test('a refused plain GET (the SDK asking why its connect failed) is told a random wait up to the end of the queue, and adds none', async (t) => {
+  const draws = [0, 0.5, 0.99, 1]
+  const admit = handshakeRate(1, () => 0, () => draws.shift() as number)
   t.equal(admit(true), 0)
-  t.same([admit(true), admit(true)], [1, 2])
-  t.same([admit(false), admit(false), admit(false)], [2, 2, 2])
-  t.equal(admit(true), 3)
+  t.same([admit(true), admit(true), admit(true), admit(true)], [1, 2, 3, 4], 'four upgrades queued: 4 s until the last is in')
+  t.same([admit(false), admit(false), admit(false), admit(false)], [1, 2, 4, 4], 'at least 1 s, at most the end of the queue')
+  t.equal(admit(true), 5, 'the GETs took no place')
+})
+
+t.test('while refused upgrades wait, a plain GET is refused rather than take their place in the bucket', async (t) => {
+  let now = 0
+  const admit = handshakeRate(10, () => now)
+  t.same(Array.from({ length: 10 }, () => admit(true)).filter((wait) => wait === 0).length, 10)
+  t.same(Array.from({ length: 5 }, () => admit(true)), [1, 1, 1, 1, 1], 'queued until 0.5 s')
+  now = 300
+  t.equal(admit(false), 1, 'three tokens refilled, but upgrades are waiting: the GET is told to wait')
+  t.equal(admit(true), 0, 'an upgrade takes a refilled token')
+  now = 600
+  t.equal(admit(true), 0)
+  t.equal(admit(false), 0, 'nobody waiting any more: a GET takes a token like an upgrade')
 })
 
 t.test('the wait is capped at 30 s: beyond it the clients\' own backoff spreads them', async (t) => {
@@ -45,5 +58,5 @@ t.test('a backlog beyond the cap is not remembered: once the storm ends, the wai
   for (let i = 0; i < 1000; i++) admit(true)
   now += 25_000
   t.equal(admit(true), 0, 'the bucket refilled')
-  t.equal(admit(false), 5, '30 s from the last refusal, 25 s of which have passed')
+  t.equal(admit(true), 6, 'the queue ended 30 s after the last refusal, 25 s of which have passed; then its own second')
 })

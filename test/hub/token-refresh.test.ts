@@ -1,7 +1,9 @@
 import t, { type Test } from 'tap'
+import { Redis } from 'ioredis'
 import WebSocket from 'ws'
 import type { TestApp } from '../helpers/app.js'
-import { startApp } from '../helpers/app.js'
+import { REDIS_URL, startApp, uniquePrefix } from '../helpers/app.js'
+import { hashToken } from '../../lib/tokens/token-store.js'
 import { closed } from '../helpers/client.js'
 import { startNodes } from '../helpers/cluster.js'
 import { within } from '../helpers/outage.js'
@@ -144,6 +146,23 @@ t.test('the token recheck follows the refreshed token: the old one revoked leave
   t.equal(phone.socket.readyState, WebSocket.OPEN)
   t.strictSame(node.app.realtime.connections()[0].subscriptions, ['settings', 'kyc.events'], 'subscriptions untouched by the refresh')
   revoked.add('new-600')
+  t.equal((await within(closed(phone.socket), 5000, 'the recheck')).code, 4501)
+})
+
+t.test('Redis default layout, where a socket keeps only its token\'s hash: the recheck follows the refreshed token too', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const node = await startApp({ redis: REDIS_URL, keyPrefix, tokens: { recheckIntervalMs: 50 } })
+  t.teardown(async () => await node.app.close())
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  const [oldToken, newToken] = await Promise.all([node.app.realtime.tokens.issue('hash-user', { ttlSeconds: 600 }), node.app.realtime.tokens.issue('hash-user', { ttlSeconds: 900 })])
+  const phone = await open(t, node, oldToken)
+  phone.send({ event: 'refresh', token: newToken })
+  t.equal((await next(phone)).event, 'refreshed')
+  t.equal(await redis.del(`${keyPrefix}token:${hashToken(oldToken)}`), 1, 'the old token revoked by deleting its key')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal(phone.socket.readyState, WebSocket.OPEN, 'several rechecks went by; none closed the socket for its old token')
+  t.equal(await redis.del(`${keyPrefix}token:${hashToken(newToken)}`), 1)
   t.equal((await within(closed(phone.socket), 5000, 'the recheck')).code, 4501)
 })
 

@@ -105,3 +105,11 @@ t.test('on a Redis Cluster, a read that fails otherwise rejects', async (t) => {
   connection.disconnect()
   await t.rejects(read('{a}k'), /Connection is closed/)
 })
+
+t.test('on one Redis, a batch that fails rejects every read in it (a token lookup then answers 503, never 401)', async (t) => {
+  const connection = await client(t)
+  const read = batchedReads(connection)
+  connection.disconnect()
+  const results = await Promise.allSettled([read('reads:a'), read('reads:b')])
+  t.same(results.map((result) => result.status), ['rejected', 'rejected'])
+})
