@@ -18,7 +18,7 @@ export interface Member {
   received: Map<number, number>
   resyncs: Resync[]
   recoveries: Array<Record<string, RecoveryOutcome>>
-  /** Open sockets that ended (a disconnect without an HTTP status: not a refused handshake). */
+  /** Open sockets that ended (a disconnect straight from `connected`, without an HTTP status). */
   drops: number
   /** The close codes of those drops. */
   dropCodes: number[]
@@ -66,16 +66,20 @@ export class Fleet {
         return response
       }
     })
+    let previous = 'connecting'
     member.client.onState((state) => {
       if (state.state === 'connected') {
         member.connects++
         if (state.recovery !== undefined) member.recoveries.push(state.recovery)
       }
-      if (state.state === 'disconnected' && state.status === undefined) {
+      // Only a socket that was open: a reconnect the client chose (after `resync`) whose
+      // getToken() failed, or a refused handshake, never had one.
+      if (state.state === 'disconnected' && state.status === undefined && previous === 'connected') {
         member.drops++
         member.dropCodes.push(state.code)
       }
       if (state.state === 'closed') member.closed = true
+      previous = state.state
     })
     member.client.on('resync', (resync) => { member.resyncs.push(resync) })
     for (const channel of channels) {
