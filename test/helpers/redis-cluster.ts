@@ -100,6 +100,11 @@ export class OwnRedisCluster {
     await this.#processes.signal(port, signal)
   }
 
+  /** The process id of the server on `port` (ask before stopping it: a stopped server cannot say). */
+  async pid (port: number): Promise<number> {
+    return await this.#processes.pid(port)
+  }
+
   /** Kills the servers and waits until they and their directory are gone. */
   async stop (): Promise<void> {
     await this.#processes.stop()

@@ -70,8 +70,12 @@ export class RedisProcesses {
 
   /** Sends `signal` (SIGKILL, SIGSTOP, SIGCONT) to the server on `port`. */
   async signal (port: number, signal: NodeJS.Signals): Promise<void> {
-    const pid = Number(/process_id:(\d+)/.exec(await this.cli(port, ['INFO', 'server']))?.[1])
-    process.kill(pid, signal)
+    process.kill(await this.pid(port), signal)
+  }
+
+  /** The process id of the server on `port`, asked of the server itself (so only while it answers). */
+  async pid (port: number): Promise<number> {
+    return Number(/process_id:(\d+)/.exec(await this.cli(port, ['INFO', 'server']))?.[1])
   }
 
   /** Kills every server and waits until they and the directory are gone. */

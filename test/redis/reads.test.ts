@@ -113,3 +113,22 @@ t.test('on one Redis, a batch that fails rejects every read in it (a token looku
   const results = await Promise.allSettled([read('reads:a'), read('reads:b')])
   t.same(results.map((result) => result.status), ['rejected', 'rejected'])
 })
+
+t.test('on a Redis Cluster, a shard that does not answer fails only the reads of its own keys', async (t) => {
+  const connection = new Cluster(redisCluster.startupNodes, { enableAutoPipelining: true, redisOptions: { commandTimeout: 300 } })
+  t.teardown(() => connection.disconnect())
+  await once(connection, 'ready')
+  const keys = ['{a}k', '{b}k', '{c}k', '{d}k', '{e}k', '{f}k']
+  for (const key of keys) await connection.set(key, key)
+  const masters = await Promise.all(keys.map(async (key) => await redisCluster.masterOf(key)))
+  const frozen = masters[0] as number
+  const elsewhere = keys.filter((_key, index) => masters[index] !== frozen)
+  t.ok(elsewhere.length > 0, 'some keys sit on another shard')
+  const pid = await redisCluster.pid(frozen)
+  process.kill(pid, 'SIGSTOP')
+  t.teardown(() => { process.kill(pid, 'SIGCONT') })
+  const read = batchedReads(connection)
+  const results = await Promise.allSettled(keys.map(read))
+  t.same(results.map((result, index) => masters[index] === frozen ? result.status : result.status === 'fulfilled' && result.value),
+    keys.map((key, index) => masters[index] === frozen ? 'rejected' : key))
+})
