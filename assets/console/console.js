@@ -148,7 +148,7 @@ function connectionRow (entry) {
 
 // Live counters ------------------------------------------------------------------
 
-/** Prometheus text → Map of `name{labels}` → value, and the labels of each sample. */
+/** Prometheus text → the samples: `{ name, labels, value }` each. */
 function parseMetrics (text) {
   const values = []
   for (const line of text.split('\n')) {
@@ -175,7 +175,8 @@ async function loadCounters () {
   const values = parseMetrics(result.text)
   const now = Date.now()
   const previous = samples.get(node)
-  samples.set(node, { at: now, values, previous })
+  // One step back is all `rate` reads: kept without its own `previous`, so a tab left open holds two answers per node, not every one.
+  samples.set(node, { at: now, values, previous: previous === undefined ? undefined : { at: previous.at, values: previous.values } })
   // A node not heard from in a minute is gone (or not behind this URL any more).
   for (const [id, sample] of samples) if (now - sample.at > 60_000) samples.delete(id)
   $('counters').tBodies[0].replaceChildren(...[...samples].sort(([a], [b]) => a < b ? -1 : 1).map(([id, sample]) => counterRow(id, sample)))

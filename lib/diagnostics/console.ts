@@ -26,7 +26,7 @@ const SECURITY_HEADERS = {
 export interface ConsoleConfig {
   /** The diagnostic routes' common path (the plugin's prefix). */
   base: string
-  /** Close codes by meaning, from the one table of them (`CloseCode`), and the two the standard names that the gateway never sends. */
+  /** Close codes by meaning, from the one table of them (`CloseCode`), and the two that the WebSocket standard defines and the gateway never sends. */
   closeCodes: Record<string, string>
   /** The test event's default channel and event, as the `/test` route sends them. */
   testEvent: { channel: string, event: string }

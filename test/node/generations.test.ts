@@ -38,7 +38,7 @@ t.test('claims made within one turn are one script call, each newer than what th
   t.same({ evalsha: counts.evalsha, eval: counts.eval, set: counts.set }, { evalsha: 1, eval: undefined, set: 3 }, 'one script call stores the three claims')
   t.ok(alice > earlier, 'newer than the stored generation')
   t.ok(aliceAgain > alice, 'a user claimed twice in a turn: the second claim is the newer')
-  t.ok(bob >= alice, 'generations are the server\'s clock in µs or above')
+  t.ok(bob >= alice, 'a later claim of another user is not older (both from the server\'s clock in µs, at least)')
   t.equal(await generations.stored('alice'), aliceAgain)
 })
 

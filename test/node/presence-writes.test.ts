@@ -126,7 +126,7 @@ t.test('one write is in flight at a time: what changes meanwhile goes out togeth
   answers[1]()
 })
 
-t.test('a write Redis refuses is logged at debug level; the next refresh rewrites everything', async (t) => {
+t.test('a write Redis refuses is logged at debug level', async (t) => {
   const connections = new ConnectionIndex()
   const { redis } = recordingRedis()
   const refused = redis.pipeline.bind(redis)
