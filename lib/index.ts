@@ -18,14 +18,15 @@ import { ConnectionLimiter } from './handshake/connection-limiter.js'
 import { createDrainResponder } from './handshake/drain.js'
 import { createHandshakeGate, kAdmitted, type Admitted } from './handshake/gate.js'
 import { handshakeRate } from './handshake/handshake-rate.js'
-import { createDeadlineResolver } from './tokens/resolve-with-deadline.js'
+import { createDeadlineResolver, type Resolution } from './tokens/resolve-with-deadline.js'
 import { buildTokenStore } from './tokens/build-token-store.js'
 import { ChannelCatalog } from './channels/catalog.js'
 import { Hub } from './hub/hub.js'
+import type { Connection } from './hub/connection.js'
 import { ConnectionIndex } from './hub/connection-index.js'
 import { Shutdown } from './shutdown.js'
 import { looserLimits, websocketServerLimits } from './hub/websocket-limits.js'
-import { TokenRecheck, type Recheck } from './hub/token-recheck.js'
+import { TokenRecheck } from './hub/token-recheck.js'
 import { LoopbackBroker } from './broker/loopback.js'
 import { RedisBroker } from './broker/redis.js'
 import { RealtimeNode } from './node/node.js'
@@ -61,9 +62,10 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   const resolveToken = createDeadlineResolver({ lookup: (token) => store.resolve(token), timeoutMs: options.tokens.timeoutMs, isAvailable })
   // A store keyed by the token's hash resolves by it: sockets then keep the hash, never the token.
   const resolveHash = store.resolveHash?.bind(store)
-  const recheckBy: Recheck = resolveHash === undefined
-    ? { keepsToken: true, credentialOf: (connection) => connection.token as string, resolve: resolveToken }
-    : { keepsToken: false, credentialOf: (connection) => connection.tokenHash, resolve: createDeadlineResolver({ lookup: resolveHash, timeoutMs: options.tokens.timeoutMs, isAvailable }) }
+  const keepTokens = resolveHash === undefined
+  const resolveByHash = keepTokens ? undefined : createDeadlineResolver({ lookup: resolveHash, timeoutMs: options.tokens.timeoutMs, isAvailable })
+  const resolveAgain = async (connection: Connection): Promise<Resolution> =>
+    resolveByHash === undefined ? await resolveToken(connection.token as string) : await resolveByHash(connection.tokenHash)
 
   // This node's sockets (the hub), and the node that gives messages their
   // meaning over a broker: Redis across nodes, or a loopback in this process.
@@ -80,12 +82,12 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
     shutdownTimeoutMs: options.shutdownTimeoutMs,
     stats,
     resolveToken,
-    keepTokens: recheckBy.keepsToken,
+    keepTokens,
     onDelivered: metrics.observeDeliveryLatency,
     log: fastify.log
   })
   shutdown.own(async () => await hub.drain())
-  const recheck = new TokenRecheck(options.tokens.recheckIntervalMs, () => connections, recheckBy,
+  const recheck = new TokenRecheck(options.tokens.recheckIntervalMs, () => connections, resolveAgain,
     (connection) => hub.close(connection, Disconnect.TOKEN_REVOKED))
   shutdown.own(() => recheck.stop())
   const broker = redis === undefined

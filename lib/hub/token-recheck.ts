@@ -4,17 +4,6 @@ import type { Connection } from './connection.js'
 const CONCURRENCY = 100
 
 /**
- * How a socket's token is resolved again: by what the socket kept of it (its
- * hash where the store can resolve by that, the token itself otherwise).
- */
-export interface Recheck {
-  /** Whether sockets must keep their token for it (the hub keeps it then, and only then). */
-  keepsToken: boolean
-  credentialOf: (connection: Connection) => string
-  resolve: (credential: string) => Promise<Resolution>
-}
-
-/**
  * The second path of revocation. `tokens.revoke` closes sockets through a
  * message, which pub/sub may lose, and a backend may revoke by deleting the
  * key or writing `"revoked": true` itself. So every `intervalMs` the token of
@@ -29,7 +18,8 @@ export class TokenRecheck {
   constructor (
     intervalMs: number,
     readonly connections: () => Iterable<Connection>,
-    readonly recheck: Recheck,
+    /** Resolves the socket's token again: by its hash where the store can, by the token it kept otherwise. */
+    readonly resolve: (connection: Connection) => Promise<Resolution>,
     readonly onRevoked: (connection: Connection) => void
   ) {
     if (intervalMs > 0) this.#timer = setInterval(() => { this.#sweep() }, intervalMs).unref()
@@ -46,13 +36,12 @@ export class TokenRecheck {
     const pending = [...this.connections()]
     for (let start = 0; start < pending.length; start += CONCURRENCY) {
       await Promise.all(pending.slice(start, start + CONCURRENCY).map(async (connection) => {
-        const { credentialOf, resolve } = this.recheck
-        const credential = credentialOf(connection)
-        const resolution = await resolve(credential)
+        const { tokenHash } = connection
+        const resolution = await this.resolve(connection)
         // An expired token is the expiry wheel's to close (4005), not a revocation; and a
-        // socket that refreshed its token meanwhile answers for the new one, not this one.
+        // socket that refreshed its token meanwhile (a new hash) answers for the new one, not this one.
         const expired = connection.expiresAt * 1000 <= Date.now()
-        if (resolution.outcome === 'invalid' && !expired && !connection.closed && credentialOf(connection) === credential) this.onRevoked(connection)
+        if (resolution.outcome === 'invalid' && !expired && !connection.closed && connection.tokenHash === tokenHash) this.onRevoked(connection)
       }))
     }
     this.#running = false
