@@ -1,7 +1,6 @@
-import { isCluster, type RedisClient } from '../redis/client.js'
-import { batchedReads, type StringRead } from '../redis/reads.js'
+import type { RedisClient } from '../redis/client.js'
+import { batchedReads, keyBatch, type StringRead } from '../redis/key-batch.js'
 import { RedisScript } from '../redis/script.js'
-import { TurnBatch } from '../redis/turn-batch.js'
 
 /**
  * Claims a new generation for each key, in order: greater than the stored one
@@ -58,12 +57,7 @@ export class Generations {
   constructor (redis: RedisClient, keyPrefix: string) {
     this.#redis = redis
     this.#keyPrefix = keyPrefix
-    if (isCluster(redis)) {
-      this.#claim = async (key) => (await claimTogether(redis, [key]))[0] as number
-    } else {
-      const claims = new TurnBatch<string, number>(async (keys) => await claimTogether(redis, keys))
-      this.#claim = async (key) => await claims.add(key)
-    }
+    this.#claim = keyBatch(redis, async (keys) => await claimTogether(redis, keys))
     this.#read = batchedReads(redis, { waitMs: READ_WAIT_MS })
   }
 

@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED } from '../errors.js'
 import { writeFailure } from '../redis/outcome.js'
-import { batchedReads, type StringRead } from '../redis/reads.js'
+import { batchedReads, type StringRead } from '../redis/key-batch.js'
 import {
   type TokenState, type TokenStore, checkToken, checkTtl, formatTokenValue, hashToken, isLive, mintToken,
   normalizeUserId, nowSeconds, parseTokenValue

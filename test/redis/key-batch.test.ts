@@ -1,12 +1,12 @@
-// lib/redis/reads.ts: string reads of one turn share one MGET on one Redis;
-// on a Redis Cluster each key is its own GET. Token lookups and the fencing
+// lib/redis/key-batch.ts: string reads of one turn share one MGET on one
+// Redis; on a Redis Cluster each key is its own MGET of one key. Token lookups and the fencing
 // re-reads go through it (and the claims of lib/node/generations.ts follow
 // the same split).
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { Cluster, Redis } from 'ioredis'
 import { Generations } from '../../lib/node/generations.js'
-import { batchedReads } from '../../lib/redis/reads.js'
+import { batchedReads } from '../../lib/redis/key-batch.js'
 import { RedisTokenStore } from '../../lib/tokens/redis-store.js'
 import { OwnRedis } from '../helpers/redis-server.js'
 import { OwnRedisCluster } from '../helpers/redis-cluster.js'
@@ -73,7 +73,7 @@ t.test('on one Redis, token lookups of one turn share one MGET', async (t) => {
   t.same(await commandCounts([connection]), { mget: 1 })
 })
 
-t.test('on a Redis Cluster, each read is its own GET (the keys sit on different shards); a key of another type reads null', async (t) => {
+t.test('on a Redis Cluster, each read is its own command (the keys sit on different shards); a key of another type reads null', async (t) => {
   const connection = await clusterClient(t)
   const servers = masters(t)
   const keys = ['{a}k', '{b}k', '{c}k', '{d}k']
@@ -82,10 +82,10 @@ t.test('on a Redis Cluster, each read is its own GET (the keys sit on different 
   const read = batchedReads(connection)
   await commandCounts(servers)
   t.same(await Promise.all([...keys, '{e}list', '{f}none'].map(read)), [...keys, null, null])
-  t.same(await commandCounts(servers), { get: 6 })
+  t.same(await commandCounts(servers), { mget: 6 })
 })
 
-t.test('on a Redis Cluster, a turn\'s fencing claims are one script call each, and its re-reads one GET each', async (t) => {
+t.test('on a Redis Cluster, a turn\'s fencing claims are one script call each, and its re-reads one command each', async (t) => {
   const connection = await clusterClient(t)
   const servers = masters(t)
   const generations = new Generations(connection, 'gen-cluster:')
@@ -96,7 +96,7 @@ t.test('on a Redis Cluster, a turn\'s fencing claims are one script call each, a
   const counts = await commandCounts(servers)
   t.same({ evalsha: counts.evalsha, set: counts.set }, { evalsha: 3, set: 3 })
   t.same(await Promise.all(['ann', 'ben', 'cid', 'nobody'].map(async (userId) => await generations.stored(userId))), [...claimed, 0])
-  t.same(await commandCounts(servers), { get: 4 })
+  t.same(await commandCounts(servers), { mget: 4 })
 })
 
 t.test('on a Redis Cluster, a read that fails otherwise rejects', async (t) => {

@@ -1,0 +1,26 @@
+import type { RedisClient } from './client.js'
+import { isCluster } from './client.js'
+import { TurnBatch } from './turn-batch.js'
+
+/**
+ * Requests for one key each, answered by a command that takes many keys. On
+ * one Redis, the keys asked for within one turn of the event loop (or within
+ * `waitMs`, see TurnBatch) go out as one command: a node accepting a storm of
+ * handshakes makes one round trip and one write for many of them. On a Redis
+ * Cluster the keys live on different shards, so each is its own command with
+ * its own outcome (a client with `enableAutoPipelining` sends a turn's in one
+ * write per shard), where a batch would fail all its keys for one shard's error.
+ */
+export function keyBatch<Output> (redis: RedisClient, many: (keys: string[]) => Promise<Output[]>, { waitMs = 0 }: { waitMs?: number } = {}): (key: string) => Promise<Output> {
+  if (isCluster(redis)) return async (key) => (await many([key]))[0] as Output
+  const batch = new TurnBatch(many, { waitMs })
+  return async (key) => await batch.add(key)
+}
+
+/** Reads one string key: null when it does not exist or holds another type (as MGET answers both). */
+export type StringRead = (key: string) => Promise<string | null>
+
+/** String reads that share one MGET per turn (see keyBatch): token lookups, fencing re-reads. */
+export function batchedReads (redis: RedisClient, options: { waitMs?: number } = {}): StringRead {
+  return keyBatch(redis, async (keys) => await redis.mget(keys), options)
+}
