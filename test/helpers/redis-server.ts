@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { Test } from 'tap'
+import { Redis } from 'ioredis'
 
 /** A free loopback TCP port. */
 export async function freePort (): Promise<number> {
@@ -80,4 +82,29 @@ export class OwnRedis {
       socket.once('error', () => resolve(false))
     })
   }
+}
+
+/** A connected client of `url` without an offline queue: a command while Redis is down fails at once. Disconnected at teardown. */
+export async function failFastClient (t: Test, url: string): Promise<Redis> {
+  const connection = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+  t.teardown(() => connection.disconnect())
+  await once(connection, 'ready')
+  return connection
+}
+
+/**
+ * How many times the servers ran each command since the last call, summed
+ * (`INFO commandstats`, reset after reading; the INFO and CONFIG of this call
+ * left out). The counts include the commands scripts ran.
+ */
+export async function commandCounts (servers: Redis | Redis[]): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {}
+  for (const server of Array.isArray(servers) ? servers : [servers]) {
+    const info = await server.info('commandstats')
+    await server.config('RESETSTAT')
+    for (const [, name, calls] of info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) counts[name as string] = (counts[name as string] ?? 0) + Number(calls)
+  }
+  delete counts.info
+  delete counts.config
+  return counts
 }

@@ -1,31 +1,13 @@
 import t, { type Test } from 'tap'
-import { once } from 'node:events'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { Generations } from '../../lib/node/generations.js'
-import { OwnRedis } from '../helpers/redis-server.js'
+import { OwnRedis, commandCounts, failFastClient } from '../helpers/redis-server.js'
 
 // A redis-server of the test's own: its command counts are this test's alone.
 const redis = await OwnRedis.start()
 t.teardown(async () => await redis.kill())
 
-/** A connected client without an offline queue: a command while it is down fails at once. */
-async function client (t: Test): Promise<Redis> {
-  const connection = new Redis(redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
-  t.teardown(() => connection.disconnect())
-  await once(connection, 'ready')
-  return connection
-}
-
-/** How many times Redis ran each command since the last call (`INFO commandstats`, reset after reading). */
-async function commandCounts (inspector: Redis): Promise<Record<string, number>> {
-  const info = await inspector.info('commandstats')
-  await inspector.config('RESETSTAT')
-  const counts: Record<string, number> = {}
-  for (const [, name, calls] of info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) counts[name as string] = Number(calls)
-  delete counts.info
-  delete counts.config
-  return counts
-}
+const client = async (t: Test): Promise<Redis> => await failFastClient(t, redis.url)
 
 t.test('claims made within one turn are one script call, each newer than what the user had', async (t) => {
   const connection = await client(t)

@@ -4,42 +4,24 @@
 // the same split).
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
-import { Cluster, Redis } from 'ioredis'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { Generations } from '../../lib/node/generations.js'
 import { batchedReads } from '../../lib/redis/key-batch.js'
 import { RedisTokenStore } from '../../lib/tokens/redis-store.js'
-import { OwnRedis } from '../helpers/redis-server.js'
+import { OwnRedis, commandCounts, failFastClient } from '../helpers/redis-server.js'
 import { OwnRedisCluster } from '../helpers/redis-cluster.js'
 
 // Servers of the test's own: their command counts are this test's alone.
 const [redis, redisCluster] = await Promise.all([OwnRedis.start(), OwnRedisCluster.start()])
 t.teardown(async () => await Promise.all([redis.kill(), redisCluster.stop()]))
 
-async function client (t: Test): Promise<Redis> {
-  const connection = new Redis(redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+const client = async (t: Test): Promise<Redis> => await failFastClient(t, redis.url)
+
+async function clusterClient (t: Test, redisOptions: RedisOptions = {}): Promise<Cluster> {
+  const connection = new Cluster(redisCluster.startupNodes, { enableAutoPipelining: true, redisOptions })
   t.teardown(() => connection.disconnect())
   await once(connection, 'ready')
   return connection
-}
-
-async function clusterClient (t: Test): Promise<Cluster> {
-  const connection = new Cluster(redisCluster.startupNodes, { enableAutoPipelining: true })
-  t.teardown(() => connection.disconnect())
-  await once(connection, 'ready')
-  return connection
-}
-
-/** How many times each server ran each command since the last call, summed (`INFO commandstats`, reset after reading). */
-async function commandCounts (servers: Redis[]): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {}
-  for (const server of servers) {
-    const info = await server.info('commandstats')
-    await server.config('RESETSTAT')
-    for (const [, name, calls] of info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) counts[name as string] = (counts[name as string] ?? 0) + Number(calls)
-  }
-  delete counts.info
-  delete counts.config
-  return counts
 }
 
 /** A plain connection to each master, to read its command counts. */
@@ -115,20 +97,18 @@ t.test('on one Redis, a batch that fails rejects every read in it (a token looku
 })
 
 t.test('on a Redis Cluster, a shard that does not answer fails only the reads of its own keys', async (t) => {
-  const connection = new Cluster(redisCluster.startupNodes, { enableAutoPipelining: true, redisOptions: { commandTimeout: 300 } })
-  t.teardown(() => connection.disconnect())
-  await once(connection, 'ready')
+  const connection = await clusterClient(t, { commandTimeout: 300 })
   const keys = ['{a}k', '{b}k', '{c}k', '{d}k', '{e}k', '{f}k']
   for (const key of keys) await connection.set(key, key)
-  const masters = await Promise.all(keys.map(async (key) => await redisCluster.masterOf(key)))
-  const frozen = masters[0] as number
-  const elsewhere = keys.filter((_key, index) => masters[index] !== frozen)
+  const shardOf = await Promise.all(keys.map(async (key) => await redisCluster.masterOf(key)))
+  const frozen = shardOf[0] as number
+  const elsewhere = keys.filter((_key, index) => shardOf[index] !== frozen)
   t.ok(elsewhere.length > 0, 'some keys sit on another shard')
   const pid = await redisCluster.pid(frozen)
   process.kill(pid, 'SIGSTOP')
   t.teardown(() => { process.kill(pid, 'SIGCONT') })
   const read = batchedReads(connection)
   const results = await Promise.allSettled(keys.map(read))
-  t.same(results.map((result, index) => masters[index] === frozen ? result.status : result.status === 'fulfilled' && result.value),
-    keys.map((key, index) => masters[index] === frozen ? 'rejected' : key))
+  t.same(results.map((result, index) => shardOf[index] === frozen ? result.status : result.status === 'fulfilled' && result.value),
+    keys.map((key, index) => shardOf[index] === frozen ? 'rejected' : key))
 })
