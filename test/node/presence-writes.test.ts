@@ -40,10 +40,17 @@ function fakeConnection (id: string, userId: string): Connection {
 const WAIT_MS = 10
 const written = async (): Promise<void> => { await sleep(WAIT_MS * 3) }
 
-function setup () {
+/** `wrapExec`: what a pipeline's `exec` does instead (given the recording one); `log`: the presence's logger. */
+function setup ({ wrapExec, log = { debug () {} } as never }: { wrapExec?: (exec: () => Promise<unknown>) => () => Promise<unknown>, log?: never } = {}) {
   const connections = new ConnectionIndex()
   const { redis, pipelines } = recordingRedis()
-  const log = { debug () {} } as never
+  if (wrapExec !== undefined) {
+    const pipeline = redis.pipeline.bind(redis)
+    redis.pipeline = (() => {
+      const recorder = pipeline()
+      return Object.assign(recorder, { exec: wrapExec(recorder.exec.bind(recorder)) })
+    }) as typeof redis.pipeline
+  }
   const presence = new RedisPresence({ redis, keyPrefix: 'p:', nodeId: 'n1', connections, ttlMs: 1000, log, writeWaitMs: WAIT_MS })
   connections.listen({ added: (connection) => presence.opened(connection), removed: (connection) => presence.closed(connection) })
   return { connections, presence, pipelines }
@@ -96,18 +103,10 @@ t.test('a node leaving drops the changes not yet written: nothing lists it again
 })
 
 t.test('one write is in flight at a time: what changes meanwhile goes out together once it is answered', async (t) => {
-  const connections = new ConnectionIndex()
-  const { redis, pipelines } = recordingRedis()
   const answers: Array<() => void> = []
-  const pipeline = redis.pipeline.bind(redis)
-  redis.pipeline = (() => {
-    const recorder = pipeline()
-    const exec = recorder.exec.bind(recorder)
-    recorder.exec = async () => { const results = await exec(); await new Promise<void>((resolve) => answers.push(resolve)); return results }
-    return recorder
-  }) as typeof redis.pipeline
-  const presence = new RedisPresence({ redis, keyPrefix: 'p:', nodeId: 'n1', connections, ttlMs: 1000, log: { debug () {} } as never, writeWaitMs: WAIT_MS })
-  connections.listen({ added: (connection) => presence.opened(connection), removed: (connection) => presence.closed(connection) })
+  const { connections, pipelines } = setup({
+    wrapExec: (exec) => async () => { const results = await exec(); await new Promise<void>((resolve) => answers.push(resolve)); return results }
+  })
   connections.add(fakeConnection('c1', 'alice'))
   await written()
   connections.add(fakeConnection('c2', 'bob'))
@@ -127,14 +126,9 @@ t.test('one write is in flight at a time: what changes meanwhile goes out togeth
 })
 
 t.test('a write Redis refuses is logged at debug level', async (t) => {
-  const connections = new ConnectionIndex()
-  const { redis } = recordingRedis()
-  const refused = redis.pipeline.bind(redis)
-  redis.pipeline = (() => Object.assign(refused(), { exec: async () => { throw new Error('Redis is down') } })) as typeof redis.pipeline
   const debugged: string[] = []
   const log = { debug (context: { err: Error }, message: string) { debugged.push(`${message}: ${context.err.message}`) } } as never
-  const presence = new RedisPresence({ redis, keyPrefix: 'p:', nodeId: 'n1', connections, ttlMs: 1000, log, writeWaitMs: WAIT_MS })
-  connections.listen({ added: (connection) => presence.opened(connection), removed: (connection) => presence.closed(connection) })
+  const { connections } = setup({ wrapExec: () => async () => { throw new Error('Redis is down') }, log })
   connections.add(fakeConnection('c1', 'alice'))
   await written()
   t.same(debugged, ['fastify-realtime: presence write failed: Redis is down'])
