@@ -34,6 +34,9 @@ export class LocalPresence implements Presence {
 }
 
 const WRITE_CHUNK = 500
+
+/** A socket's value in its node's connections hash: what `/connections` lists for it. */
+const presenceEntry = (connection: Connection): string => JSON.stringify(connection.describe())
 /**
  * How long a presence change waits for others to share its write. Presence
  * is for diagnostics, read by people and dashboards: a tenth of a second
@@ -116,13 +119,15 @@ export class RedisPresence implements Presence {
    */
   #writeChanges (): void {
     this.#scheduled = false
+    // Users change only with their sockets: nothing changed, nothing to write.
+    if (this.#changedConnections.size === 0) return
     const keys = this.#keys(this.#nodeId)
     // Flat field, value, field, value… lists, as HSET takes them.
     const listed: string[] = []
     const gone: string[] = []
     for (const [id, connection] of this.#changedConnections) {
       if (connection === undefined) gone.push(id)
-      else listed.push(id, JSON.stringify(connection.describe()))
+      else listed.push(id, presenceEntry(connection))
     }
     const users: string[] = []
     const usersGone: string[] = []
@@ -133,7 +138,6 @@ export class RedisPresence implements Presence {
     }
     this.#changedConnections.clear()
     this.#changedUsers.clear()
-    if (listed.length + gone.length === 0) return
     const pipeline = this.#redis.pipeline()
     if (gone.length > 0) pipeline.hdel(keys.conns, ...gone)
     if (usersGone.length > 0) pipeline.hdel(keys.users, ...usersGone)
@@ -153,7 +157,7 @@ export class RedisPresence implements Presence {
     const transaction = this.#redis.multi().del(keys.conns, keys.users)
     for (let start = 0; start < connections.length; start += WRITE_CHUNK) {
       const chunk = connections.slice(start, start + WRITE_CHUNK)
-      transaction.hset(keys.conns, Object.fromEntries(chunk.map((connection) => [connection.id, JSON.stringify(connection.describe())])))
+      transaction.hset(keys.conns, Object.fromEntries(chunk.map((connection) => [connection.id, presenceEntry(connection)])))
       transaction.hset(keys.users, Object.fromEntries(chunk.map((connection) => [connection.userId, connection.id])))
     }
     await transaction.pexpire(keys.conns, this.#ttlMs).pexpire(keys.users, this.#ttlMs).exec()
