@@ -222,9 +222,9 @@ async function attemptStep (arm, rep, name, scenario, label, withLab) {
     arm,
     redisUrl,
     /** `arm`: another arm's session in this step (scenario 10 opens the embedded one beside the 2-node one). */
-    async open ({ history = false, redisUrl: url = redisUrl, arm: sessionArm = arm, handshakesPerSecond = 0, fileLimit } = {}) {
+    async open ({ history = false, redisUrl: url = redisUrl, arm: sessionArm = arm, handshakesPerSecond = 0, droppable = false, fileLimit } = {}) {
       const suffix = history ? '-history' : sessions.length > 0 ? `-${sessions.length}` : ''
-      const session = await Session.open(sessionArm, { redisUrl: url, runId, profileDir: args['cpu-prof'], label: `${sessionArm.id}-${name}-r${rep}${suffix}`, history, handshakesPerSecond, fileLimit })
+      const session = await Session.open(sessionArm, { redisUrl: url, runId, profileDir: args['cpu-prof'], label: `${sessionArm.id}-${name}-r${rep}${suffix}`, history, handshakesPerSecond, droppable, fileLimit })
       sessions.push(session)
       return session
     },

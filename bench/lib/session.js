@@ -11,17 +11,21 @@ export class Session {
    * Starts the arm's nodes and a load generator; resolves once all are
    * listening. `history`: plugin arms run with the `history` option on;
    * `handshakesPerSecond`: with `limits.handshakesPerSecond` (0: none);
+   * `droppable`: the nodes track their TCP connections, so that `drop` can
+   * destroy them all (the reconnect storm; elsewhere the tracking would add
+   * its bytes to the idle heap the memory scenario measures);
    * `fileLimit`: every process's open-file limit raised to it (the scale
    * scenario's 15,000 sockets). An arm with `runtime` (Bun) runs its server
    * script under that executable.
    */
-  static async open (arm, { redisUrl, runId, profileDir, label, history = false, handshakesPerSecond = 0, fileLimit }) {
+  static async open (arm, { redisUrl, runId, profileDir, label, history = false, handshakesPerSecond = 0, droppable = false, fileLimit }) {
     const keyPrefix = `bench:${runId}:${++sessions}:`
     const servers = []
     for (let node = 0; node < arm.nodes; node++) {
       const args = arm.cluster ? ['--redis', redisUrl, '--nodes', String(arm.nodes), '--node', String(node), '--key-prefix', keyPrefix] : []
       if (history) args.push('--history')
       if (handshakesPerSecond > 0) args.push('--handshakes-per-second', String(handshakesPerSecond))
+      if (droppable) args.push('--droppable')
       // --cpu-prof writes the profile when the server exits (it exits on `shutdown`).
       const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${label}-node${node}.cpuprofile`]
       servers.push(new Child(benchDir + arm.script, args, { core: 0, name: `${arm.id}#${node}`, nodeArgs: arm.runtime === undefined ? nodeArgs : [], runtime: arm.runtime, fileLimit }))

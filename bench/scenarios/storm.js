@@ -40,7 +40,7 @@ export async function reconnectStorm (lab, config) {
 /** One variant: connect and subscribe N sockets, cut them all, measure until every one is subscribed again. */
 async function stormOnce (lab, { key, arm, handshakesPerSecond }, config) {
   const redis = arm.cluster ? await lab.ownRedis() : undefined
-  const session = await lab.open({ arm, redisUrl: redis?.url, handshakesPerSecond })
+  const session = await lab.open({ arm, redisUrl: redis?.url, handshakesPerSecond, droppable: true })
   const counter = arm.cluster ? new Redis(redis?.url ?? lab.redisUrl, { maxRetriesPerRequest: 1 }) : undefined
   try {
     await session.prepareTokens(config.clients)

@@ -8,9 +8,11 @@ import { monotonicNs } from '../lib/payload.js'
 
 /**
  * Server options: `--redis URL --nodes 2 --node 0 --key-prefix bench:…:`,
- * `--history` (plugin arms: the `history` option on, with its defaults) and
+ * `--history` (plugin arms: the `history` option on, with its defaults),
  * `--handshakes-per-second N` (plugin arms: `limits.handshakesPerSecond`, the
- * reconnect storm's admission control). Without `--redis` the arm runs as a single node.
+ * reconnect storm's admission control) and `--droppable` (plugin arms: every
+ * TCP connection tracked for `drop`, which only the reconnect storm uses).
+ * Without `--redis` the arm runs as a single node.
  */
 export function serverOptions () {
   const { values } = parseArgs({
@@ -20,10 +22,11 @@ export function serverOptions () {
       node: { type: 'string', default: '0' },
       'key-prefix': { type: 'string', default: 'bench:' },
       history: { type: 'boolean', default: false },
-      'handshakes-per-second': { type: 'string', default: '0' }
+      'handshakes-per-second': { type: 'string', default: '0' },
+      droppable: { type: 'boolean', default: false }
     }
   })
-  return { redis: values.redis, nodes: Number(values.nodes), node: Number(values.node), keyPrefix: values['key-prefix'], history: values.history, handshakesPerSecond: Number(values['handshakes-per-second']) }
+  return { redis: values.redis, nodes: Number(values.nodes), node: Number(values.node), keyPrefix: values['key-prefix'], history: values.history, handshakesPerSecond: Number(values['handshakes-per-second']), droppable: values.droppable }
 }
 
 /**
