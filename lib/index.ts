@@ -1,4 +1,5 @@
 /// <reference types="@fastify/websocket" preserve="true" />
+import type { WebsocketPluginOptions } from '@fastify/websocket'
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
@@ -35,6 +36,9 @@ import { GatewayStats } from './stats.js'
 import { buildRealtimeApi, type Realtime } from './node/realtime-api.js'
 import { createMetrics } from './diagnostics/metrics.js'
 import { diagnosticsQueryParams, diagnosticsRoutes } from './diagnostics/routes.js'
+
+/** ws's typings ask for the whole export of 'ws' (the class and the module's other exports); ws uses only the class. */
+type WebSocketClassOption = NonNullable<NonNullable<WebsocketPluginOptions['options']>['WebSocket']>
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -122,7 +126,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   if (!fastify.hasDecorator('websocketServer')) {
     await registerWebsocket(fastify, {
       ...options.websocket,
-      options: { ...websocketServerLimits(options.limits), clientTracking: false, ...options.websocket.options },
+      options: { ...websocketServerLimits(options.limits), clientTracking: false, WebSocket: hub.sockets.WebSocket as WebSocketClassOption, ...options.websocket.options },
       // The hub closes its sockets with 1001 itself (below).
       preClose: options.websocket.preClose ?? ((done) => done())
     })

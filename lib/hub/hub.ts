@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { WebSocket, type RawData } from 'ws'
+import { WebSocket } from 'ws'
 import { Disconnect, type Disconnection, closeCodeOfSocketError } from '../constants.js'
 import type { Channel, ChannelCatalog } from '../channels/catalog.js'
 import { Dispatcher } from './dispatcher.js'
@@ -20,6 +20,7 @@ import { Heartbeat } from './heartbeat.js'
 import type { ConnectionIndex } from './connection-index.js'
 import { handleClientFrame, refuse, replyError, type ClientMessageContext, type ClientMessageLimits } from './client-messages.js'
 import { HistorySession, type HubHistory } from './history-session.js'
+import { HubSockets } from './hub-socket.js'
 
 export interface HubLimits extends ClientMessageLimits {
   maxBufferedBytes: number
@@ -51,12 +52,13 @@ export interface HubOptions {
 
 /**
  * The sockets of this node: admits them, answers their messages, delivers
- * events to them, and closes them with the right code. One set of listeners
- * serves every socket; per-socket state lives in `Connection`.
+ * events to them, and closes them with the right code. Their events reach it
+ * through `socketClass` (see hub-socket.ts); per-socket state lives in `Connection`.
  */
 export class Hub {
   readonly connections: ConnectionIndex
-  readonly #bySocket = new WeakMap<WebSocket, Connection>()
+  /** How sockets' events reach the hub; its `WebSocket` class is for the plugin's ws server. */
+  readonly sockets: HubSockets
   readonly #closing = new Set<Connection>()
   readonly #options: HubOptions
   readonly #outbox: Outbox
@@ -68,12 +70,6 @@ export class Hub {
   #drained: (() => void) | undefined
   #listening: ((connection: Connection) => Promise<void> | undefined) | undefined
   #history: HistorySession | undefined
-
-  // Shared listeners: `this` is the socket.
-  readonly #onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void
-  readonly #onPong: (this: WebSocket) => void
-  readonly #onClose: (this: WebSocket, code: number) => void
-  readonly #onError: (this: WebSocket, error: Error) => void
 
   constructor (options: HubOptions) {
     this.#options = options
@@ -95,36 +91,29 @@ export class Hub {
       ack: () => {},
       refresh: (connection, token) => { connection.queueRefresh(async () => await this.#refresh(connection, token)) }
     }
-    const connections = this.#bySocket
     const session = this.#session
     const stats = options.stats
-    this.#onMessage = function (data, isBinary) {
-      const connection = connections.get(this) as Connection
-      stats.messagesIn++
-      // The socket's binaryType is the default 'nodebuffer': every frame arrives as one Buffer.
-      if (!connection.closed) handleClientFrame(session, connection, data as Buffer, isBinary)
-    }
-    this.#onPong = function () {
-      (connections.get(this) as Connection).ponged()
-    }
-    const gone = (connection: Connection, code: number): void => this.#gone(connection, code)
-    this.#onClose = function (code) {
-      gone(connections.get(this) as Connection, code)
-    }
     const log = options.log
-    const failed = (connection: Connection, error: Error): void => this.#end(connection, { code: closeCodeOfSocketError(error), reason: error.message }, false)
-    this.#onError = function (error) {
-      const connection = connections.get(this) as Connection
-      log.debug({ err: error, connectionId: connection.id }, 'fastify-realtime: socket error')
-      // `ws` has already sent its close frame (1002, 1007, 1008, 1009) and
-      // bounds the wait for the answer with its close timeout.
-      failed(connection, error)
-    }
+    this.sockets = new HubSockets({
+      message (connection, data, isBinary) {
+        stats.messagesIn++
+        if (!connection.closed) handleClientFrame(session, connection, data, isBinary)
+      },
+      pong: (connection) => { connection.ponged() },
+      close: (connection, code) => { this.#gone(connection, code) },
+      error: (connection, error) => {
+        log.debug({ err: error, connectionId: connection.id }, 'fastify-realtime: socket error')
+        // `ws` has already sent its close frame (1002, 1007, 1008, 1009) and
+        // bounds the wait for the answer with its close timeout.
+        this.#end(connection, { code: closeCodeOfSocketError(error), reason: error.message }, false)
+      }
+    })
   }
 
   /**
-   * Takes over a freshly upgraded socket. Listeners are attached synchronously,
-   * before anything can arrive; the `connected` event is the first message.
+   * Takes over a freshly upgraded socket. Its events reach the hub from here
+   * on (set synchronously, before anything can arrive); the `connected` event
+   * is the first message.
    */
   accept (socket: WebSocket, request: FastifyRequest, admitted: Admitted): void {
     const transport = request.raw.socket as Socket | undefined
@@ -143,7 +132,6 @@ export class Hub {
       holdsSlot: transport !== undefined && admitted.slot !== undefined,
       history: this.#history !== undefined
     })
-    this.#bySocket.set(socket, connection)
     request.log.debug({ connectionId: connection.id, userId: connection.userId }, 'fastify-realtime: socket opened')
     // Nothing of the HTTP exchange may outlive the upgrade: @fastify/websocket's
     // per-socket error listener holds the request and reply, and the response
@@ -153,10 +141,7 @@ export class Hub {
       admitted.response.detachSocket(transport)
       if (admitted.slot !== undefined) this.#options.limiter.adopt(transport, admitted.slot)
     }
-    socket.on('message', this.#onMessage)
-    socket.on('pong', this.#onPong)
-    socket.on('close', this.#onClose)
-    socket.on('error', this.#onError)
+    this.sockets.attach(socket, connection)
     this.#options.stats.connects++
 
     if (this.#draining) {

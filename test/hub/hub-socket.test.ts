@@ -1,0 +1,83 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { WebSocket, WebSocketServer } from 'ws'
+import { HubSockets } from '../../lib/hub/hub-socket.js'
+import type { Connection } from '../../lib/hub/connection.js'
+import { openRaw, frame } from '../helpers/raw-ws.js'
+
+/** A HubSockets recording what reaches it, and a ws server on loopback building its sockets with the hub's class or its own. */
+async function setUp (t: Test, ownClass: boolean): Promise<{ sockets: HubSockets, seen: string[], url: string, accepted: () => Promise<WebSocket> }> {
+  const seen: string[] = []
+  const sockets = new HubSockets({
+    message: (connection, data, isBinary) => { seen.push(`${connection.id} message ${data.toString()} ${isBinary}`) },
+    pong: (connection) => { seen.push(`${connection.id} pong`) },
+    close: (connection, code) => { seen.push(`${connection.id} close ${code}`) },
+    error: (connection, error) => { seen.push(`${connection.id} error ${(error as Error & { code?: string }).code ?? error.message}`) }
+  })
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1', clientTracking: false, ...(ownClass ? { WebSocket: sockets.WebSocket } : {}) })
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return { sockets, seen, url, accepted: async () => (await once(server, 'connection'))[0] as WebSocket }
+}
+
+const connection = (id: string): Connection => ({ id }) as unknown as Connection
+
+async function until (condition: () => boolean): Promise<void> {
+  for (let attempt = 0; attempt < 500 && !condition(); attempt++) await new Promise((resolve) => setTimeout(resolve, 10))
+}
+
+for (const ownClass of [true, false]) {
+  const kind = ownClass ? 'a socket of the hub\'s class' : 'a socket of another ws server (listeners)'
+
+  t.test(`${kind}: message, pong and close reach the hub with the socket's connection`, async (t) => {
+    const { sockets, seen, url, accepted } = await setUp(t, ownClass)
+    const upgraded = accepted()
+    const client = new WebSocket(url)
+    const socket = await upgraded
+    sockets.attach(socket, connection('c1'))
+    await once(client, 'open')
+    client.send('hello')
+    client.send(Buffer.from('bin'), { binary: true })
+    socket.ping()
+    await until(() => seen.length >= 3)
+    client.close(4000)
+    await until(() => seen.length >= 4)
+    t.same(seen, ['c1 message hello false', 'c1 message bin true', 'c1 pong', 'c1 close 4000'])
+    // The hub's own sockets carry no listeners for these events: their listener table stays at its smallest.
+    const listeners = ['message', 'pong', 'close', 'error'].map((event) => socket.listenerCount(event))
+    t.same(listeners, ownClass ? [0, 0, 0, 0] : [1, 1, 1, 1])
+  })
+
+  t.test(`${kind}: a frame ws refuses reaches the hub as an error, then the close`, async (t) => {
+    const { sockets, seen, url, accepted } = await setUp(t, ownClass)
+    const upgraded = accepted()
+    const raw = await openRaw(Number(new URL(url).port), '/')
+    const socket = await upgraded
+    sockets.attach(socket, connection('c2'))
+    // An unmasked client frame: ws refuses it (1002) and emits an error, which must not throw for want of a listener.
+    raw.socket.write(frame({ opcode: 0x1, payload: 'x', masked: false }))
+    await until(() => seen.length >= 1)
+    // Whether or not ws has ended the connection already, the peer goes away.
+    raw.socket.destroy()
+    await until(() => seen.length >= 2)
+    t.same(seen, ['c2 error WS_ERR_EXPECTED_MASK', 'c2 close 1006'])
+  })
+}
+
+t.test('before it is attached, a socket of the hub\'s class emits to listeners as usual', async (t) => {
+  const { seen, url, accepted } = await setUp(t, true)
+  const upgraded = accepted()
+  const client = new WebSocket(url)
+  const socket = await upgraded
+  const heard: string[] = []
+  socket.on('message', (data) => heard.push(String(data)))
+  await once(client, 'open')
+  client.send('early')
+  await until(() => heard.length === 1)
+  t.same(heard, ['early'])
+  t.same(seen, [], 'nothing reached the hub')
+  client.close()
+})
