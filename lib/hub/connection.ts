@@ -28,6 +28,28 @@ export interface ConnectionInit {
   history: boolean
 }
 
+// The bits of Connection.#flags.
+/** Replied to the last protocol ping (or none sent yet). */
+const ALIVE = 1
+/** Inside a corked write batch this turn. */
+const CORKED = 2
+/** History on: a catch-up step is under way. */
+const STEPPING = 4
+/** Holds a connection slot of the limiter. */
+const HOLDS_SLOT = 8
+
+/** What a socket's own messages need: counted and limited from the first one on. */
+class Inbound {
+  messages = 0
+  messageRateLimit: MessageRateLimit | undefined = undefined
+  ackRateLimit: MessageRateLimit | undefined = undefined
+  invalidMessages = 0
+  /** Whole ms of `performance.now()`; the window opens at the first invalid message. */
+  invalidWindowStartedAt = 0
+  /** Refreshes of the socket's token run one after the other, in the order they arrived. */
+  refreshing: Promise<void> | undefined = undefined
+}
+
 /**
  * One live socket and everything the hub tracks about it. Its state changes
  * only through its own methods, each called by the one part that owns that
@@ -46,8 +68,6 @@ export class Connection {
   readonly origin: string | null
   /** Times: ms since `WALL_CLOCK_ORIGIN`, small integers (see clock.ts). */
   readonly #connectedAt = wallClockMs()
-  /** Holds a connection slot of the limiter, given back when the socket is gone. */
-  readonly holdsSlot: boolean
   /** History on: its position per channel, acks, awaited events (owned by the hub and the outbox). */
   readonly positions: StreamPositions | undefined
   /**
@@ -57,28 +77,20 @@ export class Connection {
    */
   #subscriptions: readonly string[] = AUTO_SUBSCRIBED
   #lastPongAt: number
-  #messagesIn = 0
   #messagesOut = 0
-  /** Replied to the last protocol ping (or none sent yet). */
-  #alive = true
-  #corked = false
+  /** The booleans, as bits of one small integer (a field each would cost 8 bytes). */
+  #flags: number
   #held: { events: EncodedEvent[], bytes: number } | undefined = undefined
   #generation: number | undefined = undefined
   #closeCode: number | undefined = undefined
   #expiryBucket = 0
-  #invalidMessages = 0
-  /** Whole ms of `performance.now()`; the window opens at the first invalid message. */
-  #invalidWindowStartedAt = 0
   /** History on: an asynchronous step (catching up) is under way; client messages wait in order. */
   #waiting: ClientMessage[] | undefined = undefined
   #token: string | undefined
   #tokenHash: string
   #expiresAt: number
-  /** Refreshes of this socket's token run one after the other, in the order they arrived. */
-  #refreshing: Promise<void> | undefined = undefined
-  #messageRateLimit: MessageRateLimit | undefined = undefined
-  #ackRateLimit: MessageRateLimit | undefined = undefined
-  #stepping = false
+  /** What the socket's own messages need, from its first one on: an idle socket has none. */
+  #inbound: Inbound | undefined = undefined
 
   constructor (init: ConnectionInit) {
     this.id = init.id
@@ -91,9 +103,14 @@ export class Connection {
     this.remoteAddress = init.remoteAddress
     this.userAgent = init.userAgent
     this.origin = init.origin
-    this.holdsSlot = init.holdsSlot
+    this.#flags = ALIVE | (init.holdsSlot ? HOLDS_SLOT : 0)
     this.positions = init.history ? new StreamPositions() : undefined
     this.#lastPongAt = this.#connectedAt
+  }
+
+  /** Holds a connection slot of the limiter, given back when the socket is gone. */
+  get holdsSlot (): boolean {
+    return (this.#flags & HOLDS_SLOT) !== 0
   }
 
   /** When the socket connected (ms since the epoch). */
@@ -128,8 +145,9 @@ export class Connection {
    * be had it been created at the handshake: an idle socket has none.
    */
   messageRateLimit (burst: number, perSecond: number): MessageRateLimit {
-    this.#messageRateLimit ??= new MessageRateLimit(burst, perSecond)
-    return this.#messageRateLimit
+    const inbound = this.#ownInbound()
+    inbound.messageRateLimit ??= new MessageRateLimit(burst, perSecond)
+    return inbound.messageRateLimit
   }
 
   /**
@@ -138,14 +156,20 @@ export class Connection {
    * event is not rate limited.
    */
   ackRateLimit (perSecond: number): MessageRateLimit {
-    this.#ackRateLimit ??= new MessageRateLimit(perSecond, perSecond)
-    return this.#ackRateLimit
+    const inbound = this.#ownInbound()
+    inbound.ackRateLimit ??= new MessageRateLimit(perSecond, perSecond)
+    return inbound.ackRateLimit
   }
 
   /** Hub: runs `refresh` after the refreshes before it. */
   queueRefresh (refresh: () => Promise<void>): void {
-    // Created at the first refresh: most sockets never send one.
-    this.#refreshing = (this.#refreshing ?? Promise.resolve()).then(refresh)
+    const inbound = this.#ownInbound()
+    inbound.refreshing = (inbound.refreshing ?? Promise.resolve()).then(refresh)
+  }
+
+  #ownInbound (): Inbound {
+    this.#inbound ??= new Inbound()
+    return this.#inbound
   }
 
   get subscriptions (): readonly string[] {
@@ -167,7 +191,7 @@ export class Connection {
   }
 
   get messagesIn (): number {
-    return this.#messagesIn
+    return this.#inbound?.messages ?? 0
   }
 
   get messagesOut (): number {
@@ -199,20 +223,20 @@ export class Connection {
 
   /** Heartbeat: false if the previous ping went unanswered; otherwise a pong is expected now. */
   awaitPong (): boolean {
-    if (!this.#alive) return false
-    this.#alive = false
+    if ((this.#flags & ALIVE) === 0) return false
+    this.#flags &= ~ALIVE
     return true
   }
 
-  /** Heartbeat (the shared `pong` listener). */
+  /** Heartbeat (the socket's pong). */
   ponged (): void {
-    this.#alive = true
+    this.#flags |= ALIVE
     this.#lastPongAt = wallClockMs()
   }
 
   /** Client messages. */
   countIn (): void {
-    this.#messagesIn++
+    this.#ownInbound().messages++
   }
 
   /**
@@ -220,21 +244,22 @@ export class Connection {
    * (opened by the first one) and returns how many the window holds now.
    */
   countInvalid (windowMs: number, now = monotonicMs()): number {
-    if (this.#invalidMessages === 0 || now - this.#invalidWindowStartedAt > windowMs) {
-      this.#invalidWindowStartedAt = now
-      this.#invalidMessages = 0
+    const inbound = this.#ownInbound()
+    if (inbound.invalidMessages === 0 || now - inbound.invalidWindowStartedAt > windowMs) {
+      inbound.invalidWindowStartedAt = now
+      inbound.invalidMessages = 0
     }
-    return ++this.#invalidMessages
+    return ++inbound.invalidMessages
   }
 
   /** Outbox: inside a corked write batch this turn. */
   get corked (): boolean {
-    return this.#corked
+    return (this.#flags & CORKED) !== 0
   }
 
   /** Outbox. */
   setCorked (corked: boolean): void {
-    this.#corked = corked
+    this.#flags = corked ? this.#flags | CORKED : this.#flags & ~CORKED
   }
 
   /** Outbox. */
@@ -265,13 +290,13 @@ export class Connection {
 
   /** Hub: a catch-up step begins. */
   beginStep (): void {
-    this.#stepping = true
+    this.#flags |= STEPPING
     this.#waiting ??= []
   }
 
   /** Hub: the step ended. */
   endStep (): void {
-    this.#stepping = false
+    this.#flags &= ~STEPPING
   }
 
   /** Client messages: a message that arrived while busy, handled after what is before it. */
@@ -281,7 +306,7 @@ export class Connection {
 
   /** Hub: the next waiting message, or undefined during a step or once none waits (then the socket is no longer busy). */
   nextWaiting (): ClientMessage | undefined {
-    if (this.#stepping || this.#waiting === undefined) return undefined
+    if ((this.#flags & STEPPING) !== 0 || this.#waiting === undefined) return undefined
     const next = this.#waiting.shift()
     if (next === undefined) this.#waiting = undefined
     return next
