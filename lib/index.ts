@@ -21,6 +21,7 @@ import { createHandshakeGate, kAdmitted, type Admitted } from './handshake/gate.
 import { handshakeRate } from './handshake/handshake-rate.js'
 import { createDeadlineResolver, type Resolution } from './tokens/resolve-with-deadline.js'
 import { buildTokenStore } from './tokens/build-token-store.js'
+import { hashOfDigest } from './tokens/token-store.js'
 import { ChannelCatalog } from './channels/catalog.js'
 import { Hub } from './hub/hub.js'
 import type { Connection } from './hub/connection.js'
@@ -69,7 +70,7 @@ const fastifyRealtime: FastifyPluginAsync<RealtimeOptions> = async function fast
   const keepTokens = resolveHash === undefined
   const resolveByHash = keepTokens ? undefined : createDeadlineResolver({ lookup: resolveHash, timeoutMs: options.tokens.timeoutMs, isAvailable })
   const resolveAgain = async (connection: Connection): Promise<Resolution> =>
-    resolveByHash === undefined ? await resolveToken(connection.token as string) : await resolveByHash(connection.tokenHash)
+    resolveByHash === undefined ? await resolveToken(connection.token as string) : await resolveByHash(hashOfDigest(connection.tokenDigest))
 
   // This node's sockets (the hub), and the node that gives messages their
   // meaning over a broker: Redis across nodes, or a loopback in this process.

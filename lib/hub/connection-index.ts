@@ -38,7 +38,7 @@ export class ConnectionIndex {
     const previous = this.#byUser.get(connection.userId)
     this.#byUser.set(connection.userId, connection)
     // A new connection holds only the auto-subscribed channels: nothing to add to #globalSubscribers.
-    this.#byToken.set(connection.tokenHash, connection)
+    this.#byToken.set(connection.tokenDigest, connection)
     // Removed once the new one is in: listeners see that the user still has a socket here.
     if (previous !== undefined) this.#forget(previous)
     for (const listener of this.#listeners) listener.added(connection)
@@ -55,7 +55,7 @@ export class ConnectionIndex {
 
   /** The rest of a removal, once the user's entry no longer names `connection`. */
   #forget (connection: Connection): void {
-    if (this.#byToken.get(connection.tokenHash) === connection) this.#byToken.delete(connection.tokenHash)
+    if (this.#byToken.get(connection.tokenDigest) === connection) this.#byToken.delete(connection.tokenDigest)
     for (const channel of connection.subscriptions) removeFrom(this.#globalSubscribers, channel, connection)
     for (const listener of this.#listeners) listener.removed(connection)
   }
@@ -75,14 +75,15 @@ export class ConnectionIndex {
   }
 
   /** The connection's token changed (a refresh): revocation finds it by the new one, not the old. */
-  retoken (connection: Connection, previousHash: string): void {
-    if (this.#byToken.get(previousHash) === connection) this.#byToken.delete(previousHash)
+  retoken (connection: Connection, previousDigest: string): void {
+    if (this.#byToken.get(previousDigest) === connection) this.#byToken.delete(previousDigest)
     // Only an open connection refreshes, and an open connection is in the index.
-    this.#byToken.set(connection.tokenHash, connection)
+    this.#byToken.set(connection.tokenDigest, connection)
   }
 
-  forToken (tokenHash: string): Connection | undefined {
-    return this.#byToken.get(tokenHash)
+  /** `tokenDigest`: see tokenDigest() in the token store. */
+  forToken (tokenDigest: string): Connection | undefined {
+    return this.#byToken.get(tokenDigest)
   }
 
   /** A snapshot of a global channel's subscribers. */

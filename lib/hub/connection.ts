@@ -15,7 +15,8 @@ export interface ConnectionInit {
    * resolve by the hash alone (a custom key layout); never logged, listed or sent.
    */
   token: string | undefined
-  tokenHash: string
+  /** The token's SHA-256 (`tokenDigest`). */
+  tokenDigest: string
   expiresAt: number
   socket: WebSocket
   /** The TCP socket under `socket`, for corked writes; absent for `injectWS` sockets. */
@@ -87,7 +88,7 @@ export class Connection {
   /** History on: an asynchronous step (catching up) is under way; client messages wait in order. */
   #waiting: ClientMessage[] | undefined = undefined
   #token: string | undefined
-  #tokenHash: string
+  #tokenDigest: string
   #expiresAt: number
   /** What the socket's own messages need, from its first one on: an idle socket has none. */
   #inbound: Inbound | undefined = undefined
@@ -96,7 +97,7 @@ export class Connection {
     this.id = init.id
     this.userId = init.userId
     this.#token = ownCopy(init.token)
-    this.#tokenHash = init.tokenHash
+    this.#tokenDigest = init.tokenDigest
     this.#expiresAt = init.expiresAt
     this.socket = init.socket
     this.transport = init.transport
@@ -123,8 +124,8 @@ export class Connection {
     return this.#token
   }
 
-  get tokenHash (): string {
-    return this.#tokenHash
+  get tokenDigest (): string {
+    return this.#tokenDigest
   }
 
   /** When the socket's token expires (unix seconds): it is closed with 4005 then. */
@@ -133,9 +134,9 @@ export class Connection {
   }
 
   /** Hub: the client refreshed its token; expiry and revocation follow the new one. */
-  renew (token: string | undefined, tokenHash: string, expiresAt: number): void {
+  renew (token: string | undefined, tokenDigest: string, expiresAt: number): void {
     this.#token = ownCopy(token)
-    this.#tokenHash = tokenHash
+    this.#tokenDigest = tokenDigest
     this.#expiresAt = expiresAt
   }
 

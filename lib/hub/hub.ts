@@ -10,7 +10,7 @@ import { encodeEvent, type EncodedEvent } from '../protocol/server-event.js'
 import { notRecovered, type RecoveryOutcome } from '../protocol/recovery.js'
 import { ProtocolErrorCode } from '../constants.js'
 import type { GatewayStats } from '../stats.js'
-import { hashToken } from '../tokens/token-store.js'
+import { digestOfHash, tokenDigest } from '../tokens/token-store.js'
 import type { Admitted } from '../handshake/gate.js'
 import type { ConnectionLimiter } from '../handshake/connection-limiter.js'
 import type { Resolution } from '../tokens/resolve-with-deadline.js'
@@ -122,7 +122,7 @@ export class Hub {
       id: randomBytes(8).toString('hex'),
       userId: admitted.state.userId,
       token: this.#options.keepTokens ? admitted.token : undefined,
-      tokenHash: hashToken(admitted.token),
+      tokenDigest: tokenDigest(admitted.token),
       expiresAt: admitted.state.expiresAt,
       socket,
       transport,
@@ -183,10 +183,10 @@ export class Hub {
       refuse(this.#session, connection, ProtocolErrorCode.INVALID_TOKEN, 'Invalid or expired token', null)
       return
     }
-    const previousHash = connection.tokenHash
+    const previousDigest = connection.tokenDigest
     this.#expiry.remove(connection)
-    connection.renew(this.#options.keepTokens ? token : undefined, hashToken(token), resolution.state.expiresAt)
-    this.connections.retoken(connection, previousHash)
+    connection.renew(this.#options.keepTokens ? token : undefined, tokenDigest(token), resolution.state.expiresAt)
+    this.connections.retoken(connection, previousDigest)
     this.#expiry.add(connection)
     this.#outbox.send(connection, encodeEvent('refreshed', null, { expires_at: connection.expiresAt }))
   }
@@ -286,7 +286,7 @@ export class Hub {
 
   /** Closes the socket here that authenticated with the token of `tokenHash`, if any. */
   closeToken (tokenHash: string, disconnect: Disconnection): void {
-    const connection = this.connections.forToken(tokenHash)
+    const connection = this.connections.forToken(digestOfHash(tokenHash))
     if (connection === undefined) return
     this.#dispatcher.then(() => this.close(connection, disconnect))
   }

@@ -36,12 +36,12 @@ export class TokenRecheck {
     const pending = [...this.connections()]
     for (let start = 0; start < pending.length; start += CONCURRENCY) {
       await Promise.all(pending.slice(start, start + CONCURRENCY).map(async (connection) => {
-        const { tokenHash } = connection
+        const { tokenDigest } = connection
         const resolution = await this.resolve(connection)
         // An expired token is the expiry wheel's to close (4005), not a revocation; and a
-        // socket that refreshed its token meanwhile (a new hash) answers for the new one, not this one.
+        // socket that refreshed its token meanwhile (a new digest) answers for the new one, not this one.
         const expired = connection.expiresAt * 1000 <= Date.now()
-        if (resolution.outcome === 'invalid' && !expired && !connection.closed && connection.tokenHash === tokenHash) this.onRevoked(connection)
+        if (resolution.outcome === 'invalid' && !expired && !connection.closed && connection.tokenDigest === tokenDigest) this.onRevoked(connection)
       }))
     }
     this.#running = false

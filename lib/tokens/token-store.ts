@@ -35,6 +35,23 @@ export function hashToken (token: string): string {
   return createHash('sha256').update(token).digest('hex')
 }
 
+/**
+ * The same SHA-256 as 32 one-byte characters: what an open socket keeps to be
+ * found by its token (revocation, refresh), in half the bytes of the hex form
+ * that keys and messages carry.
+ */
+export function tokenDigest (token: string): string {
+  return createHash('sha256').update(token).digest('binary')
+}
+
+export function digestOfHash (tokenHash: string): string {
+  return Buffer.from(tokenHash, 'hex').toString('latin1')
+}
+
+export function hashOfDigest (digest: string): string {
+  return Buffer.from(digest, 'latin1').toString('hex')
+}
+
 const USER_ID = /^[^\s]{1,128}$/
 
 /**

@@ -7,7 +7,7 @@ function fakeConnection (userId: string): Connection {
   let subscriptions: readonly string[] = ['settings']
   return {
     userId,
-    tokenHash: `hash-${userId}`,
+    tokenDigest: `digest-${userId}`,
     get subscriptions () { return subscriptions },
     addSubscription (channel: string) { subscriptions = [...subscriptions, channel] },
     removeSubscription (channel: string) { subscriptions = subscriptions.filter((subscribed) => subscribed !== channel) }

@@ -30,7 +30,7 @@ function fakeConnection (id: string, userId: string): Connection {
   return {
     id,
     userId,
-    tokenHash: `hash-${id}`,
+    tokenDigest: `digest-${id}`,
     subscriptions: [],
     describe: () => ({ connection_id: id })
   } as unknown as Connection
