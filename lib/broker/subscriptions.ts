@@ -42,7 +42,8 @@ export class SubscriptionSet {
    * Resolves once `channel` is subscribed. A failed SUBSCRIBE is retried until
    * it succeeds, so this waits out an outage rather than failing.
    */
-  async want (channel: string): Promise<void> {
+  async want (wanted: string): Promise<void> {
+    const channel = interned(wanted)
     this.#wanted.add(channel)
     if (this.#active.has(channel)) return
     this.#changed.add(channel)
@@ -133,4 +134,14 @@ export class SubscriptionSet {
     this.#waiters.delete(channel)
     for (const resolve of waiting ?? []) resolve()
   }
+}
+
+/**
+ * The string table's copy of `text`: the name an object literal's key gets.
+ * ioredis keeps every subscribed channel as a property name of an object,
+ * which V8 interns; a channel interned before it is kept here is then one
+ * string in memory instead of two (for a user's topic, ~60 bytes a socket).
+ */
+function interned (text: string): string {
+  return Object.keys({ [text]: true })[0] as string
 }
