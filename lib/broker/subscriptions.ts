@@ -12,9 +12,15 @@
  */
 const RETRY_MS = 1000
 
+// A channel's state: bits of one small integer.
+/** Some part of the node needs it. */
+const WANTED = 1
+/** Subscribed on the current connection. */
+const ACTIVE = 2
+
 export class SubscriptionSet {
-  readonly #wanted = new Set<string>()
-  readonly #active = new Set<string>()
+  /** Every channel wanted or subscribed, and which (one map, not a set each: a set entry costs a socket ~30 bytes). */
+  readonly #channels = new Map<string, number>()
   /** Channels whose wanted and active states may differ: what the next batch looks at. */
   readonly #changed = new Set<string>()
   readonly #waiters = new Map<string, Array<() => void>>()
@@ -44,8 +50,9 @@ export class SubscriptionSet {
    */
   async want (wanted: string): Promise<void> {
     const channel = interned(wanted)
-    this.#wanted.add(channel)
-    if (this.#active.has(channel)) return
+    const state = this.#channels.get(channel) ?? 0
+    this.#channels.set(channel, state | WANTED)
+    if ((state & ACTIVE) !== 0) return
     this.#changed.add(channel)
     await new Promise<void>((resolve) => {
       const waiting = this.#waiters.get(channel)
@@ -56,10 +63,12 @@ export class SubscriptionSet {
   }
 
   drop (channel: string): void {
-    this.#wanted.delete(channel)
+    const state = this.#channels.get(channel)
+    if (state === undefined) return
+    this.#set(channel, state & ~WANTED)
     // Whoever waited for it no longer needs it.
     this.#settle(channel)
-    if (this.#active.has(channel)) this.#reconsider(channel)
+    if ((state & ACTIVE) !== 0) this.#reconsider(channel)
   }
 
   /** Stops every batch and retry (the broker is closing). */
@@ -75,8 +84,18 @@ export class SubscriptionSet {
     this.#connection++
     // The batch in flight was on the connection that is gone: its answer no longer holds the next one back.
     this.#inFlight = false
-    this.#active.clear()
-    await Promise.all([...this.#wanted].map(async (channel) => await this.want(channel)))
+    const wanted: string[] = []
+    for (const [channel, state] of this.#channels) {
+      this.#set(channel, state & ~ACTIVE)
+      if ((state & WANTED) !== 0) wanted.push(channel)
+    }
+    await Promise.all(wanted.map(async (channel) => await this.want(channel)))
+  }
+
+  /** Records a channel's state; one neither wanted nor subscribed is forgotten. */
+  #set (channel: string, state: number): void {
+    if (state === 0) this.#channels.delete(channel)
+    else this.#channels.set(channel, state)
   }
 
   /** Puts a channel in the next batch. */
@@ -96,9 +115,12 @@ export class SubscriptionSet {
     const toSubscribe: string[] = []
     const toUnsubscribe: string[] = []
     for (const channel of this.#changed) {
-      const wanted = this.#wanted.has(channel)
-      if (wanted && !this.#active.has(channel)) toSubscribe.push(channel)
-      else if (!wanted && this.#active.delete(channel)) toUnsubscribe.push(channel)
+      const state = this.#channels.get(channel) ?? 0
+      if (state === WANTED) toSubscribe.push(channel)
+      else if (state === ACTIVE) {
+        this.#channels.delete(channel)
+        toUnsubscribe.push(channel)
+      }
     }
     this.#changed.clear()
     if (toSubscribe.length + toUnsubscribe.length === 0) return
@@ -111,10 +133,11 @@ export class SubscriptionSet {
         // Subscribed on a connection a reset has replaced since: the reset's own batch subscribes them on the new one.
         if (connection !== this.#connection) return
         for (const channel of toSubscribe) {
-          this.#active.add(channel)
+          const state = this.#channels.get(channel) ?? 0
+          this.#channels.set(channel, state | ACTIVE)
           this.#settle(channel)
           // Dropped while the SUBSCRIBE was in flight: the next batch takes it back.
-          if (!this.#wanted.has(channel)) this.#reconsider(channel)
+          if ((state & WANTED) === 0) this.#reconsider(channel)
         }
       }, (error: Error) => {
         // Still wanted: try again shortly rather than stay deaf to these channels.
