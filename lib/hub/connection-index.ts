@@ -3,8 +3,8 @@ import type { Connection } from './connection.js'
 
 /**
  * Every live connection of this node, indexed the ways the hub looks them
- * up: by user (one socket per user), by token (revocation) and, for global
- * channels, by subscription (fan-out without scanning every socket). An
+ * up: by user (one socket per user; a revoked token is found by its user too)
+ * and, for global channels, by subscription (fan-out without scanning every socket). An
  * auto-subscribed channel (`settings`) holds nearly every socket: its
  * subscribers are found by scanning them all (its broadcast writes to each
  * anyway) rather than kept in a set that costs every socket ~20 bytes.
@@ -18,8 +18,6 @@ export interface ConnectionListener {
 export class ConnectionIndex {
   // One socket per user: the map by user holds each connection once (nothing looks one up by its id).
   readonly #byUser = new Map<string, Connection>()
-  // A token belongs to one user and a user has one socket here, so a token has at most one.
-  readonly #byToken = new Map<string, Connection>()
   /** Global channels other than the auto-subscribed ones. */
   readonly #globalSubscribers = new Map<string, Set<Connection>>()
   readonly #listeners: ConnectionListener[] = []
@@ -38,7 +36,6 @@ export class ConnectionIndex {
     const previous = this.#byUser.get(connection.userId)
     this.#byUser.set(connection.userId, connection)
     // A new connection holds only the auto-subscribed channels: nothing to add to #globalSubscribers.
-    this.#byToken.set(connection.tokenDigest, connection)
     // Removed once the new one is in: listeners see that the user still has a socket here.
     if (previous !== undefined) this.#forget(previous)
     for (const listener of this.#listeners) listener.added(connection)
@@ -55,7 +52,6 @@ export class ConnectionIndex {
 
   /** The rest of a removal, once the user's entry no longer names `connection`. */
   #forget (connection: Connection): void {
-    if (this.#byToken.get(connection.tokenDigest) === connection) this.#byToken.delete(connection.tokenDigest)
     for (const channel of connection.subscriptions) removeFrom(this.#globalSubscribers, channel, connection)
     for (const listener of this.#listeners) listener.removed(connection)
   }
@@ -72,18 +68,6 @@ export class ConnectionIndex {
 
   forUser (userId: string): Connection | undefined {
     return this.#byUser.get(userId)
-  }
-
-  /** The connection's token changed (a refresh): revocation finds it by the new one, not the old. */
-  retoken (connection: Connection, previousDigest: string): void {
-    if (this.#byToken.get(previousDigest) === connection) this.#byToken.delete(previousDigest)
-    // Only an open connection refreshes, and an open connection is in the index.
-    this.#byToken.set(connection.tokenDigest, connection)
-  }
-
-  /** `tokenDigest`: see tokenDigest() in the token store. */
-  forToken (tokenDigest: string): Connection | undefined {
-    return this.#byToken.get(tokenDigest)
   }
 
   /** A snapshot of a global channel's subscribers. */

@@ -183,10 +183,8 @@ export class Hub {
       refuse(this.#session, connection, ProtocolErrorCode.INVALID_TOKEN, 'Invalid or expired token', null)
       return
     }
-    const previousDigest = connection.tokenDigest
     this.#expiry.remove(connection)
     connection.renew(this.#options.keepTokens ? token : undefined, tokenDigest(token), resolution.state.expiresAt)
-    this.connections.retoken(connection, previousDigest)
     this.#expiry.add(connection)
     this.#outbox.send(connection, encodeEvent('refreshed', null, { expires_at: connection.expiresAt }))
   }
@@ -284,11 +282,24 @@ export class Hub {
     this.#dispatcher.then(() => this.close(connection, disconnect))
   }
 
-  /** Closes the socket here that authenticated with the token of `tokenHash`, if any. */
-  closeToken (tokenHash: string, disconnect: Disconnection): void {
-    const connection = this.connections.forToken(digestOfHash(tokenHash))
+  /**
+   * Closes the socket here that authenticated with the token of `tokenHash`,
+   * if any: the user's socket, where the user is known (a token belongs to one
+   * user, who has one socket here), else whichever socket has it.
+   */
+  closeToken (tokenHash: string, userId: string | undefined, disconnect: Disconnection): void {
+    const connection = this.#holderOf(digestOfHash(tokenHash), userId)
     if (connection === undefined) return
     this.#dispatcher.then(() => this.close(connection, disconnect))
+  }
+
+  #holderOf (tokenDigest: string, userId: string | undefined): Connection | undefined {
+    if (userId !== undefined) {
+      const connection = this.connections.forUser(userId)
+      return connection?.tokenDigest === tokenDigest ? connection : undefined
+    }
+    for (const connection of this.connections) if (connection.tokenDigest === tokenDigest) return connection
+    return undefined
   }
 
   /** Takes `connection` out of the index and starts the close handshake. */

@@ -154,9 +154,9 @@ export class RealtimeNode {
     await this.#sender.disconnectUser(userId, disconnect, finalEvent)
   }
 
-  /** Closes every socket that authenticated with the token of `tokenHash`, on every node (4501). */
-  async revokeToken (tokenHash: string): Promise<void> {
-    await this.#sender.revokeToken(tokenHash)
+  /** Closes every socket that authenticated with the token of `tokenHash` (the user `userId`'s, if known), on every node (4501). */
+  async revokeToken (tokenHash: string, userId: string | undefined): Promise<void> {
+    await this.#sender.revokeToken(tokenHash, userId)
   }
 
   async stop (): Promise<void> {
@@ -226,7 +226,7 @@ export class RealtimeNode {
         return
       }
       case 'revoke':
-        this.#hub.closeToken(control.tokenHash, Disconnect.TOKEN_REVOKED)
+        this.#hub.closeToken(control.tokenHash, control.userId, Disconnect.TOKEN_REVOKED)
     }
   }
 

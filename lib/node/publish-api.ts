@@ -9,7 +9,7 @@ import {
   FST_REALTIME_USER_ID_FORBIDDEN, FST_REALTIME_USER_ID_REQUIRED
 } from '../errors.js'
 import { serializeEvent } from '../protocol/server-event.js'
-import { checkToken, hashToken, normalizeUserId } from '../tokens/token-store.js'
+import { checkToken, hashToken, normalizeUserId, type TokenState } from '../tokens/token-store.js'
 import type { OutgoingEvent } from './sender.js'
 
 export type UserId = string | number
@@ -72,7 +72,8 @@ export interface PublishTarget {
   /** Absent where no ack can come back (the standalone publisher). */
   publishAwaitingAck?: (userId: string, channel: string, event: OutgoingEvent, timeoutMs: number, idempotencyKey?: string) => Promise<PublishResult>
   disconnectUser: (userId: string, disconnect: Disconnection, finalEvent?: OutgoingEvent & { channel: string }) => Promise<void>
-  revokeToken: (tokenHash: string) => Promise<void>
+  /** `userId`: whose token it was, where the token store knew it (the nodes then look at that user's socket only). */
+  revokeToken: (tokenHash: string, userId: string | undefined) => Promise<void>
 }
 
 export interface PublishApiParts {
@@ -81,6 +82,8 @@ export interface PublishApiParts {
   history: boolean
   /** Why `awaitAck` cannot work here at all, when `target` has no `publishAwaitingAck`. */
   noAcks?: string
+  /** Reads a token's state in the token store (null: unknown, expired or revoked). */
+  lookupToken: (token: string) => Promise<TokenState | null>
   /** Forgets a token in the token store. */
   forgetToken: (token: string) => Promise<void>
   /** Each publish that passed the checks. */
@@ -88,7 +91,7 @@ export interface PublishApiParts {
 }
 
 /** Builds the calls: every argument check and the encoding here, delivery through `target`. */
-export function buildPublishApi ({ catalog, target, history, noAcks, forgetToken, onPublish }: PublishApiParts): PublishApi {
+export function buildPublishApi ({ catalog, target, history, noAcks, lookupToken, forgetToken, onPublish }: PublishApiParts): PublishApi {
   async function publish (channelName: string, event: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
     const channel = catalog.get(channelName)
     if (channel === undefined) throw new FST_REALTIME_UNKNOWN_CHANNEL(String(channelName))
@@ -137,8 +140,11 @@ export function buildPublishApi ({ catalog, target, history, noAcks, forgetToken
       await target.disconnectUser(id, { code, reason })
     },
     async revoke (token) {
-      await forgetToken(checkToken(token))
-      await target.revokeToken(hashToken(token))
+      checkToken(token)
+      // Whose it is, read before it is forgotten: each node then finds the socket by its user.
+      const state = await lookupToken(token)
+      await forgetToken(token)
+      await target.revokeToken(hashToken(token), state?.userId)
     }
   }
 }

@@ -83,9 +83,9 @@ export class Sender {
     await this.control(topic, { type: 'disconnect', userId, code, reason, finalEvent: finalEvent?.json, publishedAt: finalEvent?.publishedAt })
   }
 
-  /** Closes every socket that authenticated with the token of `tokenHash`, on every node (4501). */
-  async revokeToken (tokenHash: string): Promise<void> {
-    await this.control(this.#topics.control, { type: 'revoke', tokenHash })
+  /** Closes every socket that authenticated with the token of `tokenHash` (the user `userId`'s, if known), on every node (4501). */
+  async revokeToken (tokenHash: string, userId: string | undefined): Promise<void> {
+    await this.control(this.#topics.control, userId === undefined ? { type: 'revoke', tokenHash } : { type: 'revoke', tokenHash, userId })
   }
 
   async control (topic: string, control: ControlMessage): Promise<void> {

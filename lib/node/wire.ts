@@ -21,7 +21,9 @@ const NEWLINE = 0x0a
 export type ControlMessage =
   | { type: 'takeover', userId: string, generation: number }
   | { type: 'disconnect', userId: string, code: number, reason: string, finalEvent?: string, publishedAt?: number }
-  | { type: 'revoke', tokenHash: string }
+  // `userId`: whose token it is, where the token store knew it; a node then looks at that user's socket
+  // alone, otherwise (or from a node of an earlier version) at every socket.
+  | { type: 'revoke', tokenHash: string, userId?: string }
 
 export interface AckMessage {
   userId: string

@@ -55,10 +55,11 @@ export async function createPublisher (options: PublisherOptions): Promise<Realt
       publishToUser: async (userId, channel, event, key) => (await sender.send(channel, userId, event, key)).id,
       publishToChannel: async (channel, event, key) => (await sender.send(channel, undefined, event, key)).id,
       disconnectUser: async (userId, disconnect, finalEvent) => await sender.disconnectUser(userId, disconnect, finalEvent),
-      revokeToken: async (tokenHash) => await sender.revokeToken(tokenHash)
+      revokeToken: async (tokenHash, userId) => await sender.revokeToken(tokenHash, userId)
     },
     history: history !== undefined,
     noAcks: NO_ACKS,
+    lookupToken: async (token) => { open(); return await store.resolve(token) },
     forgetToken: async (token) => { open(); await store.revoke(token) },
     onPublish: () => {}
   })

@@ -126,6 +126,24 @@ t.test('a token the backend deletes from Redis itself closes its socket (4501) o
   t.same(await clientClosed, { code: 4501, reason: 'Access token revoked' })
 })
 
+t.test('a revoke that does not name the user (a node of an earlier version) closes the socket with the token, and only it', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const [a, b] = await startNodes(t, 2, { keyPrefix })
+  const token = await a.app.realtime.tokens.issue('revoked-user', { ttlSeconds: 600 })
+  const other = await a.app.realtime.tokens.issue('other-user', { ttlSeconds: 600 })
+  const client = await connect(`${b.wsBase}/api/v1/ws?token=${token}`)
+  const bystander = await connect(`${b.wsBase}/api/v1/ws?token=${other}`)
+  const clientClosed = closed(client.socket)
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  const { createHash } = await import('node:crypto')
+  const tokenHash = createHash('sha256').update(token).digest('hex')
+  await redis.publish(`${keyPrefix}ctl`, `C${JSON.stringify({ type: 'revoke', tokenHash })}`)
+  t.same(await clientClosed, { code: 4501, reason: 'Access token revoked' })
+  t.equal(bystander.socket.readyState, bystander.socket.OPEN, 'the other user\'s socket stays open')
+  bystander.socket.close()
+})
+
 t.test('fencing: a socket whose first claim failed loses to a connection that claimed after it connected', async (t) => {
   const keyPrefix = uniquePrefix()
   const redis = new Redis(REDIS_URL)
