@@ -17,15 +17,19 @@ export async function targetedLoad (lab, config) {
   // Unmeasured: JIT, pools and Redis connections warmed at the lower rate.
   await run(session, config.warmupRate, config.warmupSeconds, config.size, cpuOfRedis)
   const metrics = {}
+  // For --cpu-prof: the measured rates' windows (monotonic µs, the profile's clock), as in burstOnly.
+  const windows = []
   const notes = redis === undefined ? [`no redis-server could be started: the shared Redis at ${lab.redisUrl} was used, its CPU includes other clients`] : []
   for (const rate of config.rates) {
     const failuresBefore = await failedPublishes(session)
-    for (const [name, value] of Object.entries(await run(session, rate, config.seconds, config.size, cpuOfRedis))) metrics[`targetedLoad.${rate}.${name}`] = value
+    const { window, ...measured } = await run(session, rate, config.seconds, config.size, cpuOfRedis)
+    windows.push(window)
+    for (const [name, value] of Object.entries(measured)) metrics[`targetedLoad.${rate}.${name}`] = value
     const failures = subtract(await failedPublishes(session), failuresBefore)
     metrics[`targetedLoad.${rate}.failedPublishes`] = Object.values(failures).reduce((sum, times) => sum + times, 0)
     if (Object.keys(failures).length > 0) notes.push(`${rate}/s: publishes that failed (their promise rejected), by message: ${JSON.stringify(failures)}`)
   }
-  return { ...metrics, _notes: notes }
+  return { ...metrics, _notes: notes, _windows: windows }
 }
 
 /** Failed publishes so far on node 0, by message. */
@@ -58,6 +62,7 @@ async function run (session, rate, seconds, size, cpuOfRedis) {
     serverCpuPerPublish: cpu / count,
     redisCpuPerPublish: redisCpu * 1e6 / count,
     received: result.received,
-    expected: count
+    expected: count,
+    window: [Number(BigInt(reply.startNs) / 1000n), Number(BigInt(result.lastNs) / 1000n)]
   }
 }
