@@ -141,8 +141,9 @@ export function buildPublishApi ({ catalog, target, history, noAcks, lookupToken
     },
     async revoke (token) {
       checkToken(token)
-      // Whose it is, read before it is forgotten: each node then finds the socket by its user.
-      const state = await lookupToken(token)
+      // Whose it is, read before it is forgotten: each node then finds the socket by its user. A lookup
+      // that fails names no user (the nodes then look at every socket); the delete reports the outage.
+      const state = await lookupToken(token).catch(() => null)
       await forgetToken(token)
       await target.revokeToken(hashToken(token), state?.userId)
     }
