@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { AUTO_SUBSCRIBED } from '../constants.js'
@@ -8,7 +9,6 @@ import { StreamPositions } from './stream-positions.js'
 import { WALL_CLOCK_ORIGIN, monotonicMs, wallClockMs } from './clock.js'
 
 export interface ConnectionInit {
-  id: string
   userId: string
   /**
    * Kept to resolve again (revocation check) where the token store cannot
@@ -60,7 +60,14 @@ class Inbound {
  * is out of the connection index and nothing more is sent to it.
  */
 export class Connection {
-  readonly id: string
+  /**
+   * The id: 8 random bytes (not the request id, which a client may choose;
+   * connection ids must be unique), kept as two 32-bit integers, which the
+   * object holds in place, and written out in hex when asked for: as a
+   * 16-character string it would cost every socket 16 bytes more.
+   */
+  readonly #idHigh: number
+  readonly #idLow: number
   readonly userId: string
   readonly socket: WebSocket
   readonly transport: Socket | undefined
@@ -94,7 +101,9 @@ export class Connection {
   #inbound: Inbound | undefined = undefined
 
   constructor (init: ConnectionInit) {
-    this.id = init.id
+    const id = randomBytes(8)
+    this.#idHigh = id.readInt32BE(0)
+    this.#idLow = id.readInt32BE(4)
     this.userId = init.userId
     this.#token = ownCopy(init.token)
     this.#tokenDigest = init.tokenDigest
@@ -107,6 +116,10 @@ export class Connection {
     this.#flags = ALIVE | (init.holdsSlot ? HOLDS_SLOT : 0)
     this.positions = init.history ? new StreamPositions() : undefined
     this.#lastPongAt = this.#connectedAt
+  }
+
+  get id (): string {
+    return hex32(this.#idHigh) + hex32(this.#idLow)
   }
 
   /** Holds a connection slot of the limiter, given back when the socket is gone. */
@@ -366,6 +379,11 @@ export interface ConnectionInfo {
   buffered_bytes: number
   /** History on: the last id the client acknowledged, per channel. */
   acked?: Record<string, string>
+}
+
+/** A 32-bit integer as 8 hex digits (its two's complement, for a negative one). */
+function hex32 (value: number): string {
+  return (value >>> 0).toString(16).padStart(8, '0')
 }
 
 /**

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
@@ -118,8 +117,6 @@ export class Hub {
   accept (socket: WebSocket, request: FastifyRequest, admitted: Admitted): void {
     const transport = request.raw.socket as Socket | undefined
     const connection = new Connection({
-      // Not the request id: a client may choose that one (x-request-id), and connection ids must be unique.
-      id: randomBytes(8).toString('hex'),
       userId: admitted.state.userId,
       token: this.#options.keepTokens ? admitted.token : undefined,
       tokenDigest: tokenDigest(admitted.token),
