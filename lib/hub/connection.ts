@@ -54,7 +54,8 @@ class Inbound {
 /**
  * One live socket and everything the hub tracks about it. Its state changes
  * only through its own methods, each called by the one part that owns that
- * piece (named on the method); the `ws` object itself carries nothing of ours.
+ * piece (named on the method); the `ws` object carries only this, in a
+ * private field of the hub's socket class (hub-socket.ts).
  *
  * Closed means one thing: the hub ended it, or its peer did. From then on it
  * is out of the connection index and nothing more is sent to it.

@@ -18,8 +18,9 @@ export interface SocketEvents {
  * dictionary with room for three event names that doubles at the fourth
  * (about 100 bytes more for every idle socket), and a listener shared by all
  * sockets would need a map from socket to connection (another ~26 bytes).
- * Every other event, and these before the socket is attached, are emitted
- * as usual.
+ * Listeners still hear them where there are any (ws's own, with
+ * `clientTracking`; an app's); every other event, and these before the
+ * socket is attached, are emitted as usual.
  */
 export class HubSockets {
   readonly WebSocket: typeof WebSocket
@@ -40,7 +41,7 @@ export class HubSockets {
    */
   attach (socket: WebSocket, connection: Connection): void {
     if (socket instanceof this.#class) {
-      socket.connection = connection
+      this.#class.attach(socket, connection)
       return
     }
     const events = this.#events
@@ -53,18 +54,24 @@ export class HubSockets {
 
 function subclass (events: SocketEvents) {
   return class extends WebSocket {
-    connection: Connection | undefined = undefined
+    /** Private: a socket of the app's own routes is of this class too, and may carry fields of its own. */
+    #connection: Connection | undefined = undefined
+
+    static attach (socket: InstanceType<ReturnType<typeof subclass>>, connection: Connection): void {
+      socket.#connection = connection
+    }
 
     override emit (event: string | symbol, ...args: any[]): boolean {
-      const connection = this.connection
+      const connection = this.#connection
       if (connection === undefined) return super.emit(event, ...args)
       switch (event) {
-        case 'message': events.message(connection, args[0], args[1]); return true
-        case 'pong': events.pong(connection); return true
-        case 'close': events.close(connection, args[0]); return true
-        case 'error': events.error(connection, args[0]); return true
+        case 'message': events.message(connection, args[0], args[1]); break
+        case 'pong': events.pong(connection); break
+        case 'close': events.close(connection, args[0]); break
+        case 'error': events.error(connection, args[0]); break
         default: return super.emit(event, ...args)
       }
+      return this.listenerCount(event) === 0 || super.emit(event, ...args)
     }
   }
 }

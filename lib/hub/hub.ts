@@ -52,7 +52,7 @@ export interface HubOptions {
 /**
  * The sockets of this node: admits them, answers their messages, delivers
  * events to them, and closes them with the right code. Their events reach it
- * through `socketClass` (see hub-socket.ts); per-socket state lives in `Connection`.
+ * through `sockets` (see hub-socket.ts); per-socket state lives in `Connection`.
  */
 export class Hub {
   readonly connections: ConnectionIndex

@@ -9,7 +9,7 @@ import {
   FST_REALTIME_USER_ID_FORBIDDEN, FST_REALTIME_USER_ID_REQUIRED
 } from '../errors.js'
 import { serializeEvent } from '../protocol/server-event.js'
-import { checkToken, hashToken, normalizeUserId, type TokenState } from '../tokens/token-store.js'
+import { checkToken, hashToken, normalizeUserId } from '../tokens/token-store.js'
 import type { OutgoingEvent } from './sender.js'
 
 export type UserId = string | number
@@ -82,16 +82,14 @@ export interface PublishApiParts {
   history: boolean
   /** Why `awaitAck` cannot work here at all, when `target` has no `publishAwaitingAck`. */
   noAcks?: string
-  /** Reads a token's state in the token store (null: unknown, expired or revoked). */
-  lookupToken: (token: string) => Promise<TokenState | null>
-  /** Forgets a token in the token store. */
-  forgetToken: (token: string) => Promise<void>
+  /** Forgets a token in the token store; resolves with the user whose token it was, where the store knew it. */
+  forgetToken: (token: string) => Promise<string | undefined>
   /** Each publish that passed the checks. */
   onPublish: () => void
 }
 
 /** Builds the calls: every argument check and the encoding here, delivery through `target`. */
-export function buildPublishApi ({ catalog, target, history, noAcks, lookupToken, forgetToken, onPublish }: PublishApiParts): PublishApi {
+export function buildPublishApi ({ catalog, target, history, noAcks, forgetToken, onPublish }: PublishApiParts): PublishApi {
   async function publish (channelName: string, event: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
     const channel = catalog.get(channelName)
     if (channel === undefined) throw new FST_REALTIME_UNKNOWN_CHANNEL(String(channelName))
@@ -140,12 +138,9 @@ export function buildPublishApi ({ catalog, target, history, noAcks, lookupToken
       await target.disconnectUser(id, { code, reason })
     },
     async revoke (token) {
-      checkToken(token)
-      // Whose it is, read before it is forgotten: each node then finds the socket by its user. A lookup
-      // that fails names no user (the nodes then look at every socket); the delete reports the outage.
-      const state = await lookupToken(token).catch(() => null)
-      await forgetToken(token)
-      await target.revokeToken(hashToken(token), state?.userId)
+      // The store answers whose token it was: each node then finds the socket by its user.
+      const userId = await forgetToken(checkToken(token))
+      await target.revokeToken(hashToken(token), userId)
     }
   }
 }

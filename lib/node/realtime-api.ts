@@ -54,7 +54,6 @@ export function buildRealtimeApi ({ catalog, node, hub, store, stats, history }:
     catalog,
     target: node,
     history,
-    lookupToken: async (token) => await store.resolve(token),
     forgetToken: async (token) => await store.revoke(token),
     onPublish: () => { stats.publishes++ }
   })

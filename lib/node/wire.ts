@@ -54,6 +54,27 @@ export function encodeAckMessage (ack: AckMessage): Buffer {
   return Buffer.from('A' + JSON.stringify(ack))
 }
 
+const optionalString = (value: unknown): boolean => value === undefined || typeof value === 'string'
+const optionalNumber = (value: unknown): boolean => value === undefined || typeof value === 'number'
+
+/**
+ * Whether `value` is a control message with the fields its type needs, of
+ * the right types: a backend may publish these itself, and a field missing or
+ * of another type must not reach the code that acts on it.
+ */
+function isControlMessage (value: unknown): value is ControlMessage {
+  if (typeof value !== 'object' || value === null) return false
+  const message = value as Record<string, unknown>
+  switch (message.type) {
+    case 'takeover': return typeof message.userId === 'string' && typeof message.generation === 'number'
+    case 'disconnect':
+      return typeof message.userId === 'string' && typeof message.code === 'number' && typeof message.reason === 'string' &&
+        optionalString(message.finalEvent) && optionalNumber(message.publishedAt)
+    case 'revoke': return typeof message.tokenHash === 'string' && optionalString(message.userId)
+    default: return false
+  }
+}
+
 /** Reads a message from Redis; anything not written by this plugin is `malformed`, never a throw. */
 export function decodeMessage (message: Buffer): WireMessage {
   if (message[0] === EVENT) {
@@ -74,7 +95,7 @@ export function decodeMessage (message: Buffer): WireMessage {
   if (message[0] === CONTROL || message[0] === ACK) {
     try {
       const value = JSON.parse(message.toString('utf8', 1)) as Record<string, unknown>
-      if (message[0] === CONTROL && typeof value === 'object' && value !== null && typeof value.type === 'string') return { kind: 'control', control: value as ControlMessage }
+      if (message[0] === CONTROL && isControlMessage(value)) return { kind: 'control', control: value }
       if (message[0] === ACK && typeof value?.userId === 'string' && typeof value.channel === 'string' && typeof value.id === 'string') return { kind: 'ack', ack: value as unknown as AckMessage }
     } catch {}
   }

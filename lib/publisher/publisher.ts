@@ -59,8 +59,7 @@ export async function createPublisher (options: PublisherOptions): Promise<Realt
     },
     history: history !== undefined,
     noAcks: NO_ACKS,
-    lookupToken: async (token) => { open(); return await store.resolve(token) },
-    forgetToken: async (token) => { open(); await store.revoke(token) },
+    forgetToken: async (token) => { open(); return await store.revoke(token) },
     onPublish: () => {}
   })
   await waitForRedis(client, logger, 'publishes are refused until it is')

@@ -44,8 +44,9 @@ class ResolverTokenStore implements TokenStore {
     throw new FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED()
   }
 
-  async revoke (token: string): Promise<void> {
+  async revoke (token: string): Promise<undefined> {
     checkToken(token)
+    return undefined
   }
 
   async resolve (token: string): Promise<TokenState | null> {

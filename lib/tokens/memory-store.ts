@@ -24,8 +24,11 @@ export class MemoryTokenStore implements TokenStore {
     return token
   }
 
-  async revoke (token: string): Promise<void> {
-    this.#states.delete(hashToken(checkToken(token)))
+  async revoke (token: string): Promise<string | undefined> {
+    const key = hashToken(checkToken(token))
+    const state = this.#states.get(key)
+    this.#states.delete(key)
+    return state?.userId
   }
 
   async resolve (token: string): Promise<TokenState | null> {

@@ -14,7 +14,11 @@ export interface TokenState {
  */
 export interface TokenStore {
   issue (userId: string | number, options: { ttlSeconds: number }): Promise<string>
-  revoke (token: string): Promise<void>
+  /**
+   * Forgets the token; resolves with the user whose token it was where the
+   * store knew it (revocation then looks at that user's socket alone).
+   */
+  revoke (token: string): Promise<string | undefined>
   resolve (token: string): Promise<TokenState | null>
   /**
    * Present when the store keys its state by the token's hash (`hashToken`):

@@ -26,6 +26,15 @@ t.test('changes within one turn of the event loop go out as one SUBSCRIBE', asyn
   t.same(calls, ['SUBSCRIBE a b c'], 'an active channel costs nothing')
 })
 
+t.test('a channel wanted and dropped before its batch goes out costs nothing, and whoever waited for it is let go', async (t) => {
+  const { set, calls } = fakeConnection()
+  const waited = set.want('brief')
+  set.drop('brief')
+  await waited
+  await sleep(5)
+  t.same(calls, [], 'no SUBSCRIBE, no UNSUBSCRIBE')
+})
+
 t.test('a channel dropped and wanted again within one batch costs nothing; dropped ones go out as one UNSUBSCRIBE', async (t) => {
   const { set, calls } = fakeConnection()
   await Promise.all([set.want('a'), set.want('b'), set.want('c')])

@@ -317,6 +317,17 @@ t.test('wire: event headers with and without id and ack node, acks, and what is 
   const ack = { userId: 'u', channel: 'pay', id: `${E}:3` }
   t.strictSame(decodeMessage(encodeAckMessage(ack)), { kind: 'ack', ack })
   t.strictSame(decodeMessage(Buffer.from('C{"type":"revoke","tokenHash":"h"}')), { kind: 'control', control: { type: 'revoke', tokenHash: 'h' } })
+  t.strictSame(decodeMessage(Buffer.from('C{"type":"revoke","tokenHash":"h","userId":"u"}')), { kind: 'control', control: { type: 'revoke', tokenHash: 'h', userId: 'u' } })
+  const disconnect = { type: 'disconnect', userId: 'u', code: 4502, reason: 'r', finalEvent: '{}', publishedAt: 1 }
+  t.strictSame(decodeMessage(Buffer.from(`C${JSON.stringify(disconnect)}`)), { kind: 'control', control: disconnect })
+  t.strictSame(decodeMessage(Buffer.from('C{"type":"takeover","userId":"u","generation":7}')), { kind: 'control', control: { type: 'takeover', userId: 'u', generation: 7 } })
+  // Control messages a backend got wrong: a field missing or of another type, or an unknown type.
+  for (const text of ['C{"type":"revoke"}', 'C{"type":"revoke","token_hash":"h"}', 'C{"type":"revoke","tokenHash":7}', 'C{"type":"revoke","tokenHash":"h","userId":1}',
+    'C{"type":"takeover","userId":"u"}', 'C{"type":"takeover","userId":"u","generation":"7"}',
+    'C{"type":"disconnect","userId":"u","code":"4502","reason":""}', 'C{"type":"disconnect","userId":"u","code":4502}', 'C{"type":"disconnect","userId":"u","code":4502,"reason":"","finalEvent":{}}',
+    'C{"type":"disconnect","userId":"u","code":4502,"reason":"","publishedAt":"1"}', 'C{"type":"explode"}']) {
+    t.strictSame(decodeMessage(Buffer.from(text)), { kind: 'malformed' }, text)
+  }
   for (const text of ['E1234 pay', 'E1234 \n{}', 'E\n{}', 'A{"userId":"u","channel":"pay"}', 'A{"userId":"u","channel":"pay","id":3}', 'A{"userId":1,"channel":"pay","id":"x"}',
     'Anull', 'A{not json', 'A{"type":"revoke"}', 'C{"userId":"u","channel":"pay","id":"x"}', 'Cnull', 'C"text"', 'P123', '', 'X']) {
     t.strictSame(decodeMessage(Buffer.from(text)), { kind: 'malformed' }, JSON.stringify(text))

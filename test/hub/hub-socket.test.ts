@@ -8,7 +8,7 @@ import type { Connection } from '../../lib/hub/connection.js'
 import { openRaw, frame } from '../helpers/raw-ws.js'
 
 /** A HubSockets recording what reaches it, and a ws server on loopback building its sockets with the hub's class or its own. */
-async function setUp (t: Test, ownClass: boolean): Promise<{ sockets: HubSockets, seen: string[], url: string, accepted: () => Promise<WebSocket> }> {
+async function setUp (t: Test, ownClass: boolean, clientTracking = false): Promise<{ sockets: HubSockets, seen: string[], url: string, server: WebSocketServer, accepted: () => Promise<WebSocket> }> {
   const seen: string[] = []
   const sockets = new HubSockets({
     message: (connection, data, isBinary) => { seen.push(`${connection.id} message ${data.toString()} ${isBinary}`) },
@@ -16,11 +16,11 @@ async function setUp (t: Test, ownClass: boolean): Promise<{ sockets: HubSockets
     close: (connection, code) => { seen.push(`${connection.id} close ${code}`) },
     error: (connection, error) => { seen.push(`${connection.id} error ${(error as Error & { code?: string }).code ?? error.message}`) }
   })
-  const server = new WebSocketServer({ port: 0, host: '127.0.0.1', clientTracking: false, ...(ownClass ? { WebSocket: sockets.WebSocket } : {}) })
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1', clientTracking, ...(ownClass ? { WebSocket: sockets.WebSocket } : {}) })
   await once(server, 'listening')
   t.teardown(() => { server.close() })
   const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`
-  return { sockets, seen, url, accepted: async () => (await once(server, 'connection'))[0] as WebSocket }
+  return { sockets, seen, url, server, accepted: async () => (await once(server, 'connection'))[0] as WebSocket }
 }
 
 const connection = (id: string): Connection => ({ id }) as unknown as Connection
@@ -78,6 +78,43 @@ t.test('before it is attached, a socket of the hub\'s class emits to listeners a
   client.send('early')
   await until(() => heard.length === 1)
   t.same(heard, ['early'])
+  t.same(seen, [], 'nothing reached the hub')
+  client.close()
+})
+
+t.test('an attached socket of the hub\'s class still emits to listeners of its own: ws\'s client tracking, an app\'s', async (t) => {
+  const { sockets, seen, url, server, accepted } = await setUp(t, true, true)
+  const upgraded = accepted()
+  const client = new WebSocket(url)
+  const socket = await upgraded
+  sockets.attach(socket, connection('c3'))
+  const heard: string[] = []
+  socket.on('message', (data) => heard.push(`message ${String(data)}`))
+  socket.on('ping', () => heard.push('ping'))
+  await once(client, 'open')
+  t.equal(server.clients.size, 1, 'tracked')
+  client.ping()
+  client.send('both')
+  await until(() => heard.length >= 2)
+  client.close(1000)
+  await until(() => seen.length >= 2 && server.clients.size === 0)
+  t.same(heard, ['ping', 'message both'], 'the app\'s listeners heard the message and the ping (an event the hub does not take)')
+  t.same(seen, ['c3 message both false', 'c3 close 1000'], 'and the hub the message and the close')
+  t.equal(server.clients.size, 0, 'ws\'s own close listener forgot the socket')
+})
+
+t.test('the connection is the hub\'s own: a field of that name the app sets on a socket changes nothing', async (t) => {
+  const { seen, url, accepted } = await setUp(t, true)
+  const upgraded = accepted()
+  const client = new WebSocket(url)
+  const socket = await upgraded as WebSocket & { connection?: unknown }
+  socket.connection = { id: 'app-state' }
+  const heard: string[] = []
+  socket.on('message', (data) => heard.push(String(data)))
+  await once(client, 'open')
+  client.send('mine')
+  await until(() => heard.length === 1)
+  t.same(heard, ['mine'])
   t.same(seen, [], 'nothing reached the hub')
   client.close()
 })

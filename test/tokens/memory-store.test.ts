@@ -88,7 +88,7 @@ t.test('unknown and revoked tokens resolve to null; revoking one leaves the othe
   const kept = await store.issue('u1', { ttlSeconds: 60 })
   const revoked = await store.issue('u1', { ttlSeconds: 60 })
   t.equal(await store.resolve('never-issued'), null)
-  t.equal(await store.revoke(revoked), undefined)
+  t.equal(await store.revoke(revoked), 'u1', 'revoking answers whose token it was')
   t.equal(await store.resolve(revoked), null)
   t.equal((await store.resolve(kept))?.userId, 'u1')
   t.equal(await store.revoke(revoked), undefined, 'revoking twice is harmless')

@@ -191,10 +191,25 @@ t.test('RedisTokenStore over a client of the test\'s own', async (t) => {
   const token = await store.issue('u9', { ttlSeconds: 60 })
   t.equal(JSON.parse(await redis.get(`${keyPrefix}token:${sha256(token)}`) ?? 'null').user_id, 'u9')
   t.equal((await store.resolve(token))?.userId, 'u9')
-  await store.revoke(token)
+  t.equal(await store.revoke(token), 'u9', 'revoking answers whose token it was')
   t.equal(await store.resolve(token), null)
+  t.equal(await redis.exists(`${keyPrefix}token:${sha256(token)}`), 0, 'the key is gone')
+  t.equal(await store.revoke(token), undefined, 'a second time, no one\'s')
+  await redis.set(`${keyPrefix}token:${sha256('unreadable')}`, 'not json')
+  t.equal(await store.revoke('unreadable'), undefined, 'a value that does not parse names no user')
+  t.equal(await redis.exists(`${keyPrefix}token:${sha256('unreadable')}`), 0, 'and is deleted all the same')
   store.close()
   t.equal(redis.status, 'ready', 'close() leaves the client alone')
+})
+
+t.test('revoking a token whose value a custom parser throws on deletes it and names no user', async (t) => {
+  const redis = await ownClient(t)
+  const keyPrefix = uniquePrefix()
+  const store = new RedisTokenStore(redis, { keyPrefix, keyFor: (token) => `${keyPrefix}s:${token}`, parse: () => { throw new Error('unreadable') } })
+  t.teardown(() => store.close())
+  await redis.set(`${keyPrefix}s:sess-1`, 'uid=1')
+  t.equal(await store.revoke('sess-1'), undefined)
+  t.equal(await redis.exists(`${keyPrefix}s:sess-1`), 0)
 })
 
 t.test('custom tokens.keyFor and tokens.parse read another layout', async (t) => {
