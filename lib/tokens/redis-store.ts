@@ -63,9 +63,11 @@ export class RedisTokenStore implements TokenStore {
     const raw = await TAKE_SCRIPT.run(this.#redis, [key], []).catch((error: Error) => { throw writeFailure(error) })
     if (typeof raw !== 'string') return undefined
     try {
-      return this.#parse(raw)?.userId
+      // Expired or not (a socket may hold it until the expiry wheel closes it), normalized as the sockets hold it.
+      const state = this.#parse(raw)
+      return state === null ? undefined : normalizeUserId(state.userId)
     } catch {
-      // A value the parser cannot read names no user; the key is gone all the same.
+      // A value the parser cannot read, or a user id it cannot be, names no user; the key is gone all the same.
       return undefined
     }
   }

@@ -212,6 +212,17 @@ t.test('revoking a token whose value a custom parser throws on deletes it and na
   t.equal(await redis.exists(`${keyPrefix}s:sess-1`), 0)
 })
 
+t.test('revoking answers the user id as the sockets hold it, a custom parser\'s number as its string', async (t) => {
+  const redis = await ownClient(t)
+  const keyPrefix = uniquePrefix()
+  const expiresAt = Math.floor(Date.now() / 1000) + 60
+  const store = new RedisTokenStore(redis, { keyPrefix, keyFor: (token) => `${keyPrefix}s:${token}`, parse: () => ({ userId: 42 as unknown as string, expiresAt }) })
+  t.teardown(() => store.close())
+  await redis.set(`${keyPrefix}s:sess-42`, 'uid=42')
+  t.same(await store.resolve('sess-42'), { userId: '42', expiresAt })
+  t.equal(await store.revoke('sess-42'), '42', 'the revoke message can name the user (a number would be refused as malformed)')
+})
+
 t.test('custom tokens.keyFor and tokens.parse read another layout', async (t) => {
   const redis = await ownClient(t)
   const keyPrefix = uniquePrefix()
