@@ -85,7 +85,8 @@ export class Sender {
 
   /** Closes every socket that authenticated with the token of `tokenHash` (the user `userId`'s, if known), on every node (4501). */
   async revokeToken (tokenHash: string, userId: string | undefined): Promise<void> {
-    await this.control(this.#topics.control, userId === undefined ? { type: 'revoke', tokenHash } : { type: 'revoke', tokenHash, userId })
+    // An undefined userId is left out of the JSON.
+    await this.control(this.#topics.control, { type: 'revoke', tokenHash, userId })
   }
 
   async control (topic: string, control: ControlMessage): Promise<void> {
