@@ -50,9 +50,7 @@ export class SubscriptionSet {
    */
   async want (wanted: string): Promise<void> {
     const channel = interned(wanted)
-    const state = this.#channels.get(channel) ?? 0
-    this.#channels.set(channel, state | WANTED)
-    if ((state & ACTIVE) !== 0) return
+    if ((this.#change(channel, WANTED, 0) & ACTIVE) !== 0) return
     this.#changed.add(channel)
     await new Promise<void>((resolve) => {
       const waiting = this.#waiters.get(channel)
@@ -63,9 +61,7 @@ export class SubscriptionSet {
   }
 
   drop (channel: string): void {
-    const state = this.#channels.get(channel)
-    if (state === undefined) return
-    this.#set(channel, state & ~WANTED)
+    const state = this.#change(channel, 0, WANTED)
     // Whoever waited for it no longer needs it.
     this.#settle(channel)
     if ((state & ACTIVE) !== 0) this.#reconsider(channel)
@@ -85,17 +81,22 @@ export class SubscriptionSet {
     // The batch in flight was on the connection that is gone: its answer no longer holds the next one back.
     this.#inFlight = false
     const wanted: string[] = []
-    for (const [channel, state] of this.#channels) {
-      this.#set(channel, state & ~ACTIVE)
-      if ((state & WANTED) !== 0) wanted.push(channel)
+    for (const channel of this.#channels.keys()) {
+      if ((this.#change(channel, 0, ACTIVE) & WANTED) !== 0) wanted.push(channel)
     }
     await Promise.all(wanted.map(async (channel) => await this.want(channel)))
   }
 
-  /** Records a channel's state; one neither wanted nor subscribed is forgotten. */
-  #set (channel: string, state: number): void {
-    if (state === 0) this.#channels.delete(channel)
-    else this.#channels.set(channel, state)
+  /**
+   * Sets the bits `add` of a channel's state and clears `remove`; answers the
+   * state before. A channel neither wanted nor subscribed is forgotten.
+   */
+  #change (channel: string, add: number, remove: number): number {
+    const before = this.#channels.get(channel) ?? 0
+    const after = (before | add) & ~remove
+    if (after === 0) this.#channels.delete(channel)
+    else this.#channels.set(channel, after)
+    return before
   }
 
   /** Puts a channel in the next batch. */
@@ -118,7 +119,7 @@ export class SubscriptionSet {
       const state = this.#channels.get(channel) ?? 0
       if (state === WANTED) toSubscribe.push(channel)
       else if (state === ACTIVE) {
-        this.#channels.delete(channel)
+        this.#change(channel, 0, ACTIVE)
         toUnsubscribe.push(channel)
       }
     }
@@ -133,8 +134,7 @@ export class SubscriptionSet {
         // Subscribed on a connection a reset has replaced since: the reset's own batch subscribes them on the new one.
         if (connection !== this.#connection) return
         for (const channel of toSubscribe) {
-          const state = this.#channels.get(channel) ?? 0
-          this.#channels.set(channel, state | ACTIVE)
+          const state = this.#change(channel, ACTIVE, 0)
           this.#settle(channel)
           // Dropped while the SUBSCRIBE was in flight: the next batch takes it back.
           if ((state & WANTED) === 0) this.#reconsider(channel)
