@@ -7,8 +7,19 @@ import { HubSockets } from '../../lib/hub/hub-socket.js'
 import type { Connection } from '../../lib/hub/connection.js'
 import { openRaw, frame } from '../helpers/raw-ws.js'
 
+interface Setup {
+  sockets: HubSockets
+  seen: string[]
+  url: string
+  server: WebSocketServer
+  /** The server's next socket, once `connect()` has opened it. */
+  accepted: () => Promise<WebSocket>
+  /** A client, open, and the server's socket for it. */
+  connect: () => Promise<{ client: WebSocket, socket: WebSocket }>
+}
+
 /** A HubSockets recording what reaches it, and a ws server on loopback building its sockets with the hub's class or its own. */
-async function setUp (t: Test, ownClass: boolean, clientTracking = false): Promise<{ sockets: HubSockets, seen: string[], url: string, server: WebSocketServer, accepted: () => Promise<WebSocket> }> {
+async function setUp (t: Test, ownClass: boolean, clientTracking = false): Promise<Setup> {
   const seen: string[] = []
   const sockets = new HubSockets({
     message: (connection, data, isBinary) => { seen.push(`${connection.id} message ${data.toString()} ${isBinary}`) },
@@ -20,7 +31,14 @@ async function setUp (t: Test, ownClass: boolean, clientTracking = false): Promi
   await once(server, 'listening')
   t.teardown(() => { server.close() })
   const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`
-  return { sockets, seen, url, server, accepted: async () => (await once(server, 'connection'))[0] as WebSocket }
+  const accepted = async (): Promise<WebSocket> => (await once(server, 'connection'))[0] as WebSocket
+  const connect = async (): Promise<{ client: WebSocket, socket: WebSocket }> => {
+    const upgraded = accepted()
+    const client = new WebSocket(url)
+    const [socket] = await Promise.all([upgraded, once(client, 'open')])
+    return { client, socket }
+  }
+  return { sockets, seen, url, server, accepted, connect }
 }
 
 const connection = (id: string): Connection => ({ id }) as unknown as Connection
@@ -33,12 +51,9 @@ for (const ownClass of [true, false]) {
   const kind = ownClass ? 'a socket of the hub\'s class' : 'a socket of another ws server (listeners)'
 
   t.test(`${kind}: message, pong and close reach the hub with the socket's connection`, async (t) => {
-    const { sockets, seen, url, accepted } = await setUp(t, ownClass)
-    const upgraded = accepted()
-    const client = new WebSocket(url)
-    const socket = await upgraded
+    const { sockets, seen, connect } = await setUp(t, ownClass)
+    const { client, socket } = await connect()
     sockets.attach(socket, connection('c1'))
-    await once(client, 'open')
     client.send('hello')
     client.send(Buffer.from('bin'), { binary: true })
     socket.ping()
@@ -67,31 +82,13 @@ for (const ownClass of [true, false]) {
   })
 }
 
-t.test('before it is attached, a socket of the hub\'s class emits to listeners as usual', async (t) => {
-  const { seen, url, accepted } = await setUp(t, true)
-  const upgraded = accepted()
-  const client = new WebSocket(url)
-  const socket = await upgraded
-  const heard: string[] = []
-  socket.on('message', (data) => heard.push(String(data)))
-  await once(client, 'open')
-  client.send('early')
-  await until(() => heard.length === 1)
-  t.same(heard, ['early'])
-  t.same(seen, [], 'nothing reached the hub')
-  client.close()
-})
-
 t.test('an attached socket of the hub\'s class still emits to listeners of its own: ws\'s client tracking, an app\'s', async (t) => {
-  const { sockets, seen, url, server, accepted } = await setUp(t, true, true)
-  const upgraded = accepted()
-  const client = new WebSocket(url)
-  const socket = await upgraded
+  const { sockets, seen, server, connect } = await setUp(t, true, true)
+  const { client, socket } = await connect()
   sockets.attach(socket, connection('c3'))
   const heard: string[] = []
   socket.on('message', (data) => heard.push(`message ${String(data)}`))
   socket.on('ping', () => heard.push('ping'))
-  await once(client, 'open')
   t.equal(server.clients.size, 1, 'tracked')
   client.ping()
   client.send('both')
@@ -103,15 +100,13 @@ t.test('an attached socket of the hub\'s class still emits to listeners of its o
   t.equal(server.clients.size, 0, 'ws\'s own close listener forgot the socket')
 })
 
-t.test('the connection is the hub\'s own: a field of that name the app sets on a socket changes nothing', async (t) => {
-  const { seen, url, accepted } = await setUp(t, true)
-  const upgraded = accepted()
-  const client = new WebSocket(url)
-  const socket = await upgraded as WebSocket & { connection?: unknown }
+t.test('a socket of the hub\'s class not attached (an app\'s own route) emits to its listeners as usual, whatever fields the app sets on it', async (t) => {
+  const { seen, connect } = await setUp(t, true)
+  const { client, socket } = await connect() as { client: WebSocket, socket: WebSocket & { connection?: unknown } }
+  // The hub's connection is a private field: a property of that name is the app's.
   socket.connection = { id: 'app-state' }
   const heard: string[] = []
   socket.on('message', (data) => heard.push(String(data)))
-  await once(client, 'open')
   client.send('mine')
   await until(() => heard.length === 1)
   t.same(heard, ['mine'])
