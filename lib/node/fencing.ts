@@ -18,9 +18,13 @@ export interface FencingOptions {
  * Redis as soon as it is accepted, while its node starts listening on the
  * user's channel; once listening, it reads the stored generation again (a newer
  * claim announced before it listened went unheard) and announces its own. A
- * node holding an older generation closes that socket with 4500. Pub/sub is
- * at-most-once, so `repair()` (run periodically) compares every local socket
- * with the stored generation and repairs a lost announcement.
+ * node holding an older generation closes that socket with 4500. A socket
+ * takes its generation back when it closes, so a claim that replaced none
+ * finds no other socket of the user open and announces nothing: a connect
+ * after a clean close costs no publish. Pub/sub is at-most-once (and a
+ * crashed node takes back nothing, which only costs an announcement), so
+ * `repair()` (run periodically) compares every local socket with the stored
+ * generation and repairs a lost announcement.
  */
 export class Fencing {
   readonly #options: FencingOptions
@@ -42,8 +46,9 @@ export class Fencing {
       // subscription could land after a newer connection's and replace it.
       const listening = this.#options.listen(connection.userId)
       listening.catch(() => {})
-      const generation = await generations.claim(connection.userId)
+      const { generation, replaced } = await generations.claim(connection.userId)
       if (connection.closed) {
+        // Closed before it had a generation to take back (see closed()).
         await this.#release(connection.userId, generation)
         return
       }
@@ -52,21 +57,28 @@ export class Fencing {
       await listening
       // A newer claim announced before this node listened went unheard; it is in Redis.
       const stored = await generations.stored(connection.userId)
-      if (connection.closed) {
-        await this.#release(connection.userId, generation)
-        return
-      }
+      // Closed meanwhile: its close took the generation back.
+      if (connection.closed) return
       if (stored > generation) {
         hub.close(connection, Disconnect.REPLACED)
         return
       }
-      await this.#options.announce(connection.userId, generation)
+      if (replaced > 0) await this.#options.announce(connection.userId, generation)
     } catch (error) {
       // The periodic check claims again; the socket stays (an outage closes no socket).
       this.#options.log.warn({ err: error, connectionId: connection.id }, 'fastify-realtime: generation claim failed')
     } finally {
       this.#claiming.delete(connection)
     }
+  }
+
+  /**
+   * A socket left this node: its generation goes, unless a newer claim
+   * replaced it. A socket still claiming takes it back once the claim answers.
+   */
+  closed (connection: Connection): void {
+    if (connection.generation !== undefined) this.#release(connection.userId, connection.generation).catch(() => {})
+    if (this.#options.hub.connections.forUser(connection.userId) === undefined) this.#announcedWhileClaiming.delete(connection.userId)
   }
 
   /** Whether a newer generation was announced while this socket was claiming (it then closes). */
@@ -79,9 +91,8 @@ export class Fencing {
   }
 
   /**
-   * A socket gone before its claim was announced takes the claim back: its
-   * generation may have landed after the one of the user's newer socket, and
-   * must not stand over it.
+   * A closed socket's generation must not stand: it may have landed after the
+   * one of the user's newer socket, and would make every later claim announce.
    */
   async #release (userId: string, generation: number): Promise<void> {
     await this.#options.generations.release(userId, generation).catch((error: Error) => {
@@ -100,11 +111,12 @@ export class Fencing {
     }
   }
 
-  forget (userId: string): void {
-    this.#announcedWhileClaiming.delete(userId)
-  }
-
-  /** Repairs lost announcements: closes local sockets older than the stored generation, claims for those without one. */
+  /**
+   * Repairs lost announcements: closes local sockets older than the stored
+   * generation, claims for those without one, and stores again the generation
+   * of a socket whose key is gone (it outlived the key's TTL, or Redis came
+   * back empty): a claim elsewhere would otherwise find none and not announce.
+   */
   async repair (): Promise<void> {
     const { hub, generations } = this.#options
     const connections = [...hub.connections]
@@ -119,9 +131,9 @@ export class Fencing {
         else await this.claim(connection)
         return
       }
-      if (stored > connection.generation && !connection.closed) {
-        hub.close(connection, Disconnect.REPLACED)
-      }
+      if (connection.closed) return
+      if (stored > connection.generation) hub.close(connection, Disconnect.REPLACED)
+      else if (stored === 0) await generations.restore(connection.userId, connection.generation)
     }))
   }
 }

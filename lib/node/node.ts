@@ -184,9 +184,9 @@ export class RealtimeNode {
 
   #closed (connection: Connection): void {
     this.#cluster?.presence.closed(connection)
+    this.#cluster?.fencing.closed(connection)
     if (this.#hub.connections.forUser(connection.userId) !== undefined) return
     this.#broker.unsubscribe(this.#topics.user(connection.userId))
-    this.#cluster?.fencing.forget(connection.userId)
   }
 
   #receive (topic: string, message: Buffer): void {

@@ -10,11 +10,16 @@ import { TurnBatch } from './turn-batch.js'
  * Cluster the keys live on different shards, so each is its own command with
  * its own outcome (a client with `enableAutoPipelining` sends a turn's in one
  * write per shard), where a batch would fail all its keys for one shard's error.
+ * A request may carry an argument for its key (`Arg`), handed to `many` in
+ * the keys' order.
  */
-export function keyBatch<Output> (redis: RedisClient, many: (keys: string[]) => Promise<Output[]>, { waitMs = 0 }: { waitMs?: number } = {}): (key: string) => Promise<Output> {
-  if (isCluster(redis)) return async (key) => (await many([key]))[0] as Output
-  const batch = new TurnBatch(many, { waitMs })
-  return async (key) => await batch.add(key)
+export function keyBatch<Output, Arg = void> (redis: RedisClient, many: (keys: string[], args: Arg[]) => Promise<Output[]>, { waitMs = 0 }: { waitMs?: number } = {}): (key: string, arg: Arg) => Promise<Output> {
+  if (isCluster(redis)) return async (key, arg) => (await many([key], [arg]))[0] as Output
+  const batch = new TurnBatch<{ key: string, arg: Arg }, Output>(
+    async (requests) => await many(requests.map((request) => request.key), requests.map((request) => request.arg)),
+    { waitMs }
+  )
+  return async (key, arg) => await batch.add({ key, arg })
 }
 
 /** Reads one string key: null when it does not exist or holds another type (as MGET answers both). */

@@ -65,6 +65,27 @@ t.test('one socket per user across nodes: the newer connection anywhere replaces
   t.equal(entry.connection_id, (second.first.data as { connection_id: string }).connection_id)
 })
 
+t.test('a socket that closes takes its generation back; the newer socket that replaced one keeps its own', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const [a, b] = await startNodes(t, 2, { keyPrefix })
+  const token = await a.app.realtime.tokens.issue('leaver', { ttlSeconds: 60 })
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  const key = `${keyPrefix}gen:leaver`
+  const first = await connect(`${a.wsBase}/api/v1/ws?token=${token}`)
+  await waitFor(async () => await redis.exists(key) === 1, 'the first socket to claim its generation')
+  const firstClosed = closed(first.socket)
+  const second = await connect(`${b.wsBase}/api/v1/ws?token=${token}`)
+  await firstClosed
+  await waitFor(async () => (await a.app.realtime.presence.connections()).length === 0, 'the replaced socket to leave')
+  const claimed = await redis.get(key)
+  t.ok(claimed !== null, 'the replaced socket left the newer one\'s generation standing')
+  const secondClosed = closed(second.socket)
+  second.socket.close()
+  await secondClosed
+  await waitFor(async () => await redis.exists(key) === 0, 'the closed socket to take its generation back')
+})
+
 t.test('10 concurrent connects of one user over two nodes settle on exactly one open socket', async (t) => {
   const [a, b] = await startNodes(t, 2)
   const token = await a.app.realtime.tokens.issue('racer', { ttlSeconds: 60 })
@@ -94,6 +115,23 @@ t.test('a lost takeover announcement is repaired by the periodic check', async (
   const key = `${keyPrefix}gen:lost`
   await redis.set(key, String(Number(await redis.get(key)) + 1000))
   t.same(await clientClosed, { code: 4500, reason: 'Replaced by a newer connection' })
+})
+
+t.test('the periodic check stores again the generation of an open socket whose key is gone', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const [a] = await startNodes(t, 1, { keyPrefix, heartbeat: { intervalMs: 100 } })
+  const token = await a.app.realtime.tokens.issue('outlived', { ttlSeconds: 60 })
+  const client = await connect(`${a.wsBase}/api/v1/ws?token=${token}`)
+  t.teardown(() => client.socket.terminate())
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  const key = `${keyPrefix}gen:outlived`
+  await waitFor(async () => await redis.exists(key) === 1, 'the socket to claim its generation')
+  const generation = await redis.get(key)
+  // As if the key outlived its TTL, or Redis came back empty.
+  await redis.del(key)
+  await waitFor(async () => await redis.get(key) === generation, 'the generation to be stored again')
+  t.equal(client.socket.readyState, WebSocket.OPEN)
 })
 
 t.test('revoke, forceLogout and disconnect called on one node act on sockets of another', async (t) => {

@@ -25,12 +25,17 @@ function harness () {
       claims++
       // Like the claim script: newer than the stored generation. Stored at
       // once; a held claim is one whose answer is on its way back.
+      const replaced = stored
       const generation = Math.max(stored + 1, nextGeneration)
       stored = generation
       await gates.claim
-      return generation
+      return { generation, replaced }
     },
     stored: async () => stored,
+    restore: async (_userId: string, generation: number) => {
+      // SET NX.
+      if (stored === 0) stored = generation
+    },
     release: async (_userId: string, generation: number) => {
       if (gates.refuseRelease === true) throw new Error('release refused')
       // Compare-and-delete.
@@ -43,8 +48,7 @@ function harness () {
       [Symbol.iterator]: () => connections.values()
     },
     close: (connection: FakeConnection, { code }: { code: number }) => {
-      connection.closed = true
-      connections.delete(connection.userId)
+      leave(connection)
       closes.push([connection.id, code])
     }
   } as unknown as Hub
@@ -55,6 +59,12 @@ function harness () {
     announce: async (userId, generation) => { announced.push([userId, generation]) },
     log: { warn () {}, debug (_context: unknown, message: string) { debugged.push(message) } } as unknown as FastifyBaseLogger
   })
+  // As the hub and node do it: out of the index (the node tells fencing), then closed.
+  const leave = (connection: FakeConnection): void => {
+    connections.delete(connection.userId)
+    fencing.closed(connection)
+    connection.closed = true
+  }
   // A stand-in whose state a test can set directly (a real Connection changes only through its methods).
   const open = (id: string, userId: string, connectedAt = Date.now()): FakeConnection => {
     const connection = {
@@ -76,6 +86,7 @@ function harness () {
   return {
     fencing,
     open,
+    leave,
     closes,
     announced,
     setStored: (value: number) => { stored = value },
@@ -88,12 +99,45 @@ function harness () {
   }
 }
 
-t.test('a claim announces its generation', async (t) => {
+t.test('a claim that replaced a stored generation announces its own: the older socket may still be open elsewhere', async (t) => {
   const h = harness()
+  h.setStored(500)
   const connection = h.open('c1', 'u1')
   await h.fencing.claim(connection)
   t.equal(connection.generation, 1000)
   t.same(h.announced, [['u1', 1000]])
+})
+
+t.test('a claim that replaced none announces nothing: every earlier socket of the user took its generation back', async (t) => {
+  const h = harness()
+  const connection = h.open('c1', 'u1')
+  await h.fencing.claim(connection)
+  t.equal(connection.generation, 1000)
+  t.same(h.announced, [])
+})
+
+t.test('a socket that closes takes its generation back, unless a newer claim replaced it', async (t) => {
+  const h = harness()
+  const first = h.open('c1', 'u1')
+  await h.fencing.claim(first)
+  h.leave(first)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(h.stored(), 0, 'taken back')
+
+  const second = h.open('c2', 'u2')
+  await h.fencing.claim(second)
+  h.setStored(9000)
+  h.leave(second)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(h.stored(), 9000, 'a newer generation stays')
+
+  const h2 = harness()
+  h2.refuseRelease()
+  const third = h2.open('c3', 'u3')
+  await h2.fencing.claim(third)
+  h2.leave(third)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(h2.debugged, ['fastify-realtime: generation release failed'], 'a release that Redis refuses is logged')
 })
 
 t.test('a newer generation announced while the claim is in flight closes the socket once the claim answers', async (t) => {
@@ -111,6 +155,7 @@ t.test('a newer generation announced while the claim is in flight closes the soc
 
 t.test('an older generation announced meanwhile changes nothing', async (t) => {
   const h = harness()
+  h.setStored(5)
   const release = h.holdClaim()
   const connection = h.open('c1', 'u1')
   const claiming = h.fencing.claim(connection)
@@ -129,21 +174,23 @@ t.test('an older generation announced meanwhile changes nothing', async (t) => {
 
 t.test('a socket that closes while listening or while claiming never announces', async (t) => {
   const h = harness()
+  h.setStored(5)
   const releaseListen = h.holdListen()
   const first = h.open('c1', 'u1')
   const listening = h.fencing.claim(first)
-  first.closed = true
+  h.leave(first)
   releaseListen()
   await listening
   t.equal(first.generation, undefined)
   t.same(h.announced, [])
 
   const h2 = harness()
+  h2.setStored(5)
   const releaseClaim = h2.holdClaim()
   const second = h2.open('c2', 'u2')
   const claiming = h2.fencing.claim(second)
   await new Promise((resolve) => setImmediate(resolve))
-  second.closed = true
+  h2.leave(second)
   releaseClaim()
   await claiming
   t.equal(second.generation, undefined)
@@ -152,6 +199,7 @@ t.test('a socket that closes while listening or while claiming never announces',
 
 t.test('the claim is made at once, not after the node listens: generations follow the order in which connections came', async (t) => {
   const h = harness()
+  h.setStored(5)
   const releaseListen = h.holdListen()
   const connection = h.open('c1', 'u1')
   const claiming = h.fencing.claim(connection)
@@ -184,7 +232,7 @@ t.test('a socket that closed while its claim was in flight takes the claim back,
   const gone = h.open('c1', 'u1')
   const claiming = h.fencing.claim(gone)
   await new Promise((resolve) => setImmediate(resolve))
-  gone.closed = true
+  h.leave(gone)
   releaseClaim()
   await claiming
   t.equal(h.stored(), 0, 'its stale generation no longer stands over the user\'s newer socket')
@@ -195,7 +243,7 @@ t.test('a socket that closed while its claim was in flight takes the claim back,
   const listenClaiming = h1.fencing.claim(listening)
   await new Promise((resolve) => setImmediate(resolve))
   t.equal(listening.generation, 1000, 'claimed')
-  listening.closed = true
+  h1.leave(listening)
   releaseListen()
   await listenClaiming
   t.equal(h1.stored(), 0, 'also when it closed after claiming, while its node was still subscribing')
@@ -206,7 +254,7 @@ t.test('a socket that closed while its claim was in flight takes the claim back,
   const second = h2.open('c2', 'u2')
   const secondClaiming = h2.fencing.claim(second)
   await new Promise((resolve) => setImmediate(resolve))
-  second.closed = true
+  h2.leave(second)
   h2.setStored(7000)
   releaseSecond()
   await secondClaiming
@@ -217,7 +265,7 @@ t.test('a socket that closed while its claim was in flight takes the claim back,
   const releaseThird = h3.holdClaim()
   const third = h3.open('c3', 'u3')
   const thirdClaiming = h3.fencing.claim(third)
-  third.closed = true
+  h3.leave(third)
   releaseThird()
   await thirdClaiming
   t.same(h3.debugged, ['fastify-realtime: generation release failed'], 'a release that Redis refuses is logged')
@@ -238,8 +286,25 @@ t.test('repair: closes sockets older than the stored generation, claims for thos
   t.equal(pending.closed, true)
 })
 
+t.test('repair stores again the generation of an open socket whose key is gone; one closed meanwhile is left out', async (t) => {
+  const h = harness()
+  const connection = h.open('c1', 'u1')
+  await h.fencing.claim(connection)
+  // The key outlived its TTL, or Redis came back empty.
+  h.setStored(0)
+  await h.fencing.repair()
+  t.equal(h.stored(), 1000, 'stored again')
+  t.same(h.closes, [])
+  h.setStored(0)
+  const repairing = h.fencing.repair()
+  h.leave(connection)
+  await repairing
+  t.equal(h.stored(), 0, 'a socket that closed while its key was read stores nothing')
+})
+
 t.test('repair leaves a socket whose claim is in flight alone, though the claim is already stored', async (t) => {
   const h = harness()
+  h.setStored(5)
   const release = h.holdClaim()
   // Connected before any generation Redis could have claimed since: only its own claim explains the stored one.
   const connection = h.open('c1', 'u1', 0)

@@ -9,12 +9,15 @@ t.teardown(async () => await redis.kill())
 
 const client = async (t: Test): Promise<Redis> => await failFastClient(t, redis.url)
 
-t.test('claims made within one turn are one script call, each newer than what the user had', async (t) => {
+t.test('claims made within one turn are one script call, each newer than what the user had and naming what it replaced', async (t) => {
   const connection = await client(t)
   const generations = new Generations(connection, 'claims:')
-  const earlier = await generations.claim('alice')
+  const { generation: earlier, replaced: none } = await generations.claim('alice')
+  t.equal(none, 0, 'the first claim of a user replaced none')
   await commandCounts(connection)
-  const [alice, bob, aliceAgain] = await Promise.all([generations.claim('alice'), generations.claim('bob'), generations.claim('alice')])
+  const claims = await Promise.all([generations.claim('alice'), generations.claim('bob'), generations.claim('alice')])
+  const [alice, bob, aliceAgain] = claims.map((claim) => claim.generation) as [number, number, number]
+  t.same(claims.map((claim) => claim.replaced), [earlier, 0, alice], 'each names the generation it replaced')
   const counts = await commandCounts(connection)
   // The counts include the commands the script ran (GET, SET, TIME).
   t.same({ evalsha: counts.evalsha, eval: counts.eval, set: counts.set }, { evalsha: 1, eval: undefined, set: 3 }, 'one script call stores the three claims')
@@ -27,20 +30,35 @@ t.test('claims made within one turn are one script call, each newer than what th
 t.test('reads made within one turn are one MGET; a user without a generation reads 0', async (t) => {
   const connection = await client(t)
   const generations = new Generations(connection, 'reads:')
-  const claimed = await generations.claim('carol')
+  const { generation: claimed } = await generations.claim('carol')
   await commandCounts(connection)
   t.same(await Promise.all([generations.stored('carol'), generations.stored('nobody')]), [claimed, 0])
   t.same(await commandCounts(connection), { mget: 1 })
 })
 
-t.test('a release takes the generation back only if no newer claim replaced it', async (t) => {
-  const generations = new Generations(await client(t), 'release:')
-  const older = await generations.claim('dave')
-  const newer = await generations.claim('dave')
-  await generations.release('dave', older)
+t.test('a release takes the generation back only if no newer claim replaced it; releases of one turn are one script call', async (t) => {
+  const connection = await client(t)
+  const generations = new Generations(connection, 'release:')
+  const { generation: older } = await generations.claim('dave')
+  const { generation: newer } = await generations.claim('dave')
+  const { generation: ivy } = await generations.claim('ivy')
+  await commandCounts(connection)
+  await Promise.all([generations.release('dave', older), generations.release('ivy', ivy)])
+  t.same((await commandCounts(connection)).evalsha, 1, 'one script call')
   t.equal(await generations.stored('dave'), newer, 'a newer claim stands')
+  t.equal(await generations.stored('ivy'), 0, 'its own claim is taken back')
   await generations.release('dave', newer)
-  t.equal(await generations.stored('dave'), 0, 'its own claim is taken back')
+  t.equal(await generations.stored('dave'), 0)
+  t.equal((await generations.claim('dave')).replaced, 0, 'a claim after the release replaced none')
+})
+
+t.test('a restore stores the generation only where the user has none', async (t) => {
+  const generations = new Generations(await client(t), 'restore:')
+  await generations.restore('jay', 42)
+  t.equal(await generations.stored('jay'), 42, 'stored where none was')
+  const { generation } = await generations.claim('jay')
+  await generations.restore('jay', 42)
+  t.equal(await generations.stored('jay'), generation, 'a claim made meanwhile stands')
 })
 
 t.test('a batch that Redis refuses fails every request in it', async (t) => {

@@ -67,7 +67,7 @@ t.test('on a Redis Cluster, each read is its own command (the keys sit on differ
   t.same(await commandCounts(servers), { mget: 6 })
 })
 
-t.test('on a Redis Cluster, a turn\'s fencing claims are one script call each, and its re-reads one command each', async (t) => {
+t.test('on a Redis Cluster, a turn\'s fencing claims and releases are one script call each, and its re-reads one command each', async (t) => {
   const connection = await clusterClient(t)
   const servers = masters(t)
   const generations = new Generations(connection, 'gen-cluster:')
@@ -77,8 +77,11 @@ t.test('on a Redis Cluster, a turn\'s fencing claims are one script call each, a
   // The counts include the commands the script ran (GET, SET, TIME).
   const counts = await commandCounts(servers)
   t.same({ evalsha: counts.evalsha, set: counts.set }, { evalsha: 3, set: 3 })
-  t.same(await Promise.all(['ann', 'ben', 'cid', 'nobody'].map(async (userId) => await generations.stored(userId))), [...claimed, 0])
+  t.same(await Promise.all(['ann', 'ben', 'cid', 'nobody'].map(async (userId) => await generations.stored(userId))), [...claimed.map((claim) => claim.generation), 0])
   t.same(await commandCounts(servers), { mget: 4 })
+  await Promise.all(['ann', 'ben'].map(async (userId, index) => { await generations.release(userId, (claimed[index] as { generation: number }).generation) }))
+  t.same((await commandCounts(servers)).evalsha, 2, 'releases: one script call each')
+  t.same(await Promise.all(['ann', 'ben', 'cid'].map(async (userId) => await generations.stored(userId))), [0, 0, claimed[2]?.generation])
 })
 
 t.test('on a Redis Cluster, a read that fails otherwise rejects', async (t) => {
