@@ -136,7 +136,7 @@ for (let rep = 1; rep <= config.reps; rep++) {
   for (const arm of arms) {
     if (only.includes('memory')) await step(arm, rep, 'memory', (session) => idleMemory(session, config.memory))
     if (only.includes('broadcast')) await step(arm, rep, 'broadcast', (session) => broadcastSuite(session, config.broadcast))
-    if (only.includes('connects')) await step(arm, rep, 'connects', (session) => connectsInFlight(session, config.connects))
+    if (only.includes('connects')) await step(arm, rep, 'connects', (lab) => connectsInFlight(lab, config.connects), { lab: true })
     if (only.includes('sustained')) await step(arm, rep, 'sustained', (session) => slowSustained(session, config.sustained))
     if (only.includes('targeted') && arm.cluster) await step(arm, rep, 'targeted', (session) => targeted(session, config.targeted, redisUrl))
     if (only.includes('targeted-load') && arm.cluster) await step(arm, rep, 'targetedLoad', (lab) => targetedLoad(lab, config.targetedLoad), { lab: true })

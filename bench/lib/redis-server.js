@@ -161,15 +161,26 @@ export class OwnRedis {
     if (this.dir !== undefined) rmSync(this.dir, { recursive: true, force: true })
   }
 
-  /** used_cpu_sys + used_cpu_user so far, in seconds. */
-  async cpuSeconds () {
+  /** used_cpu_sys + used_cpu_user so far, in seconds, and the commands it has processed. */
+  async usage () {
     const client = new Redis(this.url, { maxRetriesPerRequest: 1 })
     try {
-      return await redisCpuSeconds(client)
+      return { cpuSeconds: await redisCpuSeconds(client), commands: await redisCommandsProcessed(client) }
     } finally {
       client.disconnect()
     }
   }
+
+  /** used_cpu_sys + used_cpu_user so far, in seconds. */
+  async cpuSeconds () {
+    return (await this.usage()).cpuSeconds
+  }
+}
+
+/** total_commands_processed of the Redis server `client` talks to (a script counts as one, its calls not at all). */
+export async function redisCommandsProcessed (client) {
+  const info = await client.info('stats')
+  return Number(info.match(/^total_commands_processed:(\d+)/m)?.[1] ?? NaN)
 }
 
 /** used_cpu_sys + used_cpu_user of the Redis server `client` talks to. */

@@ -47,6 +47,8 @@ function rowsFor (config) {
     { key: 'connect500.perSecond', label: 'connects/s (until the socket can receive)', digits: 0 },
     { key: 'connect500.failed', label: 'failed connects', digits: 0 },
     { key: 'connect500.cpuPerConnect', label: 'server CPU per connect (µs, every node)', digits: 0 },
+    { key: 'connect500.redisCpuPerConnect', label: 'Redis CPU per connect (µs; 2-node arms, the step\'s own redis-server on core 1)', digits: 0 },
+    { key: 'connect500.redisCommandsPerConnect', label: 'Redis commands per connect (2-node arms; a script call counts once)', digits: 2 },
     { section: `6. Slow consumers: ${b.slowFraction * 100}% of clients paused during the burst of scenario 2` },
     { key: 'burst.p99', label: 'others\' latency p99 without slow consumers (ms)', digits: 1 },
     { key: 'slow.p99', label: 'others\' latency p99 with slow consumers (ms)', digits: 1 },

@@ -9,6 +9,7 @@
 // opens the embedded one beside it.
 import { Redis } from 'ioredis'
 import { ARMS } from '../arms.js'
+import { redisCommandsProcessed } from '../lib/redis-server.js'
 
 const CHANNEL = 'notification.events'
 const EMBEDDED = ARMS.find((arm) => arm.id === 'plugin')
@@ -47,13 +48,13 @@ async function stormOnce (lab, { key, arm, handshakesPerSecond }, config) {
     const setup = await session.loadgen.request('storm.connect', { urls: session.urls, tokens: session.tokens, channel: CHANNEL, concurrency: config.connectConcurrency }, 200_000)
     if (setup.opened < config.clients) throw new Error(`storm ${key}: ${setup.opened}/${config.clients} clients subscribed before the drop: ${JSON.stringify(setup.failures)}`)
     await session.loadgen.request('storm.arm')
-    const commandsBefore = counter === undefined ? 0 : await commandsProcessed(counter)
+    const commandsBefore = counter === undefined ? 0 : await redisCommandsProcessed(counter)
     const refusedBefore = await refusedByNodes(session)
     await session.each('eldStart')
     const dropped = (await session.each('drop')).reduce((sum, answer) => sum + answer.count, 0)
     const result = await session.loadgen.request('storm.wait', { timeoutMs: config.timeoutMs }, config.timeoutMs + 30_000)
     const eld = await session.each('eldStop')
-    const commandsAfter = counter === undefined ? 0 : await commandsProcessed(counter)
+    const commandsAfter = counter === undefined ? 0 : await redisCommandsProcessed(counter)
     const serverSockets = (await session.each('connections')).reduce((sum, count) => sum + count, 0)
     const refusedAfter = await refusedByNodes(session)
     const serverRefused = {}
@@ -98,10 +99,4 @@ async function refusedByNodes (session) {
     for (const [status, times] of Object.entries(stats.handshakes_refused)) total[status] = (total[status] ?? 0) + times
   }
   return total
-}
-
-/** `total_commands_processed` of INFO stats (the INFO itself counts once). */
-async function commandsProcessed (client) {
-  const info = await client.info('stats')
-  return Number(info.match(/^total_commands_processed:(\d+)/m)?.[1] ?? NaN)
 }
