@@ -53,10 +53,14 @@ export function createRedisClient (url: string, connectionName: string, log: Pic
   // handshake answers 503) rather than wait in memory for a reconnect.
   const client = new Redis(url, {
     enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
     // A command in flight when the link drops may have run: sent again after
-    // the reconnect, a PUBLISH would be delivered twice.
+    // the reconnect, a PUBLISH would be delivered twice. So it is not sent
+    // again, and it fails at the drop: with a retry allowed, ioredis would
+    // keep it through a quick reconnect and then drop it unanswered, and every
+    // auto-pipelined command after it would wait behind it until the command
+    // timeout (a Redis restart would stall publishes and handshakes that long).
     autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
     // A frozen Redis keeps the link up; fail commands instead of piling them up.
     commandTimeout: COMMAND_TIMEOUT_MS,
     // Commands issued in the same tick (a burst of publishes) leave in one write.

@@ -4,7 +4,8 @@
 // that npm run stress can import it too).
 
 /**
- * A Sentinel-managed client: no offline queue, no resend, Sentinel asked
+ * A Sentinel-managed client: no offline queue, no resend (what was in flight
+ * fails at the drop), Sentinel asked
  * again soon, and a primary demoted behind our back (READONLY) left.
  * @param {object} sentinel `{ sentinels, name }`
  */
@@ -12,7 +13,7 @@ export function sentinelClientOptions (sentinel) {
   return {
     ...sentinel,
     enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
+    maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     commandTimeout: 500,
     enableAutoPipelining: true,
