@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { FST_REALTIME_REDIS_UNAVAILABLE } from '../errors.js'
 import { componentState, type ComponentState, type RedisClient } from '../redis/client.js'
+import { BUSY_SPACING_MS } from '../redis/turn-batch.js'
 import type { GatewayStats } from '../stats.js'
 import type { Appended, Broker, Once, Repeated, StreamAppend, StreamLimits, StreamRead } from './broker.js'
 import { createPubSub, type PubSub } from './pubsub.js'
@@ -60,7 +61,8 @@ export class RedisBroker implements Broker {
     this.#subscriptions = new SubscriptionSet(
       async (topics) => await this.#pubsub.subscribe(topics),
       async (topics) => await this.#pubsub.unsubscribe(topics),
-      (error) => options.log.warn({ err: error }, 'fastify-realtime: SUBSCRIBE failed; retrying')
+      (error) => options.log.warn({ err: error }, 'fastify-realtime: SUBSCRIBE failed; retrying'),
+      { spacingMs: BUSY_SPACING_MS }
     )
     this.#pubsub = this.#connectSubscriber()
     this.#writer = new RedisWriter({ client: options.client, publishTimeoutMs: options.publishTimeoutMs, history: options.history })

@@ -1,3 +1,5 @@
+import { FlushPacer } from '../redis/turn-batch.js'
+
 /**
  * Keeps a subscriber connection's channel set equal to the channels this node
  * needs, in batches: changes made within one turn of the event loop go out as
@@ -6,9 +8,10 @@
  * batch costs nothing. One batch is in flight at a time: what changes while
  * Redis answers goes out in the next one, so batches grow with the load (a
  * node busy with thousands of connects sends a few large SUBSCRIBEs, not one
- * per connect) and an idle node still sends each change at once. A batch looks
- * only at the channels changed since the last one, so its cost does not grow
- * with the channels already subscribed.
+ * per connect) and an idle node still sends each change at once; with
+ * `spacingMs`, a batch also waits until that long after the previous one
+ * (FlushPacer). A batch looks only at the channels changed since the last
+ * one, so its cost does not grow with the channels already subscribed.
  */
 const RETRY_MS = 1000
 
@@ -27,6 +30,7 @@ export class SubscriptionSet {
   readonly #subscribe: (channels: string[]) => Promise<unknown>
   readonly #unsubscribe: (channels: string[]) => Promise<unknown>
   readonly #onError: (error: Error) => void
+  readonly #pacer: FlushPacer
   #scheduled = false
   /** A batch was sent and not answered yet: the next one waits for it. */
   #inFlight = false
@@ -37,11 +41,13 @@ export class SubscriptionSet {
   constructor (
     subscribe: (channels: string[]) => Promise<unknown>,
     unsubscribe: (channels: string[]) => Promise<unknown>,
-    onError: (error: Error) => void
+    onError: (error: Error) => void,
+    { spacingMs = 0 }: { spacingMs?: number } = {}
   ) {
     this.#subscribe = subscribe
     this.#unsubscribe = unsubscribe
     this.#onError = onError
+    this.#pacer = new FlushPacer(spacingMs)
   }
 
   /**
@@ -108,11 +114,12 @@ export class SubscriptionSet {
   #schedule (): void {
     if (this.#scheduled || this.#closed || this.#inFlight) return
     this.#scheduled = true
-    setImmediate(() => { this.#flush() })
+    this.#pacer.schedule(() => { this.#flush() })
   }
 
   async #flush (): Promise<void> {
     this.#scheduled = false
+    this.#pacer.flushed()
     const toSubscribe: string[] = []
     const toUnsubscribe: string[] = []
     for (const channel of this.#changed) {

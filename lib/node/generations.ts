@@ -1,6 +1,7 @@
 import type { RedisClient } from '../redis/client.js'
 import { batchedReads, keyBatch, type StringRead } from '../redis/key-batch.js'
 import { RedisScript } from '../redis/script.js'
+import { BUSY_SPACING_MS } from '../redis/turn-batch.js'
 
 /**
  * Claims a new generation for each key, in order: greater than the stored one
@@ -39,15 +40,18 @@ const GENERATION_TTL_MS = 24 * 60 * 60 * 1000
  * socket elsewhere, so it can wait for more of a storm to gather.
  */
 const READ_WAIT_MS = 20
+/** How long a release waits for others to share its script call: nobody waits on it. */
+const RELEASE_WAIT_MS = 20
 
 /**
  * The newest generation of each user's socket, in Redis:
  *
  *   {keyPrefix}gen:<userId>   STRING  generation (µs), expires after 24 h
  *
- * Claims and releases made within one turn of the event loop go out
- * together, and reads made within READ_WAIT_MS: on one Redis, one script call
- * claims (or releases) them all and one MGET reads them all.
+ * Claims made within one turn of the event loop go out together (on a busy
+ * node, those of BUSY_SPACING_MS), and reads and releases made within 20 ms:
+ * on one Redis, one script call claims (or releases) them all and one MGET
+ * reads them all.
  * On a Redis Cluster the keys live on different shards, so each is its own
  * command, issued in the same turn (a client with `enableAutoPipelining`
  * sends them in one write per shard).
@@ -62,8 +66,8 @@ export class Generations {
   constructor (redis: RedisClient, keyPrefix: string) {
     this.#redis = redis
     this.#keyPrefix = keyPrefix
-    this.#claim = keyBatch(redis, async (keys) => await claimTogether(redis, keys))
-    this.#release = keyBatch(redis, async (keys, generations: number[]) => await releaseTogether(redis, keys, generations))
+    this.#claim = keyBatch(redis, async (keys) => await claimTogether(redis, keys), { spacingMs: BUSY_SPACING_MS })
+    this.#release = keyBatch(redis, async (keys, generations: number[]) => await releaseTogether(redis, keys, generations), { waitMs: RELEASE_WAIT_MS })
     this.#read = batchedReads(redis, { waitMs: READ_WAIT_MS })
   }
 

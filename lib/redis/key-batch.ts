@@ -1,11 +1,11 @@
 import type { RedisClient } from './client.js'
 import { isCluster } from './client.js'
-import { TurnBatch } from './turn-batch.js'
+import { TurnBatch, type BatchTiming } from './turn-batch.js'
 
 /**
  * Requests for one key each, answered by a command that takes many keys. On
- * one Redis, the keys asked for within one turn of the event loop (or within
- * `waitMs`, see TurnBatch) go out as one command: a node accepting a storm of
+ * one Redis, the keys asked for within one turn of the event loop (or as
+ * `timing` says, see TurnBatch) go out as one command: a node accepting a storm of
  * handshakes makes one round trip and one write for many of them. On a Redis
  * Cluster the keys live on different shards, so each is its own command with
  * its own outcome (a client with `enableAutoPipelining` sends a turn's in one
@@ -13,11 +13,11 @@ import { TurnBatch } from './turn-batch.js'
  * A request may carry an argument for its key (`Arg`), handed to `many` in
  * the keys' order.
  */
-export function keyBatch<Output, Arg = void> (redis: RedisClient, many: (keys: string[], args: Arg[]) => Promise<Output[]>, { waitMs = 0 }: { waitMs?: number } = {}): (key: string, arg: Arg) => Promise<Output> {
+export function keyBatch<Output, Arg = void> (redis: RedisClient, many: (keys: string[], args: Arg[]) => Promise<Output[]>, timing: BatchTiming = {}): (key: string, arg: Arg) => Promise<Output> {
   if (isCluster(redis)) return async (key, arg) => (await many([key], [arg]))[0] as Output
   const batch = new TurnBatch<{ key: string, arg: Arg }, Output>(
     async (requests) => await many(requests.map((request) => request.key), requests.map((request) => request.arg)),
-    { waitMs }
+    timing
   )
   return async (key, arg) => await batch.add({ key, arg })
 }
@@ -26,6 +26,6 @@ export function keyBatch<Output, Arg = void> (redis: RedisClient, many: (keys: s
 export type StringRead = (key: string) => Promise<string | null>
 
 /** String reads that share one MGET per turn (see keyBatch): token lookups, fencing re-reads. */
-export function batchedReads (redis: RedisClient, options: { waitMs?: number } = {}): StringRead {
-  return keyBatch(redis, async (keys) => await redis.mget(keys), options)
+export function batchedReads (redis: RedisClient, timing: BatchTiming = {}): StringRead {
+  return keyBatch(redis, async (keys) => await redis.mget(keys), timing)
 }

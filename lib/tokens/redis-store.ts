@@ -2,6 +2,7 @@ import type { Cluster, Redis } from 'ioredis'
 import { FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED } from '../errors.js'
 import { writeFailure } from '../redis/outcome.js'
 import { batchedReads, type StringRead } from '../redis/key-batch.js'
+import { BUSY_SPACING_MS } from '../redis/turn-batch.js'
 import { RedisScript } from '../redis/script.js'
 import {
   type TokenState, type TokenStore, checkToken, checkTtl, formatTokenValue, hashToken, isLive, mintToken,
@@ -40,7 +41,7 @@ export class RedisTokenStore implements TokenStore {
 
   constructor (redis: Redis | Cluster, options: RedisTokenStoreOptions) {
     this.#redis = redis
-    this.#read = batchedReads(redis)
+    this.#read = batchedReads(redis, { spacingMs: BUSY_SPACING_MS })
     const keyOfHash = (tokenHash: string): string => `${options.keyPrefix}token:${tokenHash}`
     this.#keyFor = options.keyFor ?? ((token) => keyOfHash(hashToken(token)))
     this.resolveHash = options.keyFor === undefined ? async (tokenHash) => await this.#resolveKey(keyOfHash(tokenHash)) : undefined

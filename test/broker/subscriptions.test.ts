@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { SubscriptionSet } from '../../lib/broker/subscriptions.js'
 
 /** A fake subscriber connection that records every command and can be told to fail. */
-function fakeConnection () {
+function fakeConnection ({ spacingMs = 0 } = {}) {
   const calls: string[] = []
   const errors: string[] = []
   let failNext = 0
@@ -14,7 +14,7 @@ function fakeConnection () {
       throw new Error(`${name} refused`)
     }
   }
-  const set = new SubscriptionSet(command('SUBSCRIBE'), command('UNSUBSCRIBE'), (error) => errors.push(error.message))
+  const set = new SubscriptionSet(command('SUBSCRIBE'), command('UNSUBSCRIBE'), (error) => errors.push(error.message), { spacingMs })
   return { set, calls, errors, failNextCommands: (count: number) => { failNext = count } }
 }
 
@@ -24,6 +24,19 @@ t.test('changes within one turn of the event loop go out as one SUBSCRIBE', asyn
   t.same(calls, ['SUBSCRIBE a b c'])
   await set.want('a')
   t.same(calls, ['SUBSCRIBE a b c'], 'an active channel costs nothing')
+})
+
+t.test('with spacing, changes that come soon after a batch wait for the rest of the spacing and go out as one SUBSCRIBE', async (t) => {
+  const { set, calls } = fakeConnection({ spacingMs: 300 })
+  await set.want('a')
+  t.same(calls, ['SUBSCRIBE a'], 'an idle set sends at once')
+  const b = set.want('b')
+  await new Promise((resolve) => setImmediate(resolve))
+  const c = set.want('c')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(calls, ['SUBSCRIBE a'], 'the next ones wait')
+  await Promise.all([b, c])
+  t.same(calls, ['SUBSCRIBE a', 'SUBSCRIBE b c'])
 })
 
 t.test('a channel wanted and dropped before its batch goes out costs nothing, and whoever waited for it is let go', async (t) => {
