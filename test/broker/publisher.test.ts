@@ -181,6 +181,29 @@ t.test('a borrowed client without a command timeout: a stalled publish holds the
   t.strictSame(await lastDelivered(phone, 'po-after'), [subscribed, payment('po-0'), payment('po-after')])
 })
 
+t.test('a borrowed client left to resend what was in flight delivers a publish reported unknown twice (why the plugin warns of that setting)', async (t) => {
+  const own = await ownRedis(t)
+  const proxy = await TcpProxy.start(own.port)
+  t.teardown(async () => await proxy.close())
+  const inspector = directClient(t, own.url)
+  // ioredis' defaults: what was in flight when the link dropped is sent again after the reconnect.
+  const client = new Redis(proxy.url)
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  const options = clusterOptions(client, { cluster: { publishTimeoutMs: 300 } })
+  const [a] = await startNodes(t, 1, options)
+  const phone = await connectPhone(t, a, 'a1', PAYMENTS, inspector, options.keyPrefix as string)
+
+  t.equal(proxy.muteReplies(), 1, 'the borrowed client\'s connection')
+  t.equal(await within(outcome(pay(a, 'a1', 'po-0')), 1000, 'the publish without a reply'), UNKNOWN)
+  await lastDelivered(phone, 'po-0')
+  t.equal(proxy.cutMuted(), 1)
+  // Sent again on the new connection; its answer there says nothing of a publish made since.
+  await waitFor(() => phone.inbox.messages.filter((message) => message.data?.order_id === 'po-0').length === 2, 'po-0 a second time')
+  await payUntilSent(a, 'a1', 'po-after')
+  t.strictSame(await lastDelivered(phone, 'po-after'), [subscribed, payment('po-0'), payment('po-0'), payment('po-after')])
+})
+
 t.test('a link stalled a further publishTimeoutMs is given up: the node reconnects its client itself, and publishes go out again', async (t) => {
   const own = await ownRedis(t)
   const proxy = await TcpProxy.start(own.port)
