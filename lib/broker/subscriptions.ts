@@ -119,6 +119,8 @@ export class SubscriptionSet {
 
   async #flush (): Promise<void> {
     this.#scheduled = false
+    // Scheduled before the broker closed (a paced batch waits up to its spacing).
+    if (this.#closed) return
     this.#pacer.flushed()
     const toSubscribe: string[] = []
     const toUnsubscribe: string[] = []

@@ -39,6 +39,16 @@ t.test('with spacing, changes that come soon after a batch wait for the rest of 
   t.same(calls, ['SUBSCRIBE a', 'SUBSCRIBE b c'])
 })
 
+t.test('a paced batch still waiting when the set closes never goes out', async (t) => {
+  const { set, calls } = fakeConnection({ spacingMs: 50 })
+  await set.want('a')
+  // Never answered: whoever waits for a channel of a closed set waits with it.
+  set.want('b').catch(() => {})
+  set.close()
+  await sleep(80)
+  t.same(calls, ['SUBSCRIBE a'], 'no SUBSCRIBE after close')
+})
+
 t.test('a channel wanted and dropped before its batch goes out costs nothing, and whoever waited for it is let go', async (t) => {
   const { set, calls } = fakeConnection()
   const waited = set.want('brief')
