@@ -19,9 +19,10 @@ export interface FencingOptions {
  * user's channel; once listening, it reads the stored generation again (a newer
  * claim announced before it listened went unheard) and announces its own. A
  * node holding an older generation closes that socket with 4500. A socket
- * takes its generation back when it closes, so a claim that replaced none
- * finds no other socket of the user open and announces nothing: a connect
- * after a clean close costs no publish. Pub/sub is at-most-once (and a
+ * takes its generation back when it closes (one that had not announced yet
+ * puts back the generation it replaced), so a claim that replaced none finds
+ * no other socket of the user open and announces nothing: a connect after a
+ * clean close costs no publish. Pub/sub is at-most-once (and a
  * crashed node takes back nothing, which only costs an announcement), so
  * `repair()` (run periodically) compares every local socket with the stored
  * generation and repairs a lost announcement.
@@ -30,7 +31,8 @@ export class Fencing {
   readonly #options: FencingOptions
   /** Newest generation announced for a user whose local socket is still claiming. */
   readonly #announcedWhileClaiming = new Map<string, number>()
-  readonly #claiming = new WeakSet<Connection>()
+  /** Sockets claiming, with the generation their claim replaced (0: none, or not answered yet). */
+  readonly #claiming = new WeakMap<Connection, number>()
 
   constructor (options: FencingOptions) {
     this.#options = options
@@ -39,7 +41,7 @@ export class Fencing {
   async claim (connection: Connection): Promise<void> {
     const { hub, generations } = this.#options
     if (this.#claiming.has(connection)) return
-    this.#claiming.add(connection)
+    this.#claiming.set(connection, 0)
     try {
       // Claimed at once, in parallel with listening: generations must follow the
       // order in which connections came, and a claim that waited for the
@@ -49,9 +51,10 @@ export class Fencing {
       const { generation, replaced } = await generations.claim(connection.userId)
       if (connection.closed) {
         // Closed before it had a generation to take back (see closed()).
-        await this.#release(connection.userId, generation)
+        await this.#release(connection.userId, generation, replaced)
         return
       }
+      this.#claiming.set(connection, replaced)
       connection.claimed(generation)
       if (this.#outbid(connection, generation)) return
       await listening
@@ -74,10 +77,12 @@ export class Fencing {
 
   /**
    * A socket left this node: its generation goes, unless a newer claim
-   * replaced it. A socket still claiming takes it back once the claim answers.
+   * replaced it; one that had not announced yet puts back the generation it
+   * replaced (that older socket may still be open elsewhere). A socket still
+   * claiming takes it back once the claim answers.
    */
   closed (connection: Connection): void {
-    if (connection.generation !== undefined) this.#release(connection.userId, connection.generation).catch(() => {})
+    if (connection.generation !== undefined) this.#release(connection.userId, connection.generation, this.#claiming.get(connection) ?? 0).catch(() => {})
     if (this.#options.hub.connections.forUser(connection.userId) === undefined) this.#announcedWhileClaiming.delete(connection.userId)
   }
 
@@ -94,8 +99,8 @@ export class Fencing {
    * A closed socket's generation must not stand: it may have landed after the
    * one of the user's newer socket, and would make every later claim announce.
    */
-  async #release (userId: string, generation: number): Promise<void> {
-    await this.#options.generations.release(userId, generation).catch((error: Error) => {
+  async #release (userId: string, generation: number, replaced: number): Promise<void> {
+    await this.#options.generations.release(userId, generation, replaced).catch((error: Error) => {
       this.#options.log.debug({ err: error }, 'fastify-realtime: generation release failed')
     })
   }
@@ -114,8 +119,10 @@ export class Fencing {
   /**
    * Repairs lost announcements: closes local sockets older than the stored
    * generation, claims for those without one, and stores again the generation
-   * of a socket whose key is gone (it outlived the key's TTL, or Redis came
-   * back empty): a claim elsewhere would otherwise find none and not announce.
+   * of a socket whose key is gone or older (it outlived the key's TTL, or Redis
+   * came back empty or from a replica behind): a claim elsewhere would
+   * otherwise find none and not announce, and an older socket's generation,
+   * stored again first, would stand over the newer one's.
    */
   async repair (): Promise<void> {
     const { hub, generations } = this.#options
@@ -133,7 +140,7 @@ export class Fencing {
       }
       if (connection.closed) return
       if (stored > connection.generation) hub.close(connection, Disconnect.REPLACED)
-      else if (stored === 0) await generations.restore(connection.userId, connection.generation)
+      else if (stored < connection.generation) await generations.raise(connection.userId, connection.generation)
     }))
   }
 }

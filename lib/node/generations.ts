@@ -25,12 +25,30 @@ end
 return answers
 `)
 
-/** Deletes each key whose generation is still its `ARGV` (no newer claim replaced it). */
+/**
+ * For each key still holding the generation of its socket (no newer claim
+ * replaced it): deletes it, or puts back the generation that socket's claim
+ * replaced if it closed before announcing (that older socket may still be
+ * open, and the next claim must find it). ARGV: generation and replaced ('0':
+ * none) per key, then the TTL.
+ */
 const RELEASE_SCRIPT = new RedisScript(`
+local ttl = ARGV[#ARGV]
 for index, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[index] then redis.call('DEL', key) end
+  if redis.call('GET', key) == ARGV[2 * index - 1] then
+    local replaced = ARGV[2 * index]
+    if replaced == '0' then redis.call('DEL', key) else redis.call('SET', key, replaced, 'PX', ttl) end
+  end
 end
 return {}
+`)
+
+/** Stores `ARGV[1]` unless the key holds a generation at least as new. */
+const RAISE_SCRIPT = new RedisScript(`
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 0
 `)
 
 const GENERATION_TTL_MS = 24 * 60 * 60 * 1000
@@ -40,16 +58,14 @@ const GENERATION_TTL_MS = 24 * 60 * 60 * 1000
  * socket elsewhere, so it can wait for more of a storm to gather.
  */
 const READ_WAIT_MS = 20
-/** How long a release waits for others to share its script call: nobody waits on it. */
-const RELEASE_WAIT_MS = 20
 
 /**
  * The newest generation of each user's socket, in Redis:
  *
  *   {keyPrefix}gen:<userId>   STRING  generation (µs), expires after 24 h
  *
- * Claims made within one turn of the event loop go out together (on a busy
- * node, those of BUSY_SPACING_MS), and reads and releases made within 20 ms:
+ * Claims and releases made within one turn of the event loop go out together
+ * (on a busy node, those of BUSY_SPACING_MS), and reads made within 20 ms:
  * on one Redis, one script call claims (or releases) them all and one MGET
  * reads them all.
  * On a Redis Cluster the keys live on different shards, so each is its own
@@ -60,14 +76,14 @@ export class Generations {
   readonly #redis: RedisClient
   readonly #keyPrefix: string
   readonly #claim: (key: string) => Promise<Claim>
-  readonly #release: (key: string, generation: number) => Promise<void>
+  readonly #release: (key: string, release: Release) => Promise<void>
   readonly #read: StringRead
 
   constructor (redis: RedisClient, keyPrefix: string) {
     this.#redis = redis
     this.#keyPrefix = keyPrefix
     this.#claim = keyBatch(redis, async (keys) => await claimTogether(redis, keys), { spacingMs: BUSY_SPACING_MS })
-    this.#release = keyBatch(redis, async (keys, generations: number[]) => await releaseTogether(redis, keys, generations), { waitMs: RELEASE_WAIT_MS })
+    this.#release = keyBatch(redis, async (keys, releases: Release[]) => await releaseTogether(redis, keys, releases), { spacingMs: BUSY_SPACING_MS })
     this.#read = batchedReads(redis, { waitMs: READ_WAIT_MS })
   }
 
@@ -85,14 +101,18 @@ export class Generations {
     return Number(await this.#read(this.#key(userId)))
   }
 
-  /** Stores `generation` again where the user has none (a claim made meanwhile stands). */
-  async restore (userId: string, generation: number): Promise<void> {
-    await this.#redis.set(this.#key(userId), String(generation), 'PX', GENERATION_TTL_MS, 'NX')
+  /** Stores `generation` unless the user's stored one is at least as new (it was lost, or went back). */
+  async raise (userId: string, generation: number): Promise<void> {
+    await RAISE_SCRIPT.run(this.#redis, [this.#key(userId)], [String(generation), GENERATION_TTL_MS])
   }
 
-  /** Takes `generation` back, unless a newer claim replaced it. */
-  async release (userId: string, generation: number): Promise<void> {
-    await this.#release(this.#key(userId), generation)
+  /**
+   * Takes `generation` back, unless a newer claim replaced it; `replaced`: the
+   * generation its claim replaced, put back instead (a socket that closed
+   * before announcing).
+   */
+  async release (userId: string, generation: number, replaced = 0): Promise<void> {
+    await this.#release(this.#key(userId), { generation, replaced })
   }
 }
 
@@ -107,7 +127,12 @@ async function claimTogether (redis: RedisClient, keys: string[]): Promise<Claim
   return keys.map((_key, index) => ({ generation: Number(answers[2 * index]), replaced: Number(answers[2 * index + 1]) }))
 }
 
-async function releaseTogether (redis: RedisClient, keys: string[], generations: number[]): Promise<void[]> {
-  await RELEASE_SCRIPT.run(redis, keys, generations.map(String))
+interface Release {
+  generation: number
+  replaced: number
+}
+
+async function releaseTogether (redis: RedisClient, keys: string[], releases: Release[]): Promise<void[]> {
+  await RELEASE_SCRIPT.run(redis, keys, [...releases.flatMap(({ generation, replaced }) => [String(generation), String(replaced)]), GENERATION_TTL_MS])
   return []
 }

@@ -32,14 +32,13 @@ function harness () {
       return { generation, replaced }
     },
     stored: async () => stored,
-    restore: async (_userId: string, generation: number) => {
-      // SET NX.
-      if (stored === 0) stored = generation
+    raise: async (_userId: string, generation: number) => {
+      if (stored < generation) stored = generation
     },
-    release: async (_userId: string, generation: number) => {
+    release: async (_userId: string, generation: number, replaced: number) => {
       if (gates.refuseRelease === true) throw new Error('release refused')
-      // Compare-and-delete.
-      if (stored === generation) stored = 0
+      // Compare-and-delete, or put back what its claim replaced.
+      if (stored === generation) stored = replaced
     }
   } as unknown as Generations
   const hub = {
@@ -114,6 +113,25 @@ t.test('a claim that replaced none announces nothing: every earlier socket of th
   await h.fencing.claim(connection)
   t.equal(connection.generation, 1000)
   t.same(h.announced, [])
+})
+
+t.test('a socket that replaced a generation and closes before announcing puts it back: the next claim announces to the older socket', async (t) => {
+  const h = harness()
+  // An older socket of the user, elsewhere, may still be open.
+  h.setStored(500)
+  const releaseListen = h.holdListen()
+  const flapping = h.open('c1', 'u1')
+  const claiming = h.fencing.claim(flapping)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(flapping.generation, 1000, 'claimed, replacing 500')
+  h.leave(flapping)
+  releaseListen()
+  await claiming
+  t.equal(h.stored(), 500, 'the replaced generation is back')
+  t.same(h.announced, [], 'it never announced')
+  const next = h.open('c2', 'u1')
+  await h.fencing.claim(next)
+  t.same(h.announced, [['u1', 1000]], 'the next socket finds it and announces')
 })
 
 t.test('a socket that closes takes its generation back, unless a newer claim replaced it', async (t) => {
@@ -286,7 +304,7 @@ t.test('repair: closes sockets older than the stored generation, claims for thos
   t.equal(pending.closed, true)
 })
 
-t.test('repair stores again the generation of an open socket whose key is gone; one closed meanwhile is left out', async (t) => {
+t.test('repair stores again the generation of an open socket whose key is gone or older; one closed meanwhile is left out', async (t) => {
   const h = harness()
   const connection = h.open('c1', 'u1')
   await h.fencing.claim(connection)
@@ -294,6 +312,10 @@ t.test('repair stores again the generation of an open socket whose key is gone; 
   h.setStored(0)
   await h.fencing.repair()
   t.equal(h.stored(), 1000, 'stored again')
+  // Redis came back with an older socket's generation stored again first.
+  h.setStored(900)
+  await h.fencing.repair()
+  t.equal(h.stored(), 1000, 'the newer one stands again, and the older socket\'s node closes it at its next repair')
   t.same(h.closes, [])
   h.setStored(0)
   const repairing = h.fencing.repair()

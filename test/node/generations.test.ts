@@ -52,13 +52,27 @@ t.test('a release takes the generation back only if no newer claim replaced it; 
   t.equal((await generations.claim('dave')).replaced, 0, 'a claim after the release replaced none')
 })
 
-t.test('a restore stores the generation only where the user has none', async (t) => {
-  const generations = new Generations(await client(t), 'restore:')
-  await generations.restore('jay', 42)
+t.test('a raise stores the generation where the user has none or an older one, never over a newer one', async (t) => {
+  const generations = new Generations(await client(t), 'raise:')
+  await generations.raise('jay', 42)
   t.equal(await generations.stored('jay'), 42, 'stored where none was')
+  await generations.raise('jay', 50)
+  t.equal(await generations.stored('jay'), 50, 'raised over an older one')
   const { generation } = await generations.claim('jay')
-  await generations.restore('jay', 42)
-  t.equal(await generations.stored('jay'), generation, 'a claim made meanwhile stands')
+  await generations.raise('jay', 50)
+  t.equal(await generations.stored('jay'), generation, 'a newer claim stands')
+})
+
+t.test('a release with the generation its claim replaced puts that one back, only if its own still stands', async (t) => {
+  const generations = new Generations(await client(t), 'put-back:')
+  const { generation: older } = await generations.claim('kim')
+  const { generation: flapping, replaced } = await generations.claim('kim')
+  t.equal(replaced, older)
+  await generations.release('kim', flapping, replaced)
+  t.equal(await generations.stored('kim'), older, 'put back')
+  const { generation: newest } = await generations.claim('kim')
+  await generations.release('kim', flapping, replaced)
+  t.equal(await generations.stored('kim'), newest, 'a newer claim stands')
 })
 
 t.test('a batch that Redis refuses fails every request in it', async (t) => {
