@@ -42,6 +42,8 @@ t.test('with spacing, changes that come soon after a batch wait for the rest of 
 t.test('a paced batch still waiting when the set closes never goes out', async (t) => {
   const { set, calls } = fakeConnection({ spacingMs: 50 })
   await set.want('a')
+  // The first batch is done; the next one is now paced, waiting for the rest of the 50 ms.
+  await new Promise((resolve) => setImmediate(resolve))
   // Never answered: whoever waits for a channel of a closed set waits with it.
   set.want('b').catch(() => {})
   set.close()
