@@ -1,8 +1,8 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Socket } from 'node:net'
 import WebSocket from 'ws'
-import { Redis } from 'ioredis'
+import { Redis, type RedisOptions } from 'ioredis'
 import type { RealtimeOptions } from '../../lib/index.js'
 import { uniquePrefix, type TestApp } from '../helpers/app.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
@@ -45,6 +45,24 @@ async function lastDelivered (phone: Phone, orderId: string): Promise<unknown[]>
 function clusterOptions (redis: RealtimeOptions['redis'], extra: RealtimeOptions = {}): RealtimeOptions {
   // Long heartbeat and probe intervals: no Redis command of the plugin's own is in flight when the test freezes Redis.
   return { redis, keyPrefix: uniquePrefix(), heartbeat: { intervalMs: 60_000 }, tokens: { recheckIntervalMs: 0 }, ...extra, cluster: { probeIntervalMs: 60_000, ...extra.cluster } }
+}
+
+/**
+ * One node on a client the test passes in (settings `clientOptions`), through a
+ * proxy that can mute and cut its link, with a phone on `a1` subscribed to payments.
+ */
+async function borrowedBehindProxy (t: Test, clientOptions: RedisOptions) {
+  const own = await ownRedis(t)
+  const proxy = await TcpProxy.start(own.port)
+  t.teardown(async () => await proxy.close())
+  const inspector = directClient(t, own.url)
+  const client = new Redis(proxy.url, clientOptions)
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  const options = clusterOptions(client, { cluster: { publishTimeoutMs: 300 } })
+  const [a] = await startNodes(t, 1, options)
+  const phone = await connectPhone(t, a, 'a1', PAYMENTS, inspector, options.keyPrefix as string)
+  return { a, phone, proxy, client }
 }
 
 t.test('Redis frozen: the publish written into the frozen link is reported unknown and arrives once; every later call is refused unsent, settles while Redis is still frozen, and never arrives', async (t) => {
@@ -157,17 +175,8 @@ t.test('a borrowed client whose link drops between the call and the write: refus
 })
 
 t.test('a borrowed client without a command timeout: a stalled publish holds the link only until the connection is replaced', async (t) => {
-  const own = await ownRedis(t)
-  const proxy = await TcpProxy.start(own.port)
-  t.teardown(async () => await proxy.close())
-  const inspector = directClient(t, own.url)
   // ioredis never settles a command that such a client dropped with its connection.
-  const client = new Redis(proxy.url, { autoResendUnfulfilledCommands: false })
-  client.on('error', () => {})
-  t.teardown(() => { client.disconnect() })
-  const options = clusterOptions(client, { cluster: { publishTimeoutMs: 300 } })
-  const [a] = await startNodes(t, 1, options)
-  const phone = await connectPhone(t, a, 'a1', PAYMENTS, inspector, options.keyPrefix as string)
+  const { a, phone, proxy, client } = await borrowedBehindProxy(t, { autoResendUnfulfilledCommands: false })
 
   t.equal(proxy.muteReplies(), 1, 'the borrowed client\'s connection')
   t.equal(await within(outcome(pay(a, 'a1', 'po-0')), 1000, 'the publish without a reply'), UNKNOWN, 'at cluster.publishTimeoutMs')
@@ -182,17 +191,8 @@ t.test('a borrowed client without a command timeout: a stalled publish holds the
 })
 
 t.test('a borrowed client left to resend what was in flight delivers a publish reported unknown twice (why the plugin warns of that setting)', async (t) => {
-  const own = await ownRedis(t)
-  const proxy = await TcpProxy.start(own.port)
-  t.teardown(async () => await proxy.close())
-  const inspector = directClient(t, own.url)
   // ioredis' defaults: what was in flight when the link dropped is sent again after the reconnect.
-  const client = new Redis(proxy.url)
-  client.on('error', () => {})
-  t.teardown(() => { client.disconnect() })
-  const options = clusterOptions(client, { cluster: { publishTimeoutMs: 300 } })
-  const [a] = await startNodes(t, 1, options)
-  const phone = await connectPhone(t, a, 'a1', PAYMENTS, inspector, options.keyPrefix as string)
+  const { a, phone, proxy } = await borrowedBehindProxy(t, {})
 
   t.equal(proxy.muteReplies(), 1, 'the borrowed client\'s connection')
   t.equal(await within(outcome(pay(a, 'a1', 'po-0')), 1000, 'the publish without a reply'), UNKNOWN)

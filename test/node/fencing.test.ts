@@ -5,6 +5,8 @@ import type { Connection } from '../../lib/hub/connection.js'
 import type { Hub } from '../../lib/hub/hub.js'
 import type { Generations } from '../../lib/node/generations.js'
 
+const nextTurn = async (): Promise<void> => await new Promise((resolve) => setImmediate(resolve))
+
 type FakeConnection = Connection & { closed: boolean, generation: number | undefined }
 
 /**
@@ -122,7 +124,7 @@ t.test('a socket that replaced a generation and closes before announcing puts it
   const releaseListen = h.holdListen()
   const flapping = h.open('c1', 'u1')
   const claiming = h.fencing.claim(flapping)
-  await new Promise((resolve) => setImmediate(resolve))
+  await nextTurn()
   t.equal(flapping.generation, 1000, 'claimed, replacing 500')
   h.leave(flapping)
   releaseListen()
@@ -139,14 +141,14 @@ t.test('a socket that closes takes its generation back, unless a newer claim rep
   const first = h.open('c1', 'u1')
   await h.fencing.claim(first)
   h.leave(first)
-  await new Promise((resolve) => setImmediate(resolve))
+  await nextTurn()
   t.equal(h.stored(), 0, 'taken back')
 
   const second = h.open('c2', 'u2')
   await h.fencing.claim(second)
   h.setStored(9000)
   h.leave(second)
-  await new Promise((resolve) => setImmediate(resolve))
+  await nextTurn()
   t.equal(h.stored(), 9000, 'a newer generation stays')
 
   const h2 = harness()
@@ -154,7 +156,7 @@ t.test('a socket that closes takes its generation back, unless a newer claim rep
   const third = h2.open('c3', 'u3')
   await h2.fencing.claim(third)
   h2.leave(third)
-  await new Promise((resolve) => setImmediate(resolve))
+  await nextTurn()
   t.same(h2.debugged, ['fastify-realtime: generation release failed'], 'a release that Redis refuses is logged')
 })
 
@@ -207,7 +209,7 @@ t.test('a socket that closes while listening or while claiming never announces',
   const releaseClaim = h2.holdClaim()
   const second = h2.open('c2', 'u2')
   const claiming = h2.fencing.claim(second)
-  await new Promise((resolve) => setImmediate(resolve))
+  await nextTurn()
   h2.leave(second)
   releaseClaim()
   await claiming
@@ -221,7 +223,7 @@ t.test('the claim is made at once, not after the node listens: generations follo
   const releaseListen = h.holdListen()
   const connection = h.open('c1', 'u1')
   const claiming = h.fencing.claim(connection)
-  await new Promise((resolve) => setImmediate(resolve))
+  await nextTurn()
   t.equal(h.claims(), 1, 'claimed while the node is still subscribing')
   t.equal(connection.generation, 1000)
   t.same(h.announced, [], 'announced only once the node listens')
@@ -235,7 +237,7 @@ t.test('a newer claim made before this node listened (its announcement unheard) 
   const releaseListen = h.holdListen()
   const connection = h.open('c1', 'u1')
   const claiming = h.fencing.claim(connection)
-  await new Promise((resolve) => setImmediate(resolve))
+  await nextTurn()
   // Another node claims 5000 and announces it; this node does not listen yet and misses it.
   h.setStored(5000)
   releaseListen()
@@ -249,7 +251,7 @@ t.test('a socket that closed while its claim was in flight takes the claim back,
   const releaseClaim = h.holdClaim()
   const gone = h.open('c1', 'u1')
   const claiming = h.fencing.claim(gone)
-  await new Promise((resolve) => setImmediate(resolve))
+  await nextTurn()
   h.leave(gone)
   releaseClaim()
   await claiming
@@ -259,7 +261,7 @@ t.test('a socket that closed while its claim was in flight takes the claim back,
   const releaseListen = h1.holdListen()
   const listening = h1.open('c1', 'u1')
   const listenClaiming = h1.fencing.claim(listening)
-  await new Promise((resolve) => setImmediate(resolve))
+  await nextTurn()
   t.equal(listening.generation, 1000, 'claimed')
   h1.leave(listening)
   releaseListen()
@@ -271,7 +273,7 @@ t.test('a socket that closed while its claim was in flight takes the claim back,
   const releaseSecond = h2.holdClaim()
   const second = h2.open('c2', 'u2')
   const secondClaiming = h2.fencing.claim(second)
-  await new Promise((resolve) => setImmediate(resolve))
+  await nextTurn()
   h2.leave(second)
   h2.setStored(7000)
   releaseSecond()
