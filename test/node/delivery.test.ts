@@ -1,10 +1,18 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import { Redis } from 'ioredis'
-import { REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { REDIS_URL, uniquePrefix, type TestApp } from '../helpers/app.js'
 import { connect, closed } from '../helpers/client.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
 import { Inbox } from '../helpers/messages.js'
+
+/**
+ * The sockets `node` lists in presence, read through `reader`. A node lists a
+ * socket a tenth of a second after it opened, well after its claim ended.
+ */
+async function listedOn (reader: TestApp, node: TestApp): Promise<number> {
+  return (await reader.app.realtime.presence.connections()).filter((entry) => entry.node_id === node.app.realtime.nodeId).length
+}
 
 const subscribe = async (socket: WebSocket, inbox: Inbox, channel: string): Promise<void> => {
   const before = inbox.messages.length
@@ -65,6 +73,26 @@ t.test('one socket per user across nodes: the newer connection anywhere replaces
   t.equal(entry.connection_id, (second.first.data as { connection_id: string }).connection_id)
 })
 
+t.test('the first socket of a user announces no takeover; a socket that replaces one open elsewhere announces one', async (t) => {
+  const keyPrefix = uniquePrefix()
+  const [a, b] = await startNodes(t, 2, { keyPrefix })
+  const token = await a.app.realtime.tokens.issue('quiet', { ttlSeconds: 60 })
+  const listener = new Redis(REDIS_URL)
+  t.teardown(() => listener.quit())
+  const takeovers: string[] = []
+  listener.on('message', (_topic: string, message: string) => { if (message.includes('"takeover"')) takeovers.push(message) })
+  await listener.subscribe(`${keyPrefix}u:{quiet}`)
+  const first = await connect(`${a.wsBase}/api/v1/ws?token=${token}`)
+  await waitFor(async () => await listedOn(a, a) === 1, 'the first socket to be listed')
+  t.same(takeovers, [], 'nothing announced: no other socket of the user could be open')
+  const firstClosed = closed(first.socket)
+  const second = await connect(`${b.wsBase}/api/v1/ws?token=${token}`)
+  t.teardown(() => second.socket.terminate())
+  t.same(await firstClosed, { code: 4500, reason: 'Replaced by a newer connection' })
+  await waitFor(async () => await listedOn(a, b) === 1, 'the second socket to be listed')
+  t.equal(takeovers.length, 1, 'one announcement, from the socket that replaced an open one')
+})
+
 t.test('a socket that closes takes its generation back; the newer socket that replaced one keeps its own', async (t) => {
   const keyPrefix = uniquePrefix()
   const [a, b] = await startNodes(t, 2, { keyPrefix })
@@ -72,8 +100,7 @@ t.test('a socket that closes takes its generation back; the newer socket that re
   const redis = new Redis(REDIS_URL)
   t.teardown(() => redis.quit())
   const key = `${keyPrefix}gen:leaver`
-  const listed = async (node: typeof a): Promise<number> => (await a.app.realtime.presence.connections()).filter((entry) => entry.node_id === node.app.realtime.nodeId).length
-  // A node lists a socket in presence a tenth of a second after it opened, well after its claim ended.
+  const listed = async (node: TestApp): Promise<number> => await listedOn(a, node)
   const first = await connect(`${a.wsBase}/api/v1/ws?token=${token}`)
   await waitFor(async () => await listed(a) === 1, 'the first socket to be listed')
   const firstClosed = closed(first.socket)
