@@ -43,12 +43,15 @@ end
 return {}
 `)
 
-/** Stores `ARGV[1]` unless the key holds a generation at least as new. */
+/** Stores each key's `ARGV` unless it holds a generation at least as new; the last ARGV is the TTL. */
 const RAISE_SCRIPT = new RedisScript(`
-if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local ttl = ARGV[#ARGV]
+for index, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') < tonumber(ARGV[index]) then
+    redis.call('SET', key, ARGV[index], 'PX', ttl)
+  end
 end
-return 0
+return {}
 `)
 
 const GENERATION_TTL_MS = 24 * 60 * 60 * 1000
@@ -73,17 +76,18 @@ const READ_WAIT_MS = 20
  * sends them in one write per shard).
  */
 export class Generations {
-  readonly #redis: RedisClient
   readonly #keyPrefix: string
   readonly #claim: (key: string) => Promise<Claim>
   readonly #release: (key: string, release: Release) => Promise<void>
+  readonly #raise: (key: string, generation: number) => Promise<void>
   readonly #read: StringRead
 
   constructor (redis: RedisClient, keyPrefix: string) {
-    this.#redis = redis
     this.#keyPrefix = keyPrefix
     this.#claim = keyBatch(redis, async (keys) => await claimTogether(redis, keys), { spacingMs: BUSY_SPACING_MS })
     this.#release = keyBatch(redis, async (keys, releases: Release[]) => await releaseTogether(redis, keys, releases), { spacingMs: BUSY_SPACING_MS })
+    // A repair after Redis came back empty raises every socket's at once: one script call for them.
+    this.#raise = keyBatch(redis, async (keys, generations: number[]) => await raiseTogether(redis, keys, generations))
     this.#read = batchedReads(redis, { waitMs: READ_WAIT_MS })
   }
 
@@ -103,7 +107,7 @@ export class Generations {
 
   /** Stores `generation` unless the user's stored one is at least as new (it was lost, or went back). */
   async raise (userId: string, generation: number): Promise<void> {
-    await RAISE_SCRIPT.run(this.#redis, [this.#key(userId)], [String(generation), GENERATION_TTL_MS])
+    await this.#raise(this.#key(userId), generation)
   }
 
   /**
@@ -134,5 +138,10 @@ interface Release {
 
 async function releaseTogether (redis: RedisClient, keys: string[], releases: Release[]): Promise<void[]> {
   await RELEASE_SCRIPT.run(redis, keys, [...releases.flatMap(({ generation, replaced }) => [String(generation), String(replaced)]), GENERATION_TTL_MS])
+  return []
+}
+
+async function raiseTogether (redis: RedisClient, keys: string[], generations: number[]): Promise<void[]> {
+  await RAISE_SCRIPT.run(redis, keys, [...generations.map(String), GENERATION_TTL_MS])
   return []
 }

@@ -52,8 +52,9 @@ t.test('a release takes the generation back only if no newer claim replaced it; 
   t.equal((await generations.claim('dave')).replaced, 0, 'a claim after the release replaced none')
 })
 
-t.test('a raise stores the generation where the user has none or an older one, never over a newer one', async (t) => {
-  const generations = new Generations(await client(t), 'raise:')
+t.test('a raise stores the generation where the user has none or an older one, never over a newer one; raises of one turn are one script call', async (t) => {
+  const connection = await client(t)
+  const generations = new Generations(connection, 'raise:')
   await generations.raise('jay', 42)
   t.equal(await generations.stored('jay'), 42, 'stored where none was')
   await generations.raise('jay', 50)
@@ -61,6 +62,10 @@ t.test('a raise stores the generation where the user has none or an older one, n
   const { generation } = await generations.claim('jay')
   await generations.raise('jay', 50)
   t.equal(await generations.stored('jay'), generation, 'a newer claim stands')
+  await commandCounts(connection)
+  await Promise.all([generations.raise('lee', 7), generations.raise('mo', 8)])
+  t.same((await commandCounts(connection)).evalsha, 1, 'one script call')
+  t.same(await Promise.all([generations.stored('lee'), generations.stored('mo')]), [7, 8])
 })
 
 t.test('a release with the generation its claim replaced puts that one back, only if its own still stands', async (t) => {
