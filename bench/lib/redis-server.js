@@ -163,17 +163,21 @@ export class OwnRedis {
 
   /** used_cpu_sys + used_cpu_user so far, in seconds, and the commands it has processed. */
   async usage () {
+    return await this.#ask(async (client) => ({ cpuSeconds: await redisCpuSeconds(client), commands: await redisCommandsProcessed(client) }))
+  }
+
+  /** used_cpu_sys + used_cpu_user so far, in seconds (one INFO, as the measured figures have always cost). */
+  async cpuSeconds () {
+    return await this.#ask(redisCpuSeconds)
+  }
+
+  async #ask (question) {
     const client = new Redis(this.url, { maxRetriesPerRequest: 1 })
     try {
-      return { cpuSeconds: await redisCpuSeconds(client), commands: await redisCommandsProcessed(client) }
+      return await question(client)
     } finally {
       client.disconnect()
     }
-  }
-
-  /** used_cpu_sys + used_cpu_user so far, in seconds. */
-  async cpuSeconds () {
-    return (await this.usage()).cpuSeconds
   }
 }
 
