@@ -1,6 +1,7 @@
 import type { RedisClient } from '../redis/client.js'
 import { batchedReads, keyBatch, type StringRead } from '../redis/key-batch.js'
 import { RedisScript } from '../redis/script.js'
+import type { Send } from '../redis/send.js'
 import { BUSY_SPACING_MS } from '../redis/turn-batch.js'
 
 /**
@@ -84,10 +85,10 @@ export class Generations {
 
   constructor (redis: RedisClient, keyPrefix: string) {
     this.#keyPrefix = keyPrefix
-    this.#claim = keyBatch(redis, async (keys) => await claimTogether(redis, keys), { spacingMs: BUSY_SPACING_MS })
-    this.#release = keyBatch(redis, async (keys, releases: Release[]) => await releaseTogether(redis, keys, releases), { spacingMs: BUSY_SPACING_MS })
+    this.#claim = keyBatch(redis, claimTogether, { spacingMs: BUSY_SPACING_MS })
+    this.#release = keyBatch(redis, releaseTogether, { spacingMs: BUSY_SPACING_MS })
     // A repair after Redis came back empty raises every socket's at once: one script call for them.
-    this.#raise = keyBatch(redis, async (keys, generations: number[]) => await raiseTogether(redis, keys, generations))
+    this.#raise = keyBatch(redis, raiseTogether)
     this.#read = batchedReads(redis, { waitMs: READ_WAIT_MS })
   }
 
@@ -126,8 +127,8 @@ export interface Claim {
   replaced: number
 }
 
-async function claimTogether (redis: RedisClient, keys: string[]): Promise<Claim[]> {
-  const answers = (await CLAIM_SCRIPT.run(redis, keys, [GENERATION_TTL_MS])) as string[]
+async function claimTogether (send: Send, keys: string[]): Promise<Claim[]> {
+  const answers = (await CLAIM_SCRIPT.runWith(send, keys, [GENERATION_TTL_MS])) as string[]
   return keys.map((_key, index) => ({ generation: Number(answers[2 * index]), replaced: Number(answers[2 * index + 1]) }))
 }
 
@@ -136,12 +137,12 @@ interface Release {
   replaced: number
 }
 
-async function releaseTogether (redis: RedisClient, keys: string[], releases: Release[]): Promise<void[]> {
-  await RELEASE_SCRIPT.run(redis, keys, [...releases.flatMap(({ generation, replaced }) => [String(generation), String(replaced)]), GENERATION_TTL_MS])
+async function releaseTogether (send: Send, keys: string[], releases: Release[]): Promise<void[]> {
+  await RELEASE_SCRIPT.runWith(send, keys, [...releases.flatMap(({ generation, replaced }) => [String(generation), String(replaced)]), GENERATION_TTL_MS])
   return []
 }
 
-async function raiseTogether (redis: RedisClient, keys: string[], generations: number[]): Promise<void[]> {
-  await RAISE_SCRIPT.run(redis, keys, [...generations.map(String), GENERATION_TTL_MS])
+async function raiseTogether (send: Send, keys: string[], generations: number[]): Promise<void[]> {
+  await RAISE_SCRIPT.runWith(send, keys, [...generations.map(String), GENERATION_TTL_MS])
   return []
 }

@@ -1,5 +1,6 @@
 import type { RedisClient } from './client.js'
 import { isCluster } from './client.js'
+import { batchSend, type Send } from './send.js'
 import { TurnBatch, type BatchTiming } from './turn-batch.js'
 
 /**
@@ -11,12 +12,14 @@ import { TurnBatch, type BatchTiming } from './turn-batch.js'
  * its own outcome (a client with `enableAutoPipelining` sends a turn's in one
  * write per shard), where a batch would fail all its keys for one shard's error.
  * A request may carry an argument for its key (`Arg`), handed to `many` in
- * the keys' order.
+ * the keys' order. `many` sends its commands with the `send` it is given
+ * (batchSend: on one Redis at once, not behind the client's auto-pipeline).
  */
-export function keyBatch<Output, Arg = void> (redis: RedisClient, many: (keys: string[], args: Arg[]) => Promise<Output[]>, timing: BatchTiming = {}): (key: string, arg: Arg) => Promise<Output> {
-  if (isCluster(redis)) return async (key, arg) => (await many([key], [arg]))[0] as Output
+export function keyBatch<Output, Arg = void> (redis: RedisClient, many: (send: Send, keys: string[], args: Arg[]) => Promise<Output[]>, timing: BatchTiming = {}): (key: string, arg: Arg) => Promise<Output> {
+  const send = batchSend(redis)
+  if (isCluster(redis)) return async (key, arg) => (await many(send, [key], [arg]))[0] as Output
   const batch = new TurnBatch<{ key: string, arg: Arg }, Output>(
-    async (requests) => await many(requests.map((request) => request.key), requests.map((request) => request.arg)),
+    async (requests) => await many(send, requests.map((request) => request.key), requests.map((request) => request.arg)),
     timing
   )
   return async (key, arg) => await batch.add({ key, arg })
@@ -27,5 +30,5 @@ export type StringRead = (key: string) => Promise<string | null>
 
 /** String reads that share one MGET per turn (see keyBatch): token lookups, fencing re-reads. */
 export function batchedReads (redis: RedisClient, timing: BatchTiming = {}): StringRead {
-  return keyBatch(redis, async (keys) => await redis.mget(keys), timing)
+  return keyBatch(redis, async (send, keys) => await send('mget', keys) as Array<string | null>, timing)
 }

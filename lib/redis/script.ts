@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { RedisClient } from './client.js'
+import { throughClient, type CommandArg, type Send } from './send.js'
 
 /**
  * A Lua script run by its SHA (EVALSHA), sent whole (EVAL) only when the
@@ -20,12 +21,17 @@ export class RedisScript {
     this.#sha = createHash('sha1').update(source).digest('hex')
   }
 
-  async run (client: RedisClient, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
+  async run (client: RedisClient, keys: string[], args: CommandArg[]): Promise<unknown> {
+    return await this.runWith(throughClient(client), keys, args)
+  }
+
+  /** As `run`, each command sent by `send` (a batch's, see batchSend). */
+  async runWith (send: Send, keys: string[], args: CommandArg[]): Promise<unknown> {
     try {
-      return await client.evalsha(this.#sha, keys.length, ...keys, ...args)
+      return await send('evalsha', [this.#sha, keys.length, ...keys, ...args])
     } catch (error) {
       if (!(error as Error).message.startsWith('NOSCRIPT')) throw error
-      return await client.eval(this.#source, keys.length, ...keys, ...args)
+      return await send('eval', [this.#source, keys.length, ...keys, ...args])
     }
   }
 }

@@ -26,15 +26,17 @@ export async function waitFor (condition: () => boolean | Promise<boolean>, what
 
 /**
  * Runs `first` in place of the start of the plugin's first generation claim
- * (its EVALSHA, the script that claims a turn's generations) on `redis`: it may wait, or throw to make the claim fail. Later
+ * (its EVALSHA, the script that claims a turn's generations, sent on `redis`): it may wait, or throw to make the claim fail. Later
  * claims go straight through. Returns how many claims were made.
  */
 export function interceptFirstClaim (redis: Redis, first: () => Promise<void>): () => number {
   let claims = 0
-  const realEvalsha = redis.evalsha.bind(redis) as (...args: unknown[]) => Promise<unknown>
-  ;(redis as unknown as { evalsha: typeof realEvalsha }).evalsha = async (...args) => {
-    if (args[0] === CLAIM_SCRIPT.sha && ++claims === 1) await first()
-    return await realEvalsha(...args)
+  // A batch's command goes out through sendCommand (lib/redis/send.ts), not the client's methods.
+  const realSend = redis.sendCommand.bind(redis)
+  redis.sendCommand = (command, stream) => {
+    if (command.name !== 'evalsha' || command.args[0] !== CLAIM_SCRIPT.sha || ++claims !== 1) return realSend(command, stream)
+    first().then(() => realSend(command, stream), (error: Error) => command.reject(error))
+    return command.promise
   }
   return () => claims
 }

@@ -187,13 +187,14 @@ t.test('a subscribe whose read fails drops what was held of that channel only: t
   let go: () => void = () => {}
   const gate = new Promise<void>((resolve) => { go = resolve })
   let reads = 0
-  const evalsha = client.evalsha.bind(client) as (...args: unknown[]) => Promise<unknown>
-  ;(client as unknown as { evalsha: typeof evalsha }).evalsha = async (...args) => {
-    if (args[2] === stream) {
+  // Scripts go out through client.call('evalsha', sha, numkeys, ...keys, ...args).
+  const call = client.call.bind(client) as (...args: unknown[]) => Promise<unknown>
+  ;(client as unknown as { call: typeof call }).call = async (...args) => {
+    if (args[0] === 'evalsha' && args[3] === stream) {
       reads++
       await gate
     }
-    return await evalsha(...args)
+    return await call(...args)
   }
   const [node] = await startNodes(t, 1, { redis: client, keyPrefix, history: {} })
   const device = await join(t, node, 'held', [])
@@ -229,14 +230,15 @@ t.test('an event published while a subscribe+since read is in flight reaches the
   let go: () => void = () => {}
   const gate = new Promise<void>((resolve) => { go = resolve })
   let reads = 0
-  const evalsha = client.evalsha.bind(client) as (...args: unknown[]) => Promise<unknown>
-  ;(client as unknown as { evalsha: typeof evalsha }).evalsha = async (...args) => {
+  // Scripts go out through client.call('evalsha', sha, numkeys, ...keys, ...args).
+  const call = client.call.bind(client) as (...args: unknown[]) => Promise<unknown>
+  ;(client as unknown as { call: typeof call }).call = async (...args) => {
     // The read script (stream, meta and 3 arguments), not the append one, which runs on the same client.
-    if (args[2] === stream && args.length === 7) {
+    if (args[0] === 'evalsha' && args[3] === stream && args.length === 8) {
       reads++
       await gate
     }
-    return await evalsha(...args)
+    return await call(...args)
   }
   const [node] = await startNodes(t, 1, { redis: client, keyPrefix, history: {} })
   const [before] = await publishAll(node, 'merge', [PAYMENTS], 1)

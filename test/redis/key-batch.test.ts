@@ -7,9 +7,11 @@ import { once } from 'node:events'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { Generations } from '../../lib/node/generations.js'
 import { batchedReads } from '../../lib/redis/key-batch.js'
+import { createRedisClient } from '../../lib/redis/client.js'
 import { RedisTokenStore } from '../../lib/tokens/redis-store.js'
 import { OwnRedis, commandCounts, failFastClient } from '../helpers/redis-server.js'
 import { OwnRedisCluster } from '../helpers/redis-cluster.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
 
 // Servers of the test's own: their command counts are this test's alone.
 const [redis, redisCluster] = await Promise.all([OwnRedis.start(), OwnRedisCluster.start()])
@@ -53,6 +55,32 @@ t.test('on one Redis, token lookups of one turn share one MGET', async (t) => {
   const states = await Promise.all([...tokens, 'x'.repeat(43)].map(async (token) => await store.resolve(token)))
   t.same(states.map((state) => state?.userId ?? null), ['u1', 'u2', 'u3', null])
   t.same(await commandCounts([connection]), { mget: 1 })
+})
+
+t.test('on one Redis, a batch goes out at once, not behind the client\'s auto-pipelined commands awaiting their answer', async (t) => {
+  // The plugin's own client auto-pipelines, and ioredis sends its next pipeline only once the
+  // previous one is answered: a turn's token lookups and claims would wait a round trip behind
+  // the publishes of the turn before.
+  const proxy = await TcpProxy.start(redis.port)
+  t.teardown(async () => await proxy.close())
+  const connection = createRedisClient(proxy.url, 'batch-at-once', { warn () {} })
+  t.teardown(() => connection.disconnect())
+  await once(connection, 'ready')
+  const server = await client(t)
+  await commandCounts(server)
+  proxy.muteReplies()
+  // Sent, run by Redis, never answered: this client's auto-pipeline stays busy.
+  connection.get('at-once:a').catch(() => {})
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  batchedReads(connection)('at-once:b').catch(() => {})
+  new Generations(connection, 'at-once:').claim('ann').catch(() => {})
+  // Looked at for a second: the unanswered GET fails at the client's command timeout (2 s), which would free the pipeline.
+  const seen: Record<string, number> = {}
+  for (let attempt = 0; attempt < 20 && (seen.mget === undefined || seen.evalsha === undefined); attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    Object.assign(seen, await commandCounts(server))
+  }
+  t.same({ get: seen.get, mget: seen.mget, evalsha: seen.evalsha }, { get: 1, mget: 1, evalsha: 1 }, 'the read and the claim reached Redis')
 })
 
 t.test('on a Redis Cluster, each read is its own command (the keys sit on different shards); a key of another type reads null', async (t) => {
