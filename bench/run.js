@@ -49,8 +49,8 @@ const FULL = {
   // 4b: after an unmeasured second at warmupRate, each rate for `seconds`, on the step's own redis-server.
   targetedLoad: { clients: 2000, connectConcurrency: 50, warmupRate: 1000, warmupSeconds: 1, rates: [5000, 20_000], seconds: 3, size: 128 },
   // 11: sockets from 127.0.0.2…(1 + sourceAddresses); `reps`: the first repetition only (about a minute).
-  // 5b: the connect rate with this many handshakes in flight (scenario 5 has 50).
-  connects: { clients: 2000, concurrency: 500 },
+  // 5b: the connect rate with each of these numbers of handshakes in flight, on fresh processes.
+  connects: { clients: 2000, inFlight: [50, 500] },
   scale: { clients: 15_000, connectConcurrency: 200, sourceAddresses: 50, broadcastRate: 1, targetedRate: 1000, seconds: 10, size: 128, reps: 1 }
 }
 const QUICK = {
@@ -65,7 +65,7 @@ const QUICK = {
   http: { clients: 100, connectConcurrency: 50, count: 4000, warmup: 1000, rounds: 1, inFlight: 16, batch: 50, batchInFlight: 4, size: 128 },
   storm: { clients: 2000, connectConcurrency: 200, handshakesPerSecond: STORM_HANDSHAKES_PER_SECOND, timeoutMs: 60_000, reps: 1 },
   targetedLoad: { clients: 1000, connectConcurrency: 50, warmupRate: 1000, warmupSeconds: 1, rates: [5000, 20_000], seconds: 2, size: 128 },
-  connects: { clients: 1000, concurrency: 500 },
+  connects: { clients: 1000, inFlight: [50, 500] },
   scale: { clients: 3000, connectConcurrency: 200, sourceAddresses: 50, broadcastRate: 1, targetedRate: 1000, seconds: 5, size: 128, reps: 1 }
 }
 const SCENARIOS = ['memory', 'broadcast', 'connects', 'sustained', 'targeted', 'targeted-load', 'history', 'recovery', 'http', 'storm', 'scale']

@@ -161,9 +161,17 @@ export class OwnRedis {
     if (this.dir !== undefined) rmSync(this.dir, { recursive: true, force: true })
   }
 
-  /** used_cpu_sys + used_cpu_user so far, in seconds, and the commands it has processed. */
+  /**
+   * used_cpu_sys + used_cpu_user so far, in seconds; the commands it has
+   * processed (a script's own calls included); and the calls of the commands
+   * a connect's batched requests go out as (MGET, EVALSHA, EVAL, SUBSCRIBE).
+   */
   async usage () {
-    return await this.#ask(async (client) => ({ cpuSeconds: await redisCpuSeconds(client), commands: await redisCommandsProcessed(client) }))
+    return await this.#ask(async (client) => ({
+      cpuSeconds: await redisCpuSeconds(client),
+      commands: await redisCommandsProcessed(client),
+      batched: await commandCalls(client, BATCHED_COMMANDS)
+    }))
   }
 
   /** used_cpu_sys + used_cpu_user so far, in seconds (one INFO, as the measured figures have always cost). */
@@ -181,7 +189,17 @@ export class OwnRedis {
   }
 }
 
-/** total_commands_processed of the Redis server `client` talks to (a script counts as one, its calls not at all). */
+const BATCHED_COMMANDS = ['mget', 'evalsha', 'eval', 'subscribe']
+
+/** How many times the Redis server `client` talks to ran these commands so far (`INFO commandstats`). */
+async function commandCalls (client, names) {
+  const info = await client.info('commandstats')
+  let calls = 0
+  for (const [, name, count] of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (names.includes(name)) calls += Number(count)
+  return calls
+}
+
+/** total_commands_processed of the Redis server `client` talks to (a script's own calls included). */
 export async function redisCommandsProcessed (client) {
   const info = await client.info('stats')
   return Number(info.match(/^total_commands_processed:(\d+)/m)?.[1] ?? NaN)

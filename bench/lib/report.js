@@ -43,12 +43,7 @@ function rowsFor (config) {
     { section: `5. Connect rate: ${b.clients} connects, ${b.connectConcurrency} in flight` },
     { key: 'connect.perSecond', label: 'connects/s (until the socket can receive)', digits: 0 },
     { key: 'connect.failed', label: 'failed connects', digits: 0 },
-    { section: `5b. Connect rate: ${config.connects.clients} connects, ${config.connects.concurrency} in flight (fresh processes)` },
-    { key: 'connect500.perSecond', label: 'connects/s (until the socket can receive)', digits: 0 },
-    { key: 'connect500.failed', label: 'failed connects', digits: 0 },
-    { key: 'connect500.cpuPerConnect', label: 'server CPU per connect (µs, every node)', digits: 0 },
-    { key: 'connect500.redisCpuPerConnect', label: 'Redis CPU per connect (µs; 2-node arms, the step\'s own redis-server on core 1)', digits: 0 },
-    { key: 'connect500.redisCommandsPerConnect', label: 'Redis commands per connect (2-node arms; a script call counts once)', digits: 2 },
+    ...connectRows(config.connects),
     { section: `6. Slow consumers: ${b.slowFraction * 100}% of clients paused during the burst of scenario 2` },
     { key: 'burst.p99', label: 'others\' latency p99 without slow consumers (ms)', digits: 1 },
     { key: 'slow.p99', label: 'others\' latency p99 with slow consumers (ms)', digits: 1 },
@@ -126,6 +121,23 @@ function targetedLoadRows ({ clients, rates, seconds }) {
       { key: `targetedLoad.${rate}`, label: `${rate}/s: delivered / expected`, delivered: true }
     ])
   ]
+}
+
+/** Scenario 5b's rows: each number of handshakes in flight, and the two variants that split the 2-node arm's gap. */
+function connectRows ({ clients, inFlight }) {
+  return inFlight.map((n) => [
+    { section: `5b. Connect rate: ${clients} connects, ${n} in flight (fresh processes)` },
+    { key: `connect${n}.perSecond`, label: 'connects/s (until the socket can receive)', digits: 0 },
+    { key: `connect${n}.failed`, label: 'failed connects', digits: 0 },
+    { key: `connect${n}.cpuPerConnect`, label: 'server CPU per connect (µs, every node)', digits: 0 },
+    { key: `connect${n}.redisCpuPerConnect`, label: 'Redis CPU per connect (µs; 2-node arms, a redis-server of the measurement\'s own on core 1)', digits: 0 },
+    { key: `connect${n}.redisCommandsPerConnect`, label: 'Redis commands per connect (2-node arms; a script\'s own calls included)', digits: 2 },
+    { key: `connect${n}.batchedCommandsPerConnect`, label: 'MGET, EVALSHA and SUBSCRIBE calls per connect (4 when no batch holds two connects)', digits: 2 },
+    { key: `connect${n}.oneNode.perSecond`, label: 'one node in cluster mode, core 0 alone: connects/s (2-node plugin column)', digits: 0, noRatio: true },
+    { key: `connect${n}.oneNode.cpuPerConnect`, label: 'one node in cluster mode: server CPU per connect (µs)', digits: 0, noRatio: true },
+    { key: `connect${n}.twoProcesses.perSecond`, label: 'two processes sharing core 0: connects/s (ws cork column)', digits: 0, noRatio: true },
+    { key: `connect${n}.twoProcesses.cpuPerConnect`, label: 'two processes sharing core 0: server CPU per connect (µs, both)', digits: 0, noRatio: true }
+  ]).flat()
 }
 
 /** Scenario 11's rows (embedded plugin column). */
@@ -366,15 +378,17 @@ export function buildReport ({ arms, skipped, samples, config, machine, git, com
 
   const embedded = samples[PLUGIN]
   const cluster = samples['plugin-redis']
-  const connectRatios = [['connect.perSecond', config.broadcast.connectConcurrency], ['connect500.perSecond', config.connects.concurrency]]
-    .map(([key, inFlight]) => [inFlight, median(cluster, key), median(embedded, key)])
-    .filter(([, clustered, alone]) => clustered !== undefined && alone !== undefined)
+  const cork = samples['ws-cork']
+  const connectRatios = config.connects.inFlight
+    .map((n) => ({ n, clustered: median(cluster, `connect${n}.perSecond`), alone: median(embedded, `connect${n}.perSecond`), oneNode: median(cluster, `connect${n}.oneNode.perSecond`), corkOne: median(cork, `connect${n}.perSecond`), corkTwo: median(cork, `connect${n}.twoProcesses.perSecond`) }))
+    .filter(({ clustered, alone }) => clustered !== undefined && alone !== undefined)
   if (connectRatios.length > 0) {
-    lines.push('## Aim (issue #15): cluster connects ≥ 0.8 × embedded connects per second (not a test)', '')
-    lines.push('| handshakes in flight | plugin ×2 (Redis) | plugin (embedded) | ratio |', '|---:|---:|---:|---:|')
-    for (const [inFlight, clustered, alone] of connectRatios) {
+    const show = (value, base) => value === undefined || base === undefined ? '–' : `${format(value / base, 2)}×`
+    lines.push('## Aim (issue #15): cluster connects ≥ 0.8 × embedded connects per second (scenario 5b; not a test)', '')
+    lines.push('| handshakes in flight | plugin ×2 (Redis) | plugin (embedded) | ratio | one node in cluster mode ÷ embedded | bare ws: two processes on core 0 ÷ one |', '|---:|---:|---:|---:|---:|---:|')
+    for (const { n, clustered, alone, oneNode, corkOne, corkTwo } of connectRatios) {
       const ratio = clustered / alone
-      lines.push(`| ${inFlight} | ${format(clustered, 0)} | ${format(alone, 0)} | ${format(ratio, 2)}× ${ratio >= 0.8 ? '(within)' : '(**below**)'} |`)
+      lines.push(`| ${n} | ${format(clustered, 0)} | ${format(alone, 0)} | ${format(ratio, 2)}× ${ratio >= 0.8 ? '(within)' : '(**below**)'} | ${show(oneNode, alone)} | ${show(corkTwo, corkOne)} |`)
     }
     lines.push('')
   }
