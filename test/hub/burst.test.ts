@@ -107,3 +107,70 @@ t.test('publishes to more sockets in one turn than the socket slice: the rest fo
   await waitFor(() => readers.every((reader) => reader.seen.length === 1))
   t.pass('every reader got its event')
 })
+
+t.test('an event to one socket published while a large fan-out is still going out is written at once, after what that socket was due first', async (t) => {
+  const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 2 } })
+  t.teardown(() => gateway.app.close())
+  const readers = await openReaders(t, gateway, 10)
+  const messagesOut = (): number => gateway.app.realtime.stats().messages_out
+  await gateway.app.realtime.publish('settings', 'X', { n: 0 })
+  // The broadcast wrote two sockets this turn; the rest goes out two sockets a turn. This runs
+  // after the next of those turns, with the turn's budget free and eight sockets still to go.
+  const written = await new Promise<number[]>((resolve, reject) => {
+    setImmediate(() => {
+      const before = messagesOut()
+      gateway.app.realtime.publish('mobile.force.logout', 'X', { n: 1 }, { userId: 'reader-9' })
+        .then(async () => {
+          const toNine = messagesOut() - before
+          // reader-0 had the broadcast in the first turn: only the event is left to write.
+          await gateway.app.realtime.publish('mobile.force.logout', 'X', { n: 2 }, { userId: 'reader-0' })
+          resolve([toNine, messagesOut() - before - toNine])
+        })
+        .catch(reject)
+    })
+  })
+  t.same(written, [2, 1], 'in this turn: the broadcast and then the event to reader-9, the event to reader-0')
+  const expected = [[0, 2], ...Array.from({ length: 8 }, () => [0]), [0, 1]]
+  await waitFor(() => readers.every((reader, index) => reader.seen.length === expected[index]?.length))
+  t.same(readers.map((reader) => reader.seen), expected, 'each socket in publish order, nothing twice')
+})
+
+t.test('an event to one socket does not overtake its queued close: after a forced logout nothing more reaches it', async (t) => {
+  const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 2 } })
+  t.teardown(() => gateway.app.close())
+  const readers = await openReaders(t, gateway, 10)
+  const last = readers[9] as Reader
+  const closing = closed(last.socket)
+  await gateway.app.realtime.publish('settings', 'X', { n: 0 })
+  await new Promise<void>((resolve, reject) => {
+    setImmediate(() => {
+      gateway.app.realtime.forceLogout('reader-9')
+        .then(async () => await gateway.app.realtime.publish('mobile.force.logout', 'X', { n: 1 }, { userId: 'reader-9' }))
+        .then(() => resolve(), reject)
+    })
+  })
+  t.equal((await closing).code, 4502)
+  t.same(last.seen, [0, undefined], 'the broadcast, the logout event, and nothing after it')
+})
+
+t.test('behind a burst of fan-outs too large to look through (over 100,000 recipients queued), an event to one socket waits its turn, in order', async (t) => {
+  const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 50 } })
+  t.teardown(() => gateway.app.close())
+  const readers = await openReaders(t, gateway, 100)
+  const messagesOut = (): number => gateway.app.realtime.stats().messages_out
+  const broadcasts = 1020
+  const published = []
+  for (let n = 0; n < broadcasts; n++) published.push(gateway.app.realtime.publish('settings', 'X', { n }))
+  await Promise.all(published)
+  const written = await new Promise<number>((resolve, reject) => {
+    setImmediate(() => {
+      const before = messagesOut()
+      gateway.app.realtime.publish('mobile.force.logout', 'X', { n: broadcasts }, { userId: 'reader-99' })
+        .then(() => resolve(messagesOut() - before), reject)
+    })
+  })
+  t.equal(written, 0, 'queued behind the burst')
+  const last = readers[99] as Reader
+  await waitFor(() => last.seen.length === broadcasts + 1)
+  t.same(last.seen, inOrder(broadcasts + 1), 'every broadcast, then the event')
+})
