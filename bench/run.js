@@ -147,8 +147,9 @@ for (let rep = 1; rep <= config.reps; rep++) {
     if (only.includes('http') && arm.client === 'plugin') await step(arm, rep, 'http', (session) => httpPublishCost(session, config.http))
     // Runs on the 2-node plugin arm and opens the embedded one beside it (both variants in one step).
     if (only.includes('storm') && arm.client === 'plugin' && arm.cluster && rep <= config.storm.reps) await step(arm, rep, 'storm', (lab) => reconnectStorm(lab, config.storm), { lab: true })
-    // The embedded plugin only (15,000 sockets on one node; on 2 nodes sharing core 0 the connects alone would take longer than the measurement).
-    if (only.includes('scale') && arm.id === 'plugin' && rep <= config.scale.reps) await step(arm, rep, 'scale', (lab) => scale(lab, config.scale), { lab: true })
+    // The embedded plugin (15,000 sockets on one node; on 2 nodes sharing core 0 the connects alone would take longer than the measurement),
+    // and the broadcast alone on bare ws (cork) and Bun: the floor under it.
+    if (only.includes('scale') && ['plugin', 'ws-cork', 'bun'].includes(arm.id) && rep <= config.scale.reps) await step(arm, rep, 'scale', (lab) => scale(lab, config.scale), { lab: true })
   }
 }
 if (!arms.some((arm) => arm.cluster)) skipped.push('scenarios 4 and 4b (targeted publishes across 2 nodes) and the 2-node columns of scenarios 7 and 8: skipped, they need the 2-node arms (left out with BENCH_CLUSTER=0)')

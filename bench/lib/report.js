@@ -143,7 +143,7 @@ function connectRows ({ clients, inFlight }) {
 /** Scenario 11's rows (embedded plugin column). */
 function scaleRows ({ clients, broadcastRate, targetedRate, seconds }) {
   return [
-    { section: `11. Scale: ${clients.toLocaleString('en-US')} sockets on one node, settings broadcast at ${broadcastRate} msg/s and targeted publishes at ${targetedRate}/s side by side for ${seconds} s (plugin column)` },
+    { section: `11. Scale: ${clients.toLocaleString('en-US')} sockets on one node, settings broadcast at ${broadcastRate} msg/s and targeted publishes at ${targetedRate}/s side by side for ${seconds} s (plugin column; ws cork and Bun: the broadcast alone, what one core delivers at best)` },
     { key: 'scale.connectPerSecond', label: 'connects/s while opening them (200 in flight, from 50 source addresses)', digits: 0, noRatio: true },
     { key: 'scale.heapPerSocket', label: 'heap per socket, subscribed to both channels (KiB)', digits: 2, noRatio: true },
     { key: 'scale.rssPerSocket', label: 'RSS per socket (KiB)', digits: 2, noRatio: true },

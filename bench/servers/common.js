@@ -87,7 +87,7 @@ export function runServer (arm) {
       const startNs = monotonicNs()
       await Promise.all([
         pace(broadcastRate, Math.round(broadcastRate * seconds), (seq) => arm.publish(seq, size)),
-        pace(targetedRate, Math.round(targetedRate * seconds), (seq) => arm.publishTo(seq % users, seq, size))
+        targetedRate > 0 ? pace(targetedRate, Math.round(targetedRate * seconds), (seq) => arm.publishTo(seq % users, seq, size)) : undefined
       ])
       await sleep(100)
       eld.disable()
