@@ -100,6 +100,8 @@ export class Connection {
   #expiresAt: number
   /** What the socket's own messages need, from its first one on: an idle socket has none. */
   #inbound: Inbound | undefined = undefined
+  /** The dispatcher's: the last queued delivery job this socket was written ahead of the queue through (-1: none). */
+  caughtUpThrough = -1
 
   constructor (init: ConnectionInit) {
     const id = randomBytes(8)

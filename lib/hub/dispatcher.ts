@@ -8,13 +8,18 @@ interface DeliveryJob {
   /** Only targets still subscribed to this channel at send time get it (null: always). */
   channel: string | null
   next: number
-  /** Increasing with every job queued: a socket brought up to date through it skips it (see #catchUp). */
+  /** Increasing with every job queued: a socket written ahead of the queue through it skips it (see #writeAhead). */
   seq: number
 }
 
 type Job = DeliveryJob | (() => void)
 
-/** At most this many queued recipients are looked through to write one socket ahead (about 25 µs). */
+/**
+ * How many queued recipients one turn of the event loop looks through, in
+ * all, to write sockets ahead of the queue (see Dispatcher): past that, an
+ * event to one socket waits its turn like any other, so a burst of fan-outs
+ * to every socket costs no turn more than one look through this many.
+ */
 const CATCH_UP_SCAN_LIMIT = 100_000
 
 /**
@@ -31,10 +36,12 @@ const CATCH_UP_SCAN_LIMIT = 100_000
  * logout) once everything queued before it has been written.
  *
  * An event to one socket (a user's payment status) does not wait for a
- * fan-out to every other socket: while the turn's budget allows, that socket
- * is first written what the queue holds for it, in order, and then the
- * event, and the queued jobs skip it later. Only order per socket matters;
- * a queued action keeps everything behind it, so nothing overtakes a close.
+ * fan-out to every other socket: while the turn's budgets allow (its
+ * sockets, its bytes, and CATCH_UP_SCAN_LIMIT), that socket is first written
+ * what the queue holds for it, in order, and then the event, and the queued
+ * jobs skip it later (`Connection.caughtUpThrough`). Only order per socket
+ * matters; a queued action keeps everything behind it, so nothing overtakes
+ * a close.
  */
 export class Dispatcher {
   readonly #outbox: Outbox
@@ -43,9 +50,13 @@ export class Dispatcher {
   readonly #queue: Job[] = []
   /** Actions (closes) in the queue: while there is one, nothing is written ahead of it. */
   #queuedActions = 0
+  /** Recipients the queued jobs have yet to write. */
+  #queuedRecipients = 0
+  /** Queued recipients looked through this turn to write sockets ahead (reset when the turn ends). */
+  #scannedThisTurn = 0
+  readonly #endScanTurn = (): void => { this.#scannedThisTurn = 0 }
+  /** The sequence number of the next job queued. */
   #nextSeq = 0
-  /** Sockets written ahead of the queue, with the last job they are up to date through; empty once it drains. */
-  readonly #caughtUp = new Map<Connection, number>()
   #scheduled = false
   readonly #pump = (): void => this.#drain()
 
@@ -62,8 +73,9 @@ export class Dispatcher {
   deliver (targets: Connection[], event: EncodedEvent, channel: string | null): void {
     const fits = targets.length <= this.#sliceSize && this.#outbox.bytesThisTurn + targets.length * event.frame.length <= this.#sliceBytes
     if (this.#queue.length === 0 && fits) {
-      // Targets chosen in this very tick are still subscribed: no check per recipient.
-      const end = this.#sendAll(targets, event, null, 0, targets.length, -1)
+      // Targets chosen in this very tick are still subscribed: no check per recipient. It comes
+      // after every queued job, as the job it becomes if it does not fit this turn.
+      const end = this.#sendAll(targets, event, null, 0, targets.length, this.#nextSeq)
       if (end === targets.length) {
         this.#onDelivered(event)
         return
@@ -72,26 +84,8 @@ export class Dispatcher {
       this.#enqueue({ targets, event, channel, next: end, seq: this.#nextSeq++ })
       return
     }
-    const only = targets[0] as Connection
-    if (targets.length === 1 && fits && this.#mayCatchUp(only)) {
-      this.#catchUp(only)
-      if (channel === null || only.subscriptions.includes(channel)) this.#outbox.send(only, event)
-      this.#onDelivered(event)
-      return
-    }
+    if (targets.length === 1 && fits && this.#writeAhead(targets[0] as Connection, event, channel)) return
     this.#enqueue({ targets, event, channel, next: 0, seq: this.#nextSeq++ })
-  }
-
-  /**
-   * Whether `connection` may be written ahead of the queue: no action queued,
-   * room in the turn's socket budget, and queued jobs small enough to look
-   * through (a burst of fan-outs to every socket waits its turn instead).
-   */
-  #mayCatchUp (connection: Connection): boolean {
-    if (this.#queuedActions > 0 || !this.#mayWrite(connection)) return false
-    let remaining = 0
-    for (const job of this.#queue as DeliveryJob[]) remaining += job.targets.length - job.next
-    return remaining <= CATCH_UP_SCAN_LIMIT
   }
 
   /** Whether the turn's socket budget lets `connection` be written (one already written this turn takes more). */
@@ -99,16 +93,33 @@ export class Dispatcher {
     return connection.corked || this.#outbox.socketsThisTurn < this.#sliceSize
   }
 
-  /** Writes `connection` what the queued jobs (no action among them) hold for it, in order; they skip it when they reach it. */
-  #catchUp (connection: Connection): void {
-    let through = this.#caughtUp.get(connection) ?? -1
+  /**
+   * Writes `event` to `connection` ahead of the queue: first what the queued
+   * jobs hold for it, in order; they skip it when they reach it. False, and
+   * nothing written, while an action is queued or where the turn's budgets
+   * (sockets, bytes, recipients looked through) do not allow it.
+   */
+  #writeAhead (connection: Connection, event: EncodedEvent, channel: string | null): boolean {
+    if (this.#queuedActions > 0 || !this.#mayWrite(connection)) return false
+    const scan = this.#queuedRecipients + this.#queue.length
+    if (this.#scannedThisTurn + scan > CATCH_UP_SCAN_LIMIT) return false
+    if (this.#scannedThisTurn === 0) process.nextTick(this.#endScanTurn)
+    this.#scannedThisTurn += scan
+    const due: EncodedEvent[] = []
+    let bytes = event.frame.length
+    // No action is queued (checked above): every job is a delivery.
     for (const job of this.#queue as DeliveryJob[]) {
-      if (job.seq <= through) continue
-      through = job.seq
-      if (job.targets.indexOf(connection, job.next) === -1) continue
-      if (job.channel === null || connection.subscriptions.includes(job.channel)) this.#outbox.send(connection, job.event)
+      if (job.seq <= connection.caughtUpThrough || job.targets.indexOf(connection, job.next) === -1) continue
+      if (!wants(connection, job.channel)) continue
+      due.push(job.event)
+      bytes += job.event.frame.length
     }
-    this.#caughtUp.set(connection, through)
+    if (this.#outbox.bytesThisTurn + bytes > this.#sliceBytes) return false
+    for (const queued of due) this.#outbox.send(connection, queued)
+    connection.caughtUpThrough = this.#nextSeq - 1
+    if (wants(connection, channel)) this.#outbox.send(connection, event)
+    this.#onDelivered(event)
+    return true
   }
 
   then (action: () => void): void {
@@ -122,6 +133,7 @@ export class Dispatcher {
 
   #enqueue (job: Job): void {
     this.#queue.push(job)
+    if (typeof job !== 'function') this.#queuedRecipients += job.targets.length - job.next
     if (!this.#scheduled) {
       this.#scheduled = true
       setImmediate(this.#pump)
@@ -143,6 +155,7 @@ export class Dispatcher {
       const fitting = Math.max(Math.floor((this.#sliceBytes - written) / job.event.frame.length), written === 0 ? 1 : 0)
       if (fitting <= 0) break
       const end = this.#sendAll(job.targets, job.event, job.channel, job.next, Math.min(job.targets.length, job.next + fitting), job.seq)
+      this.#queuedRecipients -= end - job.next
       job.next = end
       if (end < job.targets.length) break
       this.#queue.shift()
@@ -152,8 +165,6 @@ export class Dispatcher {
     if (this.#queue.length > 0) {
       this.#scheduled = true
       setImmediate(this.#pump)
-    } else {
-      this.#caughtUp.clear()
     }
   }
 
@@ -162,17 +173,21 @@ export class Dispatcher {
    * counts sockets, not deliveries: a socket already written this turn takes
    * more frames into the same write, so a burst of events to the same sockets
    * goes out many events per turn (bounded by bytes), while a large fan-out
-   * stops at `sliceSize` sockets. A socket caught up through job `seq` (or
-   * a later one) already has the event.
+   * stops at `sliceSize` sockets. A socket written ahead through job `seq`
+   * (or a later one) already has the event.
    */
   #sendAll (targets: Connection[], event: EncodedEvent, channel: string | null, from: number, to: number, seq: number): number {
-    const caughtUp = this.#caughtUp.size === 0 ? undefined : this.#caughtUp
     for (let index = from; index < to; index++) {
       const connection = targets[index] as Connection
       if (!this.#mayWrite(connection)) return index
-      if (caughtUp !== undefined && (caughtUp.get(connection) ?? -1) >= seq) continue
-      if (channel === null || connection.subscriptions.includes(channel)) this.#outbox.send(connection, event)
+      if (connection.caughtUpThrough >= seq) continue
+      if (wants(connection, channel)) this.#outbox.send(connection, event)
     }
     return to
   }
+}
+
+/** Whether `connection` takes an event of `channel` now (null: always; else while it is subscribed). */
+function wants (connection: Connection, channel: string | null): boolean {
+  return channel === null || connection.subscriptions.includes(channel)
 }

@@ -1,6 +1,6 @@
 import type { RedisClient } from './client.js'
 import { isCluster } from './client.js'
-import { batchSend, type Send } from './send.js'
+import { sendNow, type Send } from './send.js'
 import { TurnBatch, type BatchTiming } from './turn-batch.js'
 
 /**
@@ -13,10 +13,10 @@ import { TurnBatch, type BatchTiming } from './turn-batch.js'
  * write per shard), where a batch would fail all its keys for one shard's error.
  * A request may carry an argument for its key (`Arg`), handed to `many` in
  * the keys' order. `many` sends its commands with the `send` it is given
- * (batchSend: on one Redis at once, not behind the client's auto-pipeline).
+ * (sendNow: on one Redis at once, not behind the client's auto-pipeline).
  */
 export function keyBatch<Output, Arg = void> (redis: RedisClient, many: (send: Send, keys: string[], args: Arg[]) => Promise<Output[]>, timing: BatchTiming = {}): (key: string, arg: Arg) => Promise<Output> {
-  const send = batchSend(redis)
+  const send = sendNow(redis)
   if (isCluster(redis)) return async (key, arg) => (await many(send, [key], [arg]))[0] as Output
   const batch = new TurnBatch<{ key: string, arg: Arg }, Output>(
     async (requests) => await many(send, requests.map((request) => request.key), requests.map((request) => request.arg)),

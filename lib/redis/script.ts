@@ -25,7 +25,17 @@ export class RedisScript {
     return await this.runWith(throughClient(client), keys, args)
   }
 
-  /** As `run`, each command sent by `send` (a batch's, see batchSend). */
+  /**
+   * The whole script (EVAL), every time: never answered NOSCRIPT, so nothing
+   * sent after it can run before it. (An EVALSHA answered NOSCRIPT is sent
+   * again as EVAL once that answer is back, behind whatever was sent
+   * meanwhile.) For a rare command whose order with what follows matters.
+   */
+  async evalWith (send: Send, keys: string[], args: CommandArg[]): Promise<unknown> {
+    return await send('eval', [this.#source, keys.length, ...keys, ...args])
+  }
+
+  /** As `run`, each command sent by `send` (a batch's, see sendNow). */
   async runWith (send: Send, keys: string[], args: CommandArg[]): Promise<unknown> {
     try {
       return await send('evalsha', [this.#sha, keys.length, ...keys, ...args])

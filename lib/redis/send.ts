@@ -12,15 +12,19 @@ export function throughClient (client: RedisClient): Send {
 }
 
 /**
- * How a command that a batch already gathered goes out (see keyBatch). On one
- * Redis, at once: an auto-pipelining client wraps each command of a turn in a
- * pipeline (for a lone command, costlier than the command itself), and sends
- * its next pipeline only once the previous one is answered, so a turn's token
- * lookups and claims would wait a round trip behind the publishes of the turn
- * before. On a Redis Cluster through the client: each key is its own command
- * there, and auto-pipelining sends a turn's in one write per shard.
+ * At once: on one Redis, outside the client's auto-pipeline. For the
+ * commands that a batch already gathered (see keyBatch), and for everything
+ * else on the keys they read, which must keep its order with them. An
+ * auto-pipelining client wraps each command of a turn in a pipeline (for a
+ * lone command, costlier than the command itself), and sends its next
+ * pipeline only once the previous one is answered: a turn's token lookups
+ * and claims would wait a round trip behind the publishes of the turn
+ * before, and a lookup sent at once could overtake a revocation made before
+ * it but still waiting there. On a Redis Cluster through the client: each
+ * key is its own command there, and auto-pipelining sends a turn's in one
+ * write per shard, in order per shard.
  */
-export function batchSend (client: RedisClient): Send {
+export function sendNow (client: RedisClient): Send {
   if (isCluster(client)) return throughClient(client)
   // As the client's own methods would build it (a borrowed client may prefix its keys).
   const keyPrefix = client.options.keyPrefix

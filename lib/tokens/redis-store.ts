@@ -4,6 +4,7 @@ import { writeFailure } from '../redis/outcome.js'
 import { batchedReads, type StringRead } from '../redis/key-batch.js'
 import { BUSY_SPACING_MS } from '../redis/turn-batch.js'
 import { RedisScript } from '../redis/script.js'
+import { sendNow, type Send } from '../redis/send.js'
 import {
   type TokenState, type TokenStore, checkToken, checkTtl, formatTokenValue, hashToken, isLive, mintToken,
   normalizeUserId, nowSeconds, parseTokenValue
@@ -30,7 +31,11 @@ export interface RedisTokenStoreOptions {
  * store to another layout.
  */
 export class RedisTokenStore implements TokenStore {
-  readonly #redis: Redis | Cluster
+  /**
+   * Issues and revocations go out as the lookups do (at once, see sendNow):
+   * a lookup made after a revocation must not reach Redis before it.
+   */
+  readonly #send: Send
   /** Lookups of one turn share one MGET: a reconnect storm's handshakes cost a round trip per turn, not each. */
   readonly #read: StringRead
   readonly #keyFor: (token: string) => string
@@ -40,7 +45,7 @@ export class RedisTokenStore implements TokenStore {
   readonly resolveHash: ((tokenHash: string) => Promise<TokenState | null>) | undefined
 
   constructor (redis: Redis | Cluster, options: RedisTokenStoreOptions) {
-    this.#redis = redis
+    this.#send = sendNow(redis)
     this.#read = batchedReads(redis, { spacingMs: BUSY_SPACING_MS })
     const keyOfHash = (tokenHash: string): string => `${options.keyPrefix}token:${tokenHash}`
     this.#keyFor = options.keyFor ?? ((token) => keyOfHash(hashToken(token)))
@@ -55,13 +60,14 @@ export class RedisTokenStore implements TokenStore {
     const ttl = checkTtl(ttlSeconds)
     const state = { userId: normalizeUserId(userId), expiresAt: nowSeconds() + ttl }
     const token = mintToken()
-    await this.#redis.set(this.#keyFor(token), this.#format(state), 'EX', ttl)
+    await this.#send('set', [this.#keyFor(token), this.#format(state), 'EX', ttl])
     return token
   }
 
   async revoke (token: string): Promise<string | undefined> {
     const key = this.#keyFor(checkToken(token))
-    const raw = await TAKE_SCRIPT.run(this.#redis, [key], []).catch((error: Error) => { throw writeFailure(error) })
+    // EVAL, not EVALSHA: after a Redis restart, a NOSCRIPT answer would let a lookup sent meanwhile run first.
+    const raw = await TAKE_SCRIPT.evalWith(this.#send, [key], []).catch((error: Error) => { throw writeFailure(error) })
     if (typeof raw !== 'string') return undefined
     try {
       // Expired or not (a socket may hold it until the expiry wheel closes it), normalized as the sockets hold it.

@@ -11,15 +11,24 @@ interface Reader {
   seen: number[]
 }
 
+async function openReader (t: Test, gateway: TestApp, index: number): Promise<Reader> {
+  const token = await gateway.app.realtime.tokens.issue(`reader-${index}`, { ttlSeconds: 300 })
+  const { socket } = await connect(`${gateway.wsBase}/api/v1/ws?token=${token}`)
+  t.teardown(() => socket.terminate())
+  const reader: Reader = { socket, seen: [] }
+  socket.on('message', (data) => { reader.seen.push((JSON.parse(data.toString()) as { data: { n: number } }).data.n) })
+  return reader
+}
+
 async function openReaders (t: Test, gateway: TestApp, count: number): Promise<Reader[]> {
-  return await Promise.all(Array.from({ length: count }, async (_, index) => {
-    const token = await gateway.app.realtime.tokens.issue(`reader-${index}`, { ttlSeconds: 300 })
-    const { socket } = await connect(`${gateway.wsBase}/api/v1/ws?token=${token}`)
-    t.teardown(() => socket.terminate())
-    const reader: Reader = { socket, seen: [] }
-    socket.on('message', (data) => { reader.seen.push((JSON.parse(data.toString()) as { data: { n: number } }).data.n) })
-    return reader
-  }))
+  return await Promise.all(Array.from({ length: count }, async (_, index) => await openReader(t, gateway, index)))
+}
+
+/** One after the other: a fan-out then writes them in this order. */
+async function openReadersInOrder (t: Test, gateway: TestApp, count: number): Promise<Reader[]> {
+  const readers: Reader[] = []
+  for (let index = 0; index < count; index++) readers.push(await openReader(t, gateway, index))
+  return readers
 }
 
 async function waitFor (condition: () => boolean, attempts = 3000): Promise<void> {
@@ -111,26 +120,32 @@ t.test('publishes to more sockets in one turn than the socket slice: the rest fo
 t.test('an event to one socket published while a large fan-out is still going out is written at once, after what that socket was due first', async (t) => {
   const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 2 } })
   t.teardown(() => gateway.app.close())
-  const readers = await openReaders(t, gateway, 10)
+  const readers = await openReadersInOrder(t, gateway, 10)
   const messagesOut = (): number => gateway.app.realtime.stats().messages_out
-  await gateway.app.realtime.publish('settings', 'X', { n: 0 })
-  // The broadcast wrote two sockets this turn; the rest goes out two sockets a turn. This runs
-  // after the next of those turns, with the turn's budget free and eight sockets still to go.
-  const written = await new Promise<number[]>((resolve, reject) => {
+  const toUser = async (index: number, n: number): Promise<unknown> => await gateway.app.realtime.publish('mobile.force.logout', 'X', { n }, { userId: `reader-${index}` })
+  // One turn: the broadcast is too large for it and queues whole; reader-9 and reader-7 are written
+  // ahead of it (the broadcast, then their event), which fills the turn's two sockets, so reader-8's
+  // event queues behind the broadcast.
+  let before = messagesOut()
+  await Promise.all([gateway.app.realtime.publish('settings', 'X', { n: 0 }), toUser(9, 1), toUser(7, 2), toUser(8, 3)])
+  const firstTurn = messagesOut() - before
+  // The next turn writes the broadcast to reader-0 and reader-1; then, with the turn's budget free:
+  const nextTurn = await new Promise<number[]>((resolve, reject) => {
     setImmediate(() => {
-      const before = messagesOut()
-      gateway.app.realtime.publish('mobile.force.logout', 'X', { n: 1 }, { userId: 'reader-9' })
+      before = messagesOut()
+      // reader-8: the broadcast and its queued event, then this one.
+      toUser(8, 4)
         .then(async () => {
-          const toNine = messagesOut() - before
-          // reader-0 had the broadcast in the first turn: only the event is left to write.
-          await gateway.app.realtime.publish('mobile.force.logout', 'X', { n: 2 }, { userId: 'reader-0' })
-          resolve([toNine, messagesOut() - before - toNine])
+          const toEight = messagesOut() - before
+          // reader-0 had the broadcast: only the event is left to write.
+          await toUser(0, 5)
+          resolve([toEight, messagesOut() - before - toEight])
         })
         .catch(reject)
     })
   })
-  t.same(written, [2, 1], 'in this turn: the broadcast and then the event to reader-9, the event to reader-0')
-  const expected = [[0, 2], ...Array.from({ length: 8 }, () => [0]), [0, 1]]
+  t.same([firstTurn, ...nextTurn], [4, 3, 1], 'written: 2 + 2 in the first turn; 3, then 1 in the next')
+  const expected = [[0, 5], [0], [0], [0], [0], [0], [0], [0, 2], [0, 3, 4], [0, 1]]
   await waitFor(() => readers.every((reader, index) => reader.seen.length === expected[index]?.length))
   t.same(readers.map((reader) => reader.seen), expected, 'each socket in publish order, nothing twice')
 })
@@ -173,4 +188,82 @@ t.test('behind a burst of fan-outs too large to look through (over 100,000 recip
   const last = readers[99] as Reader
   await waitFor(() => last.seen.length === broadcasts + 1)
   t.same(last.seen, inOrder(broadcasts + 1), 'every broadcast, then the event')
+})
+
+t.test('an event to one socket whose queued backlog does not fit the turn\'s byte slice waits its turn, in order', async (t) => {
+  const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 2, fanoutSliceBytes: 1024 } })
+  t.teardown(() => gateway.app.close())
+  const readers = await openReaders(t, gateway, 10)
+  const messagesOut = (): number => gateway.app.realtime.stats().messages_out
+  // Three broadcasts of about 300 bytes: reader-9's backlog alone is over 1,024 bytes with the event.
+  const pad = 'x'.repeat(270)
+  await Promise.all([0, 1, 2].map(async (n) => await gateway.app.realtime.publish('settings', 'X', { n, pad })))
+  const written = await new Promise<number>((resolve, reject) => {
+    setImmediate(() => {
+      const before = messagesOut()
+      gateway.app.realtime.publish('mobile.force.logout', 'X', { n: 3 }, { userId: 'reader-9' })
+        .then(() => resolve(messagesOut() - before), reject)
+    })
+  })
+  t.equal(written, 0, 'queued behind the broadcasts')
+  const last = readers[9] as Reader
+  await waitFor(() => last.seen.length === 4)
+  t.same(last.seen, inOrder(4))
+})
+
+t.test('a turn looks through at most 100,000 queued recipients to write sockets ahead: the next event to one socket waits its turn', async (t) => {
+  const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 50 } })
+  t.teardown(() => gateway.app.close())
+  const readers = await openReaders(t, gateway, 100)
+  const messagesOut = (): number => gateway.app.realtime.stats().messages_out
+  // About 60,000 recipients queued: one look through them fits a turn's budget, two do not.
+  const broadcasts = 600
+  const published = []
+  for (let n = 0; n < broadcasts; n++) published.push(gateway.app.realtime.publish('settings', 'X', { n }))
+  await Promise.all(published)
+  // Both in the same turn (the budgets end with it, when Node runs its nextTick queue).
+  const written = await new Promise<number>((resolve, reject) => {
+    setImmediate(() => {
+      const before = messagesOut()
+      Promise.all(['reader-99', 'reader-98'].map(async (userId) => await gateway.app.realtime.publish('mobile.force.logout', 'X', { n: broadcasts }, { userId })))
+        .then(() => resolve(messagesOut() - before), reject)
+    })
+  })
+  t.equal(written, broadcasts + 1, 'one of the two caught up and got its event; the other\'s waits')
+  const [second, last] = readers.slice(98) as [Reader, Reader]
+  await waitFor(() => second.seen.length === broadcasts + 1 && last.seen.length === broadcasts + 1)
+  t.same([second.seen, last.seen], [inOrder(broadcasts + 1), inOrder(broadcasts + 1)])
+})
+
+t.test('a socket written ahead skips what it unsubscribed from meanwhile', async (t) => {
+  const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 1 } })
+  t.teardown(() => gateway.app.close())
+  const readers = await openReadersInOrder(t, gateway, 200)
+  const last = readers[199] as Reader
+  const reply = async (event: string): Promise<void> => await new Promise((resolve) => {
+    const listener = (data: Buffer): void => {
+      if ((JSON.parse(data.toString()) as { event: string }).event !== event) return
+      last.socket.off('message', listener)
+      resolve()
+    }
+    last.socket.on('message', listener)
+  })
+  const subscribed = reply('subscribed')
+  last.socket.send(JSON.stringify({ event: 'subscribe', channel: 'notification.events' }))
+  await subscribed
+  const toUser = async (index: number, n: number, channel = 'mobile.force.logout'): Promise<unknown> => await gateway.app.realtime.publish(channel, 'X', { n }, { userId: `reader-${index}` })
+  // One turn: the broadcast queues whole (one socket a turn, 200 to go); reader-198 is written ahead,
+  // which fills the turn; reader-199's notification queues behind the broadcast.
+  await Promise.all([gateway.app.realtime.publish('settings', 'X', { n: 0 }), toUser(198, 1), toUser(199, 2, 'notification.events')])
+  // reader-199 unsubscribes while both are queued (the broadcast reaches it last, about 200 turns on).
+  const unsubscribed = reply('unsubscribed')
+  last.socket.send(JSON.stringify({ event: 'unsubscribe', channel: 'notification.events' }))
+  await unsubscribed
+  await toUser(199, 3)
+  await waitFor(() => readers.slice(0, 198).every((reader) => reader.seen.includes(0)))
+  // After the queue drained: sent at once, behind whatever reader-199 was written before.
+  await new Promise((resolve) => setImmediate(resolve))
+  await toUser(199, 4)
+  await waitFor(() => last.seen.includes(4))
+  t.same(last.seen.filter((n) => n !== undefined), [0, 3, 4], 'the broadcast, then its events; not the notification it had unsubscribed from')
 })

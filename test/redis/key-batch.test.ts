@@ -83,6 +83,25 @@ t.test('on one Redis, a batch goes out at once, not behind the client\'s auto-pi
   t.same({ get: seen.get, mget: seen.mget, evalsha: seen.evalsha }, { get: 1, mget: 1, evalsha: 1 }, 'the read and the claim reached Redis')
 })
 
+t.test('on one Redis, a revoke made before a token lookup runs before it, even while the client\'s auto-pipeline waits for an answer', async (t) => {
+  const connection = createRedisClient(redis.url, 'revoke-first', { warn () {} })
+  t.teardown(() => connection.disconnect())
+  await once(connection, 'ready')
+  const store = new RedisTokenStore(connection, { keyPrefix: 'revoke-first:' })
+  const token = await store.issue('ann', { ttlSeconds: 60 })
+  // A script that holds Redis for 200 ms: the client's next auto-pipeline waits for its answer.
+  const busy = connection.eval(`local function now () local t = redis.call('TIME') return tonumber(t[1]) * 1000000 + tonumber(t[2]) end
+    local start = now()
+    repeat until now() - start > 200000
+    return 1`, 0)
+  await new Promise((resolve) => setImmediate(resolve))
+  const revoked = store.revoke(token)
+  const state = await store.resolve(token)
+  t.equal(await revoked, 'ann')
+  t.equal(state, null, 'the lookup saw the token revoked')
+  await busy
+})
+
 t.test('on a Redis Cluster, each read is its own command (the keys sit on different shards); a key of another type reads null', async (t) => {
   const connection = await clusterClient(t)
   const servers = masters(t)
