@@ -1,5 +1,6 @@
 import type { RedisClient } from '../redis/client.js'
 import { RedisScript } from '../redis/script.js'
+import { throughClient, type Send } from '../redis/send.js'
 import type { Appended, Repeated, StreamAppend, StreamEntry, StreamLimits, StreamRead } from './broker.js'
 import { newEpoch } from './memory-streams.js'
 
@@ -98,13 +99,15 @@ type RawEntry = [string, string[]]
 
 export class RedisStreams {
   readonly #options: RedisStreamsOptions
+  readonly #send: Send
 
   constructor (options: RedisStreamsOptions) {
     this.#options = options
+    this.#send = throughClient(options.client)
   }
 
   async append (topic: string, event: StreamAppend): Promise<Appended | Repeated> {
-    const { client, limits, publishCommand, scriptTopic } = this.#options
+    const { limits, publishCommand, scriptTopic } = this.#options
     const keys = [event.stream, metaKey(event.stream)]
     const args: Array<string | number | Buffer> = [
       newEpoch(), limits.metaTtlSeconds, limits.size, limits.ttlSeconds, publishCommand, scriptTopic(topic), event.channel,
@@ -114,12 +117,12 @@ export class RedisStreams {
       keys.push(event.once.key)
       args.push(event.once.windowSeconds)
     }
-    return scriptAnswer(await APPEND.run(client, keys, args))
+    return scriptAnswer(await APPEND.run(this.#send, keys, args))
   }
 
   async read (stream: string, since: number | undefined): Promise<StreamRead> {
-    const { client, limits } = this.#options
-    const [epoch, top, raw] = await READ.run(client, [stream, metaKey(stream)], [
+    const { limits } = this.#options
+    const [epoch, top, raw] = await READ.run(this.#send, [stream, metaKey(stream)], [
       newEpoch(), limits.metaTtlSeconds, since ?? ''
     ]) as [string, number, RawEntry[]]
     return { epoch, top, entries: raw.map(toEntry) }

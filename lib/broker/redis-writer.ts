@@ -1,5 +1,6 @@
 import type { RedisClient } from '../redis/client.js'
 import { RedisScript } from '../redis/script.js'
+import { throughClient, type Send } from '../redis/send.js'
 import type { Appended, BrokerWriter, Once, Repeated, StreamAppend, StreamLimits } from './broker.js'
 import { Publisher } from './publisher.js'
 import { publishCommands, type PublishCommands } from './pubsub.js'
@@ -44,11 +45,12 @@ export interface RedisWriterOptions {
 export class RedisWriter implements BrokerWriter {
   readonly #publisher: Publisher
   readonly #commands: PublishCommands
-  readonly #client: RedisClient
+  /** The idempotent publish script's path: auto-pipelined with the publishes, in their order. */
+  readonly #send: Send
   readonly #streams: RedisStreams | undefined
 
   constructor ({ client, publishTimeoutMs, history }: RedisWriterOptions) {
-    this.#client = client
+    this.#send = throughClient(client)
     this.#commands = publishCommands(client)
     this.#publisher = new Publisher({ client, timeoutMs: publishTimeoutMs })
     this.#streams = history === undefined
@@ -63,7 +65,7 @@ export class RedisWriter implements BrokerWriter {
   async publishOnce (topic: string, message: Buffer, once: Once): Promise<Repeated | undefined> {
     const { publishCommand, scriptChannel } = this.#commands
     const answer = await this.#publisher.publish(async () =>
-      scriptAnswer(await PUBLISH_ONCE.run(this.#client, [once.key], [once.windowSeconds, publishCommand, scriptChannel(topic), message])))
+      scriptAnswer(await PUBLISH_ONCE.run(this.#send, [once.key], [once.windowSeconds, publishCommand, scriptChannel(topic), message])))
     return 'repeated' in answer ? answer : undefined
   }
 

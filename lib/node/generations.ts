@@ -128,7 +128,7 @@ export interface Claim {
 }
 
 async function claimTogether (send: Send, keys: string[]): Promise<Claim[]> {
-  const answers = (await CLAIM_SCRIPT.runWith(send, keys, [GENERATION_TTL_MS])) as string[]
+  const answers = (await CLAIM_SCRIPT.run(send, keys, [GENERATION_TTL_MS])) as string[]
   return keys.map((_key, index) => ({ generation: Number(answers[2 * index]), replaced: Number(answers[2 * index + 1]) }))
 }
 
@@ -138,11 +138,11 @@ interface Release {
 }
 
 async function releaseTogether (send: Send, keys: string[], releases: Release[]): Promise<void[]> {
-  await RELEASE_SCRIPT.runWith(send, keys, [...releases.flatMap(({ generation, replaced }) => [String(generation), String(replaced)]), GENERATION_TTL_MS])
+  await RELEASE_SCRIPT.run(send, keys, [...releases.flatMap(({ generation, replaced }) => [String(generation), String(replaced)]), GENERATION_TTL_MS])
   return []
 }
 
 async function raiseTogether (send: Send, keys: string[], generations: number[]): Promise<void[]> {
-  await RAISE_SCRIPT.runWith(send, keys, [...generations.map(String), GENERATION_TTL_MS])
+  await RAISE_SCRIPT.run(send, keys, [...generations.map(String), GENERATION_TTL_MS])
   return []
 }

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { RedisClient } from './client.js'
-import { throughClient, type CommandArg, type Send } from './send.js'
+import type { CommandArg, Send } from './send.js'
 
 /**
  * A Lua script run by its SHA (EVALSHA), sent whole (EVAL) only when the
@@ -21,27 +20,23 @@ export class RedisScript {
     this.#sha = createHash('sha1').update(source).digest('hex')
   }
 
-  async run (client: RedisClient, keys: string[], args: CommandArg[]): Promise<unknown> {
-    return await this.runWith(throughClient(client), keys, args)
-  }
-
   /**
    * The whole script (EVAL), every time: never answered NOSCRIPT, so nothing
    * sent after it can run before it. (An EVALSHA answered NOSCRIPT is sent
    * again as EVAL once that answer is back, behind whatever was sent
    * meanwhile.) For a rare command whose order with what follows matters.
    */
-  async evalWith (send: Send, keys: string[], args: CommandArg[]): Promise<unknown> {
+  async runWhole (send: Send, keys: string[], args: CommandArg[]): Promise<unknown> {
     return await send('eval', [this.#source, keys.length, ...keys, ...args])
   }
 
-  /** As `run`, each command sent by `send` (a batch's, see sendNow). */
-  async runWith (send: Send, keys: string[], args: CommandArg[]): Promise<unknown> {
+  /** Runs it by its SHA, each command sent by `send` (throughClient, or sendNow for a batch's). */
+  async run (send: Send, keys: string[], args: CommandArg[]): Promise<unknown> {
     try {
       return await send('evalsha', [this.#sha, keys.length, ...keys, ...args])
     } catch (error) {
       if (!(error as Error).message.startsWith('NOSCRIPT')) throw error
-      return await send('eval', [this.#source, keys.length, ...keys, ...args])
+      return await this.runWhole(send, keys, args)
     }
   }
 }

@@ -67,7 +67,7 @@ export class RedisTokenStore implements TokenStore {
   async revoke (token: string): Promise<string | undefined> {
     const key = this.#keyFor(checkToken(token))
     // EVAL, not EVALSHA: after a Redis restart, a NOSCRIPT answer would let a lookup sent meanwhile run first.
-    const raw = await TAKE_SCRIPT.evalWith(this.#send, [key], []).catch((error: Error) => { throw writeFailure(error) })
+    const raw = await TAKE_SCRIPT.runWhole(this.#send, [key], []).catch((error: Error) => { throw writeFailure(error) })
     if (typeof raw !== 'string') return undefined
     try {
       // Expired or not (a socket may hold it until the expiry wheel closes it), normalized as the sockets hold it.
