@@ -38,6 +38,23 @@ async function waitFor (condition: () => boolean, attempts = 3000): Promise<void
 
 const inOrder = (count: number): number[] => Array.from({ length: count }, (_, index) => index)
 
+/** Publishes `count` settings broadcasts (data.n 0…count-1) within one turn. */
+async function broadcastAll (gateway: TestApp, count: number, pad?: string): Promise<void> {
+  await Promise.all(Array.from({ length: count }, async (_, n) => await gateway.app.realtime.publish('settings', 'X', { n, pad })))
+}
+
+/** Events to these users, published together in the next turn (after the dispatcher's next one); answers the messages they wrote then. */
+async function writtenNextTurn (gateway: TestApp, users: number[], n: number): Promise<number> {
+  const messagesOut = (): number => gateway.app.realtime.stats().messages_out
+  return await new Promise((resolve, reject) => {
+    setImmediate(() => {
+      const before = messagesOut()
+      Promise.all(users.map(async (index) => await gateway.app.realtime.publish('mobile.force.logout', 'X', { n }, { userId: `reader-${index}` })))
+        .then(() => resolve(messagesOut() - before), reject)
+    })
+  })
+}
+
 for (const [count, size] of [[100, 16_300], [3000, 400]]) {
   t.test(`${count} publishes of ${size} bytes within one tick reach 200 fast readers, none cut`, async (t) => {
     const gateway = await startApp({ limits: { maxConnectionsPerIp: 0 } })
@@ -172,18 +189,9 @@ t.test('behind a burst of fan-outs too large to look through (over 100,000 recip
   const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 50 } })
   t.teardown(() => gateway.app.close())
   const readers = await openReaders(t, gateway, 100)
-  const messagesOut = (): number => gateway.app.realtime.stats().messages_out
   const broadcasts = 1020
-  const published = []
-  for (let n = 0; n < broadcasts; n++) published.push(gateway.app.realtime.publish('settings', 'X', { n }))
-  await Promise.all(published)
-  const written = await new Promise<number>((resolve, reject) => {
-    setImmediate(() => {
-      const before = messagesOut()
-      gateway.app.realtime.publish('mobile.force.logout', 'X', { n: broadcasts }, { userId: 'reader-99' })
-        .then(() => resolve(messagesOut() - before), reject)
-    })
-  })
+  await broadcastAll(gateway, broadcasts)
+  const written = await writtenNextTurn(gateway, [99], broadcasts)
   t.equal(written, 0, 'queued behind the burst')
   const last = readers[99] as Reader
   await waitFor(() => last.seen.length === broadcasts + 1)
@@ -194,17 +202,9 @@ t.test('an event to one socket whose queued backlog does not fit the turn\'s byt
   const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 2, fanoutSliceBytes: 1024 } })
   t.teardown(() => gateway.app.close())
   const readers = await openReaders(t, gateway, 10)
-  const messagesOut = (): number => gateway.app.realtime.stats().messages_out
   // Three broadcasts of about 300 bytes: reader-9's backlog alone is over 1,024 bytes with the event.
-  const pad = 'x'.repeat(270)
-  await Promise.all([0, 1, 2].map(async (n) => await gateway.app.realtime.publish('settings', 'X', { n, pad })))
-  const written = await new Promise<number>((resolve, reject) => {
-    setImmediate(() => {
-      const before = messagesOut()
-      gateway.app.realtime.publish('mobile.force.logout', 'X', { n: 3 }, { userId: 'reader-9' })
-        .then(() => resolve(messagesOut() - before), reject)
-    })
-  })
+  await broadcastAll(gateway, 3, 'x'.repeat(270))
+  const written = await writtenNextTurn(gateway, [9], 3)
   t.equal(written, 0, 'queued behind the broadcasts')
   const last = readers[9] as Reader
   await waitFor(() => last.seen.length === 4)
@@ -215,20 +215,11 @@ t.test('a turn looks through at most 100,000 queued recipients to write sockets 
   const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 50 } })
   t.teardown(() => gateway.app.close())
   const readers = await openReaders(t, gateway, 100)
-  const messagesOut = (): number => gateway.app.realtime.stats().messages_out
   // About 60,000 recipients queued: one look through them fits a turn's budget, two do not.
   const broadcasts = 600
-  const published = []
-  for (let n = 0; n < broadcasts; n++) published.push(gateway.app.realtime.publish('settings', 'X', { n }))
-  await Promise.all(published)
+  await broadcastAll(gateway, broadcasts)
   // Both in the same turn (the budgets end with it, when Node runs its nextTick queue).
-  const written = await new Promise<number>((resolve, reject) => {
-    setImmediate(() => {
-      const before = messagesOut()
-      Promise.all(['reader-99', 'reader-98'].map(async (userId) => await gateway.app.realtime.publish('mobile.force.logout', 'X', { n: broadcasts }, { userId })))
-        .then(() => resolve(messagesOut() - before), reject)
-    })
-  })
+  const written = await writtenNextTurn(gateway, [99, 98], broadcasts)
   t.equal(written, broadcasts + 1, 'one of the two caught up and got its event; the other\'s waits')
   const [second, last] = readers.slice(98) as [Reader, Reader]
   await waitFor(() => second.seen.length === broadcasts + 1 && last.seen.length === broadcasts + 1)
