@@ -19,7 +19,7 @@ export interface ConnectionInit {
   tokenDigest: string
   expiresAt: number
   socket: WebSocket
-  /** The TCP socket under `socket`, for corked writes; absent for `injectWS` sockets. */
+  /** The TCP socket under `socket`, written directly (one write per turn); absent for `injectWS` sockets. */
   transport: Socket | undefined
   remoteAddress: string
   userAgent: string | null
@@ -32,12 +32,10 @@ export interface ConnectionInit {
 // The bits of Connection.#flags.
 /** Replied to the last protocol ping (or none sent yet). */
 const ALIVE = 1
-/** Inside a corked write batch this turn. */
-const CORKED = 2
 /** History on: a catch-up step is under way. */
-const STEPPING = 4
+const STEPPING = 2
 /** Holds a connection slot of the limiter. */
-const HOLDS_SLOT = 8
+const HOLDS_SLOT = 4
 
 /** What a socket's own messages need: counted and limited from the first one on. */
 class Inbound {
@@ -100,6 +98,12 @@ export class Connection {
   #expiresAt: number
   /** What the socket's own messages need, from its first one on: an idle socket has none. */
   #inbound: Inbound | undefined = undefined
+  /**
+   * The outbox's: the frames written to the socket this turn of the event
+   * loop (one, or several in order), handed to its TCP socket in one write
+   * when the turn ends.
+   */
+  outgoing: Buffer | Buffer[] | undefined = undefined
   /** The dispatcher's: the last queued delivery job this socket was written ahead of the queue through (-1: none). */
   caughtUpThrough = -1
 
@@ -269,14 +273,9 @@ export class Connection {
     return ++inbound.invalidMessages
   }
 
-  /** Outbox: inside a corked write batch this turn. */
-  get corked (): boolean {
-    return (this.#flags & CORKED) !== 0
-  }
-
-  /** Outbox. */
-  setCorked (corked: boolean): void {
-    this.#flags = corked ? this.#flags | CORKED : this.#flags & ~CORKED
+  /** Written to this turn of the event loop (by the outbox, not yet handed to the TCP socket). */
+  get writtenThisTurn (): boolean {
+    return this.outgoing !== undefined
   }
 
   /** Outbox. */

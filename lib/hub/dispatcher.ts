@@ -90,7 +90,7 @@ export class Dispatcher {
 
   /** Whether the turn's socket budget lets `connection` be written (one already written this turn takes more). */
   #mayWrite (connection: Connection): boolean {
-    return connection.corked || this.#outbox.socketsThisTurn < this.#sliceSize
+    return connection.writtenThisTurn || this.#outbox.socketsThisTurn < this.#sliceSize
   }
 
   /**

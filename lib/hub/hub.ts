@@ -100,6 +100,7 @@ export class Hub {
       },
       pong: (connection) => { connection.ponged() },
       close: (connection, code) => { this.#gone(connection, code) },
+      closing: (connection) => { this.#outbox.writeOut(connection) },
       error: (connection, error) => {
         log.debug({ err: error, connectionId: connection.id }, 'fastify-realtime: socket error')
         // `ws` has already sent its close frame (1002, 1007, 1008, 1009) and
@@ -337,8 +338,14 @@ export class Hub {
     const entry = { connectionId: connection.id, userId: connection.userId, code, reason }
     if (terminate) this.#options.log.info(entry, 'fastify-realtime: terminating socket')
     else this.#options.log.debug(entry, 'fastify-realtime: closing socket')
-    if (terminate) connection.socket.terminate()
-    else if (connection.socket.readyState === WebSocket.OPEN) connection.socket.close(code, reason)
+    if (terminate) {
+      connection.socket.terminate()
+    } else if (connection.socket.readyState === WebSocket.OPEN) {
+      // What it was sent this turn (a final event, an error) goes ahead of the close frame
+      // (sockets of the hub's class report `closing` themselves; this covers any other).
+      this.#outbox.writeOut(connection)
+      connection.socket.close(code, reason)
+    }
     // Otherwise a close handshake is already under way (the peer's, or `ws`
     // refusing a frame); `ws`'s close timeout ends it if the peer never answers.
   }

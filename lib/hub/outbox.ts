@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import { WebSocket } from 'ws'
 import type { Connection } from './connection.js'
 import type { EncodedEvent } from '../protocol/server-event.js'
@@ -15,8 +16,15 @@ export interface OutboxOptions {
  * Writes encoded events to sockets, cheaply and with bounded memory.
  *
  * - The frame is built once per event; each recipient gets the same Buffer.
- * - Writes to one socket within a tick are corked and leave in one `writev`
- *   when the tick ends: the syscall, not JSON, is most of a delivery's cost.
+ * - Frames to one socket within a tick are kept on the connection and leave
+ *   in one write when the tick ends (concatenated when there are several):
+ *   the syscall, not JSON, is most of a delivery's cost. They are not corked
+ *   into the TCP socket: its stream would keep a request object per frame
+ *   and build a `writev` of them, which costs more than copying small frames
+ *   into one buffer, and a socket that gets one frame goes straight to its
+ *   write. A close the hub starts writes the socket's frames first
+ *   (`writeOut`); a socket that `ws` closed meanwhile (the peer's close
+ *   frame, a frame it refused) takes nothing after its close frame.
  * - A slow consumer is a socket whose peer does not read: bytes still unsent
  *   from an earlier turn (the kernel would not take them) over the cap. It is
  *   cut off at its next write rather than buffered without bound. Bytes
@@ -27,7 +35,8 @@ export class Outbox {
   readonly #maxBufferedBytes: number
   readonly #onSlowConsumer: (connection: Connection) => void
   readonly #stats: GatewayStats
-  #corked: Connection[] = []
+  /** Connections with frames written this turn (`Connection.outgoing`). */
+  #written: Connection[] = []
   #bytesThisTurn = 0
   readonly #flush = (): void => this.flush()
 
@@ -59,21 +68,22 @@ export class Outbox {
     // History on: an event this socket already has on its channel (live and replayed), or from before its position, is not sent again.
     if (event.position !== undefined && connection.positions?.take(event.position) === false) return false
     const transport = connection.transport
+    const outgoing = connection.outgoing
     // Checked at the first write of a turn: what is unsent then was written in an earlier one.
-    if (!connection.corked && connection.bufferedBytes > this.#maxBufferedBytes) {
+    if (outgoing === undefined && connection.bufferedBytes > this.#maxBufferedBytes) {
       this.#stats.dropped++
       this.#onSlowConsumer(connection)
       return false
     }
     if (transport === undefined) {
       connection.socket.send(event.payload)
+    } else if (outgoing === undefined) {
+      connection.outgoing = event.frame
+      if (this.#written.push(connection) === 1) process.nextTick(this.#flush)
+    } else if (Array.isArray(outgoing)) {
+      outgoing.push(event.frame)
     } else {
-      if (!connection.corked) {
-        connection.setCorked(true)
-        transport.cork()
-        if (this.#corked.push(connection) === 1) process.nextTick(this.#flush)
-      }
-      transport.write(event.frame)
+      connection.outgoing = [outgoing, event.frame]
     }
     this.#bytesThisTurn += event.frame.length
     connection.countOut()
@@ -101,7 +111,7 @@ export class Outbox {
 
   /** Sockets written to since the last flush: each costs a write syscall at the flush, however many frames it got. */
   get socketsThisTurn (): number {
-    return this.#corked.length
+    return this.#written.length
   }
 
   /** Frame bytes written since the last flush (this turn of the event loop). */
@@ -109,15 +119,30 @@ export class Outbox {
     return this.#bytesThisTurn
   }
 
-  /** Uncorks every socket written to since the last flush. */
+  /** Hands every socket written to since the last flush its frames, in one write each. */
   flush (): void {
     this.#bytesThisTurn = 0
-    const corked = this.#corked
-    if (corked.length === 0) return
-    this.#corked = []
-    for (const connection of corked) {
-      connection.setCorked(false)
-      connection.transport?.uncork()
+    const written = this.#written
+    if (written.length === 0) return
+    this.#written = []
+    for (const connection of written) this.writeOut(connection)
+  }
+
+  /**
+   * Hands the frames written to `connection` this turn to its TCP socket now:
+   * before the hub closes it, so its close frame follows them.
+   */
+  writeOut (connection: Connection): void {
+    const outgoing = connection.outgoing
+    if (outgoing === undefined) return
+    connection.outgoing = undefined
+    if (connection.socket.readyState !== WebSocket.OPEN) {
+      // Closed by `ws` since (or terminated): nothing may follow its close frame.
+      const frames = Array.isArray(outgoing) ? outgoing.length : 1
+      this.#stats.messagesOut -= frames
+      this.#stats.dropped += frames
+      return
     }
+    (connection.transport as Socket).write(Array.isArray(outgoing) ? Buffer.concat(outgoing) : outgoing)
   }
 }

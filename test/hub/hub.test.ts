@@ -1,7 +1,9 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
+import websocket from '@fastify/websocket'
 import { startApp } from '../helpers/app.js'
+import type { TestApp } from '../helpers/app.js'
 import { connect, closed, handshake } from '../helpers/client.js'
 import { Inbox } from '../helpers/messages.js'
 
@@ -345,7 +347,7 @@ t.test('a slow token store never gets overlapping rechecks', async (t) => {
   t.equal(maxInFlight, 1)
 })
 
-t.test('events to one socket within a tick leave in one write (corked), and permessage-deflate is off', async (t) => {
+t.test('events to one socket within a tick leave in one write, and permessage-deflate is off', async (t) => {
   const { app, wsBase } = await startApp()
   t.teardown(() => app.close())
   const transports: Array<{ _write: Function, _writev: Function }> = []
@@ -363,5 +365,37 @@ t.test('events to one socket within a tick leave in one write (corked), and perm
   // Ten publishes in one tick.
   await Promise.all(Array.from({ length: 10 }, async (_, n) => await app.realtime.publish('settings', 'tick', { n })))
   await inbox.until(10)
-  t.same(calls, ['writev:10'], 'one writev carrying the ten frames')
+  t.same(calls, ['write'], 'one write carrying the ten frames')
+})
+
+/** The replies to two messages that arrive in one TCP chunk with the client's close frame, and what the server counted. */
+async function replyBesideClose (app: TestApp['app'], wsBase: string): Promise<{ messages: string[], dropped: number, sent: number }> {
+  const client = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('u1', { ttlSeconds: 60 })}`)
+  const messages: string[] = []
+  client.socket.on('message', (data) => messages.push(JSON.parse(String(data)).data.code))
+  const before = app.realtime.stats()
+  // One TCP write, so the server reads the message and the close frame in one chunk: `ws`
+  // starts its close handshake in the very turn the reply is written.
+  const tcp = (client.socket as unknown as { _socket: { cork: () => void, uncork: () => void } })._socket
+  tcp.cork()
+  client.socket.send('not json')
+  client.socket.send('not json either')
+  client.socket.close(1000)
+  tcp.uncork()
+  await closed(client.socket)
+  await waitFor(() => app.realtime.connections().length === 0)
+  const after = app.realtime.stats()
+  return { messages, dropped: after.dropped - before.dropped, sent: after.messages_out - before.messages_out }
+}
+
+t.test('replies written in the turn the peer\'s close frame arrives go out ahead of the close frame ws answers with', async (t) => {
+  const { app, wsBase } = await startApp()
+  t.teardown(() => app.close())
+  t.strictSame(await replyBesideClose(app, wsBase), { messages: ['INVALID_MESSAGE', 'INVALID_MESSAGE'], dropped: 0, sent: 2 })
+})
+
+t.test('sockets of a ws server registered before the plugin: such replies are dropped and counted, never written after the close frame', async (t) => {
+  const { app, wsBase } = await startApp({}, {}, () => {}, async (app) => { await app.register(websocket) })
+  t.teardown(() => app.close())
+  t.strictSame(await replyBesideClose(app, wsBase), { messages: [], dropped: 2, sent: 0 })
 })
