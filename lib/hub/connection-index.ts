@@ -72,8 +72,11 @@ export class ConnectionIndex {
 
   /** A snapshot of a global channel's subscribers. */
   subscribersOf (channel: string): Connection[] {
-    if (AUTO_SUBSCRIBED.includes(channel)) return [...this.#byUser.values()].filter((connection) => connection.subscriptions.includes(channel))
-    return [...this.#globalSubscribers.get(channel) ?? []]
+    if (!AUTO_SUBSCRIBED.includes(channel)) return [...this.#globalSubscribers.get(channel) ?? []]
+    // Every socket, less those that unsubscribed: one pass, no intermediate array (a broadcast to every socket runs this).
+    const subscribers: Connection[] = []
+    for (const connection of this.#byUser.values()) if (connection.subscriptions.includes(channel)) subscribers.push(connection)
+    return subscribers
   }
 
   userIds (): string[] {
