@@ -15,7 +15,8 @@ export interface OutboxOptions {
 /**
  * Writes encoded events to sockets, cheaply and with bounded memory.
  *
- * - The frame is built once per event; each recipient gets the same Buffer.
+ * - The frame is built once per event; each recipient gets the same Buffer
+ *   (a socket sent several in one tick gets a copy of them, in one buffer).
  * - Frames to one socket within a tick are kept on the connection and leave
  *   in one write when the tick ends (concatenated when there are several):
  *   the syscall, not JSON, is most of a delivery's cost. They are not corked
@@ -24,11 +25,12 @@ export interface OutboxOptions {
  *   into one buffer, and a socket that gets one frame goes straight to its
  *   write. A close the hub starts writes the socket's frames first
  *   (`writeOut`); a socket that `ws` closed meanwhile (the peer's close
- *   frame, a frame it refused) takes nothing after its close frame.
+ *   frame, a frame it refused) or terminated takes nothing after its close
+ *   frame: those frames are dropped and counted.
  * - A slow consumer is a socket whose peer does not read: bytes still unsent
  *   from an earlier turn (the kernel would not take them) over the cap. It is
  *   cut off at its next write rather than buffered without bound. Bytes
- *   corked in the current turn do not count: a healthy reader may be sent a
+ *   written in the current turn do not count: a healthy reader may be sent a
  *   burst larger than the cap in one turn (the dispatcher bounds a turn's bytes).
  */
 export class Outbox {

@@ -399,3 +399,14 @@ t.test('sockets of a ws server registered before the plugin: such replies are dr
   t.teardown(() => app.close())
   t.strictSame(await replyBesideClose(app, wsBase), { messages: [], dropped: 2, sent: 0 })
 })
+
+t.test('sockets of a ws server registered before the plugin: a forced logout\'s event still goes ahead of its close frame', async (t) => {
+  const { app, wsBase } = await startApp({}, {}, () => {}, async (app) => { await app.register(websocket) })
+  t.teardown(() => app.close())
+  const client = await connect(`${wsBase}/api/v1/ws?token=${await app.realtime.tokens.issue('u1', { ttlSeconds: 60 })}`)
+  const inbox = new Inbox(client.socket)
+  const closing = closed(client.socket)
+  await app.realtime.forceLogout('u1')
+  t.same(await closing, { code: 4502, reason: 'Forced logout' })
+  t.same(inbox.messages.map((message) => message.event), ['MOBILE_USER_FORCE_LOGOUT_EVENT'])
+})
