@@ -11,6 +11,9 @@ import { ADMIN_TOKEN, openClient } from '../helpers/http.js'
 // One browser and one page for every step, in order, as an operator would go.
 const missing = browserMissing()
 if (missing !== undefined) t.skip(`browser tests: ${missing}`, () => {})
+// Chromium and two nodes: on a busy 2-core CI machine the file can outrun
+// .taprc's 60 s per file, which is sized for the socket tests.
+t.setTimeout(180_000)
 
 const WAIT = { timeout: 15_000 }
 const HOSTILE_AGENT = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">Evil/1.0'
