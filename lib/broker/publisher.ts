@@ -52,17 +52,19 @@ export class Publisher {
   }
 
   /** Runs `send`, one command that publishes (PUBLISH, SPUBLISH, or a script that publishes), under the rules above. */
-  async publish<T> (send: () => Promise<T>): Promise<T> {
+  publish<T> (send: () => Promise<T>): Promise<T> {
     const { client, timeoutMs } = this.#options
     // Not even handed to the client: a borrowed one would hold it in its offline queue and send it later.
-    if (client.status !== 'ready') throw new FST_REALTIME_REDIS_UNAVAILABLE(`the Redis client is ${client.status}`)
+    if (client.status !== 'ready') return Promise.reject(new FST_REALTIME_REDIS_UNAVAILABLE(`the Redis client is ${client.status}`))
     if (this.#stalled) {
       this.#checkLink()
-      throw new FST_REALTIME_REDIS_UNAVAILABLE('Redis has not answered an earlier publish yet')
+      return Promise.reject(new FST_REALTIME_REDIS_UNAVAILABLE('Redis has not answered an earlier publish yet'))
     }
     const connection = this.#connection
-    const answered = send()
-    return await new Promise<T>((resolve, reject) => {
+    // Not an async function: one promise per publish, on the hot path.
+    return new Promise<T>((resolve, reject) => {
+      // Thrown here, it rejects the promise before any deadline is set.
+      const answered = send()
       const timer = setTimeout(() => {
         if (connection === this.#connection && !this.#stalled) {
           this.#stalled = true

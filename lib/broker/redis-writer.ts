@@ -59,7 +59,7 @@ export class RedisWriter implements BrokerWriter {
   }
 
   async publish (topic: string, message: Buffer): Promise<void> {
-    await this.#publisher.publish(async () => await this.#commands.publish(topic, message))
+    await this.#publisher.publish(() => this.#commands.publish(topic, message))
   }
 
   async publishOnce (topic: string, message: Buffer, once: Once): Promise<Repeated | undefined> {

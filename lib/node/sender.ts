@@ -53,7 +53,7 @@ export class Sender {
       ? undefined
       : { key: userId === undefined ? topics.globalOnce(channel, idempotencyKey) : topics.userOnce(userId, channel, idempotencyKey), windowSeconds: this.#windowSeconds }
     if (!this.#history) {
-      const message = encodeEventMessage(channel, Buffer.from(event.json), event.publishedAt)
+      const message = encodeEventMessage(channel, event.json, event.publishedAt)
       if (once === undefined) await this.#broker.publish(topic, message)
       else {
         const repeated = await this.#broker.publishOnce(topic, message, once)

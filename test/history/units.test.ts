@@ -302,7 +302,7 @@ t.test('AckWaiters: cancel and close', async (t) => {
 
 t.test('wire: event headers with and without id and ack node, acks, and what is malformed', async (t) => {
   const payload = '{"event":"E","channel":"pay","data":{}}'
-  t.strictSame(decodeMessage(encodeEventMessage('pay', Buffer.from(payload), 1234)), {
+  t.strictSame(decodeMessage(encodeEventMessage('pay', payload, 1234)), {
     kind: 'event', channel: 'pay', payload: Buffer.from(payload), publishedAt: 1234, id: undefined, ackNode: undefined
   })
   const header = (ackNode: string) => streamEventHeader('pay', 1234, ackNode)
