@@ -15,12 +15,20 @@ interface DeliveryJob {
 type Job = DeliveryJob | (() => void)
 
 /**
- * How many queued recipients one turn of the event loop looks through, in
- * all, to write sockets ahead of the queue (see Dispatcher): past that, an
- * event to one socket waits its turn like any other, so a burst of fan-outs
- * to every socket costs no turn more than one look through this many.
+ * How many queued recipients are looked through to write one socket ahead
+ * of the queue (see Dispatcher), about 30 µs here: behind a burst of
+ * fan-outs to every socket, an event to one socket waits its turn instead.
  */
 const CATCH_UP_SCAN_LIMIT = 100_000
+
+/**
+ * How many queued recipients one turn of the event loop looks through in
+ * all to write sockets ahead, about 0.3 ms here: against a turn's slice of
+ * writes (2,000 sockets, over 10 ms), little, and room for dozens of events
+ * to single users during a fan-out to 15,000 sockets (one look through the
+ * queue each). Past it, the next event to one socket waits its turn.
+ */
+const CATCH_UP_TURN_LIMIT = 1_000_000
 
 /**
  * Fans events out in publish order without starving the event loop.
@@ -36,12 +44,12 @@ const CATCH_UP_SCAN_LIMIT = 100_000
  * logout) once everything queued before it has been written.
  *
  * An event to one socket (a user's payment status) does not wait for a
- * fan-out to every other socket: while the turn's budgets allow (its
- * sockets, its bytes, and CATCH_UP_SCAN_LIMIT), that socket is first written
- * what the queue holds for it, in order, and then the event, and the queued
- * jobs skip it later (`Connection.caughtUpThrough`). Only order per socket
- * matters; a queued action keeps everything behind it, so nothing overtakes
- * a close.
+ * fan-out to every other socket: while the budgets allow (the turn's
+ * sockets and bytes, CATCH_UP_SCAN_LIMIT, CATCH_UP_TURN_LIMIT), that socket
+ * is first written what the queue holds for it, in order, and then the
+ * event, and the queued jobs skip it later (`Connection.caughtUpThrough`).
+ * Only order per socket matters; a queued action keeps everything behind it,
+ * so nothing overtakes a close.
  */
 export class Dispatcher {
   readonly #outbox: Outbox
@@ -102,7 +110,7 @@ export class Dispatcher {
   #writeAhead (connection: Connection, event: EncodedEvent, channel: string | null): boolean {
     if (this.#queuedActions > 0 || !this.#mayWrite(connection)) return false
     const scan = this.#queuedRecipients + this.#queue.length
-    if (this.#scannedThisTurn + scan > CATCH_UP_SCAN_LIMIT) return false
+    if (scan > CATCH_UP_SCAN_LIMIT || this.#scannedThisTurn + scan > CATCH_UP_TURN_LIMIT) return false
     if (this.#scannedThisTurn === 0) process.nextTick(this.#endScanTurn)
     this.#scannedThisTurn += scan
     const due: EncodedEvent[] = []

@@ -211,19 +211,21 @@ t.test('an event to one socket whose queued backlog does not fit the turn\'s byt
   t.same(last.seen, inOrder(4))
 })
 
-t.test('a turn looks through at most 100,000 queued recipients to write sockets ahead: the next event to one socket waits its turn', async (t) => {
+t.test('a turn looks through at most 1,000,000 queued recipients to write sockets ahead: past that, the next event to one socket waits its turn', async (t) => {
   const gateway = await startApp({ limits: { maxConnectionsPerIp: 0, fanoutSliceSize: 50 } })
   t.teardown(() => gateway.app.close())
   const readers = await openReaders(t, gateway, 100)
-  // About 60,000 recipients queued: one look through them fits a turn's budget, two do not.
-  const broadcasts = 600
+  // 99,000 recipients queued (and 990 jobs): one look through them is within the 100,000 of one
+  // write ahead; ten fit a turn's 1,000,000, eleven do not.
+  const broadcasts = 990
   await broadcastAll(gateway, broadcasts)
-  // Both in the same turn (the budgets end with it, when Node runs its nextTick queue).
-  const written = await writtenNextTurn(gateway, [99, 98], broadcasts)
-  t.equal(written, broadcasts + 1, 'one of the two caught up and got its event; the other\'s waits')
-  const [second, last] = readers.slice(98) as [Reader, Reader]
-  await waitFor(() => second.seen.length === broadcasts + 1 && last.seen.length === broadcasts + 1)
-  t.same([second.seen, last.seen], [inOrder(broadcasts + 1), inOrder(broadcasts + 1)])
+  const users = Array.from({ length: 11 }, (_, index) => 99 - index)
+  // All in the same turn (the budgets end with it, when Node runs its nextTick queue).
+  const written = await writtenNextTurn(gateway, users, broadcasts)
+  t.equal(written, 10 * (broadcasts + 1), 'ten caught up and got their event; the eleventh\'s waits')
+  const targeted = readers.slice(89)
+  await waitFor(() => targeted.every((reader) => reader.seen.length === broadcasts + 1))
+  t.same(targeted.map((reader) => reader.seen), targeted.map(() => inOrder(broadcasts + 1)))
 })
 
 t.test('a socket written ahead skips what it unsubscribed from meanwhile', async (t) => {
