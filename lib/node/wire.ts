@@ -37,7 +37,7 @@ export type WireMessage =
   | { kind: 'ack', ack: AckMessage }
   | { kind: 'malformed' }
 
-/** An event's message: its header line, then the event's JSON; encoded in one step (a Buffer per publish, not three). */
+/** An event's message: its header line, then the event's JSON, encoded in one step (one Buffer per publish). */
 export function encodeEventMessage (channel: string, json: string, publishedAt = Date.now()): Buffer {
   return Buffer.from(`E${publishedAt} ${channel}\n${json}`)
 }

@@ -9,6 +9,7 @@ import { startNodes, waitFor } from '../helpers/cluster.js'
 import { PREFIX, http } from '../helpers/http.js'
 import { connectPhone, directClient, outcome, ownRedis, within, type Phone } from '../helpers/outage.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
+import { Publisher } from '../../lib/broker/publisher.js'
 
 const PAYMENTS = 'payment_order.events'
 const NOT_SENT = 'FST_REALTIME_REDIS_UNAVAILABLE'
@@ -226,4 +227,21 @@ t.test('a link stalled a further publishTimeoutMs is given up: the node reconnec
   }
   t.equal(result, 'resolved', 'a publish went out again')
   t.strictSame((await lastDelivered(phone, 'po-after')).at(-1), payment('po-after'), 'delivered on the new connection')
+})
+
+t.test('a send that throws at once rejects with its error and sets no deadline: the link is not taken for stalled', async (t) => {
+  const client = new Redis({ lazyConnect: true })
+  await client.connect()
+  t.teardown(() => client.disconnect())
+  // A stalled link is checked with a PING behind the overdue publishes: counted here.
+  let pings = 0
+  const ping = client.ping.bind(client)
+  client.ping = (async () => { pings++; return await ping() }) as typeof client.ping
+  const publisher = new Publisher({ client, timeoutMs: 50 })
+  t.teardown(() => publisher.close())
+  await t.rejects(publisher.publish(() => { throw new Error('could not build the command') }), /could not build the command/)
+  // Past the deadline a timer would have had.
+  await sleep(120)
+  t.equal(pings, 0, 'no deadline ran out: the link was never checked')
+  t.equal(await publisher.publish(async () => await client.publish(`${uniquePrefix()}nobody`, 'x')), 0)
 })

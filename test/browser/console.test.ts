@@ -1,7 +1,7 @@
 import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import type { Page } from 'playwright-core'
-import { browserMissing, launchBrowser } from '../helpers/browser.js'
+import { BROWSER_FILE_TIMEOUT_MS, browserMissing, launchBrowser } from '../helpers/browser.js'
 import { closed } from '../helpers/client.js'
 import { startNodes, waitFor } from '../helpers/cluster.js'
 import { ADMIN_TOKEN, openClient } from '../helpers/http.js'
@@ -11,9 +11,7 @@ import { ADMIN_TOKEN, openClient } from '../helpers/http.js'
 // One browser and one page for every step, in order, as an operator would go.
 const missing = browserMissing()
 if (missing !== undefined) t.skip(`browser tests: ${missing}`, () => {})
-// Chromium and two nodes: on a busy 2-core CI machine the file can outrun
-// .taprc's 60 s per file, which is sized for the socket tests.
-t.setTimeout(180_000)
+t.setTimeout(BROWSER_FILE_TIMEOUT_MS)
 
 const WAIT = { timeout: 15_000 }
 const HOSTILE_AGENT = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">Evil/1.0'

@@ -1,14 +1,12 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { browserMissing, launchBrowser } from '../helpers/browser.js'
+import { BROWSER_FILE_TIMEOUT_MS, browserMissing, launchBrowser } from '../helpers/browser.js'
 import { ensureBuilt, startDemo } from '../helpers/demo.js'
 
 // `npm run demo` in headless Chromium: the page a newcomer sees, on the client SDK.
 const missing = browserMissing()
 if (missing !== undefined) t.skip(`browser tests: ${missing}`, () => {})
-// A Chromium launch and a demo process per test: on a busy 2-core CI machine the
-// file outruns .taprc's 60 s per file, which is sized for the socket tests.
-t.setTimeout(180_000)
+t.setTimeout(BROWSER_FILE_TIMEOUT_MS)
 
 const WAIT = { timeout: 15_000 }
 

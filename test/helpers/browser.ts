@@ -16,6 +16,13 @@ export function browserMissing (): string | undefined {
 }
 
 /**
+ * A browser test file's own time limit (ms), for `t.setTimeout`: a Chromium
+ * launch (and a demo process or two nodes) per test outruns .taprc's 60 s
+ * per file, sized for the socket tests, on a busy 2-core CI machine.
+ */
+export const BROWSER_FILE_TIMEOUT_MS = 180_000
+
+/**
  * Headless Debian Chromium, closed at teardown; Playwright gives every launch
  * a fresh, temporary profile. The flags keep it off the network: this machine
  * refuses outside connections, and Chromium's background services would

@@ -1,9 +1,10 @@
 // Fast version of `npm run stress` reconnect storm: every socket of 2 nodes
 // dropped at once (the network cuts them) while the test's own Redis is frozen
 // (at least 3 s, and until a reconnect has been refused), so the first
-// reconnects are refused (503, token store unavailable); the SDK's backoff brings each back; every client resubscribed
-// (one event each, exactly), refusals (at least one) only 503/429 with
-// Retry-After, none gives up, nothing logged at error level.
+// reconnects are refused (503, token store unavailable); the SDK's backoff
+// brings each back; every client resubscribed (one event each, exactly),
+// refusals (at least one) only 503/429 with Retry-After, none gives up,
+// nothing logged at error level.
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startApp, uniquePrefix, type TestApp } from '../helpers/app.js'
