@@ -5,6 +5,11 @@ import { Child } from './children.js'
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url))
 let sessions = 0
+// The load generator is measuring apparatus: its own pauses show up as the measured server's latency. With V8's
+// allocation-site pretenuring on, whether it moves the WebSocket receive path's short-lived buffers straight to the
+// old generation depends on what the arm's earlier steps did; when it does, the old generation fills every ~2 s and
+// each full collection stalls all 2,000 clients for 75-110 ms, which alone set the paced p99 (bench/README.md, Profiling).
+const LOADGEN_NODE_ARGS = ['--no-allocation-site-pretenuring']
 
 export class Session {
   /**
@@ -28,9 +33,11 @@ export class Session {
       if (droppable) args.push('--droppable')
       // --cpu-prof writes the profile when the server exits (it exits on `shutdown`).
       const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${label}-node${node}.cpuprofile`]
+      nodeArgs.push(...flagsFromEnv('BENCH_SERVER_NODE_ARGS'))
       servers.push(new Child(benchDir + arm.script, args, { core: 0, name: `${arm.id}#${node}`, nodeArgs: arm.runtime === undefined ? nodeArgs : [], runtime: arm.runtime, fileLimit }))
     }
-    const loadgen = new Child(benchDir + 'loadgen.js', [], { core: 1, name: `loadgen(${arm.id}${history ? ', history' : ''})`, fileLimit })
+    const loadgenArgs = [...LOADGEN_NODE_ARGS, ...flagsFromEnv('BENCH_LOADGEN_NODE_ARGS')]
+    const loadgen = new Child(benchDir + 'loadgen.js', [], { nodeArgs: loadgenArgs, core: 1, name: `loadgen(${arm.id}${history ? ', history' : ''})`, fileLimit })
     const session = new Session(arm, servers, loadgen)
     try {
       const infos = await Promise.all(servers.map((server) => server.ready()))
@@ -99,4 +106,14 @@ function sum (objects) {
     for (const [key, value] of Object.entries(object)) total[key] = (total[key] ?? 0) + value
   }
   return total
+}
+
+/**
+ * V8 flags from an environment variable (an experiment, see bench/README.md,
+ * Profiling): BENCH_SERVER_NODE_ARGS for the Node servers, BENCH_LOADGEN_NODE_ARGS
+ * for the load generator; for flags such as --trace-gc, which NODE_OPTIONS
+ * does not accept (and would hand to every process).
+ */
+function flagsFromEnv (name) {
+  return (process.env[name] ?? '').split(' ').filter((arg) => arg !== '')
 }
