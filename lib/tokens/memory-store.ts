@@ -1,5 +1,5 @@
 import {
-  type TokenState, type TokenStore, checkToken, checkTtl, hashToken, isLive, mintToken, normalizeUserId, nowSeconds
+  type TokenState, type TokenStore, checkToken, checkTtl, expiryAfter, hashToken, isLive, mintToken, normalizeUserId, nowSeconds
 } from './token-store.js'
 
 const SWEEP_INTERVAL_MS = 60_000
@@ -18,7 +18,7 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   async issue (userId: string | number, { ttlSeconds }: { ttlSeconds: number }): Promise<string> {
-    const state = { userId: normalizeUserId(userId), expiresAt: nowSeconds() + checkTtl(ttlSeconds) }
+    const state = { userId: normalizeUserId(userId), expiresAt: expiryAfter(checkTtl(ttlSeconds), Date.now()) }
     const token = mintToken()
     this.#states.set(hashToken(token), state)
     return token

@@ -6,8 +6,8 @@ import { BUSY_SPACING_MS } from '../redis/turn-batch.js'
 import { RedisScript } from '../redis/script.js'
 import { sendNow, type Send } from '../redis/send.js'
 import {
-  type TokenState, type TokenStore, checkToken, checkTtl, formatTokenValue, hashToken, isLive, mintToken,
-  normalizeUserId, nowSeconds, parseTokenValue
+  type TokenState, type TokenStore, checkToken, checkTtl, expiryAfter, formatTokenValue, hashToken, isLive,
+  mintToken, normalizeUserId, parseTokenValue
 } from './token-store.js'
 
 /** Deletes a token's key and answers the value it had, in one step (GETDEL needs Redis 6.2). */
@@ -57,10 +57,11 @@ export class RedisTokenStore implements TokenStore {
 
   async issue (userId: string | number, { ttlSeconds }: { ttlSeconds: number }): Promise<string> {
     if (this.#format === undefined) throw new FST_REALTIME_TOKEN_ISSUE_UNSUPPORTED()
-    const ttl = checkTtl(ttlSeconds)
-    const state = { userId: normalizeUserId(userId), expiresAt: nowSeconds() + ttl }
+    const now = Date.now()
+    const state = { userId: normalizeUserId(userId), expiresAt: expiryAfter(checkTtl(ttlSeconds), now) }
     const token = mintToken()
-    await this.#send('set', [this.#keyFor(token), this.#format(state), 'EX', ttl])
+    // The key goes when the token expires, not before: the state is what says it expired.
+    await this.#send('set', [this.#keyFor(token), this.#format(state), 'PX', state.expiresAt * 1000 - now])
     return token
   }
 

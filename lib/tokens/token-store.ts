@@ -87,6 +87,13 @@ export function checkToken (token: unknown): string {
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000)
 
 /**
+ * The expiry, in unix seconds, of a token issued at `nowMs` for `ttlSeconds`:
+ * rounded up, so the token is valid for at least its ttl. Rounded down, a
+ * 1 s token issued late in a second would be expired on arrival.
+ */
+export const expiryAfter = (ttlSeconds: number, nowMs: number): number => Math.ceil(nowMs / 1000) + ttlSeconds
+
+/**
  * Parses the default stored value `{"user_id":"120045","expires_at":1740748800}`
  * (`"revoked": true` means revoked). Malformed values count as unknown tokens:
  * a corrupt entry must not let anyone in.

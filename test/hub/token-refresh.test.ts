@@ -67,7 +67,8 @@ t.test('an unknown, revoked, expired or another user\'s token answers INVALID_TO
   await node.app.realtime.tokens.revoke(revoked)
   const expiring = await node.app.realtime.tokens.issue('u1', { ttlSeconds: 1 })
   const someoneElse = await node.app.realtime.tokens.issue('u2', { ttlSeconds: 600 })
-  await new Promise((resolve) => setTimeout(resolve, 1100))
+  // Past its expiry: 1 s rounded up to a whole second.
+  await new Promise((resolve) => setTimeout(resolve, 2100))
   for (const token of ['not-a-token-' + 'x'.repeat(40), revoked, expiring, someoneElse]) {
     phone.send({ event: 'refresh', token })
     t.strictSame(await next(phone), invalidToken)

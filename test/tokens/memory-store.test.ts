@@ -5,7 +5,6 @@ import { startApp } from '../helpers/app.js'
 import { handshake, connect } from '../helpers/client.js'
 
 const TOKEN = /^[A-Za-z0-9_-]{43}$/
-const nowSeconds = (): number => Math.floor(Date.now() / 1000)
 
 /** A store whose sweep callback the test can run by hand (the real interval is a minute). */
 function storeWithSweep (): { store: MemoryTokenStore, sweep: () => void, intervalMs: number, timer: NodeJS.Timeout } {
@@ -41,16 +40,16 @@ function inTheFuture (offsetMs: number, fn: () => void): void {
 t.test('issue mints a 256-bit URL-safe token that resolves to its state', async (t) => {
   const store = new MemoryTokenStore()
   t.teardown(() => store.close())
-  const before = nowSeconds()
+  const before = Date.now() / 1000
   const token = await store.issue('120045', { ttlSeconds: 60 })
-  const after = nowSeconds()
+  const after = Date.now() / 1000
   t.match(token, TOKEN)
   t.equal(Buffer.from(token, 'base64url').length, 32)
   const state = await store.resolve(token)
   if (state === null) throw new Error('the issued token did not resolve')
   t.same(Object.keys(state).sort(), ['expiresAt', 'userId'])
   t.equal(state.userId, '120045')
-  t.ok(state.expiresAt >= before + 60 && state.expiresAt <= after + 60, `expiresAt ${state.expiresAt} is issue time + 60`)
+  t.ok(state.expiresAt >= Math.ceil(before) + 60 && state.expiresAt <= Math.ceil(after) + 60, `expiresAt ${state.expiresAt} is issue time + 60, rounded up`)
 })
 
 t.test('tokens are unique and independent', async (t) => {
@@ -105,7 +104,7 @@ t.test('a token stops resolving, and stops opening sockets, once its ttl has pas
   const appToken = await app.realtime.tokens.issue('u2', { ttlSeconds: 1 })
   t.equal((await store.resolve(token))?.userId, 'u1')
   t.equal((await app.realtime.tokens.resolve(appToken))?.userId, 'u2')
-  // The one real-time wait of this file.
+  // The longest real-time wait of this file: a 1 s token's whole-second expiry is at most 2 s away.
   await sleep(2100)
   t.equal(await store.resolve(token), null)
   t.equal((await store.resolve(longer))?.userId, 'u1')
@@ -209,4 +208,21 @@ t.test('embedded mode: closing the app forgets issued tokens', async (t) => {
   const token = await app.realtime.tokens.issue('u1', { ttlSeconds: 60 })
   await app.close()
   t.equal(await app.realtime.tokens.resolve(token), null)
+})
+
+/** Waits until the clock is `ms` short of its next whole second. */
+async function lateInTheSecond (ms: number): Promise<void> {
+  while (1000 - (Date.now() % 1000) > ms) await sleep(1)
+}
+
+t.test('a token is valid for at least its ttl, issued whatever the millisecond (the expiry is rounded up to a whole second)', async (t) => {
+  const store = new MemoryTokenStore()
+  t.teardown(() => store.close())
+  await lateInTheSecond(15)
+  const issuedAt = Date.now()
+  const token = await store.issue('u1', { ttlSeconds: 1 })
+  // Past the next whole second, well within the ttl: a rounded-down expiry has already passed here.
+  await sleep(1000 - (issuedAt % 1000) + 20)
+  t.ok(Date.now() - issuedAt < 1000, 'still within the ttl')
+  t.equal((await store.resolve(token))?.userId, 'u1')
 })
