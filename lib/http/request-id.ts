@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import { randomHex } from '../random-ids.js'
 
 // A forwarded id is kept only when it cannot forge log lines or collide trivially.
 const FORWARDED_ID = /^[\w.:-]{16,128}$/
@@ -12,5 +12,5 @@ const FORWARDED_ID = /^[\w.:-]{16,128}$/
 export function genTraceId (raw: IncomingMessage): string {
   const forwarded = raw.headers['x-request-id']
   if (typeof forwarded === 'string' && FORWARDED_ID.test(forwarded)) return forwarded
-  return randomBytes(8).toString('hex')
+  return randomHex(8)
 }

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { AUTO_SUBSCRIBED } from '../constants.js'
+import { randomInt32 } from '../random-ids.js'
 import type { ClientMessage } from '../protocol/client-message.js'
 import type { EncodedEvent } from '../protocol/server-event.js'
 import { MessageRateLimit } from './message-rate-limit.js'
@@ -108,9 +108,8 @@ export class Connection {
   caughtUpThrough = -1
 
   constructor (init: ConnectionInit) {
-    const id = randomBytes(8)
-    this.#idHigh = id.readInt32BE(0)
-    this.#idLow = id.readInt32BE(4)
+    this.#idHigh = randomInt32()
+    this.#idLow = randomInt32()
     this.userId = init.userId
     this.#token = ownCopy(init.token)
     this.#tokenDigest = init.tokenDigest
