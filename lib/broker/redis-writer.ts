@@ -65,7 +65,10 @@ export class RedisWriter implements BrokerWriter {
   async publishOnce (topic: string, message: Buffer, once: Once): Promise<Repeated | undefined> {
     const { publishCommand, scriptChannel } = this.#commands
     const answer = await this.#publisher.publish(async () =>
-      scriptAnswer(await PUBLISH_ONCE.run(this.#send, [once.key], [once.windowSeconds, publishCommand, scriptChannel(topic), message])))
+      // Sent whole (EVAL), not by its SHA: after a Redis restart an EVALSHA is
+      // answered NOSCRIPT and sent again, behind the plain publishes made
+      // meanwhile, which would reach the socket before it.
+      scriptAnswer(await PUBLISH_ONCE.runWhole(this.#send, [once.key], [once.windowSeconds, publishCommand, scriptChannel(topic), message])))
     return 'repeated' in answer ? answer : undefined
   }
 

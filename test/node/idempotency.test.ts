@@ -4,7 +4,7 @@ import { Redis } from 'ioredis'
 import { REDIS_URL, startApp, uniquePrefix, type TestApp } from '../helpers/app.js'
 import { waitFor } from '../helpers/cluster.js'
 import { KYC, MODES, PAYMENTS, SETTINGS, deploy, eventsOf, join, type Mode } from '../helpers/history.js'
-import { eventually, outcome, ownRedis, within } from '../helpers/outage.js'
+import { directClient, eventually, outcome, ownRedis, within } from '../helpers/outage.js'
 import type { Phone } from '../helpers/phone.js'
 
 // Idempotent publishes: a publish with the key of one made within the
@@ -121,4 +121,21 @@ t.test('a publish whose outcome was unknown (Redis frozen), retried with its key
   const [delivered] = await eventsOf(alice.phone, 1, 'the first publish, delivered on the thaw')
   t.strictSame(retried, { id: delivered.id }, 'the retry answers the id of the publish that went out')
   t.strictSame(await settle(node, alice.phone, 'alice'), [delivered, { event: 'LAST', channel: KYC, data: {}, id: alice.phone.events().at(-1).id }], 'once')
+})
+
+t.test('history off, Redis lost its scripts (a restart): an idempotent publish and a plain one after it reach the socket in publish order', async (t) => {
+  const redis = await ownRedis(t)
+  const [node] = await deploy(t, 'cluster', 1, { redis: redis.url })
+  const alice = await join(t, node, 'alice', [PAYMENTS])
+  await node.app.realtime.publish(PAYMENTS, 'WARM', {}, { userId: 'alice', idempotencyKey: 'warm' })
+  await eventsOf(alice.phone, 1, 'the first idempotent publish (its script now known to Redis)')
+  const inspector = directClient(t, redis.url)
+  await inspector.script('FLUSH')
+  // Not awaited one by one: the second is written to Redis before the first is answered.
+  await Promise.all([
+    node.app.realtime.publish(PAYMENTS, 'PENDING', { n: 1 }, { userId: 'alice', idempotencyKey: KEY }),
+    node.app.realtime.publish(PAYMENTS, 'PAID', { n: 2 }, { userId: 'alice' })
+  ])
+  const events = await eventsOf(alice.phone, 3)
+  t.strictSame(events.map((each) => each.event), ['WARM', 'PENDING', 'PAID'], 'in the order they were published')
 })
