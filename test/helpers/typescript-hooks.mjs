@@ -12,27 +12,26 @@ import { transform } from 'esbuild'
 const { compilerOptions } = JSON.parse(readFileSync(new URL('../../tsconfig.json', import.meta.url), 'utf8'))
 const RELATIVE = /^\.{1,2}\//
 
-/**
- * `./x.js` written in a .ts file names `./x.ts` when that is what exists (the
- * NodeNext convention tsc follows). Handed on rather than answered here, so
- * the hooks registered before these (tap's mocks) still see the import.
- */
+/** `./x.js` written in a .ts file names `./x.ts` when that is what exists (the NodeNext convention tsc follows). */
 export async function resolve (specifier, context, next) {
-  if (RELATIVE.test(specifier) && specifier.endsWith('.js') && isTypeScript(context.parentURL)) {
-    const typescript = `${specifier.slice(0, -3)}.ts`
-    if (existsSync(fileURLToPath(new URL(typescript, context.parentURL)))) return await next(typescript, context)
+  if (RELATIVE.test(specifier) && specifier.endsWith('.js') && context.parentURL?.endsWith('.ts') === true) {
+    const source = new URL(`${specifier.slice(0, -3)}.ts`, context.parentURL)
+    if (existsSync(fileURLToPath(source))) return { url: source.href, format: 'module', shortCircuit: true }
   }
   return await next(specifier, context)
 }
 
 /**
- * A .ts file's source, types stripped, handed on to the next hooks as the
- * module's source: tap's process-info hook, registered before these, records
- * the file it loads from what it is given (the list of files a test loaded,
- * the inline source map for coverage).
+ * Answered here, not handed on to the hooks registered before these: on a
+ * fresh checkout tap's first run still registers its ts-node loader (it
+ * rebuilds its plugin list for the next run), which would transpile the
+ * stripped source again and leave coverage a source map of esbuild's lines.
+ * So tap's process-info hook does not list the .ts files a test loads
+ * (`tap --changed` would not see them); coverage reads each module's inline
+ * source map from Node at exit.
  */
 export async function load (url, context, next) {
-  if (!url.startsWith('file:') || !isTypeScript(url)) return await next(url, context)
+  if (!url.startsWith('file:') || !url.endsWith('.ts')) return await next(url, context)
   const path = fileURLToPath(url)
   const { code } = await transform(await readFile(path, 'utf8'), {
     loader: 'ts',
@@ -42,10 +41,5 @@ export async function load (url, context, next) {
     sourcefile: path,
     tsconfigRaw: { compilerOptions }
   })
-  return await next(url, { ...context, format: 'module', source: code })
-}
-
-/** Whether `url` names a .ts file (a query, such as a mock's, aside). */
-function isTypeScript (url) {
-  return url !== undefined && new URL(url).pathname.endsWith('.ts')
+  return { format: 'module', source: code, shortCircuit: true }
 }
