@@ -26,7 +26,8 @@ local receivers = redis.call(ARGV[2], ARGV[3], ARGV[4])
 redis.call('SET', KEYS[1], '', 'EX', ARGV[1])
 return {'', receivers, 0}
 `
-const PUBLISH_ONCE = new RedisScript(PUBLISH_ONCE_SCRIPT)
+// Sent whole: it keeps its place among the plain publishes of the channel also when Redis has just lost its scripts.
+const PUBLISH_ONCE = new RedisScript(PUBLISH_ONCE_SCRIPT, { sentWhole: true })
 
 export interface RedisWriterOptions {
   client: RedisClient
@@ -65,10 +66,7 @@ export class RedisWriter implements BrokerWriter {
   async publishOnce (topic: string, message: Buffer, once: Once): Promise<Repeated | undefined> {
     const { publishCommand, scriptChannel } = this.#commands
     const answer = await this.#publisher.publish(async () =>
-      // Sent whole (EVAL), not by its SHA: after a Redis restart an EVALSHA is
-      // answered NOSCRIPT and sent again, behind the plain publishes made
-      // meanwhile, which would reach the socket before it.
-      scriptAnswer(await PUBLISH_ONCE.runWhole(this.#send, [once.key], [once.windowSeconds, publishCommand, scriptChannel(topic), message])))
+      scriptAnswer(await PUBLISH_ONCE.run(this.#send, [once.key], [once.windowSeconds, publishCommand, scriptChannel(topic), message])))
     return 'repeated' in answer ? answer : undefined
   }
 

@@ -10,12 +10,16 @@ import {
   mintToken, normalizeUserId, parseTokenValue
 } from './token-store.js'
 
-/** Deletes a token's key and answers the value it had, in one step (GETDEL needs Redis 6.2). */
+/**
+ * Deletes a token's key and answers the value it had, in one step (GETDEL
+ * needs Redis 6.2). Sent whole: a lookup sent after a revocation must not run
+ * before it, also when Redis has just lost its scripts.
+ */
 const TAKE_SCRIPT = new RedisScript(`
 local value = redis.call('GET', KEYS[1])
 redis.call('DEL', KEYS[1])
 return value
-`)
+`, { sentWhole: true })
 
 export interface RedisTokenStoreOptions {
   keyPrefix: string
@@ -67,8 +71,7 @@ export class RedisTokenStore implements TokenStore {
 
   async revoke (token: string): Promise<string | undefined> {
     const key = this.#keyFor(checkToken(token))
-    // EVAL, not EVALSHA: after a Redis restart, a NOSCRIPT answer would let a lookup sent meanwhile run first.
-    const raw = await TAKE_SCRIPT.runWhole(this.#send, [key], []).catch((error: Error) => { throw writeFailure(error) })
+    const raw = await TAKE_SCRIPT.run(this.#send, [key], []).catch((error: Error) => { throw writeFailure(error) })
     if (typeof raw !== 'string') return undefined
     try {
       // Expired or not (a socket may hold it until the expiry wheel closes it), normalized as the sockets hold it.
