@@ -6,6 +6,7 @@ import { RedisTokenStore } from '../../lib/tokens/redis-store.js'
 import type { TokenState } from '../../lib/tokens/token-store.js'
 import { REDIS_URL, startApp, uniquePrefix } from '../helpers/app.js'
 import { handshake, connect } from '../helpers/client.js'
+import { directClient, ownRedis } from '../helpers/outage.js'
 
 const TOKEN = /^[A-Za-z0-9_-]{43}$/
 const nowSeconds = (): number => Math.floor(Date.now() / 1000)
@@ -328,4 +329,18 @@ t.test('a token is valid for at least its ttl, issued whatever the millisecond; 
   await sleep(1000 - (issuedAt % 1000) + 20)
   t.ok(Date.now() - issuedAt < 1000, 'still within the ttl')
   t.equal((await app.realtime.tokens.resolve(token))?.userId, 'u1')
+})
+
+t.test('Redis lost its scripts (a restart): a lookup made after a revocation still finds the token gone', async (t) => {
+  const redis = await ownRedis(t)
+  const client = directClient(t, redis.url)
+  const store = new RedisTokenStore(client, { keyPrefix: uniquePrefix() })
+  t.teardown(() => store.close())
+  await store.revoke(await store.issue('u1', { ttlSeconds: 60 }))
+  const token = await store.issue('u1', { ttlSeconds: 60 })
+  await client.script('FLUSH')
+  // Made in one turn: the lookup goes to Redis before the revocation is answered.
+  const [whose, state] = await Promise.all([store.revoke(token), store.resolve(token)])
+  t.equal(whose, 'u1', 'the revocation found it')
+  t.equal(state, null, 'the lookup after it did not')
 })
