@@ -104,8 +104,8 @@ export class RedisBroker implements Broker {
     return await withDeadline(streams.read(stream, since), (this.#options.history as StreamLimits).readTimeoutMs)
   }
 
-  async subscribe (topic: string): Promise<void> {
-    await this.#subscriptions.want(topic)
+  subscribe (topic: string): Promise<void> {
+    return this.#subscriptions.want(topic)
   }
 
   unsubscribe (topic: string): void {

@@ -21,6 +21,9 @@ const WANTED = 1
 /** Subscribed on the current connection. */
 const ACTIVE = 2
 
+/** What `want` answers for a channel already subscribed: one settled promise for all of them. */
+const SUBSCRIBED = Promise.resolve()
+
 export class SubscriptionSet {
   /** Every channel wanted or subscribed, and which (one map, not a set each: a set entry costs a socket ~30 bytes). */
   readonly #channels = new Map<string, number>()
@@ -54,11 +57,12 @@ export class SubscriptionSet {
    * Resolves once `channel` is subscribed. A failed SUBSCRIBE is retried until
    * it succeeds, so this waits out an outage rather than failing.
    */
-  async want (wanted: string): Promise<void> {
+  want (wanted: string): Promise<void> {
     const channel = interned(wanted)
-    if ((this.#change(channel, WANTED, 0) & ACTIVE) !== 0) return
+    if ((this.#change(channel, WANTED, 0) & ACTIVE) !== 0) return SUBSCRIBED
     this.#changed.add(channel)
-    await new Promise<void>((resolve) => {
+    // Not an async function: each connect asks once, and each async layer costs an allocation.
+    return new Promise<void>((resolve) => {
       const waiting = this.#waiters.get(channel)
       if (waiting === undefined) this.#waiters.set(channel, [resolve])
       else waiting.push(resolve)

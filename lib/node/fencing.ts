@@ -38,7 +38,12 @@ export class Fencing {
     this.#options = options
   }
 
-  async claim (connection: Connection): Promise<void> {
+  /**
+   * `listening`: the node's own wait for the user's channel when it already
+   * asked for it (the hub holds `connected` on it), so that a connect makes
+   * one subscription request, not two; otherwise fencing asks.
+   */
+  async claim (connection: Connection, listening?: Promise<void>): Promise<void> {
     const { hub, generations } = this.#options
     if (this.#claiming.has(connection)) return
     this.#claiming.set(connection, 0)
@@ -46,7 +51,7 @@ export class Fencing {
       // Claimed at once, in parallel with listening: generations must follow the
       // order in which connections came, and a claim that waited for the
       // subscription could land after a newer connection's and replace it.
-      const listening = this.#options.listen(connection.userId)
+      listening ??= this.#options.listen(connection.userId)
       listening.catch(() => {})
       const { generation, replaced } = await generations.claim(connection.userId)
       if (connection.closed) {

@@ -96,9 +96,9 @@ export class Generations {
     return `${this.#keyPrefix}gen:${userId}`
   }
 
-  /** A generation newer than any claimed for the user so far, and the one it replaced. */
-  async claim (userId: string): Promise<Claim> {
-    return await this.#claim(this.#key(userId))
+  /** A generation newer than any claimed for the user so far, and the one it replaced (the batch's promise, handed on). */
+  claim (userId: string): Promise<Claim> {
+    return this.#claim(this.#key(userId))
   }
 
   /** The user's newest generation (0: none stored). */

@@ -60,7 +60,7 @@ export class RealtimeNode {
   readonly #sender: Sender
   readonly #acks: AckWaiters
   readonly #ownTopic: string
-  readonly #cluster: { redis: RedisClient, presence: RedisPresence, fencing: Fencing, maintenance: NodeJS.Timeout, relist: () => void } | undefined
+  readonly #cluster: { redis: RedisClient, presence: RedisPresence, fencing: Fencing, listening: WeakMap<Connection, Promise<void>>, maintenance: NodeJS.Timeout, relist: () => void } | undefined
 
   constructor (options: NodeOptions) {
     const { hub, broker } = options
@@ -86,13 +86,15 @@ export class RealtimeNode {
     // Resolves once every one is subscribed (a failed SUBSCRIBE is retried, never rejected). With
     // history, positions of global streams are only right once this node receives their events.
     const listeningToAll = Promise.all(always.map(async (topic) => await broker.subscribe(topic)))
-    const listen = options.history
-      ? async (userId: string) => { await Promise.all([listeningToAll, this.#listen(userId)]) }
-      : async (userId: string) => await this.#listen(userId)
-
     // While the broker's link is down, waiting would hold a socket's
     // `connected` until it is back; every socket here gets `resync` then instead.
-    hub.announceWhen((connection) => broker.linkDown ? undefined : listen(connection.userId))
+    hub.announceWhen((connection) => {
+      if (broker.linkDown) return undefined
+      const listening = this.#listen(connection.userId)
+      // Fencing waits for the same subscription (see #opened), asked for once.
+      this.#cluster?.listening.set(connection, listening)
+      return options.history ? Promise.all([listeningToAll, listening]).then(() => {}) : listening
+    })
     if (options.history) {
       hub.useHistory({
         read: {
@@ -171,15 +173,19 @@ export class RealtimeNode {
     await this.#broker.close()
   }
 
-  /** Resolves once this node receives what is published to the user. */
-  async #listen (userId: string): Promise<void> {
-    await this.#broker.subscribe(this.#topics.user(userId))
+  /** Resolves once this node receives what is published to the user (the broker's promise, handed on: one each connect). */
+  #listen (userId: string): Promise<void> {
+    return this.#broker.subscribe(this.#topics.user(userId))
   }
 
   #opened (connection: Connection): void {
-    if (this.#cluster === undefined) return
-    this.#cluster.presence.opened(connection)
-    this.#cluster.fencing.claim(connection).catch(() => {})
+    const cluster = this.#cluster
+    if (cluster === undefined) return
+    cluster.presence.opened(connection)
+    // The hub asked for the user's channel just before adding the socket (none while the link is down).
+    const listening = cluster.listening.get(connection)
+    cluster.listening.delete(connection)
+    cluster.fencing.claim(connection, listening).catch(() => {})
   }
 
   #closed (connection: Connection): void {
@@ -240,7 +246,7 @@ export class RealtimeNode {
     const fencing = new Fencing({
       generations: new Generations(redis, keyPrefix),
       hub,
-      listen: async (userId) => await this.#listen(userId),
+      listen: (userId) => this.#listen(userId),
       announce: async (userId, generation) => await this.#sender.control(this.#topics.user(userId), { type: 'takeover', userId, generation }),
       log
     })
@@ -257,7 +263,7 @@ export class RealtimeNode {
     // while it was away were lost: relist this node's sockets as soon as the
     // link is back, not at the next maintenance tick a heartbeat interval away.
     redis.on('ready', relist)
-    return { redis, presence, fencing, maintenance, relist }
+    return { redis, presence, fencing, listening: new WeakMap<Connection, Promise<void>>(), maintenance, relist }
   }
 }
 

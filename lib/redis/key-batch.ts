@@ -22,7 +22,8 @@ export function keyBatch<Output, Arg = void> (redis: RedisClient, many: (send: S
     async (requests) => await many(send, requests.map((request) => request.key), requests.map((request) => request.arg)),
     timing
   )
-  return async (key, arg) => await batch.add({ key, arg })
+  // The batch's promise, handed on: a connect makes three of these requests, and each async layer costs an allocation.
+  return (key, arg) => batch.add({ key, arg })
 }
 
 /** Reads one string key: null when it does not exist or holds another type (as MGET answers both). */

@@ -57,8 +57,8 @@ export class TurnBatch<Input, Output> {
     this.#pacer = new FlushPacer(spacingMs)
   }
 
-  async add (input: Input): Promise<Output> {
-    return await new Promise<Output>((resolve, reject) => {
+  add (input: Input): Promise<Output> {
+    return new Promise<Output>((resolve, reject) => {
       if (this.#pending.push({ input, resolve, reject }) > 1) return
       if (this.#waitMs === 0) this.#pacer.schedule(() => { this.#flush() })
       else setTimeout(() => { this.#flush() }, this.#waitMs)
