@@ -1,31 +1,31 @@
 // What one connect costs the server, in units that the machine's other work
 // does not move:
 //
-//   npm run build && node bench/connect-cost.js --instructions [--cluster] [--clients 600] [--in-flight 50] [--runs 2]
-//   npm run build && node bench/connect-cost.js --allocations [--cluster] [--clients 8000] [--in-flight 500] [--runs 1]
+//   npm run build && node bench/connect-cost.js --instructions [--cluster] [--clients 2000] [--in-flight 50] [--runs 2] [--warmup 4000] [--keep DIR]
+//   npm run build && node bench/connect-cost.js --allocations [--cluster] [--clients 8000] [--in-flight 500] [--runs 1] [--warmup 4000] [--keep DIR]
 //
 // One node of the bench's plugin arm (servers/plugin.js; embedded, or with
 // --cluster in cluster mode on a redis-server of its own), pinned to core 0,
-// the load generator and Redis on core 1, tokens issued first. Only the
-// connects are counted, and the 300 ms after them in which cluster mode
-// finishes a connect's work (presence writes, the takeover re-read).
+// the load generator and Redis on core 1, tokens issued first. `--warmup`
+// connects go first, uncounted, so that the connect path is compiled; then
+// only the connects are counted, and the 300 ms after them in which cluster
+// mode finishes a connect's work (presence writes, the takeover re-read).
 //
 // --instructions: the node runs under valgrind's callgrind, instrumentation
-// off until the connects start and off again after them; prints the
-// instructions per connect. Repeatable to about 2 % where CPU time per
-// connect on a shared 2-core host moves by 15 % from run to run, so a change
-// of a few per cent shows. The count includes JIT compilation and GC and is
-// higher than a native run's (code runs longer in lower tiers under
-// valgrind): compare counts of this tool with each other only. Needs
-// valgrind; a run takes about 30 s for 600 connects.
+// off until the counted connects start and off again after them; prints the
+// instructions per connect (user space only). Runs of one build agree within
+// about 3 % where CPU time per connect on a shared 2-core host moves by 15 %,
+// so a change of a few per cent shows (bench/README.md, Profiling, has the
+// spread). Compare counts of this tool with each other only. Needs valgrind.
 //
 // --allocations: V8's sampling heap profiler (bench/lib/allocation-sampler.js)
 // over the same window, objects collected again included: bytes allocated
 // per connect, and the functions that allocate the most.
 //
-// Loopback only; each run bounded by the session's timeouts.
+// --keep DIR: the callgrind outputs (for callgrind_annotate) or allocation
+// profiles stay in DIR. Loopback only; each run bounded by the session's timeouts.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -45,18 +45,23 @@ const { values } = parseArgs({
     cluster: { type: 'boolean', default: false },
     clients: { type: 'string' },
     'in-flight': { type: 'string' },
-    runs: { type: 'string' }
+    runs: { type: 'string' },
+    warmup: { type: 'string' },
+    keep: { type: 'string' }
   }
 })
 if (values.instructions === values.allocations) {
   console.error('usage: node bench/connect-cost.js (--instructions | --allocations) [--cluster] [--clients N] [--in-flight N] [--runs N]')
   process.exit(1)
 }
-const clients = Number(values.clients ?? (values.instructions ? 600 : 8000))
+const clients = Number(values.clients ?? (values.instructions ? 2000 : 8000))
 const inFlight = Number(values['in-flight'] ?? (values.instructions ? 50 : 500))
 const runs = Number(values.runs ?? (values.instructions ? 2 : 1))
+// Uncounted connects first: after 600 a third of the count was still TurboFan compiling the connect path, after 4,000 about 4 %.
+const warmup = Number(values.warmup ?? 4000)
 const arm = { ...ARMS.find((candidate) => candidate.id === (values.cluster ? 'plugin-redis' : 'plugin')), nodes: 1 }
-const dir = mkdtempSync(join(tmpdir(), 'connect-cost-'))
+const dir = values.keep ?? mkdtempSync(join(tmpdir(), 'connect-cost-'))
+if (values.keep !== undefined) mkdirSync(dir, { recursive: true })
 
 try {
   for (let run = 1; run <= runs; run++) {
@@ -64,7 +69,7 @@ try {
     console.log(`${arm.cluster ? 'cluster' : 'embedded'}, ${clients} connects, ${inFlight} in flight, run ${run}: ${perConnect}`)
   }
 } finally {
-  rmSync(dir, { recursive: true, force: true })
+  if (values.keep === undefined) rmSync(dir, { recursive: true, force: true })
 }
 
 /** Runs `measure(pid)` around `clients` connects to a fresh node; `extra` goes to Session.open. */
@@ -73,7 +78,9 @@ async function connects (extra, { before, after }) {
   try {
     const session = await Session.open({ ...arm, ...extra.arm }, { redisUrl: redis?.url, runId: `cost${process.pid}`, label: 'connect-cost' })
     try {
-      await session.prepareTokens(clients)
+      await session.prepareTokens(warmup + clients)
+      // Uncounted first: the connect path's code compiled and its pools and maps grown, as on a node that has run a while.
+      if (warmup > 0) await session.connect(warmup, inFlight)
       const pid = session.servers[0].process.pid
       await before(pid)
       const connect = await session.connect(clients, inFlight)
