@@ -68,8 +68,20 @@ function classicPubSub (publisher: Redis): PubSub {
   }
 }
 
+/**
+ * Where a new subscriber starts: the nodes the publisher knows now, not its
+ * startup nodes. A subscriber is made again when the broker replaces one that
+ * stopped receiving, typically during a failover; a startup node may be the
+ * dead master by then, and a client that can start only from it never
+ * connects (the node would stay deaf to every channel). None known yet (the
+ * publisher has not connected): its startup nodes.
+ */
+function knownNodes (publisher: Cluster): Array<{ host?: string, port?: number }> {
+  return publisher.nodes('all').map((node) => ({ host: node.options.host, port: node.options.port }))
+}
+
 function shardedPubSub (publisher: Cluster): PubSub {
-  const subscriber = publisher.duplicate([], { shardedSubscribers: true, enableOfflineQueue: true })
+  const subscriber = publisher.duplicate(knownNodes(publisher), { shardedSubscribers: true, enableOfflineQueue: true })
   // ioredis treats sharded channels as keys and adds the client's own keyPrefix to them.
   const clientPrefix = publisher.options.keyPrefix ?? ''
   return {

@@ -1,0 +1,57 @@
+// The sharded subscriber of a Redis Cluster is a client of its own, made
+// from the publisher's: at start, and again whenever the broker replaces a
+// subscriber that stopped receiving. By then the publisher's startup node
+// may be dead (the master a failover replaced), and a client that could
+// only start from it would never connect: the node would stay deaf to every
+// user's channel while its publishes still went out.
+import t from 'tap'
+import { Cluster, Redis } from 'ioredis'
+import { createPubSub } from '../../lib/broker/pubsub.js'
+import { OwnRedisCluster } from '../helpers/redis-cluster.js'
+import { CLUSTER_CLIENT_OPTIONS } from '../helpers/recommended-clients.js'
+
+const WAIT_MS = 10_000
+
+async function within<T> (promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing within ${WAIT_MS} ms`)), WAIT_MS) })
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The port of a replica: killing it leaves every slot served, so the cluster stays up without a failover. */
+async function aReplica (cluster: OwnRedisCluster): Promise<number> {
+  for (const port of cluster.ports) {
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true })
+    try {
+      const [role] = await client.role() as [string]
+      if (role === 'slave') return port
+    } finally {
+      client.disconnect()
+    }
+  }
+  throw new Error('no replica')
+}
+
+t.test('a sharded subscriber made after the publisher\'s startup node died starts from the nodes the publisher knows, and receives', async (t) => {
+  const cluster = await OwnRedisCluster.start({ replicas: 1 })
+  t.teardown(async () => await cluster.stop())
+  const startupNode = await aReplica(cluster)
+  const publisher = new Cluster([{ host: '127.0.0.1', port: startupNode }], { ...CLUSTER_CLIENT_OPTIONS })
+  t.teardown(() => { publisher.disconnect() })
+  await publisher.set('{u1}probe', '1')
+
+  await cluster.signal(startupNode, 'SIGKILL')
+  const pubsub = createPubSub(publisher)
+  t.teardown(() => { pubsub.close() })
+  // The broker logs a subscriber's errors; here they would be unhandled error events.
+  pubsub.subscriber.on('error', () => {})
+  const received = new Promise<string>((resolve) => { pubsub.onMessage((channel, message) => resolve(`${channel} ${message.toString()}`)) })
+
+  await within(pubsub.subscribe(['rt:u:{u1}']), 'SSUBSCRIBE answered')
+  await pubsub.publish('rt:u:{u1}', Buffer.from('hello'))
+  t.equal(await within(received, 'the message'), 'rt:u:{u1} hello')
+})
