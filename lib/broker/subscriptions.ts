@@ -1,3 +1,4 @@
+import { promiseWithResolvers } from '../promise-with-resolvers.js'
 import { FlushPacer } from '../redis/turn-batch.js'
 
 /**
@@ -29,7 +30,8 @@ export class SubscriptionSet {
   readonly #channels = new Map<string, number>()
   /** Channels whose wanted and active states may differ: what the next batch looks at. */
   readonly #changed = new Set<string>()
-  readonly #waiters = new Map<string, Array<() => void>>()
+  /** Channels wanted and not subscribed yet: the one promise every want of the channel answers, and what settles it. */
+  readonly #pending = new Map<string, { promise: Promise<void>, resolve: () => void }>()
   readonly #subscribe: (channels: string[]) => Promise<unknown>
   readonly #unsubscribe: (channels: string[]) => Promise<unknown>
   readonly #onError: (error: Error) => void
@@ -61,13 +63,14 @@ export class SubscriptionSet {
     const channel = interned(wanted)
     if ((this.#change(channel, WANTED, 0) & ACTIVE) !== 0) return SUBSCRIBED
     this.#changed.add(channel)
-    // Not an async function: each connect asks once, and each async layer costs an allocation.
-    return new Promise<void>((resolve) => {
-      const waiting = this.#waiters.get(channel)
-      if (waiting === undefined) this.#waiters.set(channel, [resolve])
-      else waiting.push(resolve)
-      this.#schedule()
-    })
+    // Also for a channel already pending: a reset puts every wanted one back in the next batch.
+    this.#schedule()
+    // Whoever else waits for it (a connect's announcement and its fencing, every socket of a global channel) shares one promise.
+    const pending = this.#pending.get(channel)
+    if (pending !== undefined) return pending.promise
+    const subscribed = promiseWithResolvers<void>()
+    this.#pending.set(channel, subscribed)
+    return subscribed.promise
   }
 
   drop (channel: string): void {
@@ -166,9 +169,8 @@ export class SubscriptionSet {
   }
 
   #settle (channel: string): void {
-    const waiting = this.#waiters.get(channel)
-    this.#waiters.delete(channel)
-    for (const resolve of waiting ?? []) resolve()
+    this.#pending.get(channel)?.resolve()
+    this.#pending.delete(channel)
   }
 }
 

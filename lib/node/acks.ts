@@ -1,3 +1,4 @@
+import { promiseWithResolvers } from '../promise-with-resolvers.js'
 import { parseId, type StreamPosition } from '../protocol/recovery.js'
 import type { AckMessage } from './wire.js'
 
@@ -103,12 +104,4 @@ function keyOf (userId: string, channel: string): string {
 /** An ack at `ack` covers `event`: same stream life, not before it. */
 function covers (ack: StreamPosition | undefined, event: StreamPosition): boolean {
   return ack !== undefined && ack.epoch === event.epoch && ack.offset >= event.offset
-}
-
-/** Promise.withResolvers, which Node 20 lacks. */
-function promiseWithResolvers<T> (): { promise: Promise<T>, resolve: (value: T) => void } {
-  // Assigned by the executor, which runs before the constructor returns.
-  let settle!: (value: T) => void
-  const promise = new Promise<T>((resolve) => { settle = resolve })
-  return { promise, resolve: settle }
 }

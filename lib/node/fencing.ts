@@ -38,12 +38,7 @@ export class Fencing {
     this.#options = options
   }
 
-  /**
-   * `listening`: the node's own wait for the user's channel when it already
-   * asked for it (the hub holds `connected` on it), so that a connect makes
-   * one subscription request, not two; otherwise fencing asks.
-   */
-  async claim (connection: Connection, listening?: Promise<void>): Promise<void> {
+  async claim (connection: Connection): Promise<void> {
     const { hub, generations } = this.#options
     if (this.#claiming.has(connection)) return
     this.#claiming.set(connection, 0)
@@ -51,7 +46,8 @@ export class Fencing {
       // Claimed at once, in parallel with listening: generations must follow the
       // order in which connections came, and a claim that waited for the
       // subscription could land after a newer connection's and replace it.
-      listening ??= this.#options.listen(connection.userId)
+      // The same wait the hub holds the socket's `connected` on: the broker answers both with one promise.
+      const listening = this.#options.listen(connection.userId)
       listening.catch(() => {})
       const { generation, replaced } = await generations.claim(connection.userId)
       if (connection.closed) {

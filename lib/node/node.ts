@@ -60,7 +60,7 @@ export class RealtimeNode {
   readonly #sender: Sender
   readonly #acks: AckWaiters
   readonly #ownTopic: string
-  readonly #cluster: { redis: RedisClient, presence: RedisPresence, fencing: Fencing, listening: WeakMap<Connection, Promise<void>>, maintenance: NodeJS.Timeout, relist: () => void } | undefined
+  readonly #cluster: { redis: RedisClient, presence: RedisPresence, fencing: Fencing, maintenance: NodeJS.Timeout, relist: () => void } | undefined
 
   constructor (options: NodeOptions) {
     const { hub, broker } = options
@@ -88,13 +88,10 @@ export class RealtimeNode {
     const listeningToAll = Promise.all(always.map(async (topic) => await broker.subscribe(topic)))
     // While the broker's link is down, waiting would hold a socket's
     // `connected` until it is back; every socket here gets `resync` then instead.
-    hub.announceWhen((connection) => {
-      if (broker.linkDown) return undefined
-      const listening = this.#listen(connection.userId)
-      // Fencing waits for the same subscription (see #opened), asked for once.
-      this.#cluster?.listening.set(connection, listening)
-      return options.history ? Promise.all([listeningToAll, listening]).then(() => {}) : listening
-    })
+    const listen = options.history
+      ? async (userId: string) => { await Promise.all([listeningToAll, this.#listen(userId)]) }
+      : (userId: string) => this.#listen(userId)
+    hub.announceWhen((connection) => broker.linkDown ? undefined : listen(connection.userId))
     if (options.history) {
       hub.useHistory({
         read: {
@@ -173,19 +170,15 @@ export class RealtimeNode {
     await this.#broker.close()
   }
 
-  /** Resolves once this node receives what is published to the user (the broker's promise, handed on: one each connect). */
+  /** Resolves once this node receives what is published to the user (the broker's promise, handed on). */
   #listen (userId: string): Promise<void> {
     return this.#broker.subscribe(this.#topics.user(userId))
   }
 
   #opened (connection: Connection): void {
-    const cluster = this.#cluster
-    if (cluster === undefined) return
-    cluster.presence.opened(connection)
-    // The hub asked for the user's channel just before adding the socket (none while the link is down).
-    const listening = cluster.listening.get(connection)
-    cluster.listening.delete(connection)
-    cluster.fencing.claim(connection, listening).catch(() => {})
+    if (this.#cluster === undefined) return
+    this.#cluster.presence.opened(connection)
+    this.#cluster.fencing.claim(connection).catch(() => {})
   }
 
   #closed (connection: Connection): void {
@@ -263,7 +256,7 @@ export class RealtimeNode {
     // while it was away were lost: relist this node's sockets as soon as the
     // link is back, not at the next maintenance tick a heartbeat interval away.
     redis.on('ready', relist)
-    return { redis, presence, fencing, listening: new WeakMap<Connection, Promise<void>>(), maintenance, relist }
+    return { redis, presence, fencing, maintenance, relist }
   }
 }
 

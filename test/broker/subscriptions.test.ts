@@ -26,6 +26,15 @@ t.test('changes within one turn of the event loop go out as one SUBSCRIBE', asyn
   t.same(calls, ['SUBSCRIBE a b c'], 'an active channel costs nothing')
 })
 
+t.test('every want of a channel not subscribed yet answers the same promise: a connect\'s announcement and its fencing wait for one SUBSCRIBE', async (t) => {
+  const { set, calls } = fakeConnection()
+  const first = set.want('u:1')
+  const second = set.want('u:1')
+  t.equal(second, first)
+  await first
+  t.same(calls, ['SUBSCRIBE u:1'])
+})
+
 t.test('with spacing, changes that come soon after a batch wait for the rest of the spacing and go out as one SUBSCRIBE', async (t) => {
   const { set, calls } = fakeConnection({ spacingMs: 300 })
   await set.want('a')

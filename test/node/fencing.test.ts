@@ -21,7 +21,6 @@ function harness () {
   const nextGeneration = 1000
   let stored = 0
   let claims = 0
-  let listens = 0
   const gates: { listen?: Promise<void>, claim?: Promise<void>, refuseRelease?: boolean } = {}
   const generations = {
     claim: async () => {
@@ -57,10 +56,7 @@ function harness () {
   const fencing = new Fencing({
     generations,
     hub,
-    listen: async () => {
-      listens++
-      await gates.listen
-    },
+    listen: async () => { await gates.listen },
     announce: async (userId, generation) => { announced.push([userId, generation]) },
     log: { warn () {}, debug (_context: unknown, message: string) { debugged.push(message) } } as unknown as FastifyBaseLogger
   })
@@ -99,7 +95,6 @@ function harness () {
     debugged,
     refuseRelease: () => { gates.refuseRelease = true },
     claims: () => claims,
-    listens: () => listens,
     holdListen: () => { const release = hold(); gates.listen = (release as unknown as { held: Promise<void> }).held; return release },
     holdClaim: () => { const release = hold(); gates.claim = (release as unknown as { held: Promise<void> }).held; return release }
   }
@@ -112,22 +107,6 @@ t.test('a claim that replaced a stored generation announces its own: the older s
   await h.fencing.claim(connection)
   t.equal(connection.generation, 1000)
   t.same(h.announced, [['u1', 1000]])
-})
-
-t.test('a claim given the node\'s own listening waits for that one and asks for none: the re-read after it finds a newer claim', async (t) => {
-  const h = harness()
-  const connection = h.open('c1', 'u1')
-  let listened: () => void = () => {}
-  const nodeListening = new Promise<void>((resolve) => { listened = resolve })
-  const claiming = h.fencing.claim(connection, nodeListening)
-  await nextTurn()
-  t.equal(connection.generation, 1000, 'claimed while the node is still subscribing')
-  // Another node's socket of the user claimed meanwhile; its announcement went unheard here.
-  h.setStored(2000)
-  listened()
-  await claiming
-  t.same(h.closes, [['c1', 4500]], 'replaced once the node listened')
-  t.equal(h.listens(), 0, 'fencing asked for no listening of its own')
 })
 
 t.test('a claim that replaced none announces nothing: every earlier socket of the user took its generation back', async (t) => {
