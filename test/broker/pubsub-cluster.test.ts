@@ -5,41 +5,19 @@
 // only start from it would never connect: the node would stay deaf to every
 // user's channel while its publishes still went out.
 import t from 'tap'
-import { Cluster, Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
 import { createPubSub } from '../../lib/broker/pubsub.js'
+import { within } from '../helpers/outage.js'
 import { OwnRedisCluster } from '../helpers/redis-cluster.js'
 import { CLUSTER_CLIENT_OPTIONS } from '../helpers/recommended-clients.js'
 
 const WAIT_MS = 10_000
 
-async function within<T> (promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing within ${WAIT_MS} ms`)), WAIT_MS) })
-  try {
-    return await Promise.race([promise, late])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-/** The port of a replica: killing it leaves every slot served, so the cluster stays up without a failover. */
-async function aReplica (cluster: OwnRedisCluster): Promise<number> {
-  for (const port of cluster.ports) {
-    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true })
-    try {
-      const [role] = await client.role() as [string]
-      if (role === 'slave') return port
-    } finally {
-      client.disconnect()
-    }
-  }
-  throw new Error('no replica')
-}
-
 t.test('a sharded subscriber made after the publisher\'s startup node died starts from the nodes the publisher knows, and receives', async (t) => {
   const cluster = await OwnRedisCluster.start({ replicas: 1 })
   t.teardown(async () => await cluster.stop())
-  const startupNode = await aReplica(cluster)
+  // A replica: killing it leaves every slot served, so the cluster stays up without a failover.
+  const [startupNode] = await cluster.replicas() as [number]
   const publisher = new Cluster([{ host: '127.0.0.1', port: startupNode }], { ...CLUSTER_CLIENT_OPTIONS })
   t.teardown(() => { publisher.disconnect() })
   await publisher.set('{u1}probe', '1')
@@ -51,7 +29,7 @@ t.test('a sharded subscriber made after the publisher\'s startup node died start
   pubsub.subscriber.on('error', () => {})
   const received = new Promise<string>((resolve) => { pubsub.onMessage((channel, message) => resolve(`${channel} ${message.toString()}`)) })
 
-  await within(pubsub.subscribe(['rt:u:{u1}']), 'SSUBSCRIBE answered')
+  await within(pubsub.subscribe(['rt:u:{u1}']), WAIT_MS, 'SSUBSCRIBE answered')
   await pubsub.publish('rt:u:{u1}', Buffer.from('hello'))
-  t.equal(await within(received, 'the message'), 'rt:u:{u1} hello')
+  t.equal(await within(received, WAIT_MS, 'the message'), 'rt:u:{u1} hello')
 })

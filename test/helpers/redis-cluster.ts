@@ -80,6 +80,16 @@ export class OwnRedisCluster {
     throw new Error(`no master serves ${key}`)
   }
 
+  /** The ports of the nodes that are replicas now (killing one leaves every slot served: no failover). */
+  async replicas (): Promise<number[]> {
+    const replicas: number[] = []
+    for (const port of this.ports) {
+      // ROLE's first line: master, slave or sentinel.
+      if ((await this.#processes.cli(port, ['ROLE'])).startsWith('slave')) replicas.push(port)
+    }
+    return replicas
+  }
+
   /** Waits until a live node other than `dead` serves `key`'s slot and the cluster is ok again; returns its port. */
   async waitForPromotion (key: string, dead: number, ms = 15_000): Promise<number> {
     const deadline = Date.now() + ms
