@@ -72,11 +72,11 @@ try {
   if (values.keep === undefined) rmSync(dir, { recursive: true, force: true })
 }
 
-/** Runs `measure(pid)` around `clients` connects to a fresh node; `extra` goes to Session.open. */
+/** Runs `before(pid)` and `after(pid)` around `clients` connects to a fresh node, after the warm-up; `extra.arm` overrides the arm, `extra.nodeArgs` adds server flags. */
 async function connects (extra, { before, after }) {
   const redis = arm.cluster ? await OwnRedis.start({ core: 1 }) : undefined
   try {
-    const session = await Session.open({ ...arm, ...extra.arm }, { redisUrl: redis?.url, runId: `cost${process.pid}`, label: 'connect-cost' })
+    const session = await Session.open({ ...arm, ...extra.arm }, { redisUrl: redis?.url, runId: `cost${process.pid}`, label: 'connect-cost', nodeArgs: extra.nodeArgs })
     try {
       await session.prepareTokens(warmup + clients)
       // Uncounted first: the connect path's code compiled and its pools and maps grown, as on a node that has run a while.
@@ -114,20 +114,13 @@ async function instructionsPerConnect (run) {
 async function allocationsPerConnect (run) {
   const out = join(dir, `allocations-${run}.json`)
   const sampler = fileURLToPath(new URL('lib/allocation-sampler.js', import.meta.url))
-  const previous = process.env.BENCH_SERVER_NODE_ARGS
-  process.env.BENCH_SERVER_NODE_ARGS = `${previous ?? ''} --import=${sampler}`
+  // Read by the sampler in the server, which inherits this process's environment.
   process.env.ALLOCATION_PROFILE = out
-  let opened
-  try {
-    // The second SIGUSR2 writes the profile; the node is stopped only once it is there.
-    opened = await connects({}, {
-      before: async (pid) => { process.kill(pid, 'SIGUSR2'); await sleep(SETTLE_MS) },
-      after: async (pid) => { process.kill(pid, 'SIGUSR2'); await waitForFile(out) }
-    })
-  } finally {
-    if (previous === undefined) delete process.env.BENCH_SERVER_NODE_ARGS
-    else process.env.BENCH_SERVER_NODE_ARGS = previous
-  }
+  // The second SIGUSR2 writes the profile; the node is stopped only once it is there.
+  const opened = await connects({ nodeArgs: [`--import=${sampler}`] }, {
+    before: async (pid) => { process.kill(pid, 'SIGUSR2'); await sleep(SETTLE_MS) },
+    after: async (pid) => { process.kill(pid, 'SIGUSR2'); await waitForFile(out) }
+  })
   const { total, byFunction } = allocationsByFunction(JSON.parse(readFileSync(out, 'utf8')))
   const top = [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, TOP_FUNCTIONS)
   return [

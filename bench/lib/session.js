@@ -20,10 +20,11 @@ export class Session {
    * destroy them all (the reconnect storm; elsewhere the tracking would add
    * its bytes to the idle heap the memory scenario measures);
    * `fileLimit`: every process's open-file limit raised to it (the scale
-   * scenario's 15,000 sockets). An arm with `runtime` (Bun) runs its server
-   * script under that executable.
+   * scenario's 15,000 sockets); `nodeArgs`: more flags for the Node servers
+   * (bench/connect-cost.js loads its allocation sampler so). An arm with
+   * `runtime` (Bun) runs its server script under that executable.
    */
-  static async open (arm, { redisUrl, runId, profileDir, label, history = false, handshakesPerSecond = 0, droppable = false, fileLimit }) {
+  static async open (arm, { redisUrl, runId, profileDir, label, history = false, handshakesPerSecond = 0, droppable = false, fileLimit, nodeArgs: extraNodeArgs = [] }) {
     const keyPrefix = `bench:${runId}:${++sessions}:`
     const servers = []
     for (let node = 0; node < arm.nodes; node++) {
@@ -33,7 +34,7 @@ export class Session {
       if (droppable) args.push('--droppable')
       // --cpu-prof writes the profile when the server exits (it exits on `shutdown`).
       const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${label}-node${node}.cpuprofile`]
-      nodeArgs.push(...flagsFromEnv('BENCH_SERVER_NODE_ARGS'))
+      nodeArgs.push(...flagsFromEnv('BENCH_SERVER_NODE_ARGS'), ...extraNodeArgs)
       servers.push(new Child(benchDir + arm.script, args, { core: 0, name: `${arm.id}#${node}`, nodeArgs: arm.runtime === undefined ? nodeArgs : [], runtime: arm.runtime, fileLimit }))
     }
     const loadgenArgs = [...LOADGEN_NODE_ARGS, ...flagsFromEnv('BENCH_LOADGEN_NODE_ARGS')]
